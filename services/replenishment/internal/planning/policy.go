@@ -1,0 +1,154 @@
+package planning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stockcast/stockcast/pkg/replenish"
+)
+
+// ErrInvalidArgument marks a request the caller must fix.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// Scope is what a policy applies to: a series (sku and location), a
+// location's default (empty sku) or the global default (both empty).
+type Scope struct {
+	SKU      string
+	Location string
+}
+
+// Source says where an effective policy came from.
+type Source string
+
+// Sources, most specific first.
+const (
+	SourceSeries   Source = "series"
+	SourceLocation Source = "location"
+	SourceGlobal   Source = "global"
+	SourceBuiltIn  Source = "built-in"
+)
+
+// Validate rejects scopes that no lookup would ever reach.
+func (s Scope) Validate() error {
+	if s.SKU != "" && s.Location == "" {
+		return fmt.Errorf("%w: sku %q without a location: policies are per series, per location or global", ErrInvalidArgument, s.SKU)
+	}
+	if strings.Contains(s.SKU, "|") || strings.Contains(s.Location, "|") {
+		return fmt.Errorf("%w: sku %q or location %q contains the series separator |", ErrInvalidArgument, s.SKU, s.Location)
+	}
+	return nil
+}
+
+// source is the level a stored policy of this scope has.
+func (s Scope) source() Source {
+	switch {
+	case s.SKU != "":
+		return SourceSeries
+	case s.Location != "":
+		return SourceLocation
+	default:
+		return SourceGlobal
+	}
+}
+
+// fallbacks lists the scopes to look up for s, most specific first.
+func (s Scope) fallbacks() []Scope {
+	switch s.source() {
+	case SourceSeries:
+		return []Scope{s, {Location: s.Location}, {}}
+	case SourceLocation:
+		return []Scope{s, {}}
+	default:
+		return []Scope{{}}
+	}
+}
+
+// EffectivePolicy is the policy in force for a scope and the scope it was
+// stored under (empty for the built-in default).
+type EffectivePolicy struct {
+	replenish.Policy
+	From   Scope
+	Source Source
+}
+
+// PolicyStore keeps policies by scope.
+type PolicyStore interface {
+	// Lookup returns the stored policies of the scopes; missing ones are absent.
+	Lookup(ctx context.Context, scopes []Scope) (map[Scope]replenish.Policy, error)
+	Save(ctx context.Context, scope Scope, p replenish.Policy) error
+}
+
+// Policies resolves and changes policies: series > location > global >
+// built-in. A stored policy is complete; there is no field-by-field merge,
+// so what GetPolicy shows is exactly what decisions use.
+type Policies struct {
+	store   PolicyStore
+	builtIn replenish.Policy
+}
+
+// NewPolicies returns policies backed by store, falling back to builtIn.
+func NewPolicies(store PolicyStore, builtIn replenish.Policy) (*Policies, error) {
+	if err := builtIn.Validate(); err != nil {
+		return nil, fmt.Errorf("built-in policy: %w", err)
+	}
+	return &Policies{store: store, builtIn: builtIn}, nil
+}
+
+// Effective returns the policy in force for scope.
+func (p *Policies) Effective(ctx context.Context, scope Scope) (EffectivePolicy, error) {
+	if err := scope.Validate(); err != nil {
+		return EffectivePolicy{}, err
+	}
+	all, err := p.EffectiveAll(ctx, []Scope{scope})
+	if err != nil {
+		return EffectivePolicy{}, err
+	}
+	return all[scope], nil
+}
+
+// EffectiveAll resolves many scopes with one store lookup.
+func (p *Policies) EffectiveAll(ctx context.Context, scopes []Scope) (map[Scope]EffectivePolicy, error) {
+	seen := make(map[Scope]bool)
+	var lookup []Scope
+	for _, s := range scopes {
+		for _, f := range s.fallbacks() {
+			if !seen[f] {
+				seen[f] = true
+				lookup = append(lookup, f)
+			}
+		}
+	}
+	stored, err := p.store.Lookup(ctx, lookup)
+	if err != nil {
+		return nil, fmt.Errorf("look up policies: %w", err)
+	}
+	out := make(map[Scope]EffectivePolicy, len(scopes))
+	for _, s := range scopes {
+		eff := EffectivePolicy{Policy: p.builtIn, Source: SourceBuiltIn}
+		for _, f := range s.fallbacks() {
+			if pol, ok := stored[f]; ok {
+				eff = EffectivePolicy{Policy: pol, From: f, Source: f.source()}
+				break
+			}
+		}
+		out[s] = eff
+	}
+	return out, nil
+}
+
+// Set validates and stores the policy of a scope; it applies from the next
+// event of the series on.
+func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.Policy) error {
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	if err := pol.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	if err := p.store.Save(ctx, scope, pol); err != nil {
+		return fmt.Errorf("save policy of %q/%q: %w", scope.SKU, scope.Location, err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+)
+
+// PolicyKey is where the policy of a scope lives: "stockcast:policy:sku|location",
+// with sku empty for a location default and both empty for the global one.
+func PolicyKey(s planning.Scope) string { return "stockcast:policy:" + seriesKey(s) }
+
+// Policies keeps one JSON string per scope in Redis.
+type Policies struct {
+	rdb redis.Cmdable
+}
+
+var _ planning.PolicyStore = (*Policies)(nil)
+
+// NewPolicies returns the Redis policy store.
+func NewPolicies(rdb redis.Cmdable) *Policies { return &Policies{rdb: rdb} }
+
+// policyJSON is the stored form of a policy; field names are part of the
+// Redis layout, so they do not follow Go renames.
+type policyJSON struct {
+	SKU              string  `json:"sku,omitempty"`
+	Location         string  `json:"location,omitempty"`
+	Source           string  `json:"source,omitempty"`
+	ServiceLevel     float64 `json:"service_level"`
+	LeadTimeDays     int     `json:"lead_time_days"`
+	ReviewPeriodDays int     `json:"review_period_days"`
+	MOQ              float64 `json:"moq"`
+	PackSize         float64 `json:"pack_size"`
+	MaxOrder         float64 `json:"max_order"`
+	OrderCoverDays   int     `json:"order_cover_days"`
+}
+
+func toJSON(p replenish.Policy) policyJSON {
+	return policyJSON{
+		ServiceLevel: p.ServiceLevel, LeadTimeDays: p.LeadTimeDays, ReviewPeriodDays: p.ReviewPeriodDays,
+		MOQ: p.MOQ, PackSize: p.PackSize, MaxOrder: p.MaxOrder, OrderCoverDays: p.OrderCoverDays,
+	}
+}
+
+func (j policyJSON) policy() replenish.Policy {
+	return replenish.Policy{
+		ServiceLevel: j.ServiceLevel, LeadTimeDays: j.LeadTimeDays, ReviewPeriodDays: j.ReviewPeriodDays,
+		MOQ: j.MOQ, PackSize: j.PackSize, MaxOrder: j.MaxOrder, OrderCoverDays: j.OrderCoverDays,
+	}
+}
+
+// Lookup reads the scopes' policies in one pipeline (no MGET: the keys may
+// live in different cluster slots).
+func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[planning.Scope]replenish.Policy, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(scopes))
+	for i, sc := range scopes {
+		cmds[i] = pipe.Get(ctx, PolicyKey(sc))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read %d policies: %w", len(scopes), err)
+	}
+	out := make(map[planning.Scope]replenish.Policy)
+	for i, cmd := range cmds {
+		raw, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read policy %s: %w", PolicyKey(scopes[i]), err)
+		}
+		var j policyJSON
+		if err := json.Unmarshal([]byte(raw), &j); err != nil {
+			return nil, fmt.Errorf("decode policy %s: %w", PolicyKey(scopes[i]), err)
+		}
+		out[scopes[i]] = j.policy()
+	}
+	return out, nil
+}
+
+// Save replaces the policy of a scope.
+func (s *Policies) Save(ctx context.Context, scope planning.Scope, p replenish.Policy) error {
+	raw, err := json.Marshal(toJSON(p))
+	if err != nil {
+		return fmt.Errorf("encode policy: %w", err)
+	}
+	if err := s.rdb.Set(ctx, PolicyKey(scope), raw, 0).Err(); err != nil {
+		return fmt.Errorf("write policy %s: %w", PolicyKey(scope), err)
+	}
+	return nil
+}
+
+// encodeEffective is how a decision's policy is recorded in the event marker.
+func encodeEffective(e planning.EffectivePolicy) string {
+	j := toJSON(e.Policy)
+	j.SKU, j.Location, j.Source = e.From.SKU, e.From.Location, string(e.Source)
+	raw, _ := json.Marshal(j) // plain numbers and strings: cannot fail
+	return string(raw)
+}
+
+func decodeEffective(raw string) (planning.EffectivePolicy, error) {
+	var j policyJSON
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return planning.EffectivePolicy{}, fmt.Errorf("decode recorded policy: %w", err)
+	}
+	return planning.EffectivePolicy{
+		Policy: j.policy(),
+		From:   planning.Scope{SKU: j.SKU, Location: j.Location},
+		Source: planning.Source(j.Source),
+	}, nil
+}

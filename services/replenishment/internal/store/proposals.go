@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+)
+
+// ProposalsTable is created at start. ReplacingMergeTree(version) by
+// proposal_id makes re-inserting a redelivered proposal harmless (read with
+// FINAL); version 1 is "as proposed", so a later status change written with a
+// higher version survives a replay. decided_at_ns keeps the exact decision
+// time (no DateTime64 on ClickHouse 18.16) and orders the listing.
+const ProposalsTable = `CREATE TABLE IF NOT EXISTS proposals (
+	proposal_id String,
+	series_key String,
+	sku String,
+	location String,
+	event_id String,
+	forecast_id String,
+	decided_at DateTime,
+	decided_at_ns Int64,
+	reason String,
+	quantity Float64,
+	unconstrained_quantity Float64,
+	reorder_point Float64,
+	order_up_to Float64,
+	inventory_position Float64,
+	on_hand Float64,
+	on_order Float64,
+	backorders Float64,
+	safety_stock Float64,
+	expected_lead_time_demand Float64,
+	policy_sku String,
+	policy_location String,
+	policy_service_level Float64,
+	policy_lead_time_days Int32,
+	policy_review_period_days Int32,
+	policy_moq Float64,
+	policy_pack_size Float64,
+	policy_max_order Float64,
+	policy_order_cover_days Int32,
+	projected_stockout_day String,
+	expected_arrival_day String,
+	status String,
+	decision_seq Int64,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY proposal_id`
+
+// proposalColumns in insert and select order.
+const proposalColumns = `proposal_id, series_key, sku, location, event_id, forecast_id, decided_at, decided_at_ns,
+	reason, quantity, unconstrained_quantity, reorder_point, order_up_to, inventory_position,
+	on_hand, on_order, backorders, safety_stock, expected_lead_time_demand,
+	policy_sku, policy_location, policy_service_level, policy_lead_time_days, policy_review_period_days,
+	policy_moq, policy_pack_size, policy_max_order, policy_order_cover_days,
+	projected_stockout_day, expected_arrival_day, status, decision_seq`
+
+// proposedVersion is the row version of a proposal as decided.
+const proposedVersion = 1
+
+// Proposals keeps proposals in ClickHouse.
+type Proposals struct {
+	conn driver.Conn
+}
+
+// NewProposals returns the ClickHouse proposal store; the table must exist
+// (chx.Migrate with ProposalsTable).
+func NewProposals(conn driver.Conn) *Proposals { return &Proposals{conn: conn} }
+
+// Save inserts proposals in one batch.
+func (s *Proposals) Save(ctx context.Context, props []*replenishmentv1.Proposal) error {
+	if len(props) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO proposals ("+proposalColumns+", version)")
+	if err != nil {
+		return fmt.Errorf("prepare proposals insert: %w", err)
+	}
+	defer func() { _ = batch.Abort() }()
+	for _, p := range props {
+		at := p.GetDecidedAt().AsTime()
+		pol := p.GetPolicy()
+		err := batch.Append(
+			p.GetProposalId(), p.GetSeriesKey(), p.GetSku(), p.GetLocation(), p.GetEventId(), p.GetForecastId(),
+			at, at.UnixNano(),
+			p.GetReason().String(), p.GetQuantity(), p.GetUnconstrainedQuantity(), p.GetReorderPoint(), p.GetOrderUpTo(),
+			p.GetInventoryPosition(), p.GetOnHand(), p.GetOnOrder(), p.GetBackorders(), p.GetSafetyStock(),
+			p.GetExpectedLeadTimeDemand(),
+			pol.GetSku(), pol.GetLocation(), pol.GetServiceLevel(), pol.GetLeadTimeDays(), pol.GetReviewPeriodDays(),
+			pol.GetMoq(), pol.GetPackSize(), pol.GetMaxOrder(), pol.GetOrderCoverDays(),
+			p.GetProjectedStockoutDay(), p.GetExpectedArrivalDay(), p.GetStatus().String(), p.GetDecisionSeq(),
+			uint64(proposedVersion),
+		)
+		if err != nil {
+			return fmt.Errorf("append proposal %s: %w", p.GetProposalId(), err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d proposals: %w", len(props), err)
+	}
+	return nil
+}
+
+// Filter selects proposals; empty fields match anything.
+type Filter struct {
+	SKU      string
+	Location string
+	Status   replenishmentv1.ProposalStatus
+}
+
+// ErrInvalidPageToken is a page token this store did not issue.
+var ErrInvalidPageToken = errors.New("invalid page token")
+
+// List returns up to pageSize proposals matching f, newest decision first
+// (ties by proposal id), after the position in pageToken; next is empty on
+// the last page.
+func (s *Proposals) List(ctx context.Context, f Filter, pageSize int, pageToken string) (props []*replenishmentv1.Proposal, next string, err error) {
+	var where []string
+	var args []any
+	if f.SKU != "" {
+		where, args = append(where, "sku = ?"), append(args, f.SKU)
+	}
+	if f.Location != "" {
+		where, args = append(where, "location = ?"), append(args, f.Location)
+	}
+	if f.Status != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_UNSPECIFIED {
+		where, args = append(where, "status = ?"), append(args, f.Status.String())
+	}
+	if pageToken != "" {
+		ns, id, err := decodePageToken(pageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		// Tuple comparison is spelled out: 18.16 does not compare tuples.
+		where = append(where, "(decided_at_ns < ? OR (decided_at_ns = ? AND proposal_id < ?))")
+		args = append(args, ns, ns, id)
+	}
+	q := "SELECT " + proposalColumns + " FROM proposals FINAL"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	// One row more than asked says whether there is a next page.
+	q += " ORDER BY decided_at_ns DESC, proposal_id DESC LIMIT " + strconv.Itoa(pageSize+1)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("query proposals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanProposal(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		props = append(props, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("read proposals: %w", err)
+	}
+	if len(props) > pageSize {
+		props = props[:pageSize]
+		last := props[len(props)-1]
+		next = encodePageToken(last.GetDecidedAt().AsTime().UnixNano(), last.GetProposalId())
+	}
+	return props, next, nil
+}
+
+func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
+	var (
+		p                                 replenishmentv1.Proposal
+		pol                               replenishmentv1.Policy
+		decidedAt                         time.Time
+		decidedNs                         int64
+		reason, status                    string
+		leadTime, reviewPeriod, coverDays int32
+	)
+	err := rows.Scan(
+		&p.ProposalId, &p.SeriesKey, &p.Sku, &p.Location, &p.EventId, &p.ForecastId, &decidedAt, &decidedNs,
+		&reason, &p.Quantity, &p.UnconstrainedQuantity, &p.ReorderPoint, &p.OrderUpTo, &p.InventoryPosition,
+		&p.OnHand, &p.OnOrder, &p.Backorders, &p.SafetyStock, &p.ExpectedLeadTimeDemand,
+		&pol.Sku, &pol.Location, &pol.ServiceLevel, &leadTime, &reviewPeriod,
+		&pol.Moq, &pol.PackSize, &pol.MaxOrder, &coverDays,
+		&p.ProjectedStockoutDay, &p.ExpectedArrivalDay, &status, &p.DecisionSeq,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("scan proposal: %w", err)
+	}
+	pol.LeadTimeDays, pol.ReviewPeriodDays, pol.OrderCoverDays = leadTime, reviewPeriod, coverDays
+	p.Policy = &pol
+	p.DecidedAt = timestamppb.New(time.Unix(0, decidedNs).UTC())
+	p.Reason = replenishmentv1.ProposalReason(replenishmentv1.ProposalReason_value[reason])
+	p.Status = replenishmentv1.ProposalStatus(replenishmentv1.ProposalStatus_value[status])
+	return &p, nil
+}
+
+// Page tokens are opaque to callers: base64 of "decided_at_ns/proposal_id".
+func encodePageToken(ns int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ns, 10) + "/" + id))
+}
+
+func decodePageToken(tok string) (int64, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: %w", ErrInvalidPageToken, err)
+	}
+	nsText, id, ok := strings.Cut(string(raw), "/")
+	ns, err := strconv.ParseInt(nsText, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, "", fmt.Errorf("%w: %q", ErrInvalidPageToken, raw)
+	}
+	return ns, id, nil
+}

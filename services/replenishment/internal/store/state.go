@@ -1,0 +1,150 @@
+// Package store holds the replenishment service's adapters: the inventory
+// state and policies in Redis, proposals in ClickHouse.
+package store
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+)
+
+//go:embed state.lua
+var stateLua string
+
+// StateKey is the hash of a series' inventory position and decision state.
+func StateKey(seriesKey string) string { return "stockcast:r:{" + seriesKey + "}" }
+
+// SeenKey marks an event as applied to a series and records its outcome.
+func SeenKey(seriesKey, eventID string) string { return StateKey(seriesKey) + ":seen:" + eventID }
+
+// State keeps inventory positions in Redis, one hash per series, changed by
+// one Lua script per event.
+type State struct {
+	rdb    redis.Cmdable
+	script *redis.Script
+	ttl    time.Duration
+}
+
+var _ planning.StateStore = (*State)(nil)
+
+// NewState returns the state store; seenTTL is how long an applied event is
+// remembered (a redelivery after that would apply it again).
+func NewState(rdb redis.Cmdable, seenTTL time.Duration) *State {
+	return &State{rdb: rdb, script: redis.NewScript(stateLua), ttl: seenTTL}
+}
+
+// Apply runs the steps' scripts in one pipeline, in order. Each script is
+// atomic and idempotent, so after an error the caller may retry all steps.
+func (s *State) Apply(ctx context.Context, steps []planning.Step) ([]planning.Outcome, error) {
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	cmds, err := s.run(ctx, steps)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis lost its script cache (restart, failover): load and run again;
+		// the steps that did apply return their recorded outcomes.
+		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("load state script: %w", err)
+		}
+		cmds, err = s.run(ctx, steps)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply %d events to inventory state: %w", len(steps), err)
+	}
+	out := make([]planning.Outcome, len(steps))
+	for i, cmd := range cmds {
+		o, err := parseOutcome(cmd.Val())
+		if err != nil {
+			return nil, fmt.Errorf("read outcome of event %s of %s: %w", steps[i].EventID, seriesKey(steps[i].Series), err)
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(steps))
+	ttl := strconv.FormatInt(int64(max(s.ttl, time.Second)/time.Second), 10)
+	for i, st := range steps {
+		key := seriesKey(st.Series)
+		rop := ""
+		if st.HasReorderPoint {
+			rop = formatFloat(st.ReorderPoint)
+		}
+		cmds[i] = s.script.EvalSha(ctx, pipe, []string{StateKey(key), SeenKey(key, st.EventID)},
+			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
+			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID)
+	}
+	_, err := pipe.Exec(ctx)
+	return cmds, err
+}
+
+// Position reads a series' current position, for tests and operators.
+func (s *State) Position(ctx context.Context, sku, location string) (replenish.Position, error) {
+	vals, err := s.rdb.HMGet(ctx, StateKey(seriesKey(planning.Scope{SKU: sku, Location: location})),
+		"on_hand", "on_order", "backorders").Result()
+	if err != nil {
+		return replenish.Position{}, fmt.Errorf("read position of %s|%s: %w", sku, location, err)
+	}
+	var nums [3]float64
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		if nums[i], err = strconv.ParseFloat(v.(string), 64); err != nil {
+			return replenish.Position{}, fmt.Errorf("read position of %s|%s: %w", sku, location, err)
+		}
+	}
+	return replenish.Position{OnHand: nums[0], OnOrder: nums[1], Backorders: nums[2]}, nil
+}
+
+func seriesKey(s planning.Scope) string { return s.SKU + "|" + s.Location }
+
+// formatFloat is the shortest text that parses back to x exactly.
+func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+// parseOutcome reads the script's reply {replayed, field, value, ...}.
+func parseOutcome(v any) (planning.Outcome, error) {
+	reply, ok := v.([]any)
+	if !ok || len(reply) == 0 || len(reply)%2 != 1 {
+		return planning.Outcome{}, fmt.Errorf("unexpected script reply %v", v)
+	}
+	replayed, _ := reply[0].(int64)
+	fields := make(map[string]string, len(reply)/2)
+	for i := 1; i+1 < len(reply); i += 2 {
+		k, _ := reply[i].(string)
+		val, _ := reply[i+1].(string)
+		fields[k] = val
+	}
+	var o planning.Outcome
+	var err error
+	num := func(name string) float64 {
+		if err != nil {
+			return 0
+		}
+		var x float64
+		if x, err = strconv.ParseFloat(fields[name], 64); err != nil {
+			err = fmt.Errorf("field %s: %w", name, err)
+		}
+		return x
+	}
+	o.Replayed = replayed == 1
+	o.Position = replenish.Position{OnHand: num("on_hand"), OnOrder: num("on_order"), Backorders: num("backorders")}
+	o.DecisionSeq = int64(num("decision_seq"))
+	o.Crossed = fields["crossed"] == "1"
+	if o.Crossed {
+		o.ReorderPoint = num("reorder_point")
+		if err == nil {
+			o.Policy, err = decodeEffective(fields["policy"])
+		}
+	}
+	return o, err
+}
