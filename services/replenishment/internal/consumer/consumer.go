@@ -1,0 +1,145 @@
+// Package consumer is the replenishment service's Kafka handler: decode
+// forecasts.v1 records, plan, then make the effects durable in order:
+// Redis state (by the planner) -> ClickHouse proposals -> replenishment.v1.
+// Only after this returns nil does the Kafka consumer commit.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
+
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/pkg/kafkax"
+	"github.com/stockcast/stockcast/pkg/topics"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+)
+
+// Service is the name written into DLQ records.
+const Service = "replenishment"
+
+// ReasonUndecodable marks a record that is not a ForecastEvent.
+const ReasonUndecodable = "undecodable"
+
+// Planner applies events and decides.
+type Planner interface {
+	Plan(ctx context.Context, events []planning.Event) (planning.Result, error)
+}
+
+// ProposalStore makes proposals durable.
+type ProposalStore interface {
+	Save(ctx context.Context, props []*replenishmentv1.Proposal) error
+}
+
+// Producer publishes records and waits for their acks.
+type Producer interface {
+	Produce(ctx context.Context, recs ...*kgo.Record) error
+}
+
+// Handler handles forecasts.v1 records.
+type Handler struct {
+	planner   Planner
+	proposals ProposalStore
+	producer  Producer
+	log       *slog.Logger
+	ins       instruments
+}
+
+var _ kafkax.Handler = (*Handler)(nil)
+
+type instruments struct {
+	proposals metric.Int64Counter
+	undecided metric.Int64Counter
+	replayed  metric.Int64Counter
+}
+
+// NewHandler returns the handler.
+func NewHandler(planner Planner, proposals ProposalStore, producer Producer, meter metric.Meter, log *slog.Logger) (*Handler, error) {
+	var ins instruments
+	var err error
+	if ins.proposals, err = meter.Int64Counter("stockcast.replenishment.proposals",
+		metric.WithDescription("Proposals published, redeliveries included.")); err != nil {
+		return nil, fmt.Errorf("create proposals counter: %w", err)
+	}
+	if ins.undecided, err = meter.Int64Counter("stockcast.replenishment.undecided",
+		metric.WithDescription("Events applied without a decision: the forecast does not cover the policy.")); err != nil {
+		return nil, fmt.Errorf("create undecided counter: %w", err)
+	}
+	if ins.replayed, err = meter.Int64Counter("stockcast.replenishment.replayed",
+		metric.WithDescription("Events seen again (redelivery or replay): state unchanged.")); err != nil {
+		return nil, fmt.Errorf("create replayed counter: %w", err)
+	}
+	return &Handler{planner: planner, proposals: proposals, producer: producer, log: log, ins: ins}, nil
+}
+
+// Handle processes one partition's records in order. An error means a store
+// or the broker failed; the whole batch is retried, which is safe because
+// every effect is idempotent by event id.
+func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
+	events := make([]planning.Event, 0, len(recs))
+	var dlq []*kgo.Record
+	for _, r := range recs {
+		ev, err := decode(r)
+		var invalid *planning.InvalidEventError
+		if errors.As(err, &invalid) {
+			h.log.Warn("rejected record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+				"reason", invalid.Reason, "err", invalid.Detail)
+			dlq = append(dlq, kafkax.DLQRecord(r, Service, invalid.Reason, invalid.Detail))
+			continue
+		}
+		events = append(events, ev)
+	}
+
+	res, err := h.planner.Plan(ctx, events)
+	if err != nil {
+		return fmt.Errorf("plan %d events: %w", len(events), err)
+	}
+	if err := h.proposals.Save(ctx, res.Proposals); err != nil {
+		return fmt.Errorf("save proposals: %w", err)
+	}
+	out := dlq
+	for _, p := range res.Proposals {
+		rec, err := proposalRecord(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+		h.log.Info("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
+			"quantity", p.GetQuantity(), "decision_seq", p.GetDecisionSeq())
+	}
+	if err := h.producer.Produce(ctx, out...); err != nil {
+		return fmt.Errorf("publish %d proposals and %d rejects: %w", len(res.Proposals), len(dlq), err)
+	}
+	h.ins.proposals.Add(ctx, int64(len(res.Proposals)))
+	h.ins.undecided.Add(ctx, int64(res.Undecided))
+	h.ins.replayed.Add(ctx, int64(res.Replayed))
+	return nil
+}
+
+func decode(r *kgo.Record) (planning.Event, error) {
+	var ev forecastv1.ForecastEvent
+	if err := proto.Unmarshal(r.Value, &ev); err != nil {
+		return planning.Event{}, &planning.InvalidEventError{Reason: ReasonUndecodable, Detail: "not a ForecastEvent: " + err.Error()}
+	}
+	return planning.NewEvent(&ev)
+}
+
+func proposalRecord(p *replenishmentv1.Proposal) (*kgo.Record, error) {
+	value, err := proto.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode proposal %s: %w", p.GetProposalId(), err)
+	}
+	return &kgo.Record{
+		Topic:   topics.Proposals,
+		Key:     []byte(p.GetSeriesKey()),
+		Value:   value,
+		Headers: []kgo.RecordHeader{{Key: topics.HeaderEventID, Value: []byte(p.GetEventId())}},
+	}, nil
+}

@@ -1,0 +1,108 @@
+// Package grpcapi serves ReplenishmentService: policies and proposals.
+// Domain errors become gRPC codes here and nowhere else.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+	"github.com/stockcast/stockcast/services/replenishment/internal/store"
+)
+
+// Page sizes of ListProposals.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Policies reads and changes policies.
+type Policies interface {
+	Effective(ctx context.Context, scope planning.Scope) (planning.EffectivePolicy, error)
+	Set(ctx context.Context, scope planning.Scope, p replenish.Policy) error
+}
+
+// Proposals lists proposals.
+type Proposals interface {
+	List(ctx context.Context, f store.Filter, pageSize int, pageToken string) ([]*replenishmentv1.Proposal, string, error)
+}
+
+// Server implements replenishmentv1.ReplenishmentServiceServer.
+type Server struct {
+	replenishmentv1.UnimplementedReplenishmentServiceServer
+	policies  Policies
+	proposals Proposals
+}
+
+var _ replenishmentv1.ReplenishmentServiceServer = (*Server)(nil)
+
+// NewServer returns the service.
+func NewServer(policies Policies, proposals Proposals) *Server {
+	return &Server{policies: policies, proposals: proposals}
+}
+
+// GetPolicy returns the policy in force for a series (or a location, or
+// globally) and where it came from. The returned policy names the scope it
+// is stored under, so it can be sent back to SetPolicy unchanged.
+func (s *Server) GetPolicy(ctx context.Context, req *replenishmentv1.GetPolicyRequest) (*replenishmentv1.GetPolicyResponse, error) {
+	eff, err := s.policies.Effective(ctx, planning.Scope{SKU: req.GetSku(), Location: req.GetLocation()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &replenishmentv1.GetPolicyResponse{
+		Policy: planning.PolicyToProto(eff.From, eff.Policy),
+		Source: string(eff.Source),
+	}, nil
+}
+
+// SetPolicy validates and stores a policy; the next event of each series it
+// covers decides with it.
+func (s *Server) SetPolicy(ctx context.Context, req *replenishmentv1.SetPolicyRequest) (*replenishmentv1.SetPolicyResponse, error) {
+	if req.GetPolicy() == nil {
+		return nil, status.Error(codes.InvalidArgument, "policy is required")
+	}
+	scope, pol := planning.PolicyFromProto(req.GetPolicy())
+	if err := s.policies.Set(ctx, scope, pol); err != nil {
+		return nil, toStatus(err)
+	}
+	return &replenishmentv1.SetPolicyResponse{Policy: planning.PolicyToProto(scope, pol)}, nil
+}
+
+// ListProposals lists proposals newest first, filtered and paged.
+func (s *Server) ListProposals(ctx context.Context, req *replenishmentv1.ListProposalsRequest) (*replenishmentv1.ListProposalsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d: must not be negative", size)
+	case size == 0:
+		size = DefaultPageSize
+	case size > MaxPageSize:
+		size = MaxPageSize
+	}
+	filter := store.Filter{SKU: req.GetSku(), Location: req.GetLocation(), Status: req.GetStatus()}
+	props, next, err := s.proposals.List(ctx, filter, size, req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &replenishmentv1.ListProposalsResponse{Proposals: props, NextPageToken: next}, nil
+}
+
+func toStatus(err error) error {
+	switch {
+	case errors.Is(err, planning.ErrInvalidArgument), errors.Is(err, store.ErrInvalidPageToken):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	default:
+		// A store is down or failing: the caller may retry.
+		return status.Error(codes.Unavailable, err.Error())
+	}
+}
