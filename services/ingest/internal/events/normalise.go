@@ -90,6 +90,28 @@ type Normalised struct {
 	Catalog   *CatalogRow
 }
 
+// Rows are the history rows of one batch, per table.
+type Rows struct {
+	Orders    []*OrderLineRow
+	Inventory []*InventoryRow
+	Catalog   []*CatalogRow
+}
+
+// Add appends the row of n.
+func (r *Rows) Add(n Normalised) {
+	switch {
+	case n.Order != nil:
+		r.Orders = append(r.Orders, n.Order)
+	case n.Inventory != nil:
+		r.Inventory = append(r.Inventory, n.Inventory)
+	case n.Catalog != nil:
+		r.Catalog = append(r.Catalog, n.Catalog)
+	}
+}
+
+// Len is the number of rows of all tables.
+func (r *Rows) Len() int { return len(r.Orders) + len(r.Inventory) + len(r.Catalog) }
+
 // Normaliser maps accepted events to history rows and DemandEvents.
 type Normaliser struct {
 	nonProduct map[string]bool

@@ -1,0 +1,329 @@
+// Package ingesting is ingest's batch logic: screen raw events (validate,
+// de-duplicate), write the accepted ones to history, publish their
+// DemandEvents and the rejects, and only then remember the accepted ids.
+// The stores and the broker are behind the small interfaces below.
+package ingesting
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/stockcast/stockcast/pkg/telemetry"
+	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
+	"github.com/stockcast/stockcast/services/ingest/internal/events"
+)
+
+// SeenStore remembers the content hash of accepted event ids.
+type SeenStore interface {
+	Lookup(ctx context.Context, ids []string) (map[string]string, error)
+	Remember(ctx context.Context, hashes map[string]string) error
+}
+
+// HistoryWriter stores the rows of accepted events; writing the same rows
+// twice must be harmless.
+type HistoryWriter interface {
+	Write(ctx context.Context, rows events.Rows) error
+}
+
+// Outputs publishes what a consumed batch produced: the DemandEvents, and
+// the rejected records (by index in the batch) to their dead-letter
+// topics. It returns once everything is acknowledged.
+type Outputs interface {
+	Publish(ctx context.Context, demand []*demandv1.DemandEvent, rejected []Rejected) error
+}
+
+// RawOutputs publishes what a pushed request produced: the accepted events
+// to their raw topics and the rejected ones to the dead-letter topics.
+type RawOutputs interface {
+	PublishRaw(ctx context.Context, accepted []events.Event, rejected []RejectedEvent) error
+}
+
+// Raw is one record read from a raw topic.
+type Raw struct {
+	Source      events.Source
+	ContentType string
+	Value       []byte
+}
+
+// Rejected is a rejected record of a consumed batch.
+type Rejected struct {
+	Index   int // in the batch
+	EventID string
+	events.Rejection
+}
+
+// RejectedEvent is a rejected event of a pushed request.
+type RejectedEvent struct {
+	Index int // in the request
+	Event events.Event
+	events.Rejection
+}
+
+// Outcome is what becomes of one event.
+type Outcome int
+
+const (
+	OutcomeAccepted  Outcome = iota + 1
+	OutcomeDuplicate // same id and content as an event accepted before: dropped
+	OutcomeRejected  // see Verdict.Rejection
+)
+
+// Verdict is the screening result of one event.
+type Verdict struct {
+	Outcome   Outcome
+	Event     events.Event // zero when undecodable
+	Hash      string       // content hash, for accepted and duplicate events
+	Rejection *events.Rejection
+}
+
+// Summary counts the outcomes of a batch or request.
+type Summary struct {
+	Accepted, Duplicates, Rejected, NonDemand int
+}
+
+// Service screens and ingests raw events.
+type Service struct {
+	norm    *events.Normaliser
+	seen    SeenStore
+	history HistoryWriter
+	now     func() time.Time
+	log     *slog.Logger
+	tracer  trace.Tracer
+
+	accepted   metric.Int64Counter
+	duplicates metric.Int64Counter
+	nonDemand  metric.Int64Counter
+}
+
+// NewService wires the logic to its stores. now is the clock events are
+// validated and stamped with.
+func NewService(norm *events.Normaliser, seen SeenStore, history HistoryWriter, tel *telemetry.Telemetry, now func() time.Time) (*Service, error) {
+	const scope = "github.com/stockcast/stockcast/services/ingest/internal/ingesting"
+	m := tel.Meter.Meter(scope)
+	s := &Service{norm: norm, seen: seen, history: history, now: now, log: tel.Logger, tracer: tel.Tracer.Tracer(scope)}
+	var err error
+	if s.accepted, err = m.Int64Counter("stockcast.ingest.accepted",
+		metric.WithDescription("Raw events accepted and stored, by topic.")); err != nil {
+		return nil, fmt.Errorf("create accepted counter: %w", err)
+	}
+	if s.duplicates, err = m.Int64Counter("stockcast.ingest.duplicates",
+		metric.WithDescription("Raw events dropped as exact duplicates of an accepted event, by topic.")); err != nil {
+		return nil, fmt.Errorf("create duplicates counter: %w", err)
+	}
+	if s.nonDemand, err = m.Int64Counter("stockcast.ingest.non_demand",
+		metric.WithDescription("Accepted order lines of non-product codes, stored but not published.")); err != nil {
+		return nil, fmt.Errorf("create non-demand counter: %w", err)
+	}
+	return s, nil
+}
+
+// Screen validates each candidate and sorts out duplicates, against the
+// seen store and within the slice (the first occurrence of an id wins).
+// A candidate that already carries a rejection (undecodable) keeps it.
+// Screen changes nothing; its error is a store failure.
+func (s *Service) Screen(ctx context.Context, evs []events.Event, rejections []*events.Rejection) ([]Verdict, error) {
+	now := s.now()
+	verdicts := make([]Verdict, len(evs))
+	var ids []string
+	for i, ev := range evs {
+		v := Verdict{Event: ev}
+		if rejections != nil && rejections[i] != nil {
+			v.Outcome, v.Rejection = OutcomeRejected, rejections[i]
+		} else if r := events.Validate(ev, now); r != nil {
+			v.Outcome, v.Rejection = OutcomeRejected, r
+		} else {
+			h, err := ev.Hash()
+			if err != nil {
+				return nil, fmt.Errorf("hash event %s: %w", ev.EventID(), err)
+			}
+			v.Outcome, v.Hash = OutcomeAccepted, h
+			ids = append(ids, ev.EventID())
+		}
+		verdicts[i] = v
+	}
+
+	stored, err := s.lookup(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	first := map[string]string{} // event id -> hash of its first accepted occurrence here
+	for i := range verdicts {
+		v := &verdicts[i]
+		if v.Outcome != OutcomeAccepted {
+			continue
+		}
+		id := v.Event.EventID()
+		prev, seenBefore := stored[id]
+		where := "an event accepted before"
+		if !seenBefore {
+			prev, seenBefore = first[id]
+			where = "an earlier event of this batch"
+		}
+		switch {
+		case !seenBefore:
+			first[id] = v.Hash
+		case prev == v.Hash:
+			v.Outcome = OutcomeDuplicate
+		default:
+			v.Outcome, v.Hash = OutcomeRejected, ""
+			v.Rejection = &events.Rejection{Reason: events.ReasonDuplicateConflict,
+				Detail: fmt.Sprintf("event_id %q has other content than %s", id, where)}
+		}
+	}
+	return verdicts, nil
+}
+
+func (s *Service) lookup(ctx context.Context, ids []string) (map[string]string, error) {
+	if len(ids) == 0 {
+		return map[string]string{}, nil
+	}
+	ctx, span := s.tracer.Start(ctx, "ingest.lookup_seen", trace.WithAttributes(attribute.Int("ids", len(ids))))
+	defer span.End()
+	stored, err := s.seen.Lookup(ctx, ids)
+	if err != nil {
+		span.RecordError(err)
+		return nil, err
+	}
+	return stored, nil
+}
+
+// Ingest handles one batch of raw records of one partition, in order:
+// decode and screen them, write the accepted ones to history, publish their
+// DemandEvents and the rejects, then remember the accepted ids. An error
+// means nothing is remembered and the batch must be retried as a whole;
+// every step is idempotent, so a retry adds no rows and no seen marks twice.
+func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary, error) {
+	evs := make([]events.Event, len(batch))
+	rejections := make([]*events.Rejection, len(batch))
+	for i, r := range batch {
+		evs[i], rejections[i] = events.Decode(r.Source.Topic, r.ContentType, r.Value)
+	}
+	verdicts, err := s.Screen(ctx, evs, rejections)
+	if err != nil {
+		return Summary{}, err
+	}
+
+	ingestedAt := s.now().UTC().Truncate(time.Second)
+	var (
+		sum      Summary
+		rows     events.Rows
+		demand   []*demandv1.DemandEvent
+		rejected []Rejected
+		hashes   = map[string]string{}
+	)
+	for i, v := range verdicts {
+		switch v.Outcome {
+		case OutcomeAccepted:
+			n, err := s.norm.Normalise(v.Event, batch[i].Source, ingestedAt)
+			if err != nil {
+				return Summary{}, fmt.Errorf("normalise event %s: %w", v.Event.EventID(), err)
+			}
+			rows.Add(n)
+			if n.Demand != nil {
+				demand = append(demand, n.Demand)
+			} else {
+				sum.NonDemand++
+			}
+			hashes[v.Event.EventID()] = v.Hash
+			sum.Accepted++
+		case OutcomeDuplicate:
+			sum.Duplicates++
+		case OutcomeRejected:
+			rejected = append(rejected, Rejected{Index: i, EventID: v.Event.EventID(), Rejection: *v.Rejection})
+			sum.Rejected++
+		}
+	}
+
+	if rows.Len() > 0 {
+		if err := s.traced(ctx, "ingest.write_history", func(ctx context.Context) error { return s.history.Write(ctx, rows) }); err != nil {
+			return Summary{}, err
+		}
+	}
+	if len(demand) > 0 || len(rejected) > 0 {
+		if err := s.traced(ctx, "ingest.publish", func(ctx context.Context) error { return out.Publish(ctx, demand, rejected) }); err != nil {
+			return Summary{}, err
+		}
+	}
+	if len(hashes) > 0 {
+		if err := s.traced(ctx, "ingest.remember_seen", func(ctx context.Context) error { return s.seen.Remember(ctx, hashes) }); err != nil {
+			return Summary{}, err
+		}
+	}
+
+	// Count and log only now: a failed attempt is retried and must not
+	// count twice.
+	for i, v := range verdicts {
+		src := batch[i].Source
+		attrs := metric.WithAttributes(attribute.String("topic", src.Topic))
+		switch v.Outcome {
+		case OutcomeAccepted:
+			s.accepted.Add(ctx, 1, attrs)
+		case OutcomeDuplicate:
+			s.duplicates.Add(ctx, 1, attrs)
+			s.log.DebugContext(ctx, "duplicate event dropped", "topic", src.Topic, "partition", src.Partition,
+				"offset", src.Offset, "event_id", v.Event.EventID())
+		case OutcomeRejected:
+			s.log.InfoContext(ctx, "event rejected", "topic", src.Topic, "partition", src.Partition,
+				"offset", src.Offset, "event_id", v.Event.EventID(), "reason", string(v.Rejection.Reason), "detail", v.Rejection.Detail)
+		}
+	}
+	if sum.NonDemand > 0 {
+		s.nonDemand.Add(ctx, int64(sum.NonDemand))
+	}
+	return sum, nil
+}
+
+// Submit handles events pushed over the API: screen them, publish the
+// accepted ones to their raw topics (ingest consumes them from there like
+// any other) and the rejected ones to the dead-letter topics. Duplicates
+// of accepted events are dropped. Nothing is remembered here: the
+// consumer does that once the events are stored.
+func (s *Service) Submit(ctx context.Context, evs []events.Event, out RawOutputs) ([]Verdict, error) {
+	verdicts, err := s.Screen(ctx, evs, nil)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		accepted []events.Event
+		rejected []RejectedEvent
+	)
+	for i, v := range verdicts {
+		switch v.Outcome {
+		case OutcomeAccepted:
+			accepted = append(accepted, v.Event)
+		case OutcomeRejected:
+			rejected = append(rejected, RejectedEvent{Index: i, Event: v.Event, Rejection: *v.Rejection})
+		}
+	}
+	if len(accepted) > 0 || len(rejected) > 0 {
+		if err := s.traced(ctx, "ingest.publish_raw", func(ctx context.Context) error { return out.PublishRaw(ctx, accepted, rejected) }); err != nil {
+			return nil, err
+		}
+	}
+	for i, v := range verdicts {
+		switch v.Outcome {
+		case OutcomeDuplicate:
+			s.duplicates.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", v.Event.Topic())))
+		case OutcomeRejected:
+			s.log.InfoContext(ctx, "pushed event rejected", "topic", v.Event.Topic(), "index", i,
+				"event_id", v.Event.EventID(), "reason", string(v.Rejection.Reason), "detail", v.Rejection.Detail)
+		}
+	}
+	return verdicts, nil
+}
+
+func (s *Service) traced(ctx context.Context, name string, f func(context.Context) error) error {
+	ctx, span := s.tracer.Start(ctx, name)
+	defer span.End()
+	if err := f(ctx); err != nil {
+		span.RecordError(err)
+		return err
+	}
+	return nil
+}
