@@ -49,6 +49,8 @@ type State struct {
 	// HasDays is false until an event with a day reached the series.
 	HasDays bool
 	Ring    Ring
+	// Since is the oldest day of any event of the series.
+	Since Day
 	// Hourly is the placed (positive) demand per UTC hour of day, all time.
 	Hourly [24]float64
 	// HasSale is false until positive demand was seen; then FirstSale and

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stockcast/stockcast/services/feature/internal/features"
+)
+
+// TestMemoryPerSeries measures a series with a full year of history (and
+// every kind of field set) against the budget of 4 KiB of Redis memory.
+func TestMemoryPerSeries(t *testing.T) {
+	s, rdb := newStore(t)
+	ctx := context.Background()
+	var changes []features.Change
+	for d := range features.Day(365) {
+		day := monday + d
+		for h := 8; h < 20; h += 3 {
+			changes = append(changes, demand(fmt.Sprintf("d%d-%d", d, h), day, h, float64(int(d)%7+h)))
+		}
+		if d%30 == 0 {
+			c := change(fmt.Sprint("p", d), features.KindPrice, day, 7)
+			c.Price = 1.99 + float64(d)/100
+			changes = append(changes, c, change(fmt.Sprint("s", d), features.KindStockoutStarted, day, 20),
+				change(fmt.Sprint("e", d), features.KindStockoutEnded, day+1, 6))
+		}
+	}
+	promo := change("promo", features.KindPromotion, monday+300, 9)
+	promo.PromotionID, promo.PromotionStart, promo.PromotionEnd = "black-friday-2025", (monday + 360).Time(), (monday + 367).Time()
+	changes = append(changes, promo, demand("cancel", monday+364, 21, -2.5))
+	res, err := s.Apply(ctx, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res[len(res)-1].State
+	if st.Ring.End != monday+364 || st.FirstSale != monday || st.Price == 0 || st.PromotionID == "" {
+		t.Fatalf("history not built: end %s first %s price %v promo %q", st.Ring.End, st.FirstSale, st.Price, st.PromotionID)
+	}
+
+	hash, err := rdb.MemoryUsage(ctx, SeriesKey(series), 0).Result() // SAMPLES 0: every field, not an estimate
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker, err := rdb.MemoryUsage(ctx, SeenKey(series, "d364-8")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := rdb.HLen(ctx, SeriesKey(series)).Result()
+	t.Logf("series hash: %d bytes (%d fields); dedup marker: %d bytes per event", hash, fields, marker)
+	if hash > 4096 {
+		t.Fatalf("series hash uses %d bytes of Redis memory, budget 4096", hash)
+	}
+}

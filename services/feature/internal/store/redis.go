@@ -1,0 +1,274 @@
+// Package store keeps the online features of every series in Redis and
+// rebuilds them from the ClickHouse order history. Each event is applied by
+// one Lua script (series.lua, item.lua) that checks and sets the event's
+// dedup marker and changes the series hash atomically; a batch of events is
+// one pipeline.
+package store
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockcast/stockcast/services/feature/internal/features"
+)
+
+var (
+	//go:embed series.lua
+	seriesLua string
+	//go:embed item.lua
+	itemLua string
+)
+
+// Config of the Redis feature store.
+type Config struct {
+	// DedupTTL is how long an applied event's marker is kept: a redelivery
+	// later than that would be applied again.
+	DedupTTL time.Duration
+}
+
+// RegisterFlags registers the store flags under prefix (e.g. "feature.").
+func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.DurationVar(&c.DedupTTL, prefix+"dedup-ttl", 168*time.Hour, "how long applied event ids are remembered for de-duplication")
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.DedupTTL < time.Second {
+		return fmt.Errorf("feature.dedup-ttl %s: must be at least 1s", c.DedupTTL)
+	}
+	return nil
+}
+
+// Redis key layout (docs/design.md): the {...} hash tag keeps a series'
+// keys in one cluster slot.
+
+// SeriesKey is the feature hash of a series ("sku|location").
+func SeriesKey(series string) string { return "stockcast:f:{" + series + "}" }
+
+// SeenKey marks an event as applied to a series (or to an item, by SKU).
+func SeenKey(series, eventID string) string { return SeriesKey(series) + ":seen:" + eventID }
+
+// ItemKey is the attribute hash of a SKU.
+func ItemKey(sku string) string { return "stockcast:item:{" + sku + "}" }
+
+// Notes of a Result: why an applied demand change did not reach its day.
+const (
+	NoteOutsideRing = "outside_ring" // the day is older than the ring
+	NoteDayOverflow = "day_overflow" // the day's total left the int32 range and was clamped
+)
+
+// Result of applying one change.
+type Result struct {
+	// Applied is false if the event had been applied before.
+	Applied bool
+	// Note is empty, or NoteOutsideRing / NoteDayOverflow.
+	Note string
+	// State is the series after the change (zero for item changes).
+	State features.State
+	// Item holds the attributes of the change's SKU.
+	Item features.Item
+}
+
+// Redis is the feature store.
+type Redis struct {
+	rdb    redis.Cmdable
+	cfg    Config
+	series *redis.Script
+	item   *redis.Script
+}
+
+// NewRedis returns a store on rdb.
+func NewRedis(rdb redis.Cmdable, cfg Config) *Redis {
+	return &Redis{rdb: rdb, cfg: cfg, series: redis.NewScript(seriesLua), item: redis.NewScript(itemLua)}
+}
+
+// Apply applies changes in order, each at most once, and returns the state
+// after each. The whole batch is one pipeline; if Redis lost its scripts
+// (NOSCRIPT after a restart or SCRIPT FLUSH) they are loaded and the batch
+// goes on from the first change that was not run. An error means some
+// changes may have been applied: the caller retries the batch, and the
+// dedup markers make that safe.
+func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]Result, error) {
+	results := make([]Result, len(changes))
+	done := 0
+	for reloads := 0; done < len(changes); {
+		n, err := s.applyPipeline(ctx, changes[done:], results[done:])
+		done += n
+		if err == nil {
+			continue
+		}
+		if !isNoScript(err) || reloads == 2 {
+			return nil, err
+		}
+		reloads++
+		if err := s.loadScripts(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// LoadScripts loads the Lua scripts into Redis, so the first batch does not
+// run into NOSCRIPT; it is also a cheap check that Redis is reachable.
+func (s *Redis) LoadScripts(ctx context.Context) error { return s.loadScripts(ctx) }
+
+func (s *Redis) loadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{s.series, s.item} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load feature scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// applyPipeline runs changes in one pipeline and fills results; it returns
+// how many changes completed before the first error.
+func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []Result) (int, error) {
+	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
+	type cmds struct {
+		script, item *redis.Cmd
+		attrs        *redis.SliceCmd
+	}
+	sent := make([]cmds, len(changes))
+	pipe := s.rdb.Pipeline()
+	for i, c := range changes {
+		at := strconv.FormatInt(c.At.UnixMilli(), 10)
+		seen := SeenKey(c.SeriesKey(), c.EventID)
+		if c.Kind == features.KindItem {
+			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen}, ttl, at, c.Item.Category, c.Item.Department)
+			continue
+		}
+		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen}, seriesArgs(c, ttl, at)...)
+		sent[i].attrs = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command, in order
+	for i, c := range changes {
+		var err error
+		if c.Kind == features.KindItem {
+			results[i], err = itemResult(sent[i].item)
+		} else {
+			results[i], err = seriesResult(sent[i].script, sent[i].attrs)
+		}
+		if err != nil {
+			if isNoScript(err) {
+				return i, err
+			}
+			return i, fmt.Errorf("apply event %s to %s: %w", c.EventID, c.SeriesKey(), err)
+		}
+	}
+	return len(changes), nil
+}
+
+var kindArg = map[features.Kind]string{
+	features.KindOther:           "other",
+	features.KindDemand:          "demand",
+	features.KindStockoutStarted: "stockout_started",
+	features.KindStockoutEnded:   "stockout_ended",
+	features.KindPrice:           "price",
+	features.KindPromotion:       "promotion",
+}
+
+// Milli converts a quantity to the milli-units the store counts in: exact
+// sums, so a cancelled order takes its day back to exactly zero.
+func Milli(q float64) int64 { return int64(math.Round(q * 1000)) }
+
+func seriesArgs(c features.Change, ttl, at string) []any {
+	var number, promoFrom, promoTo string
+	switch c.Kind {
+	case features.KindDemand:
+		number = strconv.FormatInt(Milli(c.Quantity), 10)
+	case features.KindPrice:
+		number = strconv.FormatFloat(c.Price, 'g', -1, 64)
+	case features.KindPromotion:
+		promoFrom = strconv.FormatInt(c.PromotionStart.UnixMilli(), 10)
+		promoTo = strconv.FormatInt(c.PromotionEnd.UnixMilli(), 10)
+	}
+	return []any{ttl, kindArg[c.Kind], int64(c.Day), at, c.EventID, c.At.UTC().Hour(), number, c.PromotionID, promoFrom, promoTo}
+}
+
+func itemResult(cmd *redis.Cmd) (Result, error) {
+	reply, err := cmd.Slice()
+	if err != nil {
+		return Result{}, err
+	}
+	if len(reply) != 3 {
+		return Result{}, fmt.Errorf("item script returned %d values, want 3", len(reply))
+	}
+	applied, _ := reply[0].(int64)
+	cat, _ := reply[1].(string)
+	dep, _ := reply[2].(string)
+	return Result{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}}, nil
+}
+
+func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (Result, error) {
+	reply, err := cmd.Slice()
+	if err != nil {
+		return Result{}, err
+	}
+	if len(reply) != 3 {
+		return Result{}, fmt.Errorf("series script returned %d values, want 3", len(reply))
+	}
+	applied, _ := reply[0].(int64)
+	note, _ := reply[1].(string)
+	flat, _ := reply[2].([]any)
+	hash := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		hash[k] = v
+	}
+	st, err := DecodeState(hash)
+	if err != nil {
+		return Result{}, err
+	}
+	item, err := decodeItem(attrs)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Applied: applied == 1, Note: note, State: st, Item: item}, nil
+}
+
+func decodeItem(cmd *redis.SliceCmd) (features.Item, error) {
+	vals, err := cmd.Result()
+	if err != nil {
+		return features.Item{}, fmt.Errorf("read item attributes: %w", err)
+	}
+	var it features.Item
+	if len(vals) == 2 {
+		it.Category, _ = vals[0].(string)
+		it.Department, _ = vals[1].(string)
+	}
+	return it, nil
+}
+
+// Load reads the state of a series. found is false if Redis has none.
+func (s *Redis) Load(ctx context.Context, sku, location string) (st features.State, item features.Item, found bool, err error) {
+	series := features.Change{SKU: sku, Location: location}.SeriesKey()
+	pipe := s.rdb.Pipeline()
+	hash := pipe.HGetAll(ctx, SeriesKey(series))
+	attrs := pipe.HMGet(ctx, ItemKey(sku), "category", "department")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return st, item, false, fmt.Errorf("load features of %s: %w", series, err)
+	}
+	if len(hash.Val()) == 0 {
+		return st, item, false, nil
+	}
+	if st, err = DecodeState(hash.Val()); err != nil {
+		return st, item, false, fmt.Errorf("load features of %s: %w", series, err)
+	}
+	if item, err = decodeItem(attrs); err != nil {
+		return st, item, false, err
+	}
+	return st, item, true, nil
+}
