@@ -1,0 +1,106 @@
+package forecasting
+
+import "math"
+
+// countDist is the distribution of a day's (or a period's) demand: mean and
+// variance = Dispersion * mean. Dispersion <= 1 is Poisson; above 1 it is
+// the negative binomial with that constant variance-to-mean ratio (NB1:
+// p = 1/Dispersion, size r = mean/(Dispersion-1)). NB1 sums of independent
+// days with the same dispersion are NB1 again (same p, sizes add), which
+// makes lead-time demand exact (leadtime.go).
+type countDist struct {
+	Mean       float64
+	Dispersion float64
+}
+
+const (
+	poissonBelow  = 1 + 1e-6 // dispersion treated as Poisson
+	normalAboveSD = 5000     // beyond this standard deviation, a normal approximation
+	tailSDs       = 12       // mass further below the mean than this is ignored
+)
+
+func (c countDist) poisson() bool { return c.Dispersion < poissonBelow }
+
+func (c countDist) sd() float64 { return math.Sqrt(c.Mean * max(c.Dispersion, 1)) }
+
+// logPMF returns log P(X = k).
+func (c countDist) logPMF(k float64) float64 {
+	if c.poisson() {
+		return k*math.Log(c.Mean) - c.Mean - lgamma(k+1)
+	}
+	r := c.Mean / (c.Dispersion - 1)
+	p := 1 / c.Dispersion
+	return lgamma(k+r) - lgamma(r) - lgamma(k+1) + r*math.Log(p) + k*math.Log1p(-p)
+}
+
+// ratio returns P(X = k+1) / P(X = k).
+func (c countDist) ratio(k float64) float64 {
+	if c.poisson() {
+		return c.Mean / (k + 1)
+	}
+	r := c.Mean / (c.Dispersion - 1)
+	return (k + r) / (k + 1) * (1 - 1/c.Dispersion)
+}
+
+// Quantiles writes, for each level (ascending, in (0,1)), the smallest count
+// k with P(X <= k) >= level.
+func (c countDist) Quantiles(levels, out []float64) {
+	if c.Mean <= 0 || math.IsNaN(c.Mean) {
+		clear(out)
+		return
+	}
+	sd := c.sd()
+	if sd > normalAboveSD {
+		for i, q := range levels {
+			out[i] = max(0, math.Ceil(c.Mean+normalQuantile(q)*sd-0.5))
+		}
+		return
+	}
+	// Walk the pmf upward from far below the mean, accumulating the CDF;
+	// starting there instead of at 0 keeps large means from underflowing.
+	k := max(0, math.Floor(c.Mean-tailSDs*sd))
+	p := math.Exp(c.logPMF(k))
+	cdf := p
+	limit := c.Mean + 60*sd + 100
+	for i, q := range levels {
+		for cdf < q && k < limit {
+			p *= c.ratio(k)
+			k++
+			cdf += p
+		}
+		out[i] = k
+	}
+}
+
+func lgamma(x float64) float64 {
+	v, _ := math.Lgamma(x)
+	return v
+}
+
+// normalQuantile is the standard normal inverse CDF (Acklam's rational
+// approximation, relative error below 1.2e-9).
+func normalQuantile(p float64) float64 {
+	const (
+		a1, a2, a3, a4, a5, a6 = -3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00
+		b1, b2, b3, b4, b5     = -5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01
+		c1, c2, c3, c4, c5, c6 = -7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00
+		d1, d2, d3, d4         = 7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00
+		low                    = 0.02425
+	)
+	switch {
+	case p <= 0:
+		return math.Inf(-1)
+	case p >= 1:
+		return math.Inf(1)
+	case p < low:
+		q := math.Sqrt(-2 * math.Log(p))
+		return (((((c1*q+c2)*q+c3)*q+c4)*q+c5)*q + c6) / ((((d1*q+d2)*q+d3)*q+d4)*q + 1)
+	case p > 1-low:
+		q := math.Sqrt(-2 * math.Log(1-p))
+		return -(((((c1*q+c2)*q+c3)*q+c4)*q+c5)*q + c6) / ((((d1*q+d2)*q+d3)*q+d4)*q + 1)
+	default:
+		q := p - 0.5
+		r := q * q
+		return (((((a1*r+a2)*r+a3)*r+a4)*r+a5)*r + a6) * q / (((((b1*r+b2)*r+b3)*r+b4)*r+b5)*r + 1)
+	}
+}

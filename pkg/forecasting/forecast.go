@@ -1,0 +1,225 @@
+package forecasting
+
+import (
+	"math"
+	"slices"
+)
+
+// DefaultHorizon is the number of forecast days, today included.
+const DefaultHorizon = 28
+
+// DefaultQuantileLevels returns the quantile levels used when a Request has none.
+func DefaultQuantileLevels() []float64 {
+	return []float64{0.005, 0.025, 0.05, 0.1, 0.165, 0.25, 0.5, 0.75, 0.835, 0.9, 0.95, 0.975, 0.99, 0.995}
+}
+
+// DefaultLeadTimes returns the lead times (days) used when a Request has none.
+func DefaultLeadTimes() []int { return []int{1, 2, 3, 5, 7, 10, 14, 21, 28} }
+
+// Request asks for a forecast starting today.
+type Request struct {
+	// StartDay is today: the first forecast day, normally LastDay+1.
+	StartDay Day
+	// Horizon is the number of days, StartDay included (DefaultHorizon if 0).
+	Horizon int
+	// TodaySoFar is the demand already seen on StartDay.
+	TodaySoFar float64
+	// IntradayShare is the share of a day's demand usually seen by now, 0..1.
+	IntradayShare float64
+	// QuantileLevels, ascending in (0, 1) (DefaultQuantileLevels if empty).
+	QuantileLevels []float64
+	// LeadTimes in days (DefaultLeadTimes if empty).
+	LeadTimes []int
+}
+
+// Forecast is the model's answer to a Request.
+type Forecast struct {
+	StartDay       Day
+	QuantileLevels []float64
+	// Means and Quantiles have one entry per horizon day. Day 0 includes
+	// TodaySoFar.
+	Means     []float64
+	Quantiles [][]float64
+	// LeadTime has one entry per requested lead time.
+	LeadTime   []LeadTimeDemand
+	Class      Class
+	Components Components
+}
+
+// LeadTimeDemand is the distribution of the demand still to come over the
+// rest of StartDay plus the next Days days (TodaySoFar is not included:
+// it has already left the shelf).
+type LeadTimeDemand struct {
+	Days      int
+	Mean      float64
+	Quantiles []float64
+}
+
+// Components explain a forecast.
+type Components struct {
+	// Level is the mean daily demand over the week after StartDay.
+	Level float64
+	// Trend is the damped-trend member's slope (units per day).
+	Trend float64
+	// WeekdayFactor is the seasonal member's multiplier for StartDay.
+	WeekdayFactor float64
+	// Member is the member with the largest weight, with its weight and
+	// one-step RMSE and MAE.
+	Member       string
+	MemberWeight float64
+	MemberRMSE   float64
+	MemberMAE    float64
+	// Sigma is the RMSE of the combination's one-step errors.
+	Sigma float64
+	// Dispersion is the variance-to-mean ratio of the count distribution;
+	// Distribution is "poisson" or "negative_binomial".
+	Dispersion   float64
+	Distribution string
+	Class        Class
+	ADI          float64
+	CV2          float64
+	Weights      []MemberWeight
+}
+
+// MemberWeight is one member's share of the combination.
+type MemberWeight struct {
+	Name   string
+	Weight float64
+	RMSE   float64
+}
+
+// Forecast returns daily means and quantiles for the horizon and lead-time
+// demand quantiles. It is a pure function of the State and the Request.
+func (s *State) Forecast(req Request) Forecast {
+	horizon := req.Horizon
+	if horizon <= 0 {
+		horizon = DefaultHorizon
+	}
+	levels := req.QuantileLevels
+	if len(levels) == 0 {
+		levels = DefaultQuantileLevels()
+	}
+	if !slices.IsSorted(levels) {
+		levels = slices.Sorted(slices.Values(levels))
+	}
+	leadTimes := req.LeadTimes
+	if len(leadTimes) == 0 {
+		leadTimes = DefaultLeadTimes()
+	}
+	maxLead := 0
+	for _, l := range leadTimes {
+		maxLead = max(maxLead, l)
+	}
+	share := min(max(req.IntradayShare, 0), 1)
+	if math.IsNaN(share) {
+		share = 0
+	}
+	todaySoFar := max(req.TodaySoFar, 0)
+
+	// expected[h] is the demand still to come on StartDay+h.
+	w := s.weights()
+	days := max(horizon, maxLead+1)
+	expected := make([]float64, days)
+	s.meanPath(req.StartDay, &w, expected)
+	expected[0] *= 1 - share
+
+	disp := s.dispersion()
+	f := Forecast{
+		StartDay:       req.StartDay,
+		QuantileLevels: levels,
+		Means:          make([]float64, horizon),
+		Quantiles:      make([][]float64, horizon),
+		LeadTime:       make([]LeadTimeDemand, len(leadTimes)),
+		Class:          s.Class.Class(),
+	}
+	for h := range horizon {
+		q := make([]float64, len(levels))
+		countDist{Mean: expected[h], Dispersion: disp}.Quantiles(levels, q)
+		f.Means[h] = expected[h]
+		if h == 0 {
+			f.Means[0] += todaySoFar
+			for i := range q {
+				q[i] += todaySoFar
+			}
+		}
+		f.Quantiles[h] = q
+	}
+	cum := make([]float64, days)
+	for h, m := range expected {
+		cum[h] = m
+		if h > 0 {
+			cum[h] += cum[h-1]
+		}
+	}
+	week, month := s.Week.levelVariance(7, disp), s.Month.levelVariance(windowDays, disp)
+	for i, l := range leadTimes {
+		l = max(l, 0)
+		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: make([]float64, len(levels))}
+		leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month)).Quantiles(levels, lt.Quantiles)
+		f.LeadTime[i] = lt
+	}
+	f.Components = s.components(req.StartDay, &w, expected, disp)
+	return f
+}
+
+// leadTimeDist is the distribution of the demand over days days with the
+// given total mean. Given the level, the days are independent counts with a
+// common dispersion, whose sum is exactly a count of the same dispersion
+// (Poisson sums are Poisson; NB1 sums with a common p are NB1 with the sizes
+// added): the convolution in closed form. The level's own error, relative
+// variance levelVar, is common to all days and adds
+// mean² * levelVar * (days-1)/days (the one-step dispersion already holds
+// one day's share); the result is the negative binomial with that mean and
+// variance (exact for Poisson noise and a gamma-distributed level). Daily
+// quantiles are never added: quantiles of a sum are not sums of quantiles.
+func leadTimeDist(mean, dispersion float64, days int, levelVar float64) countDist {
+	n := float64(max(days, 1))
+	return countDist{Mean: mean, Dispersion: dispersion + levelVar*mean*(n-1)/n}
+}
+
+// levelVarianceAt interpolates the relative level variance for a lead time
+// between the 7- and the 28-day estimates (a level that wanders has larger
+// errors further out), flat outside.
+func levelVarianceAt(days int, week, month float64) float64 {
+	switch {
+	case days <= 7:
+		return week
+	case days >= windowDays:
+		return month
+	default:
+		return week + (month-week)*float64(days-7)/float64(windowDays-7)
+	}
+}
+
+func (s *State) components(start Day, w *[numMembers]float64, expected []float64, disp float64) Components {
+	names := memberNames()
+	c := Components{
+		Trend:         s.Damped.Trend,
+		WeekdayFactor: s.Seasonal.factor(start.Weekday()),
+		Sigma:         math.Sqrt(s.Combined.MSE),
+		Dispersion:    disp,
+		Distribution:  "poisson",
+		Class:         s.Class.Class(),
+		ADI:           s.Class.ADI(),
+		CV2:           s.Class.CV2(),
+		Weights:       make([]MemberWeight, numMembers),
+	}
+	if disp >= poissonBelow {
+		c.Distribution = "negative_binomial"
+	}
+	week := 0.0
+	for h := 1; h <= 7 && h < len(expected); h++ {
+		week += expected[h]
+	}
+	c.Level = week / float64(min(7, max(len(expected)-1, 1)))
+	best := 0
+	for i := range names {
+		c.Weights[i] = MemberWeight{Name: names[i], Weight: w[i], RMSE: math.Sqrt(s.Scores[i].MSE)}
+		if w[i] > w[best] {
+			best = i
+		}
+	}
+	c.Member, c.MemberWeight = names[best], w[best]
+	c.MemberRMSE, c.MemberMAE = math.Sqrt(s.Scores[best].MSE), s.Scores[best].MAE
+	return c
+}
