@@ -3,6 +3,7 @@ package planning
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -149,6 +150,30 @@ func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.Policy) e
 	}
 	if err := p.store.Save(ctx, scope, pol); err != nil {
 		return fmt.Errorf("save policy of %q/%q: %w", scope.SKU, scope.Location, err)
+	}
+	return nil
+}
+
+// Config holds the built-in policy, used where no policy is stored.
+type Config struct {
+	Defaults replenish.Policy
+}
+
+// RegisterFlags registers the built-in policy flags, e.g. -replenishment.service-level.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.Float64Var(&c.Defaults.ServiceLevel, prefix+"service-level", 0.95, "built-in target cycle service level, in (0, 1)")
+	fs.IntVar(&c.Defaults.LeadTimeDays, prefix+"lead-time-days", 7, "built-in supplier lead time in days")
+	fs.IntVar(&c.Defaults.ReviewPeriodDays, prefix+"review-period-days", 0, "built-in review period in days")
+	fs.Float64Var(&c.Defaults.MOQ, prefix+"moq", 1, "built-in minimum order quantity (0: none)")
+	fs.Float64Var(&c.Defaults.PackSize, prefix+"pack-size", 1, "built-in pack size: orders are rounded up to a multiple (0: none)")
+	fs.Float64Var(&c.Defaults.MaxOrder, prefix+"max-order", 0, "built-in largest order (0: no maximum)")
+	fs.IntVar(&c.Defaults.OrderCoverDays, prefix+"order-cover-days", 14, "built-in days of forecast demand an order covers beyond the reorder point")
+}
+
+// Validate checks the built-in policy.
+func (c *Config) Validate() error {
+	if err := c.Defaults.Validate(); err != nil {
+		return fmt.Errorf("built-in policy: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	_ "embed"
+	"flag"
 	"fmt"
 	"strconv"
 	"time"
@@ -147,4 +148,23 @@ func parseOutcome(v any) (planning.Outcome, error) {
 		}
 	}
 	return o, err
+}
+
+// StateConfig configures the state store.
+type StateConfig struct {
+	SeenTTL time.Duration
+}
+
+// RegisterFlags registers -<prefix>dedup-ttl.
+func (c *StateConfig) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.DurationVar(&c.SeenTTL, prefix+"dedup-ttl", 7*24*time.Hour,
+		"how long an applied event is remembered; a redelivery later than this would be applied again")
+}
+
+// Validate checks the TTL.
+func (c *StateConfig) Validate() error {
+	if c.SeenTTL < time.Second {
+		return fmt.Errorf("dedup ttl %v: want at least 1s", c.SeenTTL)
+	}
+	return nil
 }
