@@ -90,3 +90,21 @@ func (s *State) PromotionActive(t time.Time) bool {
 type Item struct {
 	Category, Department string
 }
+
+// Outcome is what applying one change did.
+type Outcome struct {
+	// Applied is false if the event had been applied before (a redelivery).
+	Applied bool
+	// Note is empty, or why a demand change did not reach its day's bucket.
+	Note string
+	// State is the series after the change (zero for item changes).
+	State State
+	// Item holds the attributes of the change's SKU.
+	Item Item
+}
+
+// Notes of an Outcome.
+const (
+	NoteOutsideRing = "outside_ring" // the day is older than the ring: totals only
+	NoteDayOverflow = "day_overflow" // the day's total left the int32 range and was clamped
+)

@@ -60,24 +60,6 @@ func SeenKey(series, eventID string) string { return SeriesKey(series) + ":seen:
 // ItemKey is the attribute hash of a SKU.
 func ItemKey(sku string) string { return "stockcast:item:{" + sku + "}" }
 
-// Notes of a Result: why an applied demand change did not reach its day.
-const (
-	NoteOutsideRing = "outside_ring" // the day is older than the ring
-	NoteDayOverflow = "day_overflow" // the day's total left the int32 range and was clamped
-)
-
-// Result of applying one change.
-type Result struct {
-	// Applied is false if the event had been applied before.
-	Applied bool
-	// Note is empty, or NoteOutsideRing / NoteDayOverflow.
-	Note string
-	// State is the series after the change (zero for item changes).
-	State features.State
-	// Item holds the attributes of the change's SKU.
-	Item features.Item
-}
-
 // Redis is the feature store.
 type Redis struct {
 	rdb    redis.Cmdable
@@ -97,8 +79,8 @@ func NewRedis(rdb redis.Cmdable, cfg Config) *Redis {
 // goes on from the first change that was not run. An error means some
 // changes may have been applied: the caller retries the batch, and the
 // dedup markers make that safe.
-func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]Result, error) {
-	results := make([]Result, len(changes))
+func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]features.Outcome, error) {
+	results := make([]features.Outcome, len(changes))
 	done := 0
 	for reloads := 0; done < len(changes); {
 		n, err := s.applyPipeline(ctx, changes[done:], results[done:])
@@ -134,7 +116,7 @@ func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Err
 
 // applyPipeline runs changes in one pipeline and fills results; it returns
 // how many changes completed before the first error.
-func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []Result) (int, error) {
+func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome) (int, error) {
 	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
 	type cmds struct {
 		script, item *redis.Cmd
@@ -197,27 +179,27 @@ func seriesArgs(c features.Change, ttl, at string) []any {
 	return []any{ttl, kindArg[c.Kind], int64(c.Day), at, c.EventID, c.At.UTC().Hour(), number, c.PromotionID, promoFrom, promoTo}
 }
 
-func itemResult(cmd *redis.Cmd) (Result, error) {
+func itemResult(cmd *redis.Cmd) (features.Outcome, error) {
 	reply, err := cmd.Slice()
 	if err != nil {
-		return Result{}, err
+		return features.Outcome{}, err
 	}
 	if len(reply) != 3 {
-		return Result{}, fmt.Errorf("item script returned %d values, want 3", len(reply))
+		return features.Outcome{}, fmt.Errorf("item script returned %d values, want 3", len(reply))
 	}
 	applied, _ := reply[0].(int64)
 	cat, _ := reply[1].(string)
 	dep, _ := reply[2].(string)
-	return Result{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}}, nil
+	return features.Outcome{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}}, nil
 }
 
-func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (Result, error) {
+func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (features.Outcome, error) {
 	reply, err := cmd.Slice()
 	if err != nil {
-		return Result{}, err
+		return features.Outcome{}, err
 	}
 	if len(reply) != 3 {
-		return Result{}, fmt.Errorf("series script returned %d values, want 3", len(reply))
+		return features.Outcome{}, fmt.Errorf("series script returned %d values, want 3", len(reply))
 	}
 	applied, _ := reply[0].(int64)
 	note, _ := reply[1].(string)
@@ -230,13 +212,13 @@ func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (Result, error) {
 	}
 	st, err := DecodeState(hash)
 	if err != nil {
-		return Result{}, err
+		return features.Outcome{}, err
 	}
 	item, err := decodeItem(attrs)
 	if err != nil {
-		return Result{}, err
+		return features.Outcome{}, err
 	}
-	return Result{Applied: applied == 1, Note: note, State: st, Item: item}, nil
+	return features.Outcome{Applied: applied == 1, Note: note, State: st, Item: item}, nil
 }
 
 func decodeItem(cmd *redis.SliceCmd) (features.Item, error) {

@@ -33,7 +33,7 @@ func newStore(t *testing.T) (*Redis, *redis.Client) {
 	return NewRedis(rdb, Config{DedupTTL: time.Hour}), rdb
 }
 
-func apply(t *testing.T, s *Redis, changes ...features.Change) []Result {
+func apply(t *testing.T, s *Redis, changes ...features.Change) []features.Outcome {
 	t.Helper()
 	res, err := s.Apply(context.Background(), changes)
 	if err != nil {
@@ -42,7 +42,7 @@ func apply(t *testing.T, s *Redis, changes ...features.Change) []Result {
 	return res
 }
 
-func last(t *testing.T, s *Redis, changes ...features.Change) Result {
+func last(t *testing.T, s *Redis, changes ...features.Change) features.Outcome {
 	t.Helper()
 	res := apply(t, s, changes...)
 	return res[len(res)-1]
@@ -147,7 +147,7 @@ func TestApplyLateAndRing(t *testing.T) {
 			changes:  []features.Change{demand("a", monday+400, 9, 1), demand("b", monday, 9, 5)},
 			wantEnd:  monday + 400,
 			wantDays: map[features.Day]float64{monday: 0, monday + 400: 1},
-			wantNote: NoteOutsideRing,
+			wantNote: features.NoteOutsideRing,
 			total:    6, first: monday,
 		},
 		{
