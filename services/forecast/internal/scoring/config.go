@@ -1,0 +1,107 @@
+package scoring
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+)
+
+// Config configures the forecasts the service publishes.
+type Config struct {
+	Horizon        int
+	QuantileLevels []float64
+	LeadTimes      []int
+	MaxSeries      int
+}
+
+// RegisterFlags registers the -<prefix>horizon, quantiles, lead-times and
+// max-series flags (prefix "forecast." in the service).
+func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.IntVar(&c.Horizon, prefix+"horizon", forecasting.DefaultHorizon, "forecast days, today included")
+	c.QuantileLevels = forecasting.DefaultQuantileLevels()
+	fs.Func(prefix+"quantiles", "comma-separated quantile levels in (0,1) (default "+joinFloats(c.QuantileLevels)+")", func(s string) error {
+		v, err := parseFloats(s)
+		c.QuantileLevels = v
+		return err
+	})
+	c.LeadTimes = forecasting.DefaultLeadTimes()
+	fs.Func(prefix+"lead-times", "comma-separated lead times in days (default "+joinInts(c.LeadTimes)+")", func(s string) error {
+		v, err := parseInts(s)
+		c.LeadTimes = v
+		return err
+	})
+	fs.IntVar(&c.MaxSeries, prefix+"max-series", 100_000, "series states kept in memory (least recently used evicted)")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Horizon < 1 || c.Horizon > 366 {
+		errs = append(errs, fmt.Errorf("forecast horizon %d: want 1..366", c.Horizon))
+	}
+	if len(c.QuantileLevels) == 0 || !slices.IsSorted(c.QuantileLevels) {
+		errs = append(errs, fmt.Errorf("forecast quantiles %v: want ascending levels", c.QuantileLevels))
+	}
+	for _, q := range c.QuantileLevels {
+		if q <= 0 || q >= 1 {
+			errs = append(errs, fmt.Errorf("forecast quantile %v: want a level in (0,1)", q))
+		}
+	}
+	if len(c.LeadTimes) == 0 {
+		errs = append(errs, errors.New("forecast lead times: none given"))
+	}
+	for _, l := range c.LeadTimes {
+		if l < 0 || l > 366 {
+			errs = append(errs, fmt.Errorf("forecast lead time %d: want 0..366 days", l))
+		}
+	}
+	if c.MaxSeries < 1 {
+		errs = append(errs, fmt.Errorf("forecast max series %d: want at least 1", c.MaxSeries))
+	}
+	return errors.Join(errs...)
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("parse %q: %w", f, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("parse %q: %w", f, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func joinFloats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,102 @@
+package scoring
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+)
+
+// shiftSDs is how many standard deviations today's demand so far must be
+// from what was expected by now to count as a demand shift.
+const shiftSDs = 3
+
+type reasonInput struct {
+	snap          *featurev1.FeatureSnapshot
+	asOf          forecasting.Day
+	forecast      *forecasting.Forecast
+	prev          *Result
+	before, after *forecasting.State
+	todaySoFar    float64
+	share         float64
+}
+
+// reason says why the forecast is what it is, against the previous one:
+// the first forecast of a series; else what the cause was (price,
+// promotion, stockout); else a closed day that moved the model; else
+// today's demand departing from expectation; else no material change.
+func reason(in reasonInput) *forecastv1.ForecastReason {
+	total := 0.0
+	for _, m := range in.forecast.Means {
+		total += m
+	}
+	r := &forecastv1.ForecastReason{}
+	if in.prev != nil {
+		prevTotal := 0.0
+		for _, d := range in.prev.Event.GetDaily() {
+			prevTotal += d.GetMean()
+		}
+		switch {
+		case prevTotal > 0:
+			r.Change = total/prevTotal - 1
+		case total > 0:
+			r.Change = 1
+		}
+	}
+	cause := in.snap.GetCause()
+	level := in.forecast.Components.Level
+	switch {
+	case in.prev == nil && !in.before.Live:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_NEW_SERIES
+		r.Detail = fmt.Sprintf("first forecast of the series: level %.2f", level)
+	case cause.GetPrice() != nil:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_PRICE_CHANGED
+		r.Detail = fmt.Sprintf("price %.2f %s", cause.GetPrice().GetPrice(), cause.GetPrice().GetCurrency())
+	case cause.GetPromotion() != nil:
+		p := cause.GetPromotion()
+		r.Code = forecastv1.ReasonCode_REASON_CODE_PROMOTION
+		r.Detail = fmt.Sprintf("promotion %s %s .. %s, %.0f%% off", p.GetPromotionId(),
+			p.GetStartsAt().AsTime().Format("2006-01-02"), p.GetEndsAt().AsTime().Format("2006-01-02"), p.GetDiscountPct())
+	case cause.GetInventory().GetStockoutStarted() != nil:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_STOCKOUT
+		r.Detail = "stockout started: sales on stockout days are not taken as demand"
+	case cause.GetInventory().GetStockoutEnded() != nil:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_STOCKOUT
+		r.Detail = "stockout ended"
+	case in.after.LastUpdate != in.before.LastUpdate || in.after.Days != in.before.Days:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
+		prevLevel := level
+		if in.prev != nil {
+			for _, c := range in.prev.Components {
+				if c.Name == "level" {
+					prevLevel = c.Value
+				}
+			}
+		}
+		r.Detail = fmt.Sprintf("level %.2f -> %.2f after day %s", prevLevel, level, in.after.LastUpdate)
+	default:
+		if expected, sd, shifted := demandShift(in); shifted {
+			r.Code = forecastv1.ReasonCode_REASON_CODE_DEMAND_SHIFT
+			r.Detail = fmt.Sprintf("today %.0f so far, %.1f ± %.1f expected by now", in.todaySoFar, expected, sd)
+		} else {
+			r.Code = forecastv1.ReasonCode_REASON_CODE_UNCHANGED
+			r.Detail = fmt.Sprintf("today %.0f so far, %.1f expected by now", in.todaySoFar, expected)
+		}
+	}
+	return r
+}
+
+// demandShift compares today's demand so far with what the model expected
+// by this time of day.
+func demandShift(in reasonInput) (expected, sd float64, shifted bool) {
+	f := in.forecast
+	if len(f.Means) == 0 || in.share >= 1 {
+		return in.todaySoFar, 0, false
+	}
+	full := (f.Means[0] - in.todaySoFar) / (1 - in.share) // the whole day's mean
+	expected = full * in.share
+	sd = math.Sqrt(f.Components.Dispersion * max(expected, 1))
+	return expected, sd, math.Abs(in.todaySoFar-expected) > shiftSDs*sd
+}

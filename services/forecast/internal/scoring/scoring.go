@@ -1,0 +1,385 @@
+// Package scoring turns feature snapshots into forecasts: it keeps each
+// series' forecasting.State in a bounded in-memory cache, advances it with
+// the snapshot's closed days (rebuilding it from the feature service's
+// history when the cache cannot), forecasts, and explains why the forecast
+// changed.
+package scoring
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/topics"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+)
+
+// ErrInvalidSnapshot marks a snapshot that cannot be forecast however often
+// it is retried (it belongs in the DLQ).
+var ErrInvalidSnapshot = errors.New("invalid feature snapshot")
+
+// DailyDemand is one closed day of a series' stored history.
+type DailyDemand struct {
+	Day      forecasting.Day
+	Quantity float64
+	Stockout bool
+}
+
+// HistorySource returns a series' stored daily history, oldest first (the
+// feature service).
+type HistorySource interface {
+	History(ctx context.Context, sku, location string) ([]DailyDemand, error)
+}
+
+// Result is one published forecast and its explanation.
+type Result struct {
+	Event      *forecastv1.ForecastEvent
+	Components []Component
+}
+
+// Component is one named factor behind a forecast.
+type Component struct {
+	Name   string
+	Value  float64
+	Detail string
+}
+
+// Scorer forecasts series from snapshots. Safe for concurrent use; a series
+// must be scored by one goroutine at a time (Kafka gives each series one
+// partition, and a partition one handler).
+type Scorer struct {
+	cfg     Config
+	history HistorySource
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache *lru
+	stats Stats
+}
+
+// Stats counts the cache's work, for metrics and tests.
+type Stats struct {
+	Rebuilds    int64 // states rebuilt from the feature service's history
+	Incremental int64 // states advanced from the snapshot alone
+}
+
+// New returns a Scorer; now is the clock for issued_at.
+func New(cfg Config, history HistorySource, now func() time.Time) *Scorer {
+	return &Scorer{cfg: cfg, history: history, now: now, cache: newLRU(cfg.MaxSeries)}
+}
+
+// Stats returns the counters so far.
+func (s *Scorer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Series returns the number of series in memory.
+func (s *Scorer) Series() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cache.len()
+}
+
+// Latest returns the latest forecast of a series held in memory.
+func (s *Scorer) Latest(seriesKey string) (*Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.cache.peek(seriesKey)
+	if !ok || e.last == nil {
+		return nil, false
+	}
+	return e.last, true
+}
+
+// Batch scores snapshots against a private copy of the series it touches;
+// Commit makes the new states visible. A batch that fails later (store or
+// broker down) is dropped and retried from the same states, so a retry
+// gives the same forecasts and reasons.
+type Batch struct {
+	s       *Scorer
+	touched map[string]*series
+	order   []string
+	stats   Stats
+}
+
+// Begin starts a batch.
+func (s *Scorer) Begin() *Batch {
+	return &Batch{s: s, touched: make(map[string]*series)}
+}
+
+// Commit stores the batch's series states and latest forecasts.
+func (b *Batch) Commit() {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	for _, key := range b.order {
+		b.s.cache.put(b.touched[key])
+	}
+	b.s.stats.Rebuilds += b.stats.Rebuilds
+	b.s.stats.Incremental += b.stats.Incremental
+}
+
+// load returns the batch's copy of a series, nil if neither the batch nor
+// the cache has it.
+func (b *Batch) load(key string) *series {
+	if e, ok := b.touched[key]; ok {
+		return e
+	}
+	b.s.mu.Lock()
+	cached, ok := b.s.cache.get(key)
+	b.s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	cp := *cached // State is a value: the copy is independent
+	return &cp
+}
+
+func (b *Batch) store(e *series) {
+	if _, ok := b.touched[e.key]; !ok {
+		b.order = append(b.order, e.key)
+	}
+	b.touched[e.key] = e
+}
+
+// snapshotView is a validated snapshot.
+type snapshotView struct {
+	snap     *featurev1.FeatureSnapshot
+	asOf     forecasting.Day
+	first    forecasting.Day // day of recent_daily[0]
+	stockout map[int]bool
+}
+
+func validate(snap *featurev1.FeatureSnapshot) (snapshotView, error) {
+	v := snapshotView{snap: snap}
+	if snap.GetEventId() == "" {
+		return v, fmt.Errorf("%w: no event_id", ErrInvalidSnapshot)
+	}
+	if snap.GetSeriesKey() == "" {
+		return v, fmt.Errorf("%w: no series_key", ErrInvalidSnapshot)
+	}
+	asOf, err := forecasting.ParseDay(snap.GetAsOfDay())
+	if err != nil {
+		return v, fmt.Errorf("%w: as_of_day: %v", ErrInvalidSnapshot, err)
+	}
+	v.asOf = asOf
+	v.first = asOf - forecasting.Day(len(snap.GetRecentDaily())) + 1
+	v.stockout = make(map[int]bool, len(snap.GetStockoutDays()))
+	for _, i := range snap.GetStockoutDays() {
+		if i < 0 || int(i) >= len(snap.GetRecentDaily()) {
+			return v, fmt.Errorf("%w: stockout day index %d outside recent_daily", ErrInvalidSnapshot, i)
+		}
+		v.stockout[int(i)] = true
+	}
+	return v, nil
+}
+
+// ForecastID is the deterministic id of the forecast caused by eventID.
+func ForecastID(eventID string) string {
+	sum := sha256.Sum256([]byte(eventID + "|" + forecasting.ModelVersion))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Score forecasts the series of one snapshot. Errors wrapping
+// ErrInvalidSnapshot are permanent; others (the feature service is down)
+// are worth retrying.
+func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Result, error) {
+	v, err := validate(snap)
+	if err != nil {
+		return nil, err
+	}
+	sku, location, isSeries := topics.SplitSeriesKey(snap.GetSeriesKey())
+	if !isSeries {
+		// An item-attributes event: no series to forecast, but the cause
+		// is passed on so downstream sees every event in order.
+		return b.itemResult(v), nil
+	}
+	cur := b.load(snap.GetSeriesKey())
+	closedEnd := v.asOf - 1
+	var state forecasting.State
+	cacheIt := true
+	observedThrough := closedEnd // days after this come from the window
+	switch {
+	case cur != nil && cur.syncedOK && cur.synced >= v.first-1 && cur.synced <= closedEnd:
+		// The cache is contiguous with the snapshot's window: advance it.
+		state = cur.state
+		observedThrough = cur.synced
+		b.stats.Incremental++
+	default:
+		// No state, or a gap between it and the window, or a state ahead of
+		// this snapshot (a replay of older events): replay the history.
+		if state, err = b.rebuild(ctx, sku, location, closedEnd); err != nil {
+			return nil, err
+		}
+		b.stats.Rebuilds++
+		cacheIt = cur == nil || !cur.syncedOK || cur.synced <= closedEnd
+	}
+	before := state
+	recent := snap.GetRecentDaily()
+	for i, y := range recent {
+		if d := v.first + forecasting.Day(i); d > observedThrough && d <= closedEnd {
+			state.Observe(d, y, v.stockout[i])
+		}
+	}
+	var prev *Result
+	if cur != nil {
+		prev = cur.last
+	}
+	res := b.forecast(v, sku, location, &state, &before, prev)
+	if cacheIt {
+		b.store(&series{key: snap.GetSeriesKey(), state: state, synced: closedEnd, syncedOK: true, last: res})
+	}
+	return res, nil
+}
+
+// rebuild replays a series' stored history up to and including through;
+// days missing from the history had no demand.
+func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day) (forecasting.State, error) {
+	var st forecasting.State
+	hist, err := b.s.history.History(ctx, sku, location)
+	if err != nil {
+		return st, fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
+	}
+	sort.SliceStable(hist, func(i, j int) bool { return hist[i].Day < hist[j].Day })
+	next := forecasting.Day(0)
+	for i, h := range hist {
+		if h.Day > through {
+			break
+		}
+		if i > 0 {
+			for d := next; d < h.Day; d++ {
+				st.Observe(d, 0, false)
+			}
+		}
+		st.Observe(h.Day, h.Quantity, h.Stockout)
+		next = h.Day + 1
+	}
+	if st.HasDay {
+		for d := st.LastDay + 1; d <= through; d++ {
+			st.Observe(d, 0, false)
+		}
+	}
+	return st, nil
+}
+
+func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *Result) *Result {
+	snap := v.snap
+	cfg := b.s.cfg
+	recent := snap.GetRecentDaily()
+	todaySoFar := 0.0
+	if len(recent) > 0 {
+		todaySoFar = recent[len(recent)-1]
+	}
+	share := intradayShare(snap, v.asOf)
+	f := state.Forecast(forecasting.Request{
+		StartDay:       v.asOf,
+		Horizon:        cfg.Horizon,
+		TodaySoFar:     todaySoFar,
+		IntradayShare:  share,
+		QuantileLevels: cfg.QuantileLevels,
+		LeadTimes:      cfg.LeadTimes,
+	})
+	ev := &forecastv1.ForecastEvent{
+		ForecastId:     ForecastID(snap.GetEventId()),
+		EventId:        snap.GetEventId(),
+		SeriesKey:      snap.GetSeriesKey(),
+		Sku:            sku,
+		Location:       location,
+		AsOf:           snap.GetOccurredAt(),
+		IssuedAt:       timestamppb.New(b.s.now()),
+		StartDay:       v.asOf.String(),
+		QuantileLevels: f.QuantileLevels,
+		Model:          forecasting.ModelName,
+		ModelVersion:   forecasting.ModelVersion,
+		DemandClass:    string(f.Class),
+		Cause:          snap.GetCause(),
+	}
+	for h, m := range f.Means {
+		ev.Daily = append(ev.Daily, &forecastv1.DailyForecast{Day: (v.asOf + forecasting.Day(h)).String(), Mean: m, Quantiles: f.Quantiles[h]})
+	}
+	for _, lt := range f.LeadTime {
+		ev.LeadTimeDemand = append(ev.LeadTimeDemand, &forecastv1.LeadTimeDemand{LeadTimeDays: int32(lt.Days), Mean: lt.Mean, Quantiles: lt.Quantiles})
+	}
+	ev.Reason = reason(reasonInput{
+		snap: snap, asOf: v.asOf, forecast: &f, prev: prev, before: before, after: state,
+		todaySoFar: todaySoFar, share: share,
+	})
+	return &Result{Event: ev, Components: components(&f, share)}
+}
+
+func (b *Batch) itemResult(v snapshotView) *Result {
+	snap := v.snap
+	return &Result{Event: &forecastv1.ForecastEvent{
+		ForecastId:   ForecastID(snap.GetEventId()),
+		EventId:      snap.GetEventId(),
+		SeriesKey:    snap.GetSeriesKey(),
+		Sku:          snap.GetSku(),
+		AsOf:         snap.GetOccurredAt(),
+		IssuedAt:     timestamppb.New(b.s.now()),
+		StartDay:     v.asOf.String(),
+		Model:        forecasting.ModelName,
+		ModelVersion: forecasting.ModelVersion,
+		Reason: &forecastv1.ForecastReason{
+			Code:   forecastv1.ReasonCode_REASON_CODE_UNCHANGED,
+			Detail: "item attributes changed: no series forecast",
+		},
+		Cause: snap.GetCause(),
+	}}
+}
+
+// intradayShare is the share of the as-of day's demand usually seen by the
+// cause's time, from the series' intraday profile (uniform without one).
+func intradayShare(snap *featurev1.FeatureSnapshot, asOf forecasting.Day) float64 {
+	at := snap.GetOccurredAt()
+	if at == nil {
+		return 0
+	}
+	t := at.AsTime().UTC()
+	switch day := forecasting.DayOf(t); {
+	case day < asOf:
+		return 0 // a late event: the time of day on as_of_day is unknown
+	case day > asOf:
+		return 1
+	}
+	hour := t.Hour()
+	frac := float64(t.Minute()*60+t.Second()) / 3600
+	cum := snap.GetIntradayCumulative()
+	if len(cum) != 24 || cum[23] <= 0 {
+		return (float64(hour) + frac) / 24
+	}
+	prev := 0.0
+	if hour > 0 {
+		prev = cum[hour-1]
+	}
+	return min(max(prev+frac*(cum[hour]-prev), 0), 1)
+}
+
+func components(f *forecasting.Forecast, share float64) []Component {
+	c := f.Components
+	out := []Component{
+		{Name: "level", Value: c.Level, Detail: "mean daily demand over the next 7 days"},
+		{Name: "trend", Value: c.Trend, Detail: "damped-trend member's slope, units per day"},
+		{Name: "weekday_factor", Value: c.WeekdayFactor, Detail: "weekly-seasonal multiplier of " + f.StartDay.Time().Weekday().String()},
+		{Name: "member", Value: c.MemberWeight, Detail: fmt.Sprintf("%s has the largest weight (one-step RMSE %.3f, MAE %.3f)", c.Member, c.MemberRMSE, c.MemberMAE)},
+		{Name: "member_rmse", Value: c.MemberRMSE, Detail: c.Member},
+		{Name: "sigma", Value: c.Sigma, Detail: "RMSE of the combination's one-step errors"},
+		{Name: "dispersion", Value: c.Dispersion, Detail: c.Distribution},
+		{Name: "adi", Value: c.ADI, Detail: "average days between demands (class " + string(c.Class) + ")"},
+		{Name: "cv2", Value: c.CV2, Detail: "squared coefficient of variation of non-zero demand"},
+		{Name: "intraday_share", Value: share, Detail: "share of today's demand usually seen by now"},
+	}
+	for _, w := range c.Weights {
+		out = append(out, Component{Name: "weight_" + w.Name, Value: w.Weight, Detail: fmt.Sprintf("one-step RMSE %.3f", w.RMSE)})
+	}
+	return out
+}
