@@ -1,0 +1,79 @@
+package kafkax
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/stockcast/stockcast/pkg/config"
+)
+
+// Config configures producers, consumers and topic creation.
+type Config struct {
+	Brokers           []string
+	ClientID          string
+	Partitions        int           // partitions of topics EnsureTopics creates
+	ReplicationFactor int           // replication of topics EnsureTopics creates
+	SessionTimeout    time.Duration // consumer group session timeout
+	DrainTimeout      time.Duration // how long shutdown waits for the in-flight batch
+
+	// RetryMin and RetryMax bound the backoff between attempts of a failing
+	// batch; zero means 100ms and 5s.
+	RetryMin, RetryMax time.Duration
+}
+
+// RegisterFlags registers the -kafka.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	config.StringsVar(fs, &c.Brokers, "kafka.brokers", []string{"127.0.0.1:9092"}, "comma-separated Kafka bootstrap brokers")
+	fs.StringVar(&c.ClientID, "kafka.client-id", "stockcast", "Kafka client id")
+	fs.IntVar(&c.Partitions, "kafka.partitions", 6, "partitions of the topics stockcast creates")
+	fs.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "replication factor of the topics stockcast creates")
+	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka brokers: none given"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka partitions %d: want at least 1", c.Partitions))
+	}
+	if c.ReplicationFactor < 1 {
+		errs = append(errs, fmt.Errorf("kafka replication factor %d: want at least 1", c.ReplicationFactor))
+	}
+	if c.SessionTimeout < 0 || c.DrainTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
+		errs = append(errs, errors.New("kafka timeouts: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults fills zero values, so that a Config built in code (tests)
+// needs only Brokers.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = "stockcast"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 6
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 5 * time.Second
+	}
+	return c
+}

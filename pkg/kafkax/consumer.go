@@ -1,0 +1,232 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/stockcast/stockcast/pkg/telemetry"
+)
+
+// maxPollRecords bounds one poll across all partitions.
+const maxPollRecords = 10_000
+
+// fetchMaxWait is how long the broker may hold a fetch waiting for data:
+// short, so that records flow through the pipeline with little latency.
+const fetchMaxWait = 100 * time.Millisecond
+
+// maxSpanLinks bounds the links from a handler span to the records' traces.
+const maxSpanLinks = 128
+
+// Handler processes the records of one partition, in offset order. It is
+// called from one goroutine at a time. Returning an error makes the consumer
+// call it again with the same records after a backoff, until it succeeds:
+// return an error only when retrying can help (a dependency is down); invalid
+// records belong in a DLQ (see DLQRecord), not in an error.
+//
+// On shutdown the context of an in-flight call is not cancelled until
+// Config.DrainTimeout has passed, so that the call can finish and be committed.
+type Handler interface {
+	Handle(ctx context.Context, recs []*kgo.Record) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, recs []*kgo.Record) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, recs []*kgo.Record) error { return f(ctx, recs) }
+
+// Consumer consumes topics as a member of a consumer group.
+type Consumer struct {
+	cfg    Config
+	group  string
+	h      Handler
+	tel    *telemetry.Telemetry
+	log    *slog.Logger
+	ins    *instruments
+	tracer trace.Tracer
+	cl     *kgo.Client
+}
+
+// NewConsumer creates a group consumer of topics; it joins the group when Run starts.
+func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *telemetry.Telemetry) (*Consumer, error) {
+	cfg = cfg.withDefaults()
+	if group == "" || len(topics) == 0 {
+		return nil, fmt.Errorf("create kafka consumer: group %q and topics %v must not be empty", group, topics)
+	}
+	ins, err := newInstruments(tel)
+	if err != nil {
+		return nil, err
+	}
+	log := tel.Logger.With("component", "kafka-consumer", "group", group)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.WithLogger(kgoLogger{log}),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group reads the whole log
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(), // no partition moves between poll and commit
+		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(heartbeatInterval(cfg.SessionTimeout)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create kafka consumer for group %s: %w", group, err)
+	}
+	return &Consumer{
+		cfg:    cfg,
+		group:  group,
+		h:      h,
+		tel:    tel,
+		log:    log,
+		ins:    ins,
+		tracer: tel.Tracer.Tracer(meterName),
+		cl:     cl,
+	}, nil
+}
+
+// heartbeatInterval keeps three heartbeats within a session, at most 3s
+// (Kafka's default).
+func heartbeatInterval(session time.Duration) time.Duration {
+	return min(session/3, 3*time.Second)
+}
+
+// errShutdown stops a batch that could not finish before shutdown.
+var errShutdown = errors.New("consumer shutting down")
+
+// Run consumes until ctx is done: poll, handle each partition's records in
+// order, retry on error, commit. When ctx is done it finishes the in-flight
+// handler call, commits it, leaves the group and returns nil. Records not
+// yet handled stay uncommitted and go to the next owner of their partition.
+func (c *Consumer) Run(ctx context.Context) error {
+	// Handler calls get a context that survives the shutdown signal, so the
+	// in-flight batch can complete; it is cancelled DrainTimeout later.
+	handleCtx, cancelHandle := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandle()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(c.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelHandle()
+		case <-done:
+		}
+	}()
+
+	defer func() {
+		// Close leaves the group; allowing the rebalance first lets the
+		// leave proceed (we committed everything we handled).
+		c.cl.CloseAllowingRebalance()
+		c.log.Info("consumer stopped")
+	}()
+
+	for {
+		fetches := c.cl.PollRecords(ctx, maxPollRecords)
+		if ctx.Err() != nil {
+			return nil // records of this poll were not started: the next owner gets them
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("kafka consumer: client closed while polling")
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch failed", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		var parts []kgo.FetchTopicPartition
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) > 0 {
+				parts = append(parts, p)
+			}
+		})
+		for _, p := range parts {
+			last := p.Records[len(p.Records)-1]
+			c.ins.lag.Record(ctx, max(0, p.HighWatermark-last.Offset-1), metric.WithAttributes(
+				attribute.String("topic", p.Topic), attribute.String("partition", strconv.Itoa(int(p.Partition)))))
+			if err := c.handlePartition(ctx, handleCtx, p.Records); err != nil {
+				c.log.Info("stopping with unhandled records", "topic", p.Topic, "partition", p.Partition, "offset", p.Records[0].Offset, "err", err)
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil // in-flight partition done and committed; leave the rest
+			}
+		}
+		c.cl.AllowRebalance()
+	}
+}
+
+// handlePartition hands recs to the handler until it succeeds, then commits
+// them. It gives up only on shutdown.
+func (c *Consumer) handlePartition(ctx, handleCtx context.Context, recs []*kgo.Record) error {
+	topic, partition := recs[0].Topic, recs[0].Partition
+	topicAttr := metric.WithAttributes(attribute.String("topic", topic))
+	backoff := c.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := c.handleOnce(handleCtx, recs, topicAttr)
+		if err == nil {
+			break
+		}
+		c.ins.handlerErrors.Add(handleCtx, 1, topicAttr)
+		if ctx.Err() != nil || handleCtx.Err() != nil {
+			return fmt.Errorf("%w: %w", errShutdown, err)
+		}
+		c.log.Warn("handle records failed, retrying", "topic", topic, "partition", partition,
+			"offset", recs[0].Offset, "records", len(recs), "attempt", attempt, "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", errShutdown, err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, c.cfg.RetryMax)
+	}
+	c.ins.consumed.Add(handleCtx, int64(len(recs)), topicAttr)
+	if err := c.cl.CommitRecords(handleCtx, recs...); err != nil {
+		// Not fatal: the records are handled (idempotently) and will be
+		// redelivered to whoever owns the partition next.
+		c.log.Warn("commit offsets failed", "topic", topic, "partition", partition,
+			"offset", recs[len(recs)-1].Offset, "err", err)
+	}
+	return nil
+}
+
+// handleOnce calls the handler once inside a span linked to the records' traces.
+func (c *Consumer) handleOnce(ctx context.Context, recs []*kgo.Record, topicAttr metric.MeasurementOption) error {
+	var links []trace.Link
+	for _, r := range recs[:min(len(recs), maxSpanLinks)] {
+		if sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), c.tel, r)); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := c.tracer.Start(ctx, "handle "+recs[0].Topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("messaging.destination.name", recs[0].Topic),
+			attribute.Int("messaging.destination.partition.id", int(recs[0].Partition)),
+			attribute.Int("messaging.batch.message_count", len(recs))))
+	defer span.End()
+	start := time.Now()
+	err := c.h.Handle(ctx, recs)
+	c.ins.handlerDuration.Record(ctx, time.Since(start).Seconds(), topicAttr)
+	if err != nil {
+		span.RecordError(err)
+	}
+	return err
+}

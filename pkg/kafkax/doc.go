@@ -1,0 +1,18 @@
+// Package kafkax wraps franz-go with the delivery rules of docs/design.md.
+//
+// Producer: acks from all in-sync replicas, idempotent, small linger, keyed
+// records partitioned by murmur2 like Kafka's Java client (same key, same
+// partition), trace context injected into headers; Produce returns only once
+// every record is acknowledged.
+//
+// Consumer: a consumer group with manual commits. Run polls, hands each
+// partition's records in order to the Handler, retries a failing batch with
+// backoff forever (a down dependency stops consumption instead of dropping
+// data), commits synchronously, and only then lets a rebalance happen. Groups
+// use the cooperative-sticky balancer: a rebalance only moves the partitions
+// that change owner, the others keep flowing. On shutdown the in-flight batch
+// is finished (bounded by Config.DrainTimeout) and committed before the
+// consumer leaves the group.
+//
+// StartEmbedded runs franz-go's in-process kfake broker for tests and the demo.
+package kafkax

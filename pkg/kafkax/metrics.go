@@ -1,0 +1,51 @@
+package kafkax
+
+import (
+	"fmt"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/stockcast/stockcast/pkg/telemetry"
+)
+
+// meterName is the instrumentation scope of the generic Kafka metrics.
+const meterName = "github.com/stockcast/stockcast/pkg/kafkax"
+
+// instruments are the generic metrics every service gets from kafkax. The
+// Prometheus names are in the comments; the SDK returns the same instrument
+// when a producer and a consumer of one process ask for it.
+type instruments struct {
+	consumed        metric.Int64Counter     // stockcast_consumed_total{topic}
+	produced        metric.Int64Counter     // stockcast_produced_total{topic}
+	rejected        metric.Int64Counter     // stockcast_rejected_total{reason}
+	handlerErrors   metric.Int64Counter     // stockcast_handler_errors_total{topic}
+	handlerDuration metric.Float64Histogram // stockcast_handler_duration_seconds{topic}
+	lag             metric.Int64Gauge       // stockcast_consumer_lag{topic,partition}
+}
+
+func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
+	m := tel.Meter.Meter(meterName)
+	var ins instruments
+	var err error
+	if ins.consumed, err = m.Int64Counter("stockcast.consumed", metric.WithDescription("Records handled successfully, by topic.")); err != nil {
+		return nil, fmt.Errorf("create consumed counter: %w", err)
+	}
+	if ins.produced, err = m.Int64Counter("stockcast.produced", metric.WithDescription("Records produced and acknowledged, by topic.")); err != nil {
+		return nil, fmt.Errorf("create produced counter: %w", err)
+	}
+	if ins.rejected, err = m.Int64Counter("stockcast.rejected", metric.WithDescription("Records sent to a dead-letter topic, by reason.")); err != nil {
+		return nil, fmt.Errorf("create rejected counter: %w", err)
+	}
+	if ins.handlerErrors, err = m.Int64Counter("stockcast.handler.errors", metric.WithDescription("Failed handler attempts (the batch is retried), by topic.")); err != nil {
+		return nil, fmt.Errorf("create handler errors counter: %w", err)
+	}
+	if ins.handlerDuration, err = m.Float64Histogram("stockcast.handler.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of one handler call on one partition's records."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)); err != nil {
+		return nil, fmt.Errorf("create handler duration histogram: %w", err)
+	}
+	if ins.lag, err = m.Int64Gauge("stockcast.consumer.lag", metric.WithDescription("Records behind the high watermark when the last batch was fetched.")); err != nil {
+		return nil, fmt.Errorf("create consumer lag gauge: %w", err)
+	}
+	return &ins, nil
+}
