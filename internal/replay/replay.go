@@ -1,0 +1,332 @@
+// Package replay plays the Online Retail order lines into a running stockcast
+// pipeline and measures what comes out: it produces the mapped events to
+// orders.v1 and inventory.v1, reads forecasts.v1, replenishment.v1 and the
+// dead-letter topics with its own consumer, matches them to the produced
+// events by event id, and is done when every event is accounted for and the
+// pipeline's consumer groups have no lag.
+package replay
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/kafkax"
+	"github.com/stockcast/stockcast/pkg/retail"
+	"github.com/stockcast/stockcast/pkg/topics"
+)
+
+// Config says what to replay and how fast.
+type Config struct {
+	Data           string        // Online Retail CSV(.gz)
+	Speed          float64       // 0: as fast as possible; N: N x the data's own pace
+	Limit          int           // lines to replay; 0: all
+	InitialStock   bool          // produce one inventory snapshot per product first
+	Timeout        time.Duration // how long the pipeline may take to account for every event after the last produce
+	NonProductSKUs []string      // order lines of these codes are not demand: no forecast expected
+}
+
+// RegisterFlags registers the replay flags with the given prefix.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&c.Data, prefix+"data", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz) to replay")
+	fs.Float64Var(&c.Speed, prefix+"speed", 0, "0: as fast as possible; N: N times the wall-clock pace of the data")
+	fs.IntVar(&c.Limit, prefix+"limit", 0, "replay at most this many lines (0: all)")
+	fs.BoolVar(&c.InitialStock, prefix+"initial-stock", true, "produce one inventory snapshot per product before the lines")
+	fs.DurationVar(&c.Timeout, prefix+"timeout", 10*time.Minute, "how long the pipeline may take, after the last produce, to account for every event")
+	config.StringsVar(fs, &c.NonProductSKUs, prefix+"non-product-skus", retail.NonProductCodes(),
+		"stock codes ingest does not treat as demand (no forecast is expected for their order lines)")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("replay data: no file given"))
+	}
+	if c.Speed < 0 {
+		errs = append(errs, fmt.Errorf("replay speed %v: want 0 or more", c.Speed))
+	}
+	if c.Limit < 0 {
+		errs = append(errs, fmt.Errorf("replay limit %d: want 0 or more", c.Limit))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("replay timeout %v: want more than 0", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Replayer runs one replay.
+type Replayer struct {
+	cfg      Config
+	kafka    kafkax.Config
+	log      *slog.Logger
+	progress *Progress
+	stages   []Stage
+	// poll is how often the end condition is checked.
+	poll time.Duration
+}
+
+// New returns a replayer producing to and watching the cluster of kafka;
+// progress may be nil.
+func New(cfg Config, kafka kafkax.Config, log *slog.Logger, progress *Progress) *Replayer {
+	return &Replayer{cfg: cfg, kafka: kafka, log: log, progress: progress, stages: Pipeline(), poll: 250 * time.Millisecond}
+}
+
+// Run replays and waits until every produced event is accounted for. The
+// summary is filled as far as the replay got, also when it returns an error.
+func (r *Replayer) Run(ctx context.Context) (Summary, error) {
+	if err := r.cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	total, planner, err := r.plan()
+	if err != nil {
+		return Summary{}, err
+	}
+	all := append([]string{topics.Orders, topics.Inventory, topics.Catalog, topics.Demand, topics.Features}, WatchedTopics()...)
+	if err := kafkax.EnsureTopics(ctx, r.kafka, all...); err != nil {
+		return Summary{}, fmt.Errorf("prepare topics: %w", err)
+	}
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(r.kafka.Brokers...), kgo.ClientID("stockcast-replay-admin"))
+	if err != nil {
+		return Summary{}, fmt.Errorf("create kafka admin client: %w", err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	from, err := StartOffsets(ctx, adm)
+	if err != nil {
+		return Summary{}, err
+	}
+
+	tracker := NewTracker()
+	watcher, err := NewWatcher(r.kafka.Brokers, from, tracker, r.log)
+	if err != nil {
+		return Summary{}, err
+	}
+	var snapshots int
+	if r.cfg.InitialStock {
+		snapshots = len(planner.Snapshots())
+	}
+	plannedEvents := total + snapshots
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return watcher.Run(gctx) })
+	status := &phase{}
+	if r.progress != nil {
+		g.Go(func() error { r.progress.Run(gctx, tracker, plannedEvents, status); return nil })
+	}
+	var done Summary
+	var runErr error
+	g.Go(func() error {
+		defer cancel() // stop the watcher and the progress bar
+		runErr = r.produceAndWait(gctx, planner, tracker, watcher, adm, status)
+		return nil
+	})
+	if err := g.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
+	done = buildSummary(tracker)
+	if r.progress != nil {
+		r.progress.Finish(tracker, plannedEvents, status)
+	}
+	return done, runErr
+}
+
+// plan reads the data once: it counts the lines to replay and derives the
+// initial stock from them.
+func (r *Replayer) plan() (int, *retail.StockPlanner, error) {
+	rd, err := retail.Open(r.cfg.Data)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rd.Close()
+	planner := retail.NewStockPlanner()
+	n := 0
+	for r.cfg.Limit == 0 || n < r.cfg.Limit {
+		l, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("plan replay of %s: %w", r.cfg.Data, err)
+		}
+		planner.Add(l)
+		n++
+	}
+	return n, planner, nil
+}
+
+func (r *Replayer) produceAndWait(ctx context.Context, planner *retail.StockPlanner, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
+	p, err := newProducer(r.kafka.Brokers, tracker)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	status.set("producing")
+	if r.cfg.InitialStock {
+		for _, s := range planner.Snapshots() {
+			if err := p.produce(ctx, retail.Event{Inventory: s}, KindInitialStock, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.produceLines(ctx, p); err != nil {
+		return err
+	}
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	status.set("waiting for the pipeline")
+	return r.wait(ctx, tracker, watcher, adm, status)
+}
+
+// produceLines produces the mapped lines, paced by their timestamps when
+// Speed > 0.
+func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
+	rd, err := retail.Open(r.cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	nonProduct := make(map[string]bool, len(r.cfg.NonProductSKUs))
+	for _, s := range r.cfg.NonProductSKUs {
+		nonProduct[s] = true
+	}
+	var pace pacer
+	for n := 0; r.cfg.Limit == 0 || n < r.cfg.Limit; n++ {
+		l, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", r.cfg.Data, err)
+		}
+		if r.cfg.Speed > 0 {
+			if err := pace.wait(ctx, l.Time, r.cfg.Speed); err != nil {
+				return err
+			}
+		}
+		ev, err := retail.Map(l)
+		if err != nil {
+			return err
+		}
+		kind := KindPlaced
+		switch {
+		case ev.Inventory != nil:
+			kind = KindAdjustment
+		case l.Quantity < 0:
+			kind = KindCancelled
+		}
+		if err := p.produce(ctx, ev, kind, ev.Order != nil && nonProduct[l.StockCode]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait polls until every produced event is accounted for and the pipeline
+// is drained, or the timeout passes.
+func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
+	deadline := time.Now().Add(r.cfg.Timeout)
+	ticker := time.NewTicker(r.poll)
+	defer ticker.Stop()
+	drainedChecks := 0
+	for {
+		lags, err := PipelineLag(ctx, adm, r.stages)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("measure pipeline lag", "err", err)
+		}
+		status.setLags(lags)
+		drained := err == nil && Drained(lags, r.stages)
+		if drained {
+			ends, err := endOffsets(ctx, adm, WatchedTopics()...)
+			drained = err == nil && watcher.CaughtUp(ends)
+		}
+		missing, examples := tracker.Unaccounted(5)
+		switch {
+		case drained && missing == 0:
+			return nil
+		case drained:
+			// Everything went through and was read: what is missing will
+			// not come. Check twice in case a commit raced a fetch.
+			if drainedChecks++; drainedChecks >= 2 {
+				return fmt.Errorf("pipeline drained but %d events got neither a forecast nor a rejection (e.g. %s): "+
+					"ingest drops event ids it has seen before; was this data replayed into this system already?",
+					missing, strings.Join(examples, ", "))
+			}
+		default:
+			drainedChecks = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pipeline did not account for %d events within %v (e.g. %s); lag by group: %s",
+				missing, r.cfg.Timeout, strings.Join(examples, ", "), formatLags(lags))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+func formatLags(lags []StageLag) string {
+	parts := make([]string, 0, len(lags))
+	for _, l := range lags {
+		parts = append(parts, fmt.Sprintf("%s=%d", strings.TrimPrefix(l.Group, "stockcast-"), l.Lag))
+	}
+	return strings.Join(parts, " ")
+}
+
+// pacer spaces events as their timestamps, sped up by a factor.
+type pacer struct {
+	dataStart, wallStart time.Time
+}
+
+func (p *pacer) wait(ctx context.Context, at time.Time, speed float64) error {
+	if p.wallStart.IsZero() {
+		p.dataStart, p.wallStart = at, time.Now()
+		return nil
+	}
+	due := p.wallStart.Add(time.Duration(float64(at.Sub(p.dataStart)) / speed))
+	d := time.Until(due)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// phase is what the replay is doing, for the progress bar.
+type phase struct {
+	mu   sync.Mutex
+	name string
+	lags []StageLag
+}
+
+func (p *phase) set(name string) { p.mu.Lock(); p.name = name; p.mu.Unlock() }
+
+func (p *phase) setLags(l []StageLag) { p.mu.Lock(); p.lags = l; p.mu.Unlock() }
+
+func (p *phase) get() (string, []StageLag) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.name, p.lags
+}
