@@ -1,0 +1,44 @@
+// Package featureclient reads series histories from the feature service.
+package featureclient
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
+	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
+)
+
+// Client adapts FeatureService.GetFeatures to scoring.HistorySource.
+type Client struct {
+	api featurev1.FeatureServiceClient
+}
+
+// New returns a client over a FeatureService connection.
+func New(api featurev1.FeatureServiceClient) *Client { return &Client{api: api} }
+
+var _ scoring.HistorySource = (*Client)(nil)
+
+// History returns the stored daily history of a series, oldest first.
+func (c *Client) History(ctx context.Context, sku, location string) ([]scoring.DailyDemand, error) {
+	resp, err := c.api.GetFeatures(ctx, &featurev1.GetFeaturesRequest{Sku: sku, Location: location, IncludeHistory: true})
+	if status.Code(err) == codes.NotFound {
+		return nil, nil // a series the feature service has not stored yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get features of %s|%s: %w", sku, location, err)
+	}
+	out := make([]scoring.DailyDemand, 0, len(resp.GetHistory()))
+	for _, h := range resp.GetHistory() {
+		day, err := forecasting.ParseDay(h.GetDay())
+		if err != nil {
+			return nil, fmt.Errorf("history of %s|%s: %w", sku, location, err)
+		}
+		out = append(out, scoring.DailyDemand{Day: day, Quantity: h.GetQuantity(), Stockout: h.GetStockout()})
+	}
+	return out, nil
+}

@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
+)
+
+func result(id string, asOf time.Time, mean float64) *scoring.Result {
+	return &scoring.Result{
+		Event: &forecastv1.ForecastEvent{
+			ForecastId: id, EventId: "ev-" + id, SeriesKey: "A|online", Sku: "A", Location: "online",
+			AsOf: timestamppb.New(asOf), IssuedAt: timestamppb.New(asOf.Add(time.Second + 123)),
+			StartDay: asOf.Format(time.DateOnly), QuantileLevels: []float64{0.5, 0.9},
+			Daily: []*forecastv1.DailyForecast{
+				{Day: asOf.Format(time.DateOnly), Mean: mean, Quantiles: []float64{mean, mean + 2}},
+				{Day: asOf.AddDate(0, 0, 1).Format(time.DateOnly), Mean: mean + 1, Quantiles: []float64{mean + 1, mean + 3}},
+			},
+			LeadTimeDemand: []*forecastv1.LeadTimeDemand{{LeadTimeDays: 1, Mean: 2*mean + 1, Quantiles: []float64{2 * mean, 2*mean + 4}}},
+			Model:          "m", ModelVersion: "m-1", DemandClass: "smooth",
+			Reason: &forecastv1.ForecastReason{Code: forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED, Detail: "level", Change: 0.25},
+			Cause:  &demandv1.DemandEvent{EventId: "ev-" + id, Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: 3}}},
+		},
+		Components: []scoring.Component{{Name: "level", Value: mean, Detail: "d"}},
+	}
+}
+
+func TestForecastLogRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	conn := clickHouse(t)
+	if err := conn.Exec(ctx, ForecastLogTable); err != nil {
+		t.Fatal(err)
+	}
+	log := NewForecastLog(conn)
+	if _, err := log.Latest(ctx, "A|online"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty log: err %v, want ErrNotFound", err)
+	}
+	day := time.Date(2011, 3, 4, 10, 30, 0, 500, time.UTC)
+	older, newer := result("f1", day, 3), result("f2", day.Add(time.Hour), 4)
+	item := &scoring.Result{Event: &forecastv1.ForecastEvent{ForecastId: "item", SeriesKey: "A"}}
+	for range 2 { // a redelivered batch
+		if err := log.Insert(ctx, []*scoring.Result{newer, older, item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := log.Latest(ctx, "A|online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got.Event, newer.Event) {
+		t.Errorf("latest forecast\n got %v\nwant %v", got.Event, newer.Event)
+	}
+	if len(got.Components) != 1 || got.Components[0] != newer.Components[0] {
+		t.Errorf("components %v, want %v", got.Components, newer.Components)
+	}
+	var rows uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM forecast_log FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 2 {
+		t.Errorf("%d rows after a redelivery, want 2 (item events are not logged)", rows)
+	}
+}
