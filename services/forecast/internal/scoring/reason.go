@@ -25,8 +25,8 @@ type reasonInput struct {
 
 // reason says why the forecast is what it is, against the previous one:
 // the first forecast of a series; else what the cause was (price,
-// promotion, stockout); else a closed day that moved the model; else
-// today's demand departing from expectation; else no material change.
+// promotion, stockout); else a state rebuilt or moved by a closed day;
+// else today's demand departing from expectation; else no material change.
 func reason(in reasonInput) *forecastv1.ForecastReason {
 	total := 0.0
 	for _, m := range in.forecast.Means {
@@ -65,6 +65,11 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 	case cause.GetInventory().GetStockoutEnded() != nil:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_STOCKOUT
 		r.Detail = "stockout ended"
+	case in.prev == nil:
+		// A known series without a forecast in memory (a restart or an
+		// eviction): its state was just rebuilt from the stored history.
+		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
+		r.Detail = fmt.Sprintf("state rebuilt from history through %s: level %.2f", in.after.LastDay, level)
 	case in.after.LastUpdate != in.before.LastUpdate || in.after.Days != in.before.Days:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
 		prevLevel := level
