@@ -25,6 +25,7 @@
 // closed-form, it needs no sampling and no seed: a forecast is a pure
 // function of the State and the Request, and costs tens of microseconds.
 //
-// Adding a member: add its state as a field of State, a case in
-// memberOf and a name in memberNames, and bump ModelVersion.
+// Adding a member: add its state as a field of State, its update to
+// Observe, its prediction to memberMeans and its name to memberNames, raise
+// numMembers, and bump ModelVersion.
 package forecasting

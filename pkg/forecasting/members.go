@@ -108,7 +108,14 @@ func (m *Seasonal) update(day Day, y float64) {
 	}
 }
 
-func (m *Seasonal) predict(day Day) float64 { return m.Level * m.factor(day.Weekday()) }
+// factors returns the seven weekday factors, Monday first.
+func (m *Seasonal) factors() [7]float64 {
+	var f [7]float64
+	for wd := range f {
+		f[wd] = m.factor(wd)
+	}
+	return f
+}
 
 // Damped is Holt's linear method with a damped trend (Gardner, McKenzie).
 type Damped struct {

@@ -127,7 +127,8 @@ func (s *State) Observe(day Day, y float64, censored bool) {
 // they see y.
 func (s *State) score(day Day, y float64) {
 	var preds [numMembers]float64
-	s.predictMembers(day, &preds)
+	factors := s.Seasonal.factors()
+	s.memberMeans(day, max(int(day-s.LastUpdate), 1), &factors, &preds)
 	w := s.weights()
 	combined := 0.0
 	for i, p := range preds {
@@ -138,14 +139,15 @@ func (s *State) score(day Day, y float64) {
 	ewAdd(&s.PredMean, s.Combined.N, scoreRate, combined)
 }
 
-// predictMembers writes each member's mean for a day after LastUpdate.
-func (s *State) predictMembers(day Day, out *[numMembers]float64) {
-	ahead := max(int(day-s.LastUpdate), 1)
+// memberMeans writes each member's mean for day, ahead days after
+// LastUpdate; factors are the seasonal member's weekday factors. It is the
+// one place that lists the members' predictions.
+func (s *State) memberMeans(day Day, ahead int, factors *[7]float64, out *[numMembers]float64) {
 	for i := range s.SES {
 		out[i] = s.SES[i].Level
 	}
 	out[numSES] = s.TSB.predict()
-	out[numSES+1] = s.Seasonal.predict(day)
+	out[numSES+1] = s.Seasonal.Level * factors[day.Weekday()]
 	out[numSES+2] = s.Damped.predict(ahead)
 	out[numSES+3] = s.MovingAvg.predict()
 }
@@ -172,30 +174,22 @@ func (s *State) weights() [numMembers]float64 {
 }
 
 // meanPath writes the combined mean of len(out) consecutive days from start
-// (after LastUpdate), computing the weekday factors and the damped trend
-// once for the run instead of once per day.
+// (after LastUpdate).
 func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	if !s.Live {
 		clear(out)
 		return
 	}
-	flat := w[numSES]*s.TSB.predict() + w[numSES+3]*s.MovingAvg.predict()
-	for i := range s.SES {
-		flat += w[i] * s.SES[i].Level
-	}
-	var seasonal [7]float64
-	for wd := range seasonal {
-		seasonal[wd] = w[numSES+1] * s.Seasonal.Level * s.Seasonal.factor(wd)
-	}
+	factors := s.Seasonal.factors()
 	ahead := max(int(start-s.LastUpdate), 1)
-	damp := dampedPhi * (1 - math.Pow(dampedPhi, float64(ahead))) / (1 - dampedPhi)
-	pow := math.Pow(dampedPhi, float64(ahead))
+	var preds [numMembers]float64
 	for h := range out {
-		day := start + Day(h)
-		trend := max(s.Damped.Level+damp*s.Damped.Trend, 0)
-		out[h] = max(flat+seasonal[day.Weekday()]+w[numSES+2]*trend, 0)
-		pow *= dampedPhi
-		damp += pow
+		s.memberMeans(start+Day(h), ahead+h, &factors, &preds)
+		m := 0.0
+		for i, p := range preds {
+			m += w[i] * p
+		}
+		out[h] = max(m, 0)
 	}
 }
 
