@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ import (
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // asOf is the day of the test's snapshots, a Friday.
 var asOf = forecasting.Day(15037) // 2011-03-04
@@ -118,7 +119,7 @@ type service struct {
 
 func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *service {
 	t.Helper()
-	s := &service{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), done: make(chan error, 1)}
+	s := &service{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	args := []string{
@@ -128,7 +129,7 @@ func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *s
 		"-forecast.max-series", "100", "-log.level", "warn",
 	}
 	go func() { s.done <- Run(ctx, args, func(string) string { return "" }, testWriter{t}) }()
-	waitFor(t, 60*time.Second, "forecast ready", func() bool {
+	testenv.Eventually(t, 60*time.Second, "forecast ready", func() bool {
 		resp, err := http.Get("http://" + s.adminAddr + "/readyz")
 		if err != nil {
 			return false
@@ -250,7 +251,7 @@ func TestForecastService(t *testing.T) {
 	defer conn.Close()
 	var rows uint64
 	var ids []string
-	waitFor(t, 30*time.Second, "forecast_log rows", func() bool {
+	testenv.Eventually(t, 30*time.Second, "forecast_log rows", func() bool {
 		err := conn.QueryRow(ctx, "SELECT count(), groupArray(event_id) FROM (SELECT event_id FROM forecast_log FINAL ORDER BY event_id)").Scan(&rows, &ids)
 		return err == nil && rows == 4
 	})
@@ -388,27 +389,6 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(body)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // testWriter sends the service's logs to the test log.

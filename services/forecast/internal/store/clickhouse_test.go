@@ -3,16 +3,21 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/testenv"
 	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 func result(id string, asOf time.Time, mean float64) *scoring.Result {
 	return &scoring.Result{
@@ -35,8 +40,12 @@ func result(id string, asOf time.Time, mean float64) *scoring.Result {
 
 func TestForecastLogRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	conn := clickHouse(t)
-	if err := conn.Exec(ctx, ForecastLogTable); err != nil {
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
 		t.Fatal(err)
 	}
 	log := NewForecastLog(conn)
