@@ -24,17 +24,9 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&c.Horizon, prefix+"horizon", forecasting.DefaultHorizon, "forecast days, today included")
 	c.QuantileLevels = forecasting.DefaultQuantileLevels()
-	fs.Func(prefix+"quantiles", "comma-separated quantile levels in (0,1) (default "+joinFloats(c.QuantileLevels)+")", func(s string) error {
-		v, err := parseFloats(s)
-		c.QuantileLevels = v
-		return err
-	})
+	fs.Var((*floatList)(&c.QuantileLevels), prefix+"quantiles", "comma-separated quantile levels in (0,1), ascending")
 	c.LeadTimes = forecasting.DefaultLeadTimes()
-	fs.Func(prefix+"lead-times", "comma-separated lead times in days (default "+joinInts(c.LeadTimes)+")", func(s string) error {
-		v, err := parseInts(s)
-		c.LeadTimes = v
-		return err
-	})
+	fs.Var((*intList)(&c.LeadTimes), prefix+"lead-times", "comma-separated lead times in days")
 	fs.IntVar(&c.MaxSeries, prefix+"max-series", 100_000, "series states kept in memory (least recently used evicted)")
 }
 
@@ -64,6 +56,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("forecast max series %d: want at least 1", c.MaxSeries))
 	}
 	return errors.Join(errs...)
+}
+
+// floatList and intList are comma-separated flag values.
+type (
+	floatList []float64
+	intList   []int
+)
+
+func (l *floatList) String() string { return joinFloats(*l) }
+func (l *intList) String() string   { return joinInts(*l) }
+
+func (l *floatList) Set(s string) (err error) {
+	*l, err = parseFloats(s)
+	return err
+}
+
+func (l *intList) Set(s string) (err error) {
+	*l, err = parseInts(s)
+	return err
 }
 
 func parseFloats(s string) ([]float64, error) {
