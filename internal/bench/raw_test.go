@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -12,7 +13,10 @@ import (
 	ordersv1 "github.com/stockcast/stockcast/proto/stockcast/orders/v1"
 
 	"github.com/stockcast/stockcast/pkg/kafkax"
+	"github.com/stockcast/stockcast/pkg/testenv"
 )
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const dataFile = "../../data/online-retail/online_retail.csv.gz"
 
@@ -37,12 +41,7 @@ func TestRawBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a Kafka broker")
 	}
-	k, err := kafkax.StartEmbedded(kafkax.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	kc := kafkax.Config{Brokers: k.Brokers(), Partitions: 3}
+	kc := kafkax.Config{Brokers: testenv.Kafka(t), Partitions: 3}
 	const n = 5000
 	recs, err := RecordsFromData(dataFile, n, "bench.raw.test")
 	if err != nil {

@@ -39,9 +39,15 @@ type Config struct {
 
 // RegisterFlags registers the replay flags with the given prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
-	fs.StringVar(&c.Data, prefix+"data", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz) to replay")
 	fs.Float64Var(&c.Speed, prefix+"speed", 0, "0: as fast as possible; N: N times the wall-clock pace of the data")
 	fs.IntVar(&c.Limit, prefix+"limit", 0, "replay at most this many lines (0: all)")
+	c.RegisterDataFlags(fs, prefix)
+}
+
+// RegisterDataFlags registers the flags other than speed and limit, for
+// commands that decide those themselves (the benchmark).
+func (c *Config) RegisterDataFlags(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&c.Data, prefix+"data", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz) to replay")
 	fs.BoolVar(&c.InitialStock, prefix+"initial-stock", true, "produce one inventory snapshot per product before the lines")
 	fs.DurationVar(&c.Timeout, prefix+"timeout", 10*time.Minute, "how long the pipeline may take, after the last produce, to account for every event")
 	config.StringsVar(fs, &c.NonProductSKUs, prefix+"non-product-skus", retail.NonProductCodes(),

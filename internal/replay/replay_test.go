@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,22 +21,20 @@ import (
 
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/retail"
+	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/pkg/topics"
 )
 
 const dataFile = "../../data/online-retail/online_retail.csv.gz"
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 func startKafka(t *testing.T) kafkax.Config {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a Kafka broker")
 	}
-	k, err := kafkax.StartEmbedded(kafkax.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	return kafkax.Config{Brokers: k.Brokers(), Partitions: 3}
+	return kafkax.Config{Brokers: testenv.Kafka(t), Partitions: 3}
 }
 
 func newAdmin(t *testing.T, kc kafkax.Config) *kadm.Client {
@@ -224,12 +223,7 @@ func TestWatcherMeasures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for !w.CaughtUp(ends) {
-		if ctx.Err() != nil {
-			t.Fatal("watcher did not catch up before the deadline")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising on time
-	}
+	testenv.Eventually(t, 20*time.Second, "the watcher to read every output record", func() bool { return w.CaughtUp(ends) })
 	wcancel()
 	if err := <-werr; err != nil {
 		t.Fatalf("watcher Run = %v", err)

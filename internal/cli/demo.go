@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/internal/replay"
+	"github.com/stockcast/stockcast/internal/stack"
+	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/retail"
+)
+
+// stackFlags are the flags of the commands that start a stack.
+type stackFlags struct {
+	dir, binDir string
+	brokers     []string
+	partitions  int
+	fresh       bool
+}
+
+func (f *stackFlags) register(fs *flag.FlagSet, defaultDir string) {
+	fs.StringVar(&f.dir, "dir", defaultDir, "directory of the local stack: stores' data, broker data and service logs")
+	fs.StringVar(&f.binDir, "bin-dir", "bin", "directory with the service binaries (`make build`)")
+	config.StringsVar(fs, &f.brokers, "kafka.brokers", nil, "use this Kafka cluster instead of the embedded broker")
+	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the topics the stack creates")
+	fs.BoolVar(&f.fresh, "fresh", true, "start from empty stores and topics (deletes the stack directory first)")
+}
+
+func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writer) (*stack.Stack, error) {
+	if f.fresh {
+		if err := stack.Reset(f.dir); err != nil {
+			return nil, err
+		}
+	}
+	return stack.Start(ctx, stack.Config{
+		Dir: f.dir, BinDir: f.binDir, KafkaBrokers: f.brokers, Partitions: f.partitions,
+		Logger: log, Stdout: stdout,
+	})
+}
+
+// stopStack stops the stack and reports how long that took.
+func stopStack(st *stack.Stack, stdout io.Writer) error {
+	start := time.Now()
+	err := st.Stop()
+	if err != nil {
+		return fmt.Errorf("stop stack: %w", err)
+	}
+	fmt.Fprintf(stdout, "stack stopped in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func runDemo(ctx context.Context, e *env, args []string) (err error) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var (
+		sf          stackFlags
+		rc          replay.Config
+		logs        logFlags
+		keepRunning bool
+	)
+	sf.register(fs, ".data/demo")
+	rc.RegisterFlags(fs, "")
+	logs.register(fs)
+	fs.BoolVar(&keepRunning, "keep-running", false, "leave the stack up after the replay until Ctrl-C")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if err := rc.Validate(); err != nil {
+		return fmt.Errorf("validate flags: %w", err)
+	}
+	log, err := logs.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(e.stdout, "starting the local stack in %s\n", sf.dir)
+	st, err := sf.start(ctx, log, e.stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopStack(st, e.stdout)) }()
+
+	fmt.Fprintf(e.stdout, "\nreplaying %s (speed %s, limit %s)\n", rc.Data, speedText(rc.Speed), limitText(rc.Limit))
+	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
+	fmt.Fprintln(e.stdout)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(e.stdout, "interrupted; summary so far:")
+			sum.Print(e.stdout)
+			return nil
+		}
+		sum.Print(e.stdout)
+		return fmt.Errorf("replay: %w", err)
+	}
+	showcase(ctx, st, e.stdout)
+	sum.Print(e.stdout)
+	if keepRunning {
+		fmt.Fprintln(e.stdout, "\nthe stack keeps running (addresses above); Ctrl-C stops it")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// showcase asks the services' gRPC APIs about the best-selling item, to show
+// what a client sees after the replay. Failures are printed, not fatal.
+func showcase(ctx context.Context, st *stack.Stack, w io.Writer) {
+	const sku = "85123A" // WHITE HANGING HEART T-LIGHT HOLDER, the most ordered item
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fmt.Fprintf(w, "what the APIs say about %s|%s:\n", sku, retail.Location)
+
+	conn, err := grpc.NewClient(st.GRPC(stack.Forecast), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err == nil {
+		defer conn.Close()
+		var resp *forecastv1.GetForecastResponse
+		resp, err = forecastv1.NewForecastServiceClient(conn).GetForecast(ctx, &forecastv1.GetForecastRequest{Sku: sku, Location: retail.Location})
+		if err == nil {
+			f := resp.GetForecast()
+			var days []string
+			for i, d := range f.GetDaily() {
+				if i == 7 {
+					break
+				}
+				days = append(days, fmt.Sprintf("%.1f", d.GetMean()))
+			}
+			fmt.Fprintf(w, "  forecast as of %s (%s, %s, class %s): next days %s\n",
+				f.GetAsOf().AsTime().Format(time.RFC3339), f.GetModel(), f.GetReason().GetCode(), f.GetDemandClass(), strings.Join(days, " "))
+			for _, l := range f.GetLeadTimeDemand() {
+				fmt.Fprintf(w, "  demand over %d days lead time + %d review: mean %.1f, quantiles %v at %v\n",
+					l.GetLeadTimeDays(), l.GetReviewPeriodDays(), l.GetMean(), round1(l.GetQuantiles()), f.GetQuantileLevels())
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "  forecast: %v\n", err)
+	}
+
+	conn2, err := grpc.NewClient(st.GRPC(stack.Replenishment), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err == nil {
+		defer conn2.Close()
+		var resp *replenishmentv1.ListProposalsResponse
+		resp, err = replenishmentv1.NewReplenishmentServiceClient(conn2).ListProposals(ctx,
+			&replenishmentv1.ListProposalsRequest{Sku: sku, Location: retail.Location, PageSize: 3})
+		if err == nil {
+			fmt.Fprintf(w, "  proposals (first %d):\n", len(resp.GetProposals()))
+			for _, p := range resp.GetProposals() {
+				fmt.Fprintf(w, "    %s on %s: order %.0f (reorder point %.1f, order-up-to %.1f, position %.1f), %s\n",
+					p.GetProposalId(), p.GetDecidedAt().AsTime().Format("2006-01-02"), p.GetQuantity(),
+					p.GetReorderPoint(), p.GetOrderUpTo(), p.GetInventoryPosition(), p.GetReason())
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "  proposals: %v\n", err)
+	}
+	fmt.Fprintln(w)
+}
+
+func round1(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(int64(x*10+0.5)) / 10
+	}
+	return out
+}
+
+func speedText(s float64) string {
+	if s == 0 {
+		return "as fast as possible"
+	}
+	return fmt.Sprintf("%gx", s)
+}
+
+func limitText(n int) string {
+	if n == 0 {
+		return "all lines"
+	}
+	return fmt.Sprintf("%d lines", n)
+}
