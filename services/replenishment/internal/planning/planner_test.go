@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 	"github.com/stockcast/stockcast/services/replenishment/internal/store"
 )
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 var builtIn = replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, PackSize: 1, OrderCoverDays: 14}
 
@@ -78,7 +82,7 @@ func events(t *testing.T, fs ...*forecastv1.ForecastEvent) []planning.Event {
 
 func TestPlannerDecidesOncePerCrossingAndReplaysIdentically(t *testing.T) {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
 	policies, err := planning.NewPolicies(store.NewPolicies(rdb), builtIn)
 	if err != nil {

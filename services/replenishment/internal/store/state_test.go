@@ -3,18 +3,22 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 )
 
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
 func newRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }
