@@ -56,8 +56,8 @@ func Open(ctx context.Context, cfg Config) (*redis.Client, error) {
 		Addr:     cfg.Addr,
 		Password: cfg.Password,
 		DB:       cfg.DB,
-		// RESP2: works with every Redis 6+ and avoids the HELLO round trip.
-		Protocol: 2,
+		// Protocol stays go-redis' default (RESP3), the one the services'
+		// store tests use: Lua replies convert differently under RESP2.
 	})
 	pctx, cancel := context.WithTimeout(ctx, cfg.PingTimeout)
 	defer cancel()
