@@ -42,7 +42,7 @@ func runBench(ctx context.Context, e *env, args []string) (err error) {
 	}
 
 	fmt.Fprintf(e.stdout, "starting the local stack in %s\n", sf.dir)
-	st, err := sf.start(ctx, log, e.stdout)
+	st, err := sf.start(ctx, log, e.stdout, rc.NonProductSKUs)
 	if err != nil {
 		return err
 	}

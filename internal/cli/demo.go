@@ -32,13 +32,15 @@ type stackFlags struct {
 
 func (f *stackFlags) register(fs *flag.FlagSet, defaultDir string) {
 	fs.StringVar(&f.dir, "dir", defaultDir, "directory of the local stack: stores' data, broker data and service logs")
-	fs.StringVar(&f.binDir, "bin-dir", "bin", "directory with the service binaries (`make build`)")
+	fs.StringVar(&f.binDir, "bin-dir", "bin", "directory with the service binaries (make build puts them in bin)")
 	config.StringsVar(fs, &f.brokers, "kafka.brokers", nil, "use this Kafka cluster instead of the embedded broker")
 	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the topics the stack creates")
 	fs.BoolVar(&f.fresh, "fresh", true, "start from empty stores and topics (deletes the stack directory first)")
 }
 
-func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writer) (*stack.Stack, error) {
+// start starts the stack; ingest gets the replay's list of non-product codes
+// so that both agree on which lines are not demand.
+func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writer, nonProduct []string) (*stack.Stack, error) {
 	if f.fresh {
 		if err := stack.Reset(f.dir); err != nil {
 			return nil, err
@@ -47,6 +49,7 @@ func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writ
 	return stack.Start(ctx, stack.Config{
 		Dir: f.dir, BinDir: f.binDir, KafkaBrokers: f.brokers, Partitions: f.partitions,
 		Logger: log, Stdout: stdout,
+		ServiceFlags: map[string][]string{stack.Ingest: {"-ingest.non-product-skus=" + strings.Join(nonProduct, ",")}},
 	})
 }
 
@@ -85,7 +88,7 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	}
 
 	fmt.Fprintf(e.stdout, "starting the local stack in %s\n", sf.dir)
-	st, err := sf.start(ctx, log, e.stdout)
+	st, err := sf.start(ctx, log, e.stdout, rc.NonProductSKUs)
 	if err != nil {
 		return err
 	}

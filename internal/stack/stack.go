@@ -155,6 +155,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Dir == "" || cfg.BinDir == "" {
 		return nil, errors.New("start stack: Dir and BinDir are required")
 	}
+	var err1, err2 error
+	cfg.Dir, err1 = filepath.Abs(cfg.Dir)
+	cfg.BinDir, err2 = filepath.Abs(cfg.BinDir)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("start stack: %w", err)
+	}
 	s := &Stack{cfg: cfg, log: cfg.Logger, services: make(map[string]*service)}
 	defer func() {
 		if err != nil {
@@ -200,12 +206,10 @@ func (s *Stack) prepareDirs() error {
 func (s *Stack) findBinaries() error {
 	var errs []error
 	for _, name := range Services() {
-		bin, err := filepath.Abs(filepath.Join(s.cfg.BinDir, name))
-		if err == nil {
-			var st os.FileInfo
-			if st, err = os.Stat(bin); err == nil && st.Mode()&0o111 == 0 {
-				err = fmt.Errorf("%s is not executable", bin)
-			}
+		bin := filepath.Join(s.cfg.BinDir, name)
+		st, err := os.Stat(bin)
+		if err == nil && st.Mode()&0o111 == 0 {
+			err = fmt.Errorf("%s is not executable", bin)
 		}
 		if err != nil {
 			errs = append(errs, err)
