@@ -46,7 +46,7 @@ func runBench(ctx context.Context, e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, stopStack(st, e.stdout)) }()
+	defer func() { err = errors.Join(err, stopStack(st, log)) }()
 
 	recs, err := bench.RecordsFromData(rc.Data, rc.Limit, fmt.Sprintf("bench.raw.%d", time.Now().UnixNano()))
 	if err != nil {

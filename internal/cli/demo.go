@@ -53,14 +53,14 @@ func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writ
 	})
 }
 
-// stopStack stops the stack and reports how long that took.
-func stopStack(st *stack.Stack, stdout io.Writer) error {
+// stopStack stops the stack; it logs rather than prints, so that the
+// summary stays the last line of stdout.
+func stopStack(st *stack.Stack, log *slog.Logger) error {
 	start := time.Now()
-	err := st.Stop()
-	if err != nil {
+	if err := st.Stop(); err != nil {
 		return fmt.Errorf("stop stack: %w", err)
 	}
-	fmt.Fprintf(stdout, "stack stopped in %s\n", time.Since(start).Round(time.Millisecond))
+	log.Info("stack stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -92,7 +92,7 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, stopStack(st, e.stdout)) }()
+	defer func() { err = errors.Join(err, stopStack(st, log)) }()
 
 	fmt.Fprintf(e.stdout, "\nreplaying %s (speed %s, limit %s)\n", rc.Data, speedText(rc.Speed), limitText(rc.Limit))
 	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
