@@ -12,6 +12,7 @@ export PATH := $(TOOLS):$(PATH)
 BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.0
+HELM_VERSION               ?= v3.22.0
 
 SERVICES := ingest feature forecast replenishment
 TEST_TIMEOUT ?= 30m
@@ -33,6 +34,20 @@ $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) GOFLAGS= GOWORK=off $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(TOOLS) GOFLAGS= GOWORK=off $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(TOOLS)/helm:
+	GOBIN=$(TOOLS) GOFLAGS= GOWORK=off $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: helm-lint
+helm-lint: $(TOOLS)/helm ## Lint the Helm chart.
+	helm lint helm/stockcast
+
+.PHONY: manifests
+manifests: $(TOOLS)/helm ## Render the chart into deploy/k8s (plain manifests for users without Helm).
+	helm template stockcast helm/stockcast > deploy/k8s/stockcast.yaml
+
+.PHONY: check-manifests
+check-manifests: $(TOOLS)/helm ## Fail if deploy/k8s is not the chart rendered with default values.
+	@helm template stockcast helm/stockcast | diff -u deploy/k8s/stockcast.yaml - && echo "deploy/k8s is up to date"
 
 .PHONY: generate
 generate: tools ## Generate Go from the .proto files (committed beside them).
@@ -54,7 +69,7 @@ build: ## Build the services and the stockcast command into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/,$(addsuffix /cmd/...,$(SERVICES))) ./cmd/stockcast
 
 .PHONY: test
-test: deps lint check-generated build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
+test: deps lint check-generated helm-lint check-manifests build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
 
 .PHONY: test-short
