@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/redisx"
+	"github.com/stockcast/stockcast/services/feature/internal/store"
+)
+
+// rebuildConfig configures `feature rebuild`.
+type rebuildConfig struct {
+	Redis      redisx.Config
+	ClickHouse chx.Config
+	Store      store.Config
+	Series     string
+	All        bool
+}
+
+func (c *rebuildConfig) RegisterFlags(fs *flag.FlagSet) {
+	c.Redis.RegisterFlags(fs)
+	c.ClickHouse.RegisterFlags(fs)
+	c.Store.RegisterFlags(fs, "feature.")
+	fs.StringVar(&c.Series, "series", "", "series key (sku|location) to rebuild")
+	fs.BoolVar(&c.All, "all", false, "rebuild every series with demand in ClickHouse")
+}
+
+func (c *rebuildConfig) Validate() error {
+	var errs []error
+	if (c.Series == "") == !c.All {
+		errs = append(errs, errors.New("rebuild: give exactly one of -series or -all"))
+	}
+	return errors.Join(append(errs, c.Redis.Validate(), c.ClickHouse.Validate(), c.Store.Validate())...)
+}
+
+// runRebuild recomputes series from the ClickHouse order history.
+func runRebuild(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg rebuildConfig
+	fs := flag.NewFlagSet(service+" rebuild", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	cfg.RegisterFlags(fs)
+	if err := config.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	conn, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rdb, err := redisx.Open(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	s := store.NewRedis(rdb, cfg.Store)
+
+	if cfg.All {
+		n, events, err := store.RebuildAll(ctx, conn, s)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rebuilt %d series from %d demand events\n", n, events)
+		return nil
+	}
+	events, err := store.Rebuild(ctx, conn, s, cfg.Series)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuilt %s from %d demand events\n", cfg.Series, events)
+	return nil
+}
