@@ -1,0 +1,166 @@
+// Package app wires the replenishment service: flags, telemetry, Redis,
+// ClickHouse, Kafka, gRPC and the admin server.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/grpcx"
+	"github.com/stockcast/stockcast/pkg/kafkax"
+	"github.com/stockcast/stockcast/pkg/lifecycle"
+	"github.com/stockcast/stockcast/pkg/redisx"
+	"github.com/stockcast/stockcast/pkg/telemetry"
+	"github.com/stockcast/stockcast/pkg/topics"
+	"github.com/stockcast/stockcast/services/replenishment/internal/consumer"
+	"github.com/stockcast/stockcast/services/replenishment/internal/grpcapi"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+	"github.com/stockcast/stockcast/services/replenishment/internal/store"
+)
+
+// service names the process in logs, traces and metrics.
+const service = "replenishment"
+
+// Group is the consumer group of forecasts.v1.
+const Group = "stockcast-replenishment"
+
+// meterName scopes the service's own metrics.
+const meterName = "github.com/stockcast/stockcast/services/replenishment"
+
+// Config is the replenishment service's configuration.
+type Config struct {
+	Telemetry   telemetry.Config
+	Kafka       kafkax.Config
+	Redis       redisx.Config
+	ClickHouse  chx.Config
+	GRPC        grpcx.Config
+	Admin       lifecycle.AdminConfig
+	Planning    planning.Config
+	State       store.StateConfig
+	PrintConfig bool
+}
+
+// RegisterFlags registers every flag of the service.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Telemetry.RegisterFlags(fs)
+	c.Kafka.RegisterFlags(fs)
+	c.Redis.RegisterFlags(fs)
+	c.ClickHouse.RegisterFlags(fs)
+	c.GRPC.RegisterFlags(fs, "grpc.")
+	c.Admin.RegisterFlags(fs)
+	c.Planning.RegisterFlags(fs, "replenishment.")
+	c.State.RegisterFlags(fs, "replenishment.")
+	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	return errors.Join(c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.ClickHouse.Validate(),
+		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate())
+}
+
+// Run runs the service until ctx is done.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet(service, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	cfg.RegisterFlags(fs)
+	if err := config.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if cfg.PrintConfig {
+		config.Print(stdout, fs)
+		return nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("validate config: %w", err)
+	}
+	return serve(ctx, cfg, stdout)
+}
+
+// serve starts everything, runs until ctx is done, and stops in order:
+// not ready -> the consumer finishes and commits its batch -> gRPC stops
+// gracefully -> producer, stores and telemetry are flushed and closed (the
+// deferred calls, in reverse order of opening).
+func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
+	tel, shutdownTelemetry, err := telemetry.Setup(ctx, service, cfg.Telemetry, stdout)
+	if err != nil {
+		return err
+	}
+	log := tel.Logger
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, shutdownTelemetry(sctx))
+	}()
+
+	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Forecasts, topics.DLQ(topics.Forecasts), topics.Proposals); err != nil {
+		return err
+	}
+	rdb, err := redisx.Open(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, rdb.Close()) }()
+	ch, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, ch.Close()) }()
+	if err := chx.Migrate(ctx, ch, store.ProposalsTable); err != nil {
+		return err
+	}
+
+	policies, err := planning.NewPolicies(store.NewPolicies(rdb), cfg.Planning.Defaults)
+	if err != nil {
+		return err
+	}
+	planner := planning.NewPlanner(policies, store.NewState(rdb, cfg.State.SeenTTL), log)
+	proposals := store.NewProposals(ch)
+
+	producer, err := kafkax.NewProducer(cfg.Kafka, tel)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	handler, err := consumer.NewHandler(planner, proposals, producer, tel.Meter.Meter(meterName), log)
+	if err != nil {
+		return err
+	}
+	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, handler, tel)
+	if err != nil {
+		return err
+	}
+
+	grpcServer, err := grpcx.NewServer(cfg.GRPC, tel)
+	if err != nil {
+		return err
+	}
+	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals))
+
+	ready := &lifecycle.Readiness{}
+	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
+
+	log.Info("replenishment service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
+	err = lifecycle.RunGroup(ctx,
+		admin.Run,
+		grpcServer.Run,
+		cons.Run,
+		func(ctx context.Context) error {
+			ready.Set(true)
+			<-ctx.Done()
+			ready.Set(false) // first step of the shutdown: stop receiving traffic
+			return nil
+		},
+	)
+	log.Info("replenishment service stopped", "err", err)
+	return err
+}
