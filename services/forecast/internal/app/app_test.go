@@ -111,15 +111,15 @@ func record(t *testing.T, snap *featurev1.FeatureSnapshot) *kgo.Record {
 		Headers: []kgo.RecordHeader{{Key: topics.HeaderEventID, Value: []byte(snap.GetEventId())}}}
 }
 
-type service struct {
+type runningService struct {
 	grpcAddr, adminAddr string
 	cancel              context.CancelFunc
 	done                chan error
 }
 
-func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *service {
+func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *runningService {
 	t.Helper()
-	s := &service{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1)}
+	s := &runningService{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	args := []string{
@@ -140,7 +140,7 @@ func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *s
 	return s
 }
 
-func (s *service) stop(t *testing.T) {
+func (s *runningService) stop(t *testing.T) {
 	t.Helper()
 	s.cancel()
 	select {

@@ -2,6 +2,8 @@ package scoring
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -137,8 +139,9 @@ func TestReasonsAndIDs(t *testing.T) {
 	if c := score(t, sc, price).Event.GetReason().GetCode(); c != forecastv1.ReasonCode_REASON_CODE_PRICE_CHANGED {
 		t.Errorf("price reason %v, want PRICE_CHANGED", c)
 	}
-	if got, want := closed.Event.GetForecastId(), ForecastID("e1"); got != want || len(got) != 32 {
-		t.Errorf("forecast id %q, want %q (32 hex digits)", got, want)
+	sum := sha256.Sum256([]byte("e1|" + forecasting.ModelVersion))
+	if got, want := closed.Event.GetForecastId(), hex.EncodeToString(sum[:16]); got != want {
+		t.Errorf("forecast id %q, want %q", got, want)
 	}
 	if closed.Event.GetCause().GetEventId() != "e1" || closed.Event.GetEventId() != "e1" {
 		t.Error("the cause was not passed through")
