@@ -139,7 +139,11 @@ func parseOutcome(v any) (planning.Outcome, error) {
 	}
 	o.Replayed = replayed == 1
 	o.Position = replenish.Position{OnHand: num("on_hand"), OnOrder: num("on_order"), Backorders: num("backorders")}
-	o.DecisionSeq = int64(num("decision_seq"))
+	if err == nil {
+		if o.DecisionSeq, err = strconv.ParseInt(fields["decision_seq"], 10, 64); err != nil {
+			err = fmt.Errorf("field decision_seq: %w", err)
+		}
+	}
 	o.Crossed = fields["crossed"] == "1"
 	if o.Crossed {
 		o.ReorderPoint = num("reorder_point")

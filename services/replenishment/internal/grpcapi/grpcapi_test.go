@@ -1,0 +1,164 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/pkg/testenv"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+	"github.com/stockcast/stockcast/services/replenishment/internal/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+var builtIn = replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, PackSize: 1, OrderCoverDays: 14}
+
+func newServer(t *testing.T) (*Server, *store.Proposals) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if err := chx.Migrate(ctx, conn, store.ProposalsTable); err != nil {
+		t.Fatal(err)
+	}
+	policies, err := planning.NewPolicies(store.NewPolicies(rdb), builtIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proposals := store.NewProposals(conn)
+	return NewServer(policies, proposals), proposals
+}
+
+func TestPolicies(t *testing.T) {
+	ctx := context.Background()
+	srv, _ := newServer(t)
+	valid := func(sku, location string) *replenishmentv1.Policy {
+		return &replenishmentv1.Policy{Sku: sku, Location: location, ServiceLevel: 0.9, LeadTimeDays: 5, Moq: 10, PackSize: 5, OrderCoverDays: 7}
+	}
+	with := func(mutate func(*replenishmentv1.Policy)) *replenishmentv1.Policy {
+		p := valid("A", "online")
+		mutate(p)
+		return p
+	}
+	invalid := []struct {
+		name   string
+		policy *replenishmentv1.Policy
+	}{
+		{"no policy", nil},
+		{"sku without location", valid("A", "")},
+		{"separator in sku", valid("A|B", "online")},
+		{"service level 0", with(func(p *replenishmentv1.Policy) { p.ServiceLevel = 0 })},
+		{"service level 1", with(func(p *replenishmentv1.Policy) { p.ServiceLevel = 1 })},
+		{"lead time 366", with(func(p *replenishmentv1.Policy) { p.LeadTimeDays = 366 })},
+		{"negative review", with(func(p *replenishmentv1.Policy) { p.ReviewPeriodDays = -1 })},
+		{"negative moq", with(func(p *replenishmentv1.Policy) { p.Moq = -1 })},
+		{"negative pack", with(func(p *replenishmentv1.Policy) { p.PackSize = -1 })},
+		{"negative max", with(func(p *replenishmentv1.Policy) { p.MaxOrder = -1 })},
+	}
+	for _, tt := range invalid {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := srv.SetPolicy(ctx, &replenishmentv1.SetPolicyRequest{Policy: tt.policy})
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("SetPolicy: %v, want InvalidArgument", err)
+			}
+		})
+	}
+
+	// Set global, location and series policies; each series sees the most specific.
+	for _, p := range []*replenishmentv1.Policy{valid("", ""), valid("", "online"), valid("A", "online")} {
+		p.LeadTimeDays = int32(len(p.Sku) + len(p.Location)) // tells them apart
+		if _, err := srv.SetPolicy(ctx, &replenishmentv1.SetPolicyRequest{Policy: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookups := []struct {
+		sku, location string
+		source        string
+		from          *replenishmentv1.Policy
+	}{
+		{"A", "online", "series", valid("A", "online")},
+		{"B", "online", "location", valid("", "online")},
+		{"", "online", "location", valid("", "online")},
+		{"B", "store1", "global", valid("", "")},
+		{"", "", "global", valid("", "")},
+	}
+	for _, l := range lookups {
+		t.Run(fmt.Sprintf("get %s|%s", l.sku, l.location), func(t *testing.T) {
+			got, err := srv.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: l.sku, Location: l.location})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := l.from
+			want.LeadTimeDays = int32(len(want.Sku) + len(want.Location))
+			if got.GetSource() != l.source || !proto.Equal(got.GetPolicy(), want) {
+				t.Fatalf("GetPolicy = %v, want source %s policy %v", got, l.source, want)
+			}
+		})
+	}
+	if _, err := srv.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: "A"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("GetPolicy of a sku without location: %v, want InvalidArgument", err)
+	}
+}
+
+func TestListProposalsPageSizes(t *testing.T) {
+	ctx := context.Background()
+	srv, proposals := newServer(t)
+	base := time.Date(2011, 3, 1, 0, 0, 0, 0, time.UTC)
+	var props []*replenishmentv1.Proposal
+	for i := range 1001 {
+		props = append(props, &replenishmentv1.Proposal{
+			ProposalId: fmt.Sprintf("p%04d", i), SeriesKey: "A|online", Sku: "A", Location: "online",
+			DecidedAt: timestamppb.New(base.Add(time.Duration(i) * time.Second)),
+			Status:    replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED,
+		})
+	}
+	if err := proposals.Save(ctx, props); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		size     int32
+		wantLen  int
+		wantCode codes.Code
+	}{
+		{"default 100", 0, 100, codes.OK},
+		{"asked 7", 7, 7, codes.OK},
+		{"capped at 1000", 5000, 1000, codes.OK},
+		{"negative", -1, 0, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := srv.ListProposals(ctx, &replenishmentv1.ListProposalsRequest{PageSize: tt.size})
+			if status.Code(err) != tt.wantCode {
+				t.Fatalf("code %v, want %v", status.Code(err), tt.wantCode)
+			}
+			if len(resp.GetProposals()) != tt.wantLen {
+				t.Fatalf("%d proposals, want %d", len(resp.GetProposals()), tt.wantLen)
+			}
+			if tt.wantLen > 0 && (resp.GetProposals()[0].GetProposalId() != "p1000" || resp.GetNextPageToken() == "") {
+				t.Fatalf("first %s next %q: want the newest, p1000, and a next page", resp.GetProposals()[0].GetProposalId(), resp.GetNextPageToken())
+			}
+		})
+	}
+	if _, err := srv.ListProposals(ctx, &replenishmentv1.ListProposalsRequest{PageToken: "@@"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad token: %v, want InvalidArgument", err)
+	}
+}
