@@ -33,3 +33,22 @@ func BenchmarkForecast(b *testing.B) {
 		_ = s.Forecast(req)
 	}
 }
+
+// BenchmarkForecastLumpy is a high-volume lumpy series: a third of the days
+// sell up to 3,000 units.
+func BenchmarkForecastLumpy(b *testing.B) {
+	var s State
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 365 {
+		y := 0.0
+		if rng.IntN(3) == 0 {
+			y = float64(rng.IntN(3000))
+		}
+		s.Observe(Day(15000+i), y, false)
+	}
+	req := Request{StartDay: 15365}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.Forecast(req)
+	}
+}

@@ -150,14 +150,30 @@ func TestCountQuantilesMatchBruteForce(t *testing.T) {
 	}
 }
 
-func TestLargeMeanUsesNormalApproximation(t *testing.T) {
-	levels := []float64{0.025, 0.5, 0.975}
-	got := make([]float64, 3)
-	countDist{Mean: 1e6, Dispersion: 100}.Quantiles(levels, got) // sd 10,000
-	want := []float64{1e6 - 19600, 1e6, 1e6 + 19600}
-	for i := range got {
-		if math.Abs(got[i]-want[i]) > 5 {
-			t.Errorf("level %g: %v, want %v", levels[i], got[i], want[i])
+// TestLargeSpreadApproximation bounds the error of the gamma approximation
+// used beyond exactBelowSD against the exact quantiles, in standard
+// deviations: small where the distribution has shape (mean/dispersion) of
+// at least 1, larger for lumpy series with most mass at zero.
+func TestLargeSpreadApproximation(t *testing.T) {
+	levels := DefaultQuantileLevels()
+	tests := []struct {
+		mean, disp, maxErr float64
+	}{
+		{70000, 1, 0.01}, {60000, 5, 0.01}, {2000, 40, 0.01}, {1000, 300, 0.03}, {10000, 2000, 0.03},
+		{356, 1595, 0.2},
+	}
+	for _, tt := range tests {
+		c := countDist{Mean: tt.mean, Dispersion: tt.disp}
+		if c.sd() <= exactBelowSD {
+			t.Fatalf("mean %g dispersion %g: sd %.0f does not take the approximation", tt.mean, tt.disp, c.sd())
+		}
+		got := make([]float64, len(levels))
+		c.Quantiles(levels, got)
+		want := bruteQuantiles(tt.mean, tt.disp, levels)
+		for i := range got {
+			if err := math.Abs(got[i]-want[i]) / c.sd(); err > tt.maxErr {
+				t.Errorf("mean %g dispersion %g level %g: %v, exact %v (%.3f sd off)", tt.mean, tt.disp, levels[i], got[i], want[i], err)
+			}
 		}
 	}
 }
