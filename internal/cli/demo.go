@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -139,10 +140,12 @@ func showcase(ctx context.Context, st *stack.Stack, w io.Writer) {
 			}
 			fmt.Fprintf(w, "  forecast as of %s (%s, %s, class %s): next days %s\n",
 				f.GetAsOf().AsTime().Format(time.RFC3339), f.GetModel(), f.GetReason().GetCode(), f.GetDemandClass(), strings.Join(days, " "))
+			var ltd []string
 			for _, l := range f.GetLeadTimeDemand() {
-				fmt.Fprintf(w, "  demand over %d days lead time + %d review: mean %.1f, quantiles %v at %v\n",
-					l.GetLeadTimeDays(), l.GetReviewPeriodDays(), l.GetMean(), round1(l.GetQuantiles()), f.GetQuantileLevels())
+				ltd = append(ltd, fmt.Sprintf("%dd %.1f (p95 %.1f)", l.GetLeadTimeDays()+l.GetReviewPeriodDays(), l.GetMean(),
+					quantileAt(f.GetQuantileLevels(), l.GetQuantiles(), 0.95)))
 			}
+			fmt.Fprintf(w, "  lead-time demand: %s\n", strings.Join(ltd, ", "))
 		}
 	}
 	if err != nil {
@@ -170,12 +173,14 @@ func showcase(ctx context.Context, st *stack.Stack, w io.Writer) {
 	fmt.Fprintln(w)
 }
 
-func round1(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(int64(x*10+0.5)) / 10
+// quantileAt returns the quantile at level, NaN when the forecast lacks it.
+func quantileAt(levels, values []float64, level float64) float64 {
+	for i, l := range levels {
+		if math.Abs(l-level) < 1e-9 && i < len(values) {
+			return values[i]
+		}
 	}
-	return out
+	return math.NaN()
 }
 
 func speedText(s float64) string {
