@@ -70,8 +70,8 @@ type Outcome int
 
 const (
 	OutcomeAccepted  Outcome = iota + 1
-	OutcomeDuplicate // same id and content as an event accepted before: dropped
-	OutcomeRejected  // see Verdict.Rejection
+	OutcomeDuplicate         // same id and content as an event accepted before: dropped
+	OutcomeRejected          // see Verdict.Rejection
 )
 
 // Verdict is the screening result of one event.

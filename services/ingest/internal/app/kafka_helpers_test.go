@@ -1,0 +1,138 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produce writes recs in order and waits for the acks.
+func produce(t *testing.T, brokers []string, recs []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Copies: kgo sets fields of a produced record.
+	out := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		out[i] = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
+	}
+	if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		t.Fatalf("produce input: %v", err)
+	}
+}
+
+// waitCommitted waits until group has committed every record of topics.
+func waitCommitted(t *testing.T, brokers []string, group string, topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ends, err1 := adm.ListEndOffsets(ctx, topics...)
+		committed, err2 := adm.FetchOffsets(ctx, group)
+		cancel()
+		behind := -1
+		if err1 == nil && err2 == nil && ends.Error() == nil {
+			behind = 0
+			ends.Each(func(o kadm.ListedOffset) {
+				c, ok := committed.Lookup(o.Topic, o.Partition)
+				at := int64(0)
+				if ok {
+					at = c.At
+				}
+				if at < o.Offset {
+					behind += int(o.Offset - at)
+				}
+			})
+			if behind == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s still %d records behind on %v (errors %v, %v)", group, behind, topics, err1, err2)
+		}
+		time.Sleep(50 * time.Millisecond) // polling an external system, not synchronising goroutines
+	}
+}
+
+// readAll returns every record of topic up to its current end, ordered by
+// partition and offset.
+func readAll(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("list end offsets of %s: %v %v", topic, err, ends.Error())
+	}
+	want := map[int32]int64{}
+	start := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			start[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byPartition := map[int32][]*kgo.Record{}
+	for {
+		done := true
+		for p, end := range want {
+			if int64(len(byPartition[p])) < end {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %v", topic, ctx.Err())
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset < want[r.Partition] {
+				byPartition[r.Partition] = append(byPartition[r.Partition], r)
+			}
+		})
+	}
+	var out []*kgo.Record
+	for p := int32(0); p < 1024; p++ {
+		out = append(out, byPartition[p]...)
+	}
+	return out
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
