@@ -81,6 +81,9 @@ func NewRedis(rdb redis.Cmdable, cfg Config) *Redis {
 // dedup markers make that safe.
 func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]features.Outcome, error) {
 	results := make([]features.Outcome, len(changes))
+	if len(changes) == 0 {
+		return results, nil
+	}
 	done := 0
 	for reloads := 0; done < len(changes); {
 		n, err := s.applyPipeline(ctx, changes[done:], results[done:])
