@@ -111,7 +111,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 			return err
 		}
 		out = append(out, rec)
-		h.log.Info("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
+		h.log.Debug("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
 			"quantity", p.GetQuantity(), "decision_seq", p.GetDecisionSeq())
 	}
 	if err := h.producer.Produce(ctx, out...); err != nil {
