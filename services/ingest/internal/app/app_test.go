@@ -31,6 +31,7 @@ import (
 	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 	ordersv1 "github.com/stockcast/stockcast/proto/stockcast/orders/v1"
 	"github.com/stockcast/stockcast/services/ingest/internal/consumer"
+	"github.com/stockcast/stockcast/services/ingest/internal/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -129,6 +130,24 @@ func (r *running) stop(t *testing.T) {
 
 func (r *running) metric(t *testing.T, name string, labels string) float64 {
 	t.Helper()
+	v, ok := r.scrape(t, name, labels)
+	if !ok {
+		t.Fatalf("metric %s{%s} not exposed", name, labels)
+	}
+	return v
+}
+
+// metricOr is metric with a default for a series not exposed (yet).
+func (r *running) metricOr(t *testing.T, name string, labels string, def float64) float64 {
+	t.Helper()
+	if v, ok := r.scrape(t, name, labels); ok {
+		return v
+	}
+	return def
+}
+
+func (r *running) scrape(t *testing.T, name string, labels string) (float64, bool) {
+	t.Helper()
 	resp, err := http.Get("http://" + r.adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -142,11 +161,10 @@ func (r *running) metric(t *testing.T, name string, labels string) float64 {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return v
+			return v, true
 		}
 	}
-	t.Fatalf("metric %s{%s} not exposed", name, labels)
-	return 0
+	return 0, false
 }
 
 // The input: what platforms write to the raw topics.
@@ -523,4 +541,41 @@ func TestConfigPrint(t *testing.T) {
 			t.Errorf("config print lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// TestStoreOutageHoldsTheBatch: while ClickHouse rejects the insert, the
+// batch is retried, nothing reaches demand.v1 and nothing is committed;
+// once the table is back the same batch goes through exactly once.
+func TestStoreOutageHoldsTheBatch(t *testing.T) {
+	s := stores{brokers: testenv.Kafka(t), redis: testenv.Redis(t), ch: testenv.ClickHouse(t)}
+	app := start(t, s)
+	ctx := context.Background()
+	conn, err := chx.Open(ctx, s.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "DROP TABLE order_lines"); err != nil {
+		t.Fatal(err)
+	}
+
+	produce(t, s.brokers, []*kgo.Record{pbRecord(t, topics.Orders, "85123A|online", orderLine("or-1", "85123A", placed, 6))})
+	testenv.Eventually(t, 60*time.Second, "a failed handler attempt", func() bool {
+		return app.metricOr(t, "stockcast_handler_errors_total", `topic="orders.v1"`, 0) >= 1
+	})
+	if got := readAll(t, s.brokers, topics.Demand); len(got) != 0 {
+		t.Fatalf("%d demand records published while the history insert fails", len(got))
+	}
+
+	if err := chx.Migrate(ctx, conn, store.Schema...); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitted(t, s.brokers, consumer.Group, consumer.Topics...)
+	if got := demandSummaries(t, s.brokers); !equalStrings(got, []string{"85123A|online or-1 2011-12-09 demand +6 DEMAND_KIND_ORDER"}) {
+		t.Fatalf("demand.v1 after recovery: %q", got)
+	}
+	if got := countRows(t, s.ch); got.orders != 1 || got.demandSum != 6 {
+		t.Fatalf("ClickHouse after recovery %+v", got)
+	}
+	app.stop(t)
 }
