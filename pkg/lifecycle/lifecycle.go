@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,11 +48,16 @@ func (r *Readiness) Ready() bool { return r.ready.Load() }
 // AdminConfig configures the admin HTTP server.
 type AdminConfig struct {
 	Addr string
+	// Pprof serves net/http/pprof under /debug/pprof/ (CPU and heap
+	// profiles of a running service, the first thing to look at when a
+	// consumer falls behind).
+	Pprof bool
 }
 
 // RegisterFlags registers -admin.addr.
 func (c *AdminConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "admin.addr", "127.0.0.1:9464", "admin HTTP address (/healthz, /readyz, /metrics)")
+	fs.BoolVar(&c.Pprof, "admin.pprof", true, "serve profiles under /debug/pprof/ on the admin address")
 }
 
 // Validate checks the configuration.
@@ -85,6 +91,13 @@ func NewAdmin(cfg AdminConfig, tel *telemetry.Telemetry, ready *Readiness) *Admi
 		fmt.Fprintln(w, "ready")
 	})
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(tel.Registry, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return a
 }
 

@@ -72,6 +72,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"metrics", true, "/metrics", 200, "stockcast_produced_total 4"},
 		{"runtime metrics", true, "/metrics", 200, "go_goroutines"},
 		{"unknown", true, "/nope", 404, ""},
+		{"pprof off by config", true, "/debug/pprof/", 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,5 +107,33 @@ func TestAdminListenError(t *testing.T) {
 	admin := NewAdmin(AdminConfig{Addr: "256.0.0.1:1"}, telemetry.NewDiscard(), &Readiness{})
 	if err := admin.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "listen admin") {
 		t.Fatalf("Run = %v, want a listen error", err)
+	}
+}
+
+func TestAdminPprof(t *testing.T) {
+	admin := NewAdmin(AdminConfig{Addr: "127.0.0.1:0", Pprof: true}, telemetry.NewDiscard(), &Readiness{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- admin.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for admin.Addr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("admin did not listen")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + admin.Addr() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("GET /debug/pprof/goroutine = %d %.200q, want 200 with a goroutine profile", resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }
