@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
+
 	"github.com/stockcast/stockcast/pkg/config"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/retail"
@@ -119,35 +121,31 @@ func (r *Replayer) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	var snapshots int
+	var stock []*inventoryv1.InventoryEvent
 	if r.cfg.InitialStock {
-		snapshots = len(planner.Snapshots())
+		stock = planner.Snapshots()
 	}
-	plannedEvents := total + snapshots
+	planned := total + len(stock)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The first error ends the run: a failing watcher stops the replay and
+	// the replay's end stops the watcher and the progress bar.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return watcher.Run(gctx) })
+	runCtx, stop := context.WithCancel(gctx)
+	defer stop()
 	status := &phase{}
+	g.Go(func() error { return watcher.Run(runCtx) })
 	if r.progress != nil {
-		g.Go(func() error { r.progress.Run(gctx, tracker, plannedEvents, status); return nil })
+		g.Go(func() error { r.progress.Run(runCtx, tracker, planned, status); return nil })
 	}
-	var done Summary
-	var runErr error
 	g.Go(func() error {
-		defer cancel() // stop the watcher and the progress bar
-		runErr = r.produceAndWait(gctx, planner, tracker, watcher, adm, status)
-		return nil
+		defer stop()
+		return r.produceAndWait(runCtx, stock, tracker, watcher, adm, status)
 	})
-	if err := g.Wait(); err != nil && runErr == nil {
-		runErr = err
-	}
-	done = buildSummary(tracker)
+	err = g.Wait()
 	if r.progress != nil {
-		r.progress.Finish(tracker, plannedEvents, status)
+		r.progress.Finish(tracker, planned, status)
 	}
-	return done, runErr
+	return buildSummary(tracker), err
 }
 
 // plan reads the data once: it counts the lines to replay and derives the
@@ -174,18 +172,16 @@ func (r *Replayer) plan() (int, *retail.StockPlanner, error) {
 	return n, planner, nil
 }
 
-func (r *Replayer) produceAndWait(ctx context.Context, planner *retail.StockPlanner, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
+func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.InventoryEvent, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
 	p, err := newProducer(r.kafka.Brokers, tracker)
 	if err != nil {
 		return err
 	}
 	defer p.close()
 	status.set("producing")
-	if r.cfg.InitialStock {
-		for _, s := range planner.Snapshots() {
-			if err := p.produce(ctx, retail.Event{Inventory: s}, KindInitialStock, false); err != nil {
-				return err
-			}
+	for _, s := range stock {
+		if err := p.produce(ctx, retail.Event{Inventory: s}, KindInitialStock, false); err != nil {
+			return err
 		}
 	}
 	if err := r.produceLines(ctx, p); err != nil {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,29 @@ func TestProgressOutput(t *testing.T) {
 		if !tty && (strings.Contains(out, "\r") || strings.Count(out, "\n") != 3) {
 			t.Errorf("non-tty output should be one line per draw: %q", out)
 		}
+	}
+}
+
+func TestPacer(t *testing.T) {
+	t0 := time.Date(2011, 1, 1, 9, 0, 0, 0, time.UTC)
+	var p pacer
+	ctx := context.Background()
+	start := time.Now()
+	if err := p.wait(ctx, t0, 36000); err != nil { // the first event sets the clock
+		t.Fatal(err)
+	}
+	if err := p.wait(ctx, t0.Add(time.Hour), 36000); err != nil { // 1h of data at 36000x: 100ms
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Errorf("second event after %v, want at least 100ms", el)
+	}
+	if err := p.wait(ctx, t0.Add(time.Minute), 36000); err != nil { // already due: no wait
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := p.wait(cctx, t0.Add(1000*time.Hour), 36000); err == nil {
+		t.Error("wait for a far event ignored the cancelled context")
 	}
 }
