@@ -79,6 +79,7 @@ func printBenchResult(w io.Writer, raw bench.RawResult, sum replay.Summary, args
 	if raw.PerSec > 0 {
 		fmt.Fprintf(w, "ratio          %10.1f%% of the raw broker rate\n", 100*sum.EventsPerSec/raw.PerSec)
 	}
+	fmt.Fprintln(w, "               (the replay outruns the pipeline: latencies are mostly queueing; use replay --speed for latency at a sustainable load)")
 	fmt.Fprintf(w, "command        stockcast bench-pipeline %s\n", strings.Join(args, " "))
 	fmt.Fprintf(w, "summary: events_per_s=%d raw_broker_per_s=%d p50_ms=%d p99_ms=%d\n",
 		int64(math.Round(sum.EventsPerSec)), int64(math.Round(raw.PerSec)),
