@@ -130,7 +130,7 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	args := []string{"demo", "--dir", dir, "--bin-dir", bin, "--limit", strconv.Itoa(n), "--partitions", "3",
-		"--data", dataFile, "--timeout", "3m", "--log.level", "warn"}
+		"--data", dataFile, "--stall-timeout", "2m", "--log.level", "warn"}
 	err := Run(ctx, args, noEnv, &out, &errOut)
 	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
 	if err != nil {
@@ -220,7 +220,7 @@ func TestBenchPipeline(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	err := Run(ctx, []string{"bench-pipeline", "--dir", dir, "--bin-dir", bin, "--n", "2000", "--partitions", "3",
-		"--data", dataFile, "--timeout", "3m", "--log.level", "warn"}, noEnv, &out, &errOut)
+		"--data", dataFile, "--stall-timeout", "2m", "--log.level", "warn"}, noEnv, &out, &errOut)
 	t.Logf("stdout:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("bench-pipeline: %v", err)

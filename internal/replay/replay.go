@@ -35,7 +35,7 @@ type Config struct {
 	Speed          float64       // 0: as fast as possible; N: N x the data's own pace
 	Limit          int           // lines to replay; 0: all
 	InitialStock   bool          // produce one inventory snapshot per product first
-	Timeout        time.Duration // how long the pipeline may take to account for every event after the last produce
+	StallTimeout   time.Duration // give up when the pipeline makes no progress for this long
 	NonProductSKUs []string      // order lines of these codes are not demand: no forecast expected
 }
 
@@ -51,7 +51,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 func (c *Config) RegisterDataFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.Data, prefix+"data", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz) to replay")
 	fs.BoolVar(&c.InitialStock, prefix+"initial-stock", true, "produce one inventory snapshot per product before the lines")
-	fs.DurationVar(&c.Timeout, prefix+"timeout", 10*time.Minute, "how long the pipeline may take, after the last produce, to account for every event")
+	fs.DurationVar(&c.StallTimeout, prefix+"stall-timeout", 3*time.Minute,
+		"after the last produce, give up when no output arrives and no consumer group moves for this long")
 	config.StringsVar(fs, &c.NonProductSKUs, prefix+"non-product-skus", retail.NonProductCodes(),
 		"stock codes ingest does not treat as demand (no forecast is expected for their order lines)")
 }
@@ -68,8 +69,8 @@ func (c *Config) Validate() error {
 	if c.Limit < 0 {
 		errs = append(errs, fmt.Errorf("replay limit %d: want 0 or more", c.Limit))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("replay timeout %v: want more than 0", c.Timeout))
+	if c.StallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("replay stall timeout %v: want more than 0", c.StallTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -239,12 +240,17 @@ func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
 }
 
 // wait polls until every produced event is accounted for and the pipeline
-// is drained, or the timeout passes.
+// is drained. A slow pipeline may take as long as it needs; one that makes no
+// progress (no new output, no consumer group moving) for StallTimeout fails.
 func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
-	deadline := time.Now().Add(r.cfg.Timeout)
 	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
-	drainedChecks := 0
+	var (
+		drainedChecks int
+		lastSeen      = -1
+		lastLags      string
+		lastProgress  = time.Now()
+	)
 	for {
 		lags, err := PipelineLag(ctx, adm, r.stages)
 		if err != nil && ctx.Err() == nil {
@@ -256,24 +262,28 @@ func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher,
 			ends, err := endOffsets(ctx, adm, WatchedTopics()...)
 			drained = err == nil && watcher.CaughtUp(ends)
 		}
-		missing, examples := tracker.Unaccounted(5)
+		pending := tracker.Pending()
 		switch {
-		case drained && missing == 0:
+		case drained && pending == 0:
 			return nil
 		case drained:
 			// Everything went through and was read: what is missing will
 			// not come. Check twice in case a commit raced a fetch.
 			if drainedChecks++; drainedChecks >= 2 {
+				_, examples := tracker.Unaccounted(5)
 				return fmt.Errorf("pipeline drained but %d events got neither a forecast nor a rejection (e.g. %s): "+
 					"ingest drops event ids it has seen before; was this data replayed into this system already?",
-					missing, strings.Join(examples, ", "))
+					pending, strings.Join(examples, ", "))
 			}
 		default:
 			drainedChecks = 0
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pipeline did not account for %d events within %v (e.g. %s); lag by group: %s",
-				missing, r.cfg.Timeout, strings.Join(examples, ", "), formatLags(lags))
+		if seen, l := tracker.Outputs(), formatLags(lags); seen != lastSeen || l != lastLags {
+			lastSeen, lastLags, lastProgress = seen, l, time.Now()
+		} else if time.Since(lastProgress) > r.cfg.StallTimeout {
+			_, examples := tracker.Unaccounted(5)
+			return fmt.Errorf("pipeline made no progress for %v with %d events unaccounted for (e.g. %s); lag by group: %s",
+				r.cfg.StallTimeout, pending, strings.Join(examples, ", "), l)
 		}
 		select {
 		case <-ctx.Done():

@@ -79,11 +79,11 @@ func readAll(t *testing.T, kc kafkax.Config, n int, ts ...string) []*kgo.Record 
 func TestReplayProduces(t *testing.T) {
 	kc := startKafka(t)
 	const limit = 3000
-	cfg := Config{Data: dataFile, Limit: limit, InitialStock: true, Timeout: 2 * time.Second, NonProductSKUs: retail.NonProductCodes()}
+	cfg := Config{Data: dataFile, Limit: limit, InitialStock: true, StallTimeout: 2 * time.Second, NonProductSKUs: retail.NonProductCodes()}
 	var progress strings.Builder
 	r := New(cfg, kc, quietLog(), NewProgress(&progress, false))
 	sum, err := r.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "pipeline did not account for") {
+	if err == nil || !strings.Contains(err.Error(), "pipeline made no progress for 2s") {
 		t.Fatalf("Run error = %v, want a timeout waiting for the pipeline", err)
 	}
 
@@ -324,15 +324,15 @@ func TestPipelineLagAndWait(t *testing.T) {
 	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topics.Forecasts, Key: []byte("A|online"), Value: b}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	r := &Replayer{cfg: Config{Timeout: 500 * time.Millisecond}, log: quietLog(), stages: stages, poll: 20 * time.Millisecond}
-	if err := r.wait(ctx, tr, w, adm, &phase{}); err == nil || !strings.Contains(err.Error(), "did not account for 1 events") ||
+	r := &Replayer{cfg: Config{StallTimeout: 500 * time.Millisecond}, log: quietLog(), stages: stages, poll: 20 * time.Millisecond}
+	if err := r.wait(ctx, tr, w, adm, &phase{}); err == nil || !strings.Contains(err.Error(), "with 1 events unaccounted for (e.g. or-3)") ||
 		!strings.Contains(err.Error(), "feature=1") {
 		t.Fatalf("wait with a lagging stage = %v, want a timeout naming the lag", err)
 	}
 	commitAll("stockcast-feature", topics.Demand)
 	commitAll("stockcast-forecast", topics.Features)
 	commitAll("stockcast-replenishment", topics.Forecasts)
-	r.cfg.Timeout = 20 * time.Second
+	r.cfg.StallTimeout = 20 * time.Second
 	if err := r.wait(ctx, tr, w, adm, &phase{}); err == nil || !strings.Contains(err.Error(), "drained but 1 events") {
 		t.Fatalf("wait with or-3 missing = %v, want the drained-but-missing error", err)
 	}

@@ -50,6 +50,8 @@ type Tracker struct {
 	rejected      int
 	rejectedKinds [numKinds]int
 	notDemand     int // order lines of non-product codes, not rejected
+	pending       int // events expecting a forecast or rejection that got neither yet
+	outputs       int // output records seen (any topic), to notice progress
 	latencies     []time.Duration
 }
 
@@ -77,6 +79,8 @@ func (tr *Tracker) Produced(id string, kind Kind, notDemand bool, t time.Time) {
 	tr.byKind[kind]++
 	if notDemand {
 		tr.notDemand++
+	} else {
+		tr.pending++
 	}
 }
 
@@ -100,6 +104,7 @@ func (tr *Tracker) Acked(id string, t time.Time) {
 func (tr *Tracker) Forecast(id, series string, t time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	tr.outputs++
 	e := tr.events[id]
 	if e == nil {
 		tr.foreign++
@@ -108,6 +113,9 @@ func (tr *Tracker) Forecast(id, series string, t time.Time) {
 	if e.forecastAt != 0 {
 		tr.forecastDups++
 		return
+	}
+	if e.reason == "" && !e.notDemand {
+		tr.pending--
 	}
 	e.forecastAt = t.UnixNano()
 	tr.forecasts++
@@ -124,6 +132,7 @@ func (tr *Tracker) Forecast(id, series string, t time.Time) {
 func (tr *Tracker) Proposal(id, proposalID string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	tr.outputs++
 	if tr.events[id] == nil {
 		tr.foreign++
 		return
@@ -135,6 +144,7 @@ func (tr *Tracker) Proposal(id, proposalID string) {
 func (tr *Tracker) Rejected(id, reason string, t time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	tr.outputs++
 	e := tr.events[id]
 	if e == nil {
 		tr.foreign++
@@ -146,16 +156,33 @@ func (tr *Tracker) Rejected(id, reason string, t time.Time) {
 	if reason == "" {
 		reason = "unknown"
 	}
-	e.reason = reason
 	if e.notDemand {
 		tr.notDemand--
+	} else if e.forecastAt == 0 {
+		tr.pending--
 	}
+	e.reason = reason
 	tr.rejected++
 	tr.rejectedKinds[e.kind]++
 	tr.rejectedByWhy[reason]++
 	if t.After(tr.lastArrival) {
 		tr.lastArrival = t
 	}
+}
+
+// Pending returns how many produced events still wait for a forecast or a
+// rejection (order lines of non-product codes expect neither).
+func (tr *Tracker) Pending() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.pending
+}
+
+// Outputs returns how many output records were seen.
+func (tr *Tracker) Outputs() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.outputs
 }
 
 // Unaccounted returns how many produced events have neither a forecast nor a

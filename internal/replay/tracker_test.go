@@ -66,11 +66,17 @@ func TestTrackerAccounting(t *testing.T) {
 	if lat != want {
 		t.Errorf("latency %+v, want %+v", lat, want)
 	}
+	if tr.Pending() != 0 || tr.Outputs() != 11 {
+		t.Errorf("pending %d, outputs %d; want 0 and 11", tr.Pending(), tr.Outputs())
+	}
 	if n, ids := tr.Unaccounted(5); n != 0 || len(ids) != 0 {
 		t.Errorf("unaccounted %d %v, want none", n, ids)
 	}
 	tr.Produced("or-9", KindPlaced, false, at(200))
 	tr.Produced("or-8", KindPlaced, false, at(200))
+	if tr.Pending() != 2 {
+		t.Errorf("pending %d, want 2", tr.Pending())
+	}
 	if n, ids := tr.Unaccounted(1); n != 2 || strings.Join(ids, ",") != "or-8" && strings.Join(ids, ",") != "or-9" {
 		t.Errorf("unaccounted %d %v, want 2 with one example", n, ids)
 	}
