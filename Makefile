@@ -72,10 +72,6 @@ build: ## Build the services and the stockcast command into bin/.
 test: deps lint check-generated helm-lint check-manifests build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
 
-.PHONY: test-short
-test-short: ## Unit tests only (no servers).
-	$(GO) test -count=1 -short ./...
-
 .PHONY: demo
 demo: deps build ## Run the whole pipeline locally on the real Online Retail order lines.
 	$(BIN)/stockcast demo --bin-dir $(BIN) $(DEMO_FLAGS)
