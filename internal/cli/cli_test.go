@@ -238,3 +238,54 @@ func TestBenchPipeline(t *testing.T) {
 		t.Errorf("stdout lacks the pipeline summary or the ratio")
 	}
 }
+
+// TestKeepRunningThenReplay leaves a demo stack running, replays the same
+// lines into it with the replay command, and expects the replay to notice
+// that ingest drops them as duplicates; then Ctrl-C stops the demo.
+func TestKeepRunningThenReplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole local stack")
+	}
+	bin := stacktest.BuildServices(t)
+	dir := t.TempDir() + "/demo"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"demo", "--dir", dir, "--bin-dir", bin, "--limit", "500", "--partitions", "3",
+			"--data", dataFile, "--keep-running", "--log.level", "warn"}, noEnv, &out, &errOut)
+	}()
+	testenv.Eventually(t, 3*time.Minute, "the demo to finish its replay", func() bool {
+		return strings.Contains(out.String(), "the stack keeps running")
+	})
+	m := regexp.MustCompile(`kafka \(embedded\)\s+(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no broker address in:\n%s", out.String())
+	}
+
+	var rout syncBuffer
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer rcancel()
+	err := Run(rctx, []string{"replay", "--kafka.brokers", m[1], "--limit", "500", "--data", dataFile,
+		"--stall-timeout", "1m", "--log.level", "warn"}, noEnv, &rout, &syncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "replayed into this system already") {
+		t.Fatalf("second replay = %v, want the duplicate diagnosis\n%s", err, rout.String())
+	}
+	if !strings.Contains(rout.String(), "summary: read=500 accepted=500 rejected=0 series=0 forecasts=0 ") {
+		t.Errorf("second replay summary:\n%s", rout.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo = %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("demo did not stop within 2 minutes of the interrupt")
+	}
+	if left, err := stacktest.ProcessesMentioning(dir, bin); err != nil || len(left) > 0 {
+		t.Errorf("processes left: %v %v", left, err)
+	}
+}
