@@ -22,7 +22,7 @@ const DayLayout = "2006-01-02"
 
 // DefaultNonProductSKUs are the codes of the Online Retail data set that
 // are postage, fees, manual corrections, tests and gift vouchers, not goods.
-const DefaultNonProductSKUs = "POST,DOT,M,D,C2,CRUK,BANK CHARGES,AMAZONFEE,PADS,S,B,ADJUST,ADJUST2," +
+const DefaultNonProductSKUs = "POST,DOT,M,m,D,C2,CRUK,BANK CHARGES,AMAZONFEE,PADS,S,B,ADJUST,ADJUST2," +
 	"TEST001,TEST002,gift_0001_10,gift_0001_20,gift_0001_30,gift_0001_40,gift_0001_50"
 
 // Source is where a raw event was read from.
