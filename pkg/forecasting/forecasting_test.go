@@ -460,3 +460,38 @@ func TestWeeklySeasonality(t *testing.T) {
 		t.Errorf("heaviest member %s, want seasonal_weekly", f.Components.Member)
 	}
 }
+
+// TestMemberForecast checks that the members, weighted as Forecast weights
+// them, give Forecast's means, and that member quantiles are ordered.
+func TestMemberForecast(t *testing.T) {
+	var s State
+	for d := range 200 {
+		s.Observe(Day(20000+d), float64(d%7+d%3), false)
+	}
+	start := Day(20200)
+	f := s.Forecast(Request{StartDay: start, Horizon: 10})
+	levels := []float64{0.1, 0.5, 0.9}
+	combined := make([]float64, 10)
+	for i, mw := range f.Components.Weights {
+		if mw.Name != MemberNames()[i] {
+			t.Fatalf("member %d is %s in Components, %s in MemberNames", i, mw.Name, MemberNames()[i])
+		}
+		means := make([]float64, 10)
+		q := make([][]float64, 10)
+		for h := range q {
+			q[h] = make([]float64, len(levels))
+		}
+		s.MemberForecast(i, start, levels, means, q)
+		for h := range means {
+			combined[h] += mw.Weight * means[h]
+			if !(q[h][0] <= q[h][1] && q[h][1] <= q[h][2]) || q[h][2] <= 0 {
+				t.Errorf("member %s day %d: quantiles %v", mw.Name, h, q[h])
+			}
+		}
+	}
+	for h := range combined {
+		if math.Abs(combined[h]-f.Means[h]) > 1e-9 {
+			t.Errorf("day %d: weighted members %.6f, Forecast %.6f", h, combined[h], f.Means[h])
+		}
+	}
+}

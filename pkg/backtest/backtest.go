@@ -1,0 +1,131 @@
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Config is a rolling-origin evaluation: Origins forecasts of Horizon days,
+// the last one ending on the data set's last day, each Step days before
+// the next.
+type Config struct {
+	Horizon int
+	Origins int
+	Step    int
+}
+
+// OriginIndexes returns the day indexes of the first forecast day of each
+// origin, oldest first.
+func (c Config) OriginIndexes(days int) ([]int, error) {
+	if c.Horizon <= 0 || c.Origins <= 0 {
+		return nil, fmt.Errorf("horizon %d and origins %d must be positive", c.Horizon, c.Origins)
+	}
+	step := c.Step
+	if step <= 0 {
+		step = c.Horizon
+	}
+	out := make([]int, c.Origins)
+	for k := range out {
+		out[k] = days - c.Horizon - step*(c.Origins-1-k)
+		if out[k] < 2*c.Horizon {
+			return nil, fmt.Errorf("origin %d leaves only %d training days", k, out[k])
+		}
+	}
+	return out, nil
+}
+
+// Result is one model's summary and wall time over all origins.
+type Result struct {
+	Model   string
+	Summary Summary
+	Elapsed time.Duration
+	// Scores are the per-origin, per-series scores.
+	Scores [][]SeriesScore
+}
+
+// Run evaluates every model on every origin.
+func Run(ctx context.Context, ds *Dataset, cfg Config, models []Model) ([]Result, error) {
+	origins, err := cfg.OriginIndexes(ds.Days)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]Result, 0, len(models))
+	for _, m := range models {
+		r := Result{Model: m.Name()}
+		for _, o := range origins {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			preds, err := m.Forecast(ds, o, cfg.Horizon)
+			r.Elapsed += time.Since(start)
+			if err != nil {
+				return nil, fmt.Errorf("model %s, origin %s: %w", m.Name(), ds.Day(o), err)
+			}
+			sc, err := ScoreOrigin(ds, o, cfg.Horizon, preds)
+			if err != nil {
+				return nil, fmt.Errorf("model %s, origin %s: %w", m.Name(), ds.Day(o), err)
+			}
+			r.Scores = append(r.Scores, sc)
+		}
+		r.Summary = Summarise(r.Scores)
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// ScoreOrigin scores one prediction per series of ds from origin.
+func ScoreOrigin(ds *Dataset, origin, horizon int, preds []Prediction) ([]SeriesScore, error) {
+	if len(preds) != len(ds.Series) {
+		return nil, fmt.Errorf("%d predictions for %d series", len(preds), len(ds.Series))
+	}
+	out := make([]SeriesScore, len(preds))
+	for i, s := range ds.Series {
+		p := preds[i]
+		if len(p.Means) != horizon || (p.Quantiles != nil && len(p.Quantiles) != horizon) {
+			return nil, fmt.Errorf("series %s: prediction of %d days, want %d", s.ID, len(p.Means), horizon)
+		}
+		for _, q := range p.Quantiles {
+			if len(q) != len(Levels) {
+				return nil, fmt.Errorf("series %s: %d quantiles, want %d", s.ID, len(q), len(Levels))
+			}
+		}
+		out[i] = ScoreSeries(s.Values[:origin], s.Prices[:origin], s.Values[origin:origin+horizon], p)
+	}
+	return out, nil
+}
+
+// WriteTable prints one row per result.
+func WriteTable(w io.Writer, results []Result) error {
+	if _, err := fmt.Fprintf(w, "%-34s %7s %7s %7s %7s %7s %6s %6s %6s %9s\n",
+		"model", "WRMSSE", "RMSSE", "MASE", "bias", "WSPL", "cov50", "cov90", "cov98", "time"); err != nil {
+		return err
+	}
+	for _, r := range results {
+		s := r.Summary
+		if _, err := fmt.Fprintf(w, "%-34s %7.4f %7.4f %7.4f %+7.3f %7s %6s %6s %6s %9s\n",
+			r.Model, s.WRMSSE, s.MeanRMSSE, s.MeanMASE, s.Bias, num(s.WSPL, "%.4f"),
+			num(s.Coverage[0], "%.3f"), num(s.Coverage[1], "%.3f"), num(s.Coverage[2], "%.3f"),
+			fmtDuration(r.Elapsed)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func num(v float64, f string) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf(f, v)
+}
+
+func fmtDuration(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3fs", d.Seconds())
+}

@@ -1,0 +1,198 @@
+package backtest
+
+import (
+	"math"
+)
+
+// Levels are the quantile levels every model is asked for: the nine M5
+// uncertainty levels (WSPL) plus 0.01, 0.05, 0.95 and 0.99 for the 90% and
+// 98% intervals.
+var Levels = []float64{0.005, 0.01, 0.025, 0.05, 0.165, 0.25, 0.5, 0.75, 0.835, 0.95, 0.975, 0.99, 0.995}
+
+// m5Levels indexes the nine M5 levels in Levels.
+var m5Levels = []int{0, 2, 4, 5, 6, 7, 8, 10, 12}
+
+// intervals are the central intervals whose coverage is reported, as
+// indexes into Levels: 50% (0.25-0.75), 90% (0.05-0.95), 98% (0.01-0.99).
+var intervals = [3][2]int{{5, 7}, {3, 9}, {1, 11}}
+
+// Prediction is one series' forecast from one origin: Means[h], and
+// Quantiles[h][k] at Levels[k] (nil when the model has none).
+type Prediction struct {
+	Means     []float64
+	Quantiles [][]float64
+}
+
+// SeriesScore is one series' scores from one origin.
+type SeriesScore struct {
+	// Weight is the series' dollar sales over the last 28 training days
+	// (not normalised).
+	Weight float64
+	// Valid is false when the training part has no sale or no change, so
+	// that the scales are zero and the series is not scored.
+	Valid bool
+	RMSSE float64
+	MASE  float64
+	// SPL is the mean over the nine M5 levels of the scaled pinball loss
+	// (NaN without quantiles).
+	SPL float64
+	// ErrorSum and ActualSum give the bias over series.
+	ErrorSum, ActualSum float64
+	// Covered counts the horizon days inside each interval; Days is the
+	// horizon.
+	Covered [3]int
+	Days    int
+}
+
+// Scales returns the two M5 denominators of a training part: the mean
+// squared and the mean absolute one-step change from the first non-zero
+// value on. ok is false when there are fewer than two values from the
+// first sale or when both are zero.
+func Scales(train []float64) (squared, absolute float64, ok bool) {
+	first := 0
+	for first < len(train) && train[first] == 0 {
+		first++
+	}
+	n := len(train) - first - 1
+	if n < 1 {
+		return 0, 0, false
+	}
+	for t := first + 1; t < len(train); t++ {
+		d := train[t] - train[t-1]
+		squared += d * d
+		absolute += math.Abs(d)
+	}
+	squared /= float64(n)
+	absolute /= float64(n)
+	return squared, absolute, squared > 0 && absolute > 0
+}
+
+// Pinball is the quantile loss of forecast q at level u for outcome y.
+func Pinball(y, q, u float64) float64 {
+	if y >= q {
+		return u * (y - q)
+	}
+	return (1 - u) * (q - y)
+}
+
+// ScoreSeries scores p against the actual values test after the training
+// part train; prices are the training part's prices (NaN = unknown) for
+// the weight.
+func ScoreSeries(train, trainPrices, test []float64, p Prediction) SeriesScore {
+	var sc SeriesScore
+	for t := max(len(train)-28, 0); t < len(train); t++ {
+		if pr := trainPrices[t]; !math.IsNaN(pr) {
+			sc.Weight += train[t] * pr
+		}
+	}
+	sq, ab, ok := Scales(train)
+	sc.Valid = ok
+	sc.Days = len(test)
+	var mse, mae float64
+	for h, y := range test {
+		e := p.Means[h] - y
+		mse += e * e
+		mae += math.Abs(e)
+		sc.ErrorSum += e
+		sc.ActualSum += y
+	}
+	mse /= float64(len(test))
+	mae /= float64(len(test))
+	sc.SPL = math.NaN()
+	if !ok {
+		sc.RMSSE, sc.MASE = math.NaN(), math.NaN()
+		return sc
+	}
+	sc.RMSSE = math.Sqrt(mse / sq)
+	sc.MASE = mae / ab
+	if p.Quantiles == nil {
+		return sc
+	}
+	spl := 0.0
+	for _, k := range m5Levels {
+		loss := 0.0
+		for h, y := range test {
+			loss += Pinball(y, p.Quantiles[h][k], Levels[k])
+		}
+		spl += loss / float64(len(test)) / ab
+	}
+	sc.SPL = spl / float64(len(m5Levels))
+	for h, y := range test {
+		for i, iv := range intervals {
+			if y >= p.Quantiles[h][iv[0]] && y <= p.Quantiles[h][iv[1]] {
+				sc.Covered[i]++
+			}
+		}
+	}
+	return sc
+}
+
+// Summary aggregates the scores of all series from one or more origins.
+type Summary struct {
+	// WRMSSE and WSPL are the dollar-weighted sums over the series of one
+	// origin (weights normalised per origin), averaged over origins; the
+	// means are plain means over series and origins.
+	WRMSSE, MeanRMSSE, MeanMASE float64
+	WSPL                        float64 // NaN without quantiles
+	// Bias is the total error over the total demand.
+	Bias float64
+	// Coverage of the 50%, 90% and 98% intervals (NaN without quantiles).
+	Coverage [3]float64
+	// Series is the number of scored series per origin, Skipped the
+	// number not scored (zero scale).
+	Series, Skipped int
+}
+
+// Summarise aggregates scores[origin][series].
+func Summarise(scores [][]SeriesScore) Summary {
+	var s Summary
+	var nSeries, days float64
+	var errSum, actSum float64
+	var covered [3]float64
+	hasQ := true
+	for _, origin := range scores {
+		var wTotal, wr, ws float64
+		for _, sc := range origin {
+			if !sc.Valid {
+				s.Skipped++
+				continue
+			}
+			s.Series++
+			wTotal += sc.Weight
+			wr += sc.Weight * sc.RMSSE
+			ws += sc.Weight * sc.SPL
+			s.MeanRMSSE += sc.RMSSE
+			s.MeanMASE += sc.MASE
+			nSeries++
+			errSum += sc.ErrorSum
+			actSum += sc.ActualSum
+			if math.IsNaN(sc.SPL) {
+				hasQ = false
+			}
+			for i := range covered {
+				covered[i] += float64(sc.Covered[i])
+			}
+			days += float64(sc.Days)
+		}
+		if wTotal > 0 {
+			s.WRMSSE += wr / wTotal
+			s.WSPL += ws / wTotal
+		}
+	}
+	nOrigins := float64(max(len(scores), 1))
+	s.Series /= max(len(scores), 1)
+	s.Skipped /= max(len(scores), 1)
+	s.WRMSSE /= nOrigins
+	s.WSPL /= nOrigins
+	s.MeanRMSSE /= max(nSeries, 1)
+	s.MeanMASE /= max(nSeries, 1)
+	s.Bias = errSum / actSum
+	for i := range covered {
+		s.Coverage[i] = covered[i] / max(days, 1)
+	}
+	if !hasQ {
+		s.WSPL = math.NaN()
+		s.Coverage = [3]float64{math.NaN(), math.NaN(), math.NaN()}
+	}
+	return s
+}

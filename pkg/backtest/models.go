@@ -1,0 +1,140 @@
+package backtest
+
+import (
+	"strconv"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+)
+
+// Model forecasts every series of a data set from an origin: it may read
+// Values[:origin] of each series (and any calendar or price, which are
+// known in advance) and returns one Prediction per series with horizon
+// days and quantiles at Levels (or nil quantiles).
+type Model interface {
+	Name() string
+	Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error)
+}
+
+// Ensemble is stockcast's per-series ensemble (forecasting.State): each
+// series' state is advanced over the training days one at a time, exactly
+// as the forecast service does, then asked for a forecast.
+type Ensemble struct{}
+
+// Name implements Model.
+func (Ensemble) Name() string { return "stockcast_ensemble" }
+
+// Forecast implements Model.
+func (Ensemble) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error) {
+	out := make([]Prediction, len(ds.Series))
+	for i := range ds.Series {
+		st := train(ds, i, origin)
+		f := st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}})
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles}
+	}
+	return out, nil
+}
+
+func train(ds *Dataset, i, origin int) *forecasting.State {
+	var st forecasting.State
+	for t, y := range ds.Series[i].Values[:origin] {
+		st.Observe(ds.Day(t), y, false)
+	}
+	return &st
+}
+
+// Member is one member of the ensemble alone (index into
+// forecasting.MemberNames), with its own count distribution.
+type Member int
+
+// Name implements Model.
+func (m Member) Name() string { return "stockcast_" + forecasting.MemberNames()[m] }
+
+// Forecast implements Model.
+func (m Member) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error) {
+	out := make([]Prediction, len(ds.Series))
+	for i := range ds.Series {
+		st := train(ds, i, origin)
+		p := newPrediction(horizon)
+		st.MemberForecast(int(m), ds.Day(origin), Levels, p.Means, p.Quantiles)
+		out[i] = p
+	}
+	return out, nil
+}
+
+func newPrediction(horizon int) Prediction {
+	p := Prediction{Means: make([]float64, horizon), Quantiles: make([][]float64, horizon)}
+	for h := range p.Quantiles {
+		p.Quantiles[h] = make([]float64, len(Levels))
+	}
+	return p
+}
+
+// Baseline is a classical point forecast with count-distribution
+// quantiles: the dispersion is the variance-to-mean ratio of the method's
+// own errors over the last year of training days.
+type Baseline struct {
+	// Kind is "naive" (last value), "seasonal_naive" (the last week
+	// repeated) or "moving_average" (the mean of the last Window days).
+	Kind   string
+	Window int
+}
+
+// Name implements Model.
+func (b Baseline) Name() string {
+	if b.Kind == "moving_average" {
+		return "moving_average_" + strconv.Itoa(b.Window)
+	}
+	return b.Kind
+}
+
+// predictAt is the method's forecast for day t+h from the values before t.
+func (b Baseline) predictAt(y []float64, t, h int) float64 {
+	switch b.Kind {
+	case "naive":
+		return y[t-1]
+	case "seasonal_naive":
+		return y[t-7+h%7]
+	default:
+		w := min(b.Window, t)
+		s := 0.0
+		for _, v := range y[t-w : t] {
+			s += v
+		}
+		return s / float64(w)
+	}
+}
+
+func (b Baseline) lookback() int {
+	if b.Kind == "moving_average" {
+		return b.Window
+	}
+	return 7
+}
+
+// Forecast implements Model.
+func (b Baseline) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error) {
+	out := make([]Prediction, len(ds.Series))
+	for i, s := range ds.Series {
+		y := s.Values[:origin]
+		p := newPrediction(horizon)
+		// dispersion of the one-step errors over the last year
+		var sq, mean float64
+		n := 0
+		for t := max(b.lookback(), origin-364); t < origin; t++ {
+			e := y[t] - b.predictAt(y, t, 0)
+			sq += e * e
+			mean += y[t]
+			n++
+		}
+		disp := 1.0
+		if n > 0 && mean > 0 {
+			disp = (sq / float64(n)) / (mean / float64(n))
+		}
+		for h := range horizon {
+			p.Means[h] = max(b.predictAt(y, origin, h), 0)
+			forecasting.CountQuantiles(p.Means[h], disp, Levels, p.Quantiles[h])
+		}
+		out[i] = p
+	}
+	return out, nil
+}
