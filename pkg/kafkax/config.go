@@ -17,6 +17,7 @@ type Config struct {
 	ReplicationFactor int           // replication of topics EnsureTopics creates
 	SessionTimeout    time.Duration // consumer group session timeout
 	DrainTimeout      time.Duration // how long shutdown waits for the in-flight batch
+	MaxPollRecords    int           // records one poll hands to the handlers, across partitions; zero means 10,000
 
 	// RetryMin and RetryMax bound the backoff between attempts of a failing
 	// batch; zero means 100ms and 5s.
@@ -45,6 +46,9 @@ func (c *Config) Validate() error {
 	if c.ReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("kafka replication factor %d: want at least 1", c.ReplicationFactor))
 	}
+	if c.MaxPollRecords < 0 {
+		errs = append(errs, fmt.Errorf("kafka max poll records %d: must not be negative", c.MaxPollRecords))
+	}
 	if c.SessionTimeout < 0 || c.DrainTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
 		errs = append(errs, errors.New("kafka timeouts: must not be negative"))
 	}
@@ -68,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = defaultMaxPollRecords
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = 100 * time.Millisecond

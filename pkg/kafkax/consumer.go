@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,8 +18,8 @@ import (
 	"github.com/stockcast/stockcast/pkg/telemetry"
 )
 
-// maxPollRecords bounds one poll across all partitions.
-const maxPollRecords = 10_000
+// defaultMaxPollRecords bounds one poll across all partitions.
+const defaultMaxPollRecords = 10_000
 
 // fetchMaxWait is how long the broker may hold a fetch waiting for data:
 // short, so that records flow through the pipeline with little latency.
@@ -26,8 +28,12 @@ const fetchMaxWait = 100 * time.Millisecond
 // maxSpanLinks bounds the links from a handler span to the records' traces.
 const maxSpanLinks = 128
 
-// Handler processes the records of one partition, in offset order. It is
-// called from one goroutine at a time. Returning an error makes the consumer
+// Handler processes the records of one partition, in offset order. The
+// partitions of one poll are handled concurrently: Handle is called from
+// several goroutines at once, each with a different partition's records, so
+// it must be safe for concurrent use. Calls for the same partition never
+// overlap, and the next poll waits for every call of the previous one.
+// Returning an error makes the consumer
 // call it again with the same records after a backoff, until it succeeds:
 // return an error only when retrying can help (a dependency is down); invalid
 // records belong in a DLQ (see DLQRecord), not in an error.
@@ -105,9 +111,9 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // errShutdown stops a batch that could not finish before shutdown.
 var errShutdown = errors.New("consumer shutting down")
 
-// Run consumes until ctx is done: poll, handle each partition's records in
-// order, retry on error, commit. When ctx is done it finishes the in-flight
-// handler call, commits it, leaves the group and returns nil. Records not
+// Run consumes until ctx is done: poll, handle the partitions concurrently
+// (each partition's records in order), retry on error, commit each partition.
+// When ctx is done it finishes the in-flight handler calls, commits them, leaves the group and returns nil. Records not
 // yet handled stay uncommitted and go to the next owner of their partition.
 func (c *Consumer) Run(ctx context.Context) error {
 	// Handler calls get a context that survives the shutdown signal, so the
@@ -139,7 +145,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	for {
-		fetches := c.cl.PollRecords(ctx, maxPollRecords)
+		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if ctx.Err() != nil {
 			return nil // records of this poll were not started: the next owner gets them
 		}
@@ -161,16 +167,44 @@ func (c *Consumer) Run(ctx context.Context) error {
 			last := p.Records[len(p.Records)-1]
 			c.ins.lag.Record(ctx, max(0, p.HighWatermark-last.Offset-1), metric.WithAttributes(
 				attribute.String("topic", p.Topic), attribute.String("partition", strconv.Itoa(int(p.Partition)))))
-			if err := c.handlePartition(ctx, handleCtx, p.Records); err != nil {
-				c.log.Info("stopping with unhandled records", "topic", p.Topic, "partition", p.Partition, "offset", p.Records[0].Offset, "err", err)
-				return nil
-			}
-			if ctx.Err() != nil {
-				return nil // in-flight partition done and committed; leave the rest
-			}
+		}
+		if stopped := c.handlePartitions(ctx, handleCtx, parts); stopped || ctx.Err() != nil {
+			return nil // in-flight partitions done and committed; leave the rest
 		}
 		c.cl.AllowRebalance()
 	}
+}
+
+// handlePartitions handles the partitions of one poll concurrently, one
+// goroutine per partition, each partition's records in order, and commits
+// each partition as soon as its records are handled. One partition's I/O
+// (stores, produce acks) thus overlaps another's work. It returns once every
+// partition is handled and committed, or gave up on shutdown (stopped).
+func (c *Consumer) handlePartitions(ctx, handleCtx context.Context, parts []kgo.FetchTopicPartition) (stopped bool) {
+	if len(parts) == 1 {
+		return c.handlePartitionOrLog(ctx, handleCtx, parts[0].Records)
+	}
+	var wg sync.WaitGroup
+	var gaveUp atomic.Bool
+	for _, p := range parts {
+		wg.Go(func() {
+			if c.handlePartitionOrLog(ctx, handleCtx, p.Records) {
+				gaveUp.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	return gaveUp.Load()
+}
+
+// handlePartitionOrLog handles and commits recs; it reports whether it gave
+// up on them (shutdown).
+func (c *Consumer) handlePartitionOrLog(ctx, handleCtx context.Context, recs []*kgo.Record) (stopped bool) {
+	if err := c.handlePartition(ctx, handleCtx, recs); err != nil {
+		c.log.Info("stopping with unhandled records", "topic", recs[0].Topic, "partition", recs[0].Partition, "offset", recs[0].Offset, "err", err)
+		return true
+	}
+	return false
 }
 
 // handlePartition hands recs to the handler until it succeeds, then commits

@@ -231,7 +231,9 @@ func TestConsumerRestartGetsUncommittedRest(t *testing.T) {
 	produce(t, p, ctx, all)
 
 	// The first consumer is told to stop while handling its first batch: it
-	// must finish that batch with a live context and commit it.
+	// must finish that batch with a live context and commit it. Small polls
+	// leave records fetched but not started, which must stay uncommitted.
+	cfg.MaxPollRecords = 10
 	runCtx, cancel := context.WithCancel(ctx)
 	var handleCtxErr error
 	first := &recorder{}
