@@ -27,11 +27,16 @@ func runBench(ctx context.Context, e *env, args []string) (err error) {
 	rc.RegisterDataFlags(fs, "")
 	logs.register(fs)
 	fs.IntVar(&rc.Limit, "n", 100_000, "lines to replay through the pipeline (as fast as possible), and records for the raw broker run")
+	latencyN := fs.Int("latency-n", 20_000, "lines replayed at a steady rate after the throughput run, to measure latency (0: skip)")
+	latencyLoad := fs.Float64("latency-load", 0.5, "the steady rate as a fraction of the measured throughput")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if rc.Limit <= 0 {
 		return fmt.Errorf("bench-pipeline: -n %d: want at least 1", rc.Limit)
+	}
+	if *latencyN < 0 || *latencyLoad <= 0 || *latencyLoad > 1 {
+		return fmt.Errorf("bench-pipeline: -latency-n %d -latency-load %v: want n >= 0 and a load in (0, 1]", *latencyN, *latencyLoad)
 	}
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("validate flags: %w", err)
@@ -67,23 +72,43 @@ func runBench(ctx context.Context, e *env, args []string) (err error) {
 		return fmt.Errorf("bench-pipeline: %w", err)
 	}
 	sum.Print(e.stdout)
-	printBenchResult(e.stdout, raw, sum, args)
+
+	// The throughput run outruns the pipeline, so its latencies are queueing.
+	// Latency is measured on the next lines at a rate the pipeline sustains.
+	lat := sum
+	if *latencyN > 0 && sum.EventsPerSec > 0 {
+		lc := rc
+		lc.Skip, lc.Limit, lc.InitialStock = rc.Limit, *latencyN, false
+		lc.Rate = math.Max(1, *latencyLoad*sum.EventsPerSec)
+		fmt.Fprintf(e.stdout, "\n(c) latency: replay the next %d lines at %.0f lines/s (%.0f%% of the measured throughput)\n",
+			lc.Limit, lc.Rate, 100**latencyLoad)
+		lat, err = replay.New(lc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
+		if err != nil {
+			lat.Print(e.stdout)
+			return fmt.Errorf("bench-pipeline latency run: %w", err)
+		}
+		lat.Print(e.stdout)
+	}
+	printBenchResult(e.stdout, raw, sum, lat, args)
 	return nil
 }
 
-func printBenchResult(w io.Writer, raw bench.RawResult, sum replay.Summary, args []string) {
+// printBenchResult prints the throughput of sum against the raw broker
+// rate, and the order-to-forecast latency of lat (the steady-rate run; sum
+// itself when there was none).
+func printBenchResult(w io.Writer, raw bench.RawResult, sum, lat replay.Summary, args []string) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "raw broker     %10.0f records/s\n", raw.PerSec)
-	fmt.Fprintf(w, "pipeline       %10.0f events/s end to end (first produce to last forecast), p50 %s, p99 %s\n",
-		sum.EventsPerSec, ms(sum.Latency.P50), ms(sum.Latency.P99))
+	fmt.Fprintf(w, "pipeline       %10.0f events/s end to end (first produce to last forecast)\n", sum.EventsPerSec)
 	if raw.PerSec > 0 {
 		fmt.Fprintf(w, "ratio          %10.1f%% of the raw broker rate\n", 100*sum.EventsPerSec/raw.PerSec)
 	}
-	fmt.Fprintln(w, "               (the replay outruns the pipeline: latencies are mostly queueing; use replay --speed for latency at a sustainable load)")
+	fmt.Fprintf(w, "latency        p50 %s, p99 %s order-to-forecast over %d events at %.0f events/s\n",
+		ms(lat.Latency.P50), ms(lat.Latency.P99), lat.Latency.Count, lat.EventsPerSec)
 	fmt.Fprintf(w, "command        stockcast bench-pipeline %s\n", strings.Join(args, " "))
 	fmt.Fprintf(w, "summary: events_per_s=%d raw_broker_per_s=%d p50_ms=%d p99_ms=%d\n",
 		int64(math.Round(sum.EventsPerSec)), int64(math.Round(raw.PerSec)),
-		sum.Latency.P50.Milliseconds(), sum.Latency.P99.Milliseconds())
+		lat.Latency.P50.Milliseconds(), lat.Latency.P99.Milliseconds())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }

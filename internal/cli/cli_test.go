@@ -219,7 +219,7 @@ func TestBenchPipeline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out, errOut syncBuffer
-	err := Run(ctx, []string{"bench-pipeline", "--dir", dir, "--bin-dir", bin, "--n", "2000", "--partitions", "3",
+	err := Run(ctx, []string{"bench-pipeline", "--dir", dir, "--bin-dir", bin, "--n", "2000", "--latency-n", "1000", "--partitions", "3",
 		"--data", dataFile, "--stall-timeout", "2m", "--log.level", "warn"}, noEnv, &out, &errOut)
 	t.Logf("stdout:\n%s", out.String())
 	if err != nil {
@@ -236,6 +236,10 @@ func TestBenchPipeline(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "summary: read=2000 ") || !strings.Contains(out.String(), "ratio") {
 		t.Errorf("stdout lacks the pipeline summary or the ratio")
+	}
+	// The latency run replays the next 1,000 lines (no initial stock) at a steady rate.
+	if !strings.Contains(out.String(), "(c) latency: replay the next 1000 lines") || !strings.Contains(out.String(), "summary: read=1000 accepted=1000 ") {
+		t.Errorf("stdout lacks the steady-rate latency run of the next 1000 lines")
 	}
 }
 

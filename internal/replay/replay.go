@@ -33,6 +33,8 @@ import (
 type Config struct {
 	Data           string        // Online Retail CSV(.gz)
 	Speed          float64       // 0: as fast as possible; N: N x the data's own pace
+	Rate           float64       // 0: off; N: N events per second, evenly spaced (instead of Speed)
+	Skip           int           // lines at the start of the data not replayed
 	Limit          int           // lines to replay; 0: all
 	InitialStock   bool          // produce one inventory snapshot per product first
 	StallTimeout   time.Duration // give up when the pipeline makes no progress for this long
@@ -42,6 +44,8 @@ type Config struct {
 // RegisterFlags registers the replay flags with the given prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.Float64Var(&c.Speed, prefix+"speed", 0, "0: as fast as possible; N: N times the wall-clock pace of the data")
+	fs.Float64Var(&c.Rate, prefix+"rate", 0, "N: replay N lines per second, evenly spaced, instead of the data's pace (0: off)")
+	fs.IntVar(&c.Skip, prefix+"skip", 0, "skip this many lines at the start of the data")
 	fs.IntVar(&c.Limit, prefix+"limit", 0, "replay at most this many lines (0: all)")
 	c.RegisterDataFlags(fs, prefix)
 }
@@ -65,6 +69,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Speed < 0 {
 		errs = append(errs, fmt.Errorf("replay speed %v: want 0 or more", c.Speed))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("replay rate %v: want 0 or more", c.Rate))
+	}
+	if c.Rate > 0 && c.Speed > 0 {
+		errs = append(errs, errors.New("replay: give a speed or a rate, not both"))
+	}
+	if c.Skip < 0 {
+		errs = append(errs, fmt.Errorf("replay skip %d: want 0 or more", c.Skip))
 	}
 	if c.Limit < 0 {
 		errs = append(errs, fmt.Errorf("replay limit %d: want 0 or more", c.Limit))
@@ -157,6 +170,9 @@ func (r *Replayer) plan() (int, *retail.StockPlanner, error) {
 		return 0, nil, err
 	}
 	defer rd.Close()
+	if err := skipLines(rd, r.cfg.Skip); err != nil {
+		return 0, nil, fmt.Errorf("plan replay of %s: %w", r.cfg.Data, err)
+	}
 	planner := retail.NewStockPlanner()
 	n := 0
 	for r.cfg.Limit == 0 || n < r.cfg.Limit {
@@ -207,7 +223,11 @@ func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
 	for _, s := range r.cfg.NonProductSKUs {
 		nonProduct[s] = true
 	}
+	if err := skipLines(rd, r.cfg.Skip); err != nil {
+		return fmt.Errorf("replay %s: %w", r.cfg.Data, err)
+	}
 	var pace pacer
+	start := time.Now()
 	for n := 0; r.cfg.Limit == 0 || n < r.cfg.Limit; n++ {
 		l, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -218,6 +238,12 @@ func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
 		}
 		if r.cfg.Speed > 0 {
 			if err := pace.wait(ctx, l.Time, r.cfg.Speed); err != nil {
+				return err
+			}
+		}
+		if r.cfg.Rate > 0 {
+			due := start.Add(time.Duration(float64(n) / r.cfg.Rate * float64(time.Second)))
+			if err := sleepUntil(ctx, due); err != nil {
 				return err
 			}
 		}
@@ -311,7 +337,11 @@ func (p *pacer) wait(ctx context.Context, at time.Time, speed float64) error {
 		p.dataStart, p.wallStart = at, time.Now()
 		return nil
 	}
-	due := p.wallStart.Add(time.Duration(float64(at.Sub(p.dataStart)) / speed))
+	return sleepUntil(ctx, p.wallStart.Add(time.Duration(float64(at.Sub(p.dataStart))/speed)))
+}
+
+// sleepUntil waits until due or until ctx is done.
+func sleepUntil(ctx context.Context, due time.Time) error {
 	d := time.Until(due)
 	if d <= 0 {
 		return nil
@@ -341,4 +371,17 @@ func (p *phase) get() (string, []StageLag) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.name, p.lags
+}
+
+// skipLines reads and drops the first n lines.
+func skipLines(rd *retail.Reader, n int) error {
+	for i := 0; i < n; i++ {
+		if _, err := rd.Next(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("skip %d lines: the data has only %d", n, i)
+			}
+			return err
+		}
+	}
+	return nil
 }
