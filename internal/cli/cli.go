@@ -34,6 +34,7 @@ func commands() []command {
 		{"demo", "start the local stack, replay the Online Retail data through it, print what happened", runDemo},
 		{"replay", "replay the Online Retail data into an already running system and measure it", runReplay},
 		{"bench-pipeline", "raw broker rate vs. end-to-end pipeline throughput and latency", runBench},
+		{"backtest", "rolling-origin evaluation of the forecasting models (and peers' forecasts) with the M5 metrics", runBacktest},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -71,6 +71,9 @@ func Run(ctx context.Context, ds *Dataset, cfg Config, models []Model) ([]Result
 			}
 			r.Scores = append(r.Scores, sc)
 		}
+		if e, ok := m.(interface{ Elapsed() time.Duration }); ok {
+			r.Elapsed = e.Elapsed() // a peer's own time, not the time to read its file
+		}
 		r.Summary = Summarise(r.Scores)
 		results = append(results, r)
 	}

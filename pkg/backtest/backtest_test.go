@@ -2,9 +2,14 @@ package backtest
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func near(t *testing.T, name string, got, want float64) {
@@ -195,5 +200,105 @@ func TestM5Backtest(t *testing.T) {
 	}
 	if ens.WSPL >= snaive.WSPL {
 		t.Errorf("ensemble WSPL %.4f not below seasonal naive's %.4f", ens.WSPL, snaive.WSPL)
+	}
+}
+
+// TestPeerRoundTrip writes splits, writes forecasts the way a peer does
+// (CSV), reads them back and checks they score exactly as the same
+// predictions scored directly.
+func TestPeerRoundTrip(t *testing.T) {
+	n := 70
+	ds := &Dataset{Name: "toy", Start: 15000, Days: n}
+	for i := range 3 {
+		s := Series{ID: "s" + string(rune('a'+i)), Values: make([]float64, n), Prices: make([]float64, n)}
+		for d := range n {
+			s.Values[d] = float64((d*(i+2))%5 + i)
+			s.Prices[d] = float64(i + 1)
+		}
+		ds.Series = append(ds.Series, s)
+	}
+	cfg := Config{Horizon: 7, Origins: 2}
+	dir := t.TempDir()
+	if err := WriteSplits(dir, ds, cfg); err != nil {
+		t.Fatal(err)
+	}
+	series, err := os.ReadFile(filepath.Join(dir, "series.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(series), "\n"); lines != 1+3*n {
+		t.Errorf("series.csv has %d lines, want %d", lines, 1+3*n)
+	}
+	origins, err := os.ReadFile(filepath.Join(dir, "origins.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "origin,train_days,horizon\n2011-03-23,56,7\n2011-03-30,63,7\n"; string(origins) != want {
+		t.Errorf("origins.csv = %q, want %q", origins, want)
+	}
+	base := Baseline{Kind: "seasonal_naive"}
+	direct, err := Run(context.Background(), ds, cfg, []Model{base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var csvText strings.Builder
+	csvText.WriteString("model,origin,id,h,mean")
+	for _, u := range Levels {
+		csvText.WriteString(",q" + strconv.FormatFloat(u, 'g', -1, 64))
+	}
+	csvText.WriteString("\n")
+	idx, _ := cfg.OriginIndexes(n)
+	for _, o := range idx {
+		preds, _ := base.Forecast(ds, o, cfg.Horizon)
+		for i, p := range preds {
+			for h := range p.Means {
+				fmt.Fprintf(&csvText, "peer_snaive,%s,%s,%d,%g", ds.Day(o), ds.Series[i].ID, h+1, p.Means[h])
+				for _, q := range p.Quantiles[h] {
+					fmt.Fprintf(&csvText, ",%g", q)
+				}
+				csvText.WriteString("\n")
+				fmt.Fprintf(&csvText, "peer_point,%s,%s,%d,%g%s\n", ds.Day(o), ds.Series[i].ID, h+1, p.Means[h], strings.Repeat(",NA", len(Levels)))
+			}
+		}
+	}
+	fpath := filepath.Join(dir, "f.csv")
+	tpath := filepath.Join(dir, "t.csv")
+	if err := os.WriteFile(fpath, []byte(csvText.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tpath, []byte("model,seconds\npeer_snaive,1.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := ReadForecasts(fpath, tpath, ds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 2 {
+		t.Fatalf("%d models read, want 2", len(stored))
+	}
+	res, err := Run(context.Background(), ds, cfg, []Model{stored[0], stored[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Summary != direct[0].Summary {
+		t.Errorf("peer file scores %+v, directly %+v", res[0].Summary, direct[0].Summary)
+	}
+	if res[0].Elapsed != 1500*time.Millisecond {
+		t.Errorf("peer time %v, want 1.5s", res[0].Elapsed)
+	}
+	if p := res[1].Summary; p.WRMSSE != direct[0].Summary.WRMSSE || !math.IsNaN(p.WSPL) {
+		t.Errorf("point-only peer: WRMSSE %v WSPL %v; want %v and NaN", p.WRMSSE, p.WSPL, direct[0].Summary.WRMSSE)
+	}
+	// A file missing a series' forecast is an error, not a zero forecast.
+	short := strings.Join(strings.Split(csvText.String(), "\n")[:5], "\n") + "\n"
+	if err := os.WriteFile(fpath, []byte(short), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stored, err = ReadForecasts(fpath, "", ds, cfg)
+	if err == nil {
+		_, err = Run(context.Background(), ds, cfg, []Model{stored[0]})
+	}
+	if err == nil {
+		t.Error("incomplete peer forecasts accepted")
 	}
 }

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/forecasting"
+)
+
+// backtestFlags select the data, the splits and the models of a backtest.
+type backtestFlags struct {
+	data, path string
+	top        int
+	cfg        backtest.Config
+	models     string
+	export     string
+	peers      string
+	summary    bool
+}
+
+func (f *backtestFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.data, "data", "m5", "data set: m5 (long M5 format, data/m5-tiny) or online-retail (daily aggregates of the order lines)")
+	fs.StringVar(&f.path, "path", "", "data file (default: data/m5-tiny/tiny_m5_long.csv.gz or data/online-retail/online_retail.csv.gz in the working directory or a parent)")
+	fs.IntVar(&f.top, "top", 200, "online-retail: keep the top N stock codes by units (0: all)")
+	fs.IntVar(&f.cfg.Horizon, "horizon", 28, "forecast days per origin")
+	fs.IntVar(&f.cfg.Origins, "origins", 1, "rolling origins; the last one forecasts the last horizon days")
+	fs.IntVar(&f.cfg.Step, "step", 0, "days between origins (0: the horizon)")
+	fs.StringVar(&f.models, "models", "all", "comma-separated models (all, or: stockcast_ensemble, stockcast_<member>, naive, seasonal_naive, moving_average_28)")
+	fs.StringVar(&f.export, "export", "", "write the splits (series.csv, origins.csv) for peers to this directory")
+	fs.StringVar(&f.peers, "peers", "", "comma-separated peer forecast CSV files to score with the same metrics (times from <file>.times.csv if present)")
+	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
+}
+
+func (f *backtestFlags) load() (*backtest.Dataset, error) {
+	switch f.data {
+	case "m5":
+		path := f.path
+		if path == "" {
+			p, err := backtest.FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
+			if err != nil {
+				return nil, err
+			}
+			path = p
+		}
+		return backtest.LoadM5(path)
+	case "online-retail":
+		path := f.path
+		if path == "" {
+			p, err := backtest.FindFile("data/online-retail/online_retail.csv.gz")
+			if err != nil {
+				return nil, err
+			}
+			path = p
+		}
+		return backtest.LoadOnlineRetail(path, f.top)
+	default:
+		return nil, fmt.Errorf("unknown data set %q (m5, online-retail)", f.data)
+	}
+}
+
+// allModels lists the Go models of a backtest: the ensemble, each member
+// alone and the classical baselines.
+func allModels() []backtest.Model {
+	models := []backtest.Model{backtest.Ensemble{}}
+	for i := range forecasting.MemberNames() {
+		models = append(models, backtest.Member(i))
+	}
+	return append(models, backtest.Baseline{Kind: "naive"}, backtest.Baseline{Kind: "seasonal_naive"},
+		backtest.Baseline{Kind: "moving_average", Window: 28})
+}
+
+func selectModels(list string) ([]backtest.Model, error) {
+	all := allModels()
+	if list == "all" {
+		return all, nil
+	}
+	if list == "" || list == "none" {
+		return nil, nil
+	}
+	var out []backtest.Model
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, m := range all {
+			if m.Name() == strings.TrimSpace(name) {
+				out, found = append(out, m), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown model %q", name)
+		}
+	}
+	return out, nil
+}
+
+func runBacktest(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
+	var f backtestFlags
+	f.register(fs)
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	models, err := selectModels(f.models)
+	if err != nil {
+		return err
+	}
+	ds, err := f.load()
+	if err != nil {
+		return fmt.Errorf("load %s: %w", f.data, err)
+	}
+	if f.export != "" {
+		if err := backtest.WriteSplits(f.export, ds, f.cfg); err != nil {
+			return fmt.Errorf("export splits: %w", err)
+		}
+		fmt.Fprintf(e.stderr, "wrote %d series x %d days and %d origins to %s\n", len(ds.Series), ds.Days, f.cfg.Origins, f.export)
+	}
+	peers := map[string]bool{}
+	if f.peers != "" {
+		for _, path := range strings.Split(f.peers, ",") {
+			times := strings.TrimSuffix(path, ".csv") + ".times.csv"
+			if _, err := os.Stat(times); errors.Is(err, os.ErrNotExist) {
+				times = ""
+			}
+			stored, err := backtest.ReadForecasts(path, times, ds, f.cfg)
+			if err != nil {
+				return fmt.Errorf("read peer forecasts: %w", err)
+			}
+			for _, m := range stored {
+				models = append(models, m)
+				peers[m.Name()] = true
+			}
+		}
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	results, err := backtest.Run(ctx, ds, f.cfg, models)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "backtest %s: %d series, %d days, %d origin(s) x horizon %d\n", ds.Name, len(ds.Series), ds.Days, f.cfg.Origins, f.cfg.Horizon)
+	if err := backtest.WriteTable(e.stdout, results); err != nil {
+		return err
+	}
+	if f.summary {
+		fmt.Fprintln(e.stdout, backtestSummary(results, peers))
+	}
+	return nil
+}
+
+// backtestSummary compares stockcast's best rows (models named stockcast_...)
+// with the best peer rows, by WRMSSE and by WSPL.
+func backtestSummary(results []backtest.Result, peers map[string]bool) string {
+	best := func(ours bool, metric func(backtest.Summary) float64) (string, float64) {
+		name, v := "none", math.NaN()
+		for _, r := range results {
+			isOurs := strings.HasPrefix(r.Model, "stockcast")
+			if isOurs != ours || (!ours && !peers[r.Model]) {
+				continue
+			}
+			if m := metric(r.Summary); !math.IsNaN(m) && (math.IsNaN(v) || m < v) {
+				name, v = r.Model, m
+			}
+		}
+		return name, v
+	}
+	wrmsse := func(s backtest.Summary) float64 { return s.WRMSSE }
+	wspl := func(s backtest.Summary) float64 { return s.WSPL }
+	_, ws := best(true, wrmsse)
+	peer, wp := best(false, wrmsse)
+	_, ss := best(true, wspl)
+	_, sp := best(false, wspl)
+	return fmt.Sprintf("summary: wrmsse_stockcast=%.4f wrmsse_best_peer=%.4f best_peer=%s wspl_stockcast=%.4f wspl_best_peer=%.4f",
+		ws, wp, peer, ss, sp)
+}
