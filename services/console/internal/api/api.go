@@ -1,0 +1,596 @@
+// Package api is the console's HTTP surface: login and sessions, the JSON
+// API the single-page app reads, the live event stream (SSE), the CSV
+// export and the embedded app itself.
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stockcast/stockcast/pkg/topics"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+	"github.com/stockcast/stockcast/services/console/internal/auth"
+	"github.com/stockcast/stockcast/services/console/internal/live"
+)
+
+// Deps are what the handlers read from and write to.
+type Deps struct {
+	Users         auth.Users
+	Sessions      *auth.Sessions
+	Store         *Store
+	Hub           *live.Hub
+	Feature       featurev1.FeatureServiceClient
+	Forecast      forecastv1.ForecastServiceClient
+	Replenishment replenishmentv1.ReplenishmentServiceClient
+	Assets        fs.FS // the built app: index.html and assets/
+	Log           *slog.Logger
+	Now           func() time.Time
+	// StreamInterval is how often the SSE stream may send (the hub's pace).
+	CallTimeout time.Duration
+}
+
+// Handler serves the console.
+type Handler struct {
+	d   Deps
+	mux *http.ServeMux
+}
+
+// maxPageSize bounds one page of proposals.
+const maxPageSize = 500
+
+// NewHandler builds the routes.
+func NewHandler(d Deps) *Handler {
+	if d.CallTimeout == 0 {
+		d.CallTimeout = 5 * time.Second
+	}
+	h := &Handler{d: d, mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("POST /api/login", h.login)
+	m.HandleFunc("POST /api/logout", h.logout)
+	m.Handle("GET /api/me", h.auth(auth.Viewer, h.me))
+	m.Handle("GET /api/overview", h.auth(auth.Viewer, h.overview))
+	m.Handle("GET /api/stream", h.auth(auth.Viewer, h.stream))
+	m.Handle("GET /api/series", h.auth(auth.Viewer, h.searchSeries))
+	m.Handle("GET /api/series/detail", h.auth(auth.Viewer, h.seriesDetail))
+	m.Handle("GET /api/proposals", h.auth(auth.Viewer, h.listProposals))
+	m.Handle("GET /api/proposals.csv", h.auth(auth.Viewer, h.exportProposals))
+	m.Handle("GET /api/dlq", h.auth(auth.Viewer, h.dlq))
+	m.Handle("PUT /api/policy", h.auth(auth.Planner, h.setPolicy))
+	m.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) { jsonError(w, http.StatusNotFound, "no such endpoint") })
+	m.Handle("GET /", h.app())
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+	h.mux.ServeHTTP(w, r)
+}
+
+type sessionKey struct{}
+
+// auth admits requests with a live session of at least role min; unsafe
+// methods must also carry the session's CSRF token and a same-origin Origin.
+func (h *Handler) auth(min auth.Role, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := h.d.Sessions.Get(r)
+		if err != nil {
+			jsonError(w, http.StatusUnauthorized, "log in first")
+			return
+		}
+		if !auth.SafeMethod(r.Method) && !auth.CheckCSRF(r, sess) {
+			jsonError(w, http.StatusForbidden, "missing or wrong CSRF token")
+			return
+		}
+		if sess.Role < min {
+			jsonError(w, http.StatusForbidden, fmt.Sprintf("needs the %s role; you are %s", min, sess.Role))
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
+	})
+}
+
+type meResponse struct {
+	User string `json:"user"`
+	Role string `json:"role"`
+	CSRF string `json:"csrf_token"`
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if !auth.SameOrigin(r) {
+		jsonError(w, http.StatusForbidden, "cross-origin login refused")
+		return
+	}
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+		jsonError(w, http.StatusBadRequest, "want JSON {username, password}")
+		return
+	}
+	u, ok := h.d.Users.Check(req.Username, req.Password)
+	if !ok {
+		h.d.Log.Info("login refused", "user", req.Username)
+		jsonError(w, http.StatusUnauthorized, "wrong user name or password")
+		return
+	}
+	sess := h.d.Sessions.Start(w, u)
+	h.d.Log.Info("login", "user", u.Name, "role", u.Role.String())
+	writeJSON(w, meResponse{User: sess.User, Role: sess.Role.String(), CSRF: sess.CSRF})
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if sess, err := h.d.Sessions.Get(r); err == nil && !auth.CheckCSRF(r, sess) {
+		jsonError(w, http.StatusForbidden, "missing or wrong CSRF token")
+		return
+	}
+	h.d.Sessions.End(w, r)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func session(r *http.Request) auth.Session { return r.Context().Value(sessionKey{}).(auth.Session) }
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
+	s := session(r)
+	writeJSON(w, meResponse{User: s.User, Role: s.Role.String(), CSRF: s.CSRF})
+}
+
+// Overview is the overview page's data.
+type Overview struct {
+	Live      live.Snapshot `json:"live"`
+	Freshness Freshness     `json:"forecast_freshness"`
+	Proposals DayProposals  `json:"proposals_today"`
+	Errors    []string      `json:"errors,omitempty"`
+}
+
+func (h *Handler) overviewData(ctx context.Context) Overview {
+	ctx, cancel := context.WithTimeout(ctx, h.d.CallTimeout)
+	defer cancel()
+	o := Overview{Live: h.d.Hub.Snapshot()}
+	var err error
+	if o.Freshness, err = h.d.Store.ForecastFreshness(ctx, h.d.Now()); err != nil {
+		o.Errors = append(o.Errors, err.Error())
+	}
+	if o.Proposals, err = h.d.Store.ProposalsToday(ctx); err != nil {
+		o.Errors = append(o.Errors, err.Error())
+	}
+	return o
+}
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, h.overviewData(r.Context()))
+}
+
+// stream sends the overview as a server-sent event after every scrape.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		jsonError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	ch, stop := h.d.Hub.Subscribe()
+	defer stop()
+	send := func() bool {
+		b, err := json.Marshal(h.overviewData(r.Context()))
+		if err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "event: overview\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	if !send() {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ch:
+			if !send() {
+				return
+			}
+		}
+	}
+}
+
+func (h *Handler) dlq(w http.ResponseWriter, _ *http.Request) {
+	s := h.d.Hub.Snapshot()
+	writeJSON(w, map[string]any{"total": s.DLQTotal, "reasons": s.DLQ})
+}
+
+func (h *Handler) searchSeries(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.CallTimeout)
+	defer cancel()
+	hits, err := h.d.Store.SearchSeries(ctx, q, 25)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, map[string]any{"series": hits})
+}
+
+// SeriesDetail is the series explorer's data.
+type SeriesDetail struct {
+	SeriesKey string          `json:"series_key"`
+	SKU       string          `json:"sku"`
+	Location  string          `json:"location"`
+	History   []HistoryDay    `json:"history"`
+	Forecast  *Forecast       `json:"forecast"`
+	Proposal  *ProposalRow    `json:"latest_proposal"`
+	Policy    *Policy         `json:"policy"`
+	Projected []ProjectedDay  `json:"projected"`
+	Events    []Event         `json:"events"`
+	Errors    []string        `json:"errors,omitempty"`
+	Features  *FeatureSummary `json:"features"`
+}
+
+// HistoryDay is one day of demand.
+type HistoryDay struct {
+	Day      string  `json:"day"`
+	Quantity float64 `json:"quantity"`
+	Stockout bool    `json:"stockout"`
+}
+
+// FeatureSummary is a few of the series' features.
+type FeatureSummary struct {
+	Mean7       float64 `json:"mean_7"`
+	Mean28      float64 `json:"mean_28"`
+	HistoryDays int32   `json:"history_days"`
+	Events      int64   `json:"events_applied"`
+	Price       float64 `json:"price"`
+	Stockout    bool    `json:"stockout"`
+	AsOfDay     string  `json:"as_of_day"`
+}
+
+// Forecast is the latest forecast with its quantile bands.
+type Forecast struct {
+	ForecastID     string        `json:"forecast_id"`
+	AsOf           string        `json:"as_of"`
+	Model          string        `json:"model"`
+	ModelVersion   string        `json:"model_version"`
+	DemandClass    string        `json:"demand_class"`
+	QuantileLevels []float64     `json:"quantile_levels"`
+	Daily          []ForecastDay `json:"daily"`
+	ReasonCode     string        `json:"reason_code"`
+	ReasonDetail   string        `json:"reason_detail"`
+	ReasonChange   float64       `json:"reason_change"`
+	Components     []Component   `json:"components"`
+}
+
+// ForecastDay is one forecast day.
+type ForecastDay struct {
+	Day       string    `json:"day"`
+	Mean      float64   `json:"mean"`
+	Quantiles []float64 `json:"quantiles"`
+}
+
+// Component is one factor of the forecast.
+type Component struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Detail string  `json:"detail"`
+}
+
+// Policy is the series' replenishment policy.
+type Policy struct {
+	Source           string  `json:"source"`
+	ServiceLevel     float64 `json:"service_level"`
+	LeadTimeDays     int32   `json:"lead_time_days"`
+	ReviewPeriodDays int32   `json:"review_period_days"`
+	MOQ              float64 `json:"moq"`
+	PackSize         float64 `json:"pack_size"`
+	MaxOrder         float64 `json:"max_order"`
+	OrderCoverDays   int32   `json:"order_cover_days"`
+}
+
+// ProjectedDay is the inventory position projected from the latest
+// proposal's position by the forecast mean, and by its highest quantile
+// (the pessimistic path).
+type ProjectedDay struct {
+	Day          string  `json:"day"`
+	Expected     float64 `json:"expected"`
+	Pessimistic  float64 `json:"pessimistic"`
+	ReorderPoint float64 `json:"reorder_point"`
+}
+
+func (h *Handler) seriesDetail(w http.ResponseWriter, r *http.Request) {
+	sku, loc := r.URL.Query().Get("sku"), r.URL.Query().Get("location")
+	if key := r.URL.Query().Get("key"); key != "" {
+		var ok bool
+		if sku, loc, ok = topics.SplitSeriesKey(key); !ok {
+			jsonError(w, http.StatusBadRequest, "key must be sku|location")
+			return
+		}
+	}
+	if sku == "" || loc == "" {
+		jsonError(w, http.StatusBadRequest, "give sku and location, or key")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.CallTimeout)
+	defer cancel()
+	d := SeriesDetail{SeriesKey: topics.SeriesKey(sku, loc), SKU: sku, Location: loc, History: []HistoryDay{}, Events: []Event{}}
+	note := func(what string, err error) {
+		if err != nil && status.Code(err) != codes.NotFound {
+			d.Errors = append(d.Errors, what+": "+err.Error())
+		}
+	}
+	if f, err := h.d.Feature.GetFeatures(ctx, &featurev1.GetFeaturesRequest{Sku: sku, Location: loc, IncludeHistory: true}); err == nil {
+		for _, day := range f.GetHistory() {
+			d.History = append(d.History, HistoryDay{Day: day.GetDay(), Quantity: day.GetQuantity(), Stockout: day.GetStockout()})
+		}
+		if s := f.GetSnapshot(); s != nil {
+			d.Features = &FeatureSummary{Mean7: s.GetMean_7(), Mean28: s.GetMean_28(), HistoryDays: s.GetHistoryDays(),
+				Events: s.GetEventsApplied(), Price: s.GetPrice(), Stockout: s.GetStockout(), AsOfDay: s.GetAsOfDay()}
+		}
+	} else {
+		note("features", err)
+	}
+	if ex, err := h.d.Forecast.Explain(ctx, &forecastv1.ExplainRequest{Sku: sku, Location: loc}); err == nil && ex.GetForecast() != nil {
+		d.Forecast = toForecast(ex)
+	} else {
+		note("forecast", err)
+	}
+	if lp, err := h.d.Replenishment.ListProposals(ctx, &replenishmentv1.ListProposalsRequest{Sku: sku, Location: loc, PageSize: 1}); err == nil {
+		if ps := lp.GetProposals(); len(ps) > 0 {
+			d.Proposal = toProposalRow(ps[0])
+		}
+	} else {
+		note("proposals", err)
+	}
+	if gp, err := h.d.Replenishment.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: sku, Location: loc}); err == nil {
+		p := gp.GetPolicy()
+		d.Policy = &Policy{Source: gp.GetSource(), ServiceLevel: p.GetServiceLevel(), LeadTimeDays: p.GetLeadTimeDays(),
+			ReviewPeriodDays: p.GetReviewPeriodDays(), MOQ: p.GetMoq(), PackSize: p.GetPackSize(), MaxOrder: p.GetMaxOrder(),
+			OrderCoverDays: p.GetOrderCoverDays()}
+	} else {
+		note("policy", err)
+	}
+	if ev, err := h.d.Store.SeriesEvents(ctx, d.SeriesKey, 100); err == nil {
+		d.Events = ev
+	} else {
+		note("events", err)
+	}
+	d.Projected = Project(d.Forecast, d.Proposal)
+	writeJSON(w, d)
+}
+
+// Project walks the latest proposal's inventory position down the forecast:
+// expected by the daily mean, pessimistic by the highest daily quantile.
+// It is empty without both.
+func Project(f *Forecast, p *ProposalRow) []ProjectedDay {
+	out := []ProjectedDay{}
+	if f == nil || p == nil {
+		return out
+	}
+	exp, pess := p.InventoryPosition, p.InventoryPosition
+	for _, d := range f.Daily {
+		exp -= d.Mean
+		hi := d.Mean
+		if n := len(d.Quantiles); n > 0 {
+			hi = d.Quantiles[n-1]
+		}
+		pess -= hi
+		out = append(out, ProjectedDay{Day: d.Day, Expected: exp, Pessimistic: pess, ReorderPoint: p.ReorderPoint})
+	}
+	return out
+}
+
+func toForecast(ex *forecastv1.ExplainResponse) *Forecast {
+	fe := ex.GetForecast()
+	f := &Forecast{
+		ForecastID: fe.GetForecastId(), AsOf: fe.GetAsOf().AsTime().UTC().Format(time.RFC3339),
+		Model: fe.GetModel(), ModelVersion: fe.GetModelVersion(), DemandClass: fe.GetDemandClass(),
+		QuantileLevels: fe.GetQuantileLevels(), Daily: []ForecastDay{}, Components: []Component{},
+		ReasonCode:   strings.TrimPrefix(fe.GetReason().GetCode().String(), "REASON_CODE_"),
+		ReasonDetail: fe.GetReason().GetDetail(), ReasonChange: fe.GetReason().GetChange(),
+	}
+	if f.QuantileLevels == nil {
+		f.QuantileLevels = []float64{}
+	}
+	for _, d := range fe.GetDaily() {
+		q := d.GetQuantiles()
+		if q == nil {
+			q = []float64{}
+		}
+		f.Daily = append(f.Daily, ForecastDay{Day: d.GetDay(), Mean: d.GetMean(), Quantiles: q})
+	}
+	for _, c := range ex.GetComponents() {
+		f.Components = append(f.Components, Component{Name: c.GetName(), Value: c.GetValue(), Detail: c.GetDetail()})
+	}
+	return f
+}
+
+func toProposalRow(p *replenishmentv1.Proposal) *ProposalRow {
+	pol := p.GetPolicy()
+	return &ProposalRow{
+		ID: p.GetProposalId(), SeriesKey: p.GetSeriesKey(), SKU: p.GetSku(), Location: p.GetLocation(),
+		DecidedAt: p.GetDecidedAt().AsTime().UTC().Format(time.DateTime), Reason: p.GetReason().String(),
+		Status: p.GetStatus().String(), Quantity: p.GetQuantity(), Unconstrained: p.GetUnconstrainedQuantity(),
+		ReorderPoint: p.GetReorderPoint(), OrderUpTo: p.GetOrderUpTo(), InventoryPosition: p.GetInventoryPosition(),
+		OnHand: p.GetOnHand(), OnOrder: p.GetOnOrder(), SafetyStock: p.GetSafetyStock(),
+		StockoutDay: p.GetProjectedStockoutDay(), ArrivalDay: p.GetExpectedArrivalDay(),
+		MOQ: pol.GetMoq(), PackSize: pol.GetPackSize(),
+	}
+}
+
+func proposalQuery(r *http.Request) (ProposalQuery, error) {
+	v := r.URL.Query()
+	q := ProposalQuery{SKU: v.Get("sku"), Location: v.Get("location"), Sort: v.Get("sort"), Desc: v.Get("order") != "asc", Limit: 50}
+	if st := v.Get("status"); st != "" {
+		if !strings.HasPrefix(st, "PROPOSAL_STATUS_") {
+			st = "PROPOSAL_STATUS_" + strings.ToUpper(st)
+		}
+		if _, ok := replenishmentv1.ProposalStatus_value[st]; !ok {
+			return q, fmt.Errorf("unknown status %q", v.Get("status"))
+		}
+		q.Status = st
+	}
+	if _, ok := sortColumns[q.Sort]; q.Sort != "" && !ok {
+		return q, fmt.Errorf("cannot sort by %q", q.Sort)
+	}
+	if s := v.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageSize {
+			return q, fmt.Errorf("page_size must be 1..%d", maxPageSize)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return q, errors.New("page must be >= 1")
+		}
+		q.Offset = (n - 1) * q.Limit
+	}
+	return q, nil
+}
+
+func (h *Handler) listProposals(w http.ResponseWriter, r *http.Request) {
+	q, err := proposalQuery(r)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.CallTimeout)
+	defer cancel()
+	rows, total, err := h.d.Store.ListProposals(ctx, q)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, map[string]any{"proposals": rows, "total": total, "page": q.Offset/q.Limit + 1, "page_size": q.Limit})
+}
+
+var csvHeader = []string{"proposal_id", "series_key", "sku", "location", "decided_at", "reason", "status", "quantity",
+	"unconstrained_quantity", "reorder_point", "order_up_to", "inventory_position", "on_hand", "on_order",
+	"safety_stock", "projected_stockout_day", "expected_arrival_day", "moq", "pack_size"}
+
+func (h *Handler) exportProposals(w http.ResponseWriter, r *http.Request) {
+	q, err := proposalQuery(r)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="proposals.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write(csvHeader)
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+	err = h.d.Store.EachProposal(r.Context(), q, func(p ProposalRow) error {
+		return cw.Write([]string{p.ID, p.SeriesKey, p.SKU, p.Location, p.DecidedAt, p.Reason, p.Status, f(p.Quantity),
+			f(p.Unconstrained), f(p.ReorderPoint), f(p.OrderUpTo), f(p.InventoryPosition), f(p.OnHand), f(p.OnOrder),
+			f(p.SafetyStock), p.StockoutDay, p.ArrivalDay, f(p.MOQ), f(p.PackSize)})
+	})
+	cw.Flush()
+	if err != nil {
+		// The header is gone: end the body with a line that cannot be data.
+		h.d.Log.Warn("export proposals", "err", err)
+		fmt.Fprintf(w, "# export failed: %v\n", err)
+	}
+}
+
+func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
+	var p struct {
+		SKU      string `json:"sku"`
+		Location string `json:"location"`
+		Policy
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&p); err != nil {
+		jsonError(w, http.StatusBadRequest, "want a JSON policy")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.CallTimeout)
+	defer cancel()
+	_, err := h.d.Replenishment.SetPolicy(ctx, &replenishmentv1.SetPolicyRequest{Policy: &replenishmentv1.Policy{
+		Sku: p.SKU, Location: p.Location, ServiceLevel: p.ServiceLevel, LeadTimeDays: p.LeadTimeDays,
+		ReviewPeriodDays: p.ReviewPeriodDays, Moq: p.MOQ, PackSize: p.PackSize, MaxOrder: p.MaxOrder,
+		OrderCoverDays: p.OrderCoverDays,
+	}})
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.d.Log.Info("policy set", "user", session(r).User, "series", topics.SeriesKey(p.SKU, p.Location))
+	writeJSON(w, map[string]string{"status": "ok"})
+}
+
+// fail maps an upstream error to a status: the caller's mistakes keep
+// theirs, everything else is a bad gateway.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	code := http.StatusBadGateway
+	switch status.Code(err) {
+	case codes.InvalidArgument:
+		code = http.StatusBadRequest
+	case codes.NotFound:
+		code = http.StatusNotFound
+	case codes.DeadlineExceeded:
+		code = http.StatusGatewayTimeout
+	}
+	if code == http.StatusBadGateway {
+		h.d.Log.Warn("upstream call", "err", err)
+	}
+	jsonError(w, code, err.Error())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func jsonError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// app serves the built single-page app: hashed assets cached for a year,
+// every other path gets index.html (client-side routes).
+func (h *Handler) app() http.Handler {
+	files := http.FileServerFS(h.d.Assets)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if strings.HasPrefix(p, "assets/") {
+			if _, err := fs.Stat(h.d.Assets, p); err == nil {
+				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				files.ServeHTTP(w, r)
+				return
+			}
+			http.NotFound(w, r)
+			return
+		}
+		index, err := fs.ReadFile(h.d.Assets, "index.html")
+		if err != nil {
+			http.Error(w, "console assets missing: run make console-assets", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(index)
+	})
+}

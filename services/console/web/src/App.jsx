@@ -1,0 +1,94 @@
+import { useEffect, useState } from 'react'
+import { call, get, setCSRF } from './api.js'
+import Overview from './Overview.jsx'
+import Series from './Series.jsx'
+import Proposals from './Proposals.jsx'
+import Quality from './Quality.jsx'
+
+// Hash routes: #/overview, #/series?key=..., #/proposals, #/quality.
+function useRoute() {
+  const parse = () => {
+    const h = window.location.hash.replace(/^#\/?/, '') || 'overview'
+    const [page, q] = h.split('?')
+    return { page, params: new URLSearchParams(q || '') }
+  }
+  const [route, setRoute] = useState(parse)
+  useEffect(() => {
+    const on = () => setRoute(parse())
+    window.addEventListener('hashchange', on)
+    return () => window.removeEventListener('hashchange', on)
+  }, [])
+  return route
+}
+
+function Login({ onLogin }) {
+  const [username, setUser] = useState('')
+  const [password, setPass] = useState('')
+  const [err, setErr] = useState('')
+  const submit = async (e) => {
+    e.preventDefault()
+    setErr('')
+    try {
+      onLogin(await call('POST', '/api/login', { username, password }))
+    } catch (x) {
+      setErr(x.message)
+    }
+  }
+  return (
+    <form className="login" onSubmit={submit}>
+      <h1>stockcast</h1>
+      <label>User <input name="username" autoComplete="username" value={username} onChange={(e) => setUser(e.target.value)} autoFocus /></label>
+      <label>Password <input name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPass(e.target.value)} /></label>
+      <button type="submit">Log in</button>
+      {err && <p className="error" role="alert">{err}</p>}
+    </form>
+  )
+}
+
+const pages = [
+  ['overview', 'Overview'],
+  ['series', 'Series'],
+  ['proposals', 'Proposals'],
+  ['quality', 'Data quality'],
+]
+
+export default function App() {
+  const [me, setMe] = useState(undefined)
+  const route = useRoute()
+  useEffect(() => {
+    get('/api/me').then(login, () => setMe(null))
+  }, [])
+  function login(m) {
+    setCSRF(m.csrf_token)
+    setMe(m)
+  }
+  async function logout() {
+    await call('POST', '/api/logout').catch(() => {})
+    setCSRF('')
+    setMe(null)
+  }
+  if (me === undefined) return null
+  if (me === null) return <Login onLogin={login} />
+  let body
+  switch (route.page) {
+    case 'series': body = <Series params={route.params} me={me} />; break
+    case 'proposals': body = <Proposals />; break
+    case 'quality': body = <Quality />; break
+    default: body = <Overview />
+  }
+  return (
+    <>
+      <header>
+        <span className="brand">stockcast</span>
+        <nav>
+          {pages.map(([id, label]) => (
+            <a key={id} href={`#/${id}`} className={route.page === id ? 'active' : ''}>{label}</a>
+          ))}
+        </nav>
+        <span className="who" data-testid="who">{me.user} · {me.role}</span>
+        <button className="link" onClick={logout}>Log out</button>
+      </header>
+      <main>{body}</main>
+    </>
+  )
+}
