@@ -34,7 +34,9 @@ func commands() []command {
 		{"demo", "start the local stack, replay the Online Retail data through it, print what happened", runDemo},
 		{"replay", "replay the Online Retail data into an already running system and measure it", runReplay},
 		{"bench-pipeline", "raw broker rate vs. end-to-end pipeline throughput and latency", runBench},
-		{"backtest", "rolling-origin evaluation of the forecasting models (and peers' forecasts) with the M5 metrics", runBacktest},
+		{"topics", "topics create: create every stockcast topic and its dead-letter topic", runTopics},
+		{"dlq", "dlq redrive --topic X.dlq: produce dead-lettered records back to their topic", runDLQ},
+		{"offsets", "offsets reset --group G --topic T --to-time T: move a stopped group's offsets", runOffsets},
 		{"version", "print the version", runVersion},
 	}
 }
