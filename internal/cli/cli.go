@@ -37,6 +37,7 @@ func commands() []command {
 		{"topics", "topics create: create every stockcast topic and its dead-letter topic", runTopics},
 		{"dlq", "dlq redrive --topic X.dlq: produce dead-lettered records back to their topic", runDLQ},
 		{"offsets", "offsets reset --group G --topic T --to-time T: move a stopped group's offsets", runOffsets},
+		{"backtest", "rolling-origin evaluation of the forecasting models (and peers' forecasts) with the M5 metrics", runBacktest},
 		{"version", "print the version", runVersion},
 	}
 }
