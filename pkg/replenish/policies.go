@@ -205,3 +205,17 @@ func Decide(k Kind, pos, s, upTo, q float64) float64 {
 func Constrain(q float64, p Policy) float64 {
 	return OrderQuantity(q, 0, p).Constrained
 }
+
+// LostSalesTarget converts a fill-rate target under lost sales into the
+// target of FillRateLevel's backorder formula. With backorders, the units
+// short in a cycle are a share 1-b of its demand; with lost sales the same
+// shortage is lost instead and the lost share of all demand (served plus
+// lost) is (1-b)/(1+(1-b)). Solving for b: 1-b = (1-fillRate)/fillRate.
+// Without it a lost-sales system over-delivers, the more so the lower the
+// target.
+func LostSalesTarget(fillRate float64) float64 {
+	if !(fillRate > 0 && fillRate < 1) {
+		return fillRate
+	}
+	return 1 - (1-fillRate)/fillRate
+}

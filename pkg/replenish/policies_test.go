@@ -185,3 +185,19 @@ func TestQuantileAt(t *testing.T) {
 		t.Errorf("QuantileAt(0.9) err = %v, want ErrServiceLevelNotCovered", err)
 	}
 }
+
+func TestLostSalesTarget(t *testing.T) {
+	tests := []struct{ in, want float64 }{
+		// 1-b = 0.1/0.9 = 0.1111.
+		{0.9, 1 - 0.1/0.9},
+		// 1-b = 0.05/0.95.
+		{0.95, 1 - 0.05/0.95},
+		{0.5, 0},
+		{1, 1},
+	}
+	for _, tt := range tests {
+		if got := LostSalesTarget(tt.in); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("LostSalesTarget(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/pkg/simulate"
+)
+
+// simulateFlags are the flags of `stockcast simulate`.
+type simulateFlags struct {
+	dataset      string
+	m5, retail   string
+	lead, review int
+	evalDays     int
+	minSaleDays  int
+	target       float64
+	workers      int
+	moq, pack    float64
+	maxOrder     float64
+	plot         string
+	maxSeries    int
+}
+
+func (f *simulateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dataset, "dataset", "m5", "demand to replay: m5 (tiny_m5, valued at its sell prices) or online-retail (daily aggregates)")
+	fs.StringVar(&f.m5, "m5", "data/m5-tiny/tiny_m5_long.csv.gz", "tiny_m5 long CSV(.gz)")
+	fs.StringVar(&f.retail, "online-retail", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz)")
+	fs.IntVar(&f.lead, "lead-time", 7, "supplier lead time, days")
+	fs.IntVar(&f.review, "review", 7, "review period, days")
+	fs.IntVar(&f.evalDays, "eval-days", 0, "simulated days at the end of the data, the days before are warm-up history (0: the last 728 for m5, the second half for online-retail)")
+	fs.IntVar(&f.minSaleDays, "min-sale-days", 100, "online-retail: keep products sold on at least this many days")
+	fs.Float64Var(&f.target, "target", 0.95, "stockcast's fill-rate target the summary compares at")
+	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "simulations run in parallel")
+	fs.Float64Var(&f.moq, "moq", 0, "minimum order quantity (0: none)")
+	fs.Float64Var(&f.pack, "pack", 1, "pack size: orders are multiples of it")
+	fs.Float64Var(&f.maxOrder, "max-order", 0, "largest order (0: none)")
+	fs.StringVar(&f.plot, "plot", "", "write the fill rate vs inventory value curves to this PNG file")
+	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
+}
+
+func runSimulate(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	var f simulateFlags
+	f.register(fs)
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	start := time.Now()
+	var series []simulate.Series
+	var err error
+	switch f.dataset {
+	case "m5":
+		series, err = simulate.LoadM5(f.m5)
+	case "online-retail":
+		series, err = simulate.LoadOnlineRetail(f.retail, f.minSaleDays)
+	default:
+		return fmt.Errorf("simulate: unknown -dataset %q (m5, online-retail)", f.dataset)
+	}
+	if err != nil {
+		return err
+	}
+	if len(series) == 0 {
+		return fmt.Errorf("simulate: no series in %s", f.dataset)
+	}
+	cfg := simulate.Config{
+		LeadTimeDays: f.lead,
+		ReviewDays:   f.review,
+		Constraints:  replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
+	}
+	evalDays := f.evalDays
+	if evalDays == 0 {
+		evalDays = min(728, len(series[0].Demand)/2)
+	}
+	series, cfg.WarmupDays, err = simulate.Prepare(series, evalDays)
+	if err != nil {
+		return err
+	}
+	if f.maxSeries > 0 && len(series) > f.maxSeries {
+		series = series[:f.maxSeries]
+	}
+	specs := simulate.Specs()
+	fmt.Fprintf(e.stderr, "simulate: %d series of %s, %d warm-up + %d simulated days, lead time %d, review %d days, %d workers\n",
+		len(series), f.dataset, cfg.WarmupDays, len(series[0].Demand)-cfg.WarmupDays, f.lead, f.review, f.workers)
+	points, err := simulate.Sweep(ctx, series, specs, cfg, f.workers)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "stockcast simulate -dataset %s: %d series, %d simulated days each (the first %d not measured), lead time %d days, review every %d days, pack %g, moq %g, max order %g\n\n",
+		f.dataset, len(series), len(series[0].Demand)-cfg.WarmupDays, f.lead+f.review, f.lead, f.review, f.pack, f.moq, f.maxOrder)
+	if err := simulate.WriteTable(e.stdout, points, specs, f.target); err != nil {
+		return err
+	}
+	if f.plot != "" {
+		file, err := os.Create(f.plot)
+		if err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		if err := simulate.Plot(file, points, specs); err != nil {
+			file.Close()
+			return err
+		}
+		if err := file.Close(); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+	}
+	fmt.Fprintf(e.stderr, "simulate: done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,249 @@
+package simulate
+
+import (
+	"math"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/replenish"
+)
+
+// Spec names a policy family and makes one Policy per series and target.
+type Spec struct {
+	Name string
+	// What the sweep varies (printed in the table's header).
+	Knob string
+	// Targets swept; the first-class target of calibration is 0.95.
+	Targets []float64
+	New     func(target float64, c Config) Policy
+}
+
+// DefaultTargets are the service targets swept for the target-driven policies.
+func DefaultTargets() []float64 {
+	return []float64{0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995}
+}
+
+// baselineTargets reach further up: a cycle service level target achieves a
+// lower fill rate than the same fill-rate target, and the curves must cross
+// stockcast's achieved fill rate to be compared.
+func baselineTargets() []float64 {
+	return []float64{0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 0.9995, 0.9999}
+}
+
+// Specs returns stockcast's policy and the three baselines, all periodic
+// review with the configured lead time and review period.
+func Specs() []Spec {
+	return []Spec{
+		{Name: "stockcast", Knob: "fill-rate target", Targets: DefaultTargets(), New: NewStockcast},
+		{Name: "classic", Knob: "cycle service level (z)", Targets: baselineTargets(), New: NewClassic},
+		{Name: "seasonal-naive", Knob: "cycle service level (z)", Targets: baselineTargets(), New: NewSeasonalNaive},
+		{Name: "odoo-minmax", Knob: "safety days", Targets: []float64{0, 1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25}, New: NewMinMax},
+	}
+}
+
+// stockcastLevels are the quantile levels the stockcast policy asks the
+// forecast for: dense enough for the expected shortage to be an integral.
+func stockcastLevels() []float64 {
+	var out []float64
+	for i := 1; i < 200; i++ {
+		out = append(out, float64(i)/200)
+	}
+	return append(out, 0.9975, 0.999, 0.9995)
+}
+
+// Stockcast is stockcast's policy: periodic review (R, S) with S the
+// smallest level whose expected shortage per cycle meets the fill-rate
+// target (replenish.FillRateLevel, corrected for lost sales by
+// replenish.LostSalesTarget), computed from the lead-time demand
+// quantiles of a forecasting.State that sees the sales as they come, with
+// stockout days flagged as censored.
+type Stockcast struct {
+	state  forecasting.State
+	fill   float64
+	lead   int
+	review int
+	levels []float64
+}
+
+// NewStockcast returns the stockcast policy for a fill-rate target.
+func NewStockcast(target float64, c Config) Policy {
+	return &Stockcast{fill: target, lead: c.LeadTimeDays, review: c.ReviewDays, levels: stockcastLevels()}
+}
+
+// Observe implements Policy.
+func (p *Stockcast) Observe(day forecasting.Day, sales float64, censored bool) {
+	p.state.Observe(day, sales, censored)
+}
+
+// Levels implements Policy.
+func (p *Stockcast) Levels(day forecasting.Day) (float64, float64) {
+	// A lead-time entry of Days = d covers day and the d days after it.
+	protect := p.lead + p.review - 1
+	spans := []int{protect}
+	if p.lead > 0 {
+		spans = append(spans, p.lead-1)
+	}
+	f := p.state.Forecast(forecasting.Request{StartDay: day, Horizon: 1, QuantileLevels: p.levels, LeadTimes: spans})
+	pq := replenish.Quantiles{Levels: f.QuantileLevels, Values: f.LeadTime[0].Quantiles}
+	var lead *replenish.Quantiles
+	var leadMean float64
+	if p.lead > 0 {
+		lead = &replenish.Quantiles{Levels: f.QuantileLevels, Values: f.LeadTime[1].Quantiles}
+		leadMean = f.LeadTime[1].Mean
+	}
+	s, err := replenish.FillRateLevel(pq, f.LeadTime[0].Mean, lead, leadMean, replenish.LostSalesTarget(p.fill))
+	if err != nil {
+		return math.Inf(1), 0
+	}
+	return math.Inf(1), s
+}
+
+// window keeps the last n uncensored daily sales: what a spreadsheet
+// baseline computes its average and spread from. Censored days (a shelf
+// found empty) are left out so that a stockout does not look like no demand.
+type window struct {
+	vals []float64
+	next int
+	full bool
+}
+
+func newWindow(n int) window { return window{vals: make([]float64, n)} }
+
+func (w *window) add(y float64) {
+	w.vals[w.next] = y
+	w.next++
+	if w.next == len(w.vals) {
+		w.next, w.full = 0, true
+	}
+}
+
+func (w *window) len() int {
+	if w.full {
+		return len(w.vals)
+	}
+	return w.next
+}
+
+// meanSD returns the mean and sample standard deviation.
+func (w *window) meanSD() (float64, float64) {
+	n := w.len()
+	if n == 0 {
+		return 0, 0
+	}
+	var sum, sq float64
+	for _, v := range w.vals[:n] {
+		sum += v
+	}
+	mean := sum / float64(n)
+	for _, v := range w.vals[:n] {
+		sq += (v - mean) * (v - mean)
+	}
+	if n < 2 {
+		return mean, 0
+	}
+	return mean, math.Sqrt(sq / float64(n-1))
+}
+
+// baselineWindow is the history the baselines estimate from: 13 weeks.
+const baselineWindow = 91
+
+// Classic is the textbook policy: (R, S) with
+// S = mean*(L+R) + z*sigma*sqrt(L+R), mean and sigma of the daily sales of
+// the last 13 weeks, z the normal quantile at the target cycle service level.
+type Classic struct {
+	w       window
+	target  float64
+	protect int
+}
+
+// NewClassic returns the classic z*sigma*sqrt(L) policy.
+func NewClassic(target float64, c Config) Policy {
+	return &Classic{w: newWindow(baselineWindow), target: target, protect: c.LeadTimeDays + c.ReviewDays}
+}
+
+// Observe implements Policy.
+func (p *Classic) Observe(_ forecasting.Day, sales float64, censored bool) {
+	if !censored {
+		p.w.add(sales)
+	}
+}
+
+// Levels implements Policy.
+func (p *Classic) Levels(forecasting.Day) (float64, float64) {
+	mean, sd := p.w.meanSD()
+	return math.Inf(1), max(replenish.ClassicLevel(mean, sd, p.protect, p.target), 0)
+}
+
+// MinMax is an Odoo-style reordering rule: min = average daily sales *
+// (lead time + safety days), max = min + average daily sales * review
+// period; at a review, when the position is at or below min, order up to
+// max. The average is over the last 13 weeks.
+type MinMax struct {
+	w            window
+	safetyDays   float64
+	lead, review int
+}
+
+// NewMinMax returns the min/max rule with target safety days.
+func NewMinMax(safetyDays float64, c Config) Policy {
+	return &MinMax{w: newWindow(baselineWindow), safetyDays: safetyDays, lead: c.LeadTimeDays, review: c.ReviewDays}
+}
+
+// Observe implements Policy.
+func (p *MinMax) Observe(_ forecasting.Day, sales float64, censored bool) {
+	if !censored {
+		p.w.add(sales)
+	}
+}
+
+// Levels implements Policy.
+func (p *MinMax) Levels(forecasting.Day) (float64, float64) {
+	ads, _ := p.w.meanSD()
+	lo := ads * (float64(p.lead) + p.safetyDays)
+	return lo, lo + ads*float64(p.review)
+}
+
+// SeasonalNaive forecasts each day as the sales of the same weekday a week
+// earlier; S is that forecast summed over L+R days plus z times the RMSE of
+// its daily errors (last 13 weeks) times sqrt(L+R).
+type SeasonalNaive struct {
+	last    [7]float64 // last uncensored sales per weekday
+	seen    [7]bool
+	errs    window
+	target  float64
+	protect int
+}
+
+// NewSeasonalNaive returns the seasonal-naive reorder point policy.
+func NewSeasonalNaive(target float64, c Config) Policy {
+	return &SeasonalNaive{errs: newWindow(baselineWindow), target: target, protect: c.LeadTimeDays + c.ReviewDays}
+}
+
+// Observe implements Policy.
+func (p *SeasonalNaive) Observe(day forecasting.Day, sales float64, censored bool) {
+	if censored {
+		return
+	}
+	wd := day.Weekday()
+	if p.seen[wd] {
+		p.errs.add(sales - p.last[wd])
+	}
+	p.last[wd], p.seen[wd] = sales, true
+}
+
+// Levels implements Policy.
+func (p *SeasonalNaive) Levels(day forecasting.Day) (float64, float64) {
+	var sum float64
+	for i := range p.protect {
+		sum += p.last[(day + forecasting.Day(i)).Weekday()]
+	}
+	n := p.errs.len()
+	var sq float64
+	for _, e := range p.errs.vals[:n] {
+		sq += e * e
+	}
+	rmse := 0.0
+	if n > 0 {
+		rmse = math.Sqrt(sq / float64(n))
+	}
+	return math.Inf(1), max(sum+replenish.NormalQuantile(p.target)*rmse*math.Sqrt(float64(p.protect)), 0)
+}

@@ -1,0 +1,238 @@
+package simulate
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/replenish"
+)
+
+// fixed orders up to the same level every review and records what it sees.
+type fixed struct {
+	upTo     float64
+	days     []forecasting.Day
+	sales    []float64
+	censored []bool
+}
+
+func (p *fixed) Observe(day forecasting.Day, sales float64, censored bool) {
+	p.days = append(p.days, day)
+	p.sales = append(p.sales, sales)
+	p.censored = append(p.censored, censored)
+}
+
+func (p *fixed) Levels(forecasting.Day) (float64, float64) { return math.Inf(1), p.upTo }
+
+func constant(v float64, n int) Series {
+	s := Series{ID: "c", Start: 15000, Demand: make([]float64, n), Price: make([]float64, n)}
+	for i := range s.Demand {
+		s.Demand[i], s.Price[i] = v, 2
+	}
+	return s
+}
+
+// TestRunByHand: demand 2 a day, S = 5, L = 1, R = 2, one warm-up day.
+// Day by day (on hand after demand): 1: start with 5 -> 3; 2: 1; 3: review,
+// position 1, order 4 for day 4, sell 1, lose 1 -> 0; 4: +4 -> 2; 5: order 3
+// -> 0; 6: +3 -> 1; 7: order 4, lose 1 -> 0; 8: 2; 9: order 3 -> 0; 10: 1;
+// 11: order 4, lose 1 -> 0; 12: 2. Measured from day 1+L+R = 4.
+func TestRunByHand(t *testing.T) {
+	p := &fixed{upTo: 5}
+	got, err := Run(constant(2, 13), p, Config{LeadTimeDays: 1, ReviewDays: 2, WarmupDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{
+		Series: 1, Days: 9, Demand: 18, Sold: 16, LostUnits: 2, LostValue: 4, DemandValue: 36,
+		StockoutDays: 2, OnHandUnits: 8, OnHandValue: 16, Orders: 4,
+		// Cycles [5,7) ok, [7,9) lost on day 7, [9,11) ok.
+		Cycles: 3, CyclesOK: 2,
+	}
+	if got != want {
+		t.Errorf("Run =\n%+v, want\n%+v", got, want)
+	}
+	if f := got.FillRate(); f != 16.0/18 {
+		t.Errorf("fill rate %v, want 16/18", f)
+	}
+	if v := got.AvgOnHandUnits(); v != 8.0/9 {
+		t.Errorf("avg on hand %v, want 8/9", v)
+	}
+	// The policy sees the warm-up day and then sales, never demand.
+	wantSales := []float64{2, 2, 2, 1, 2, 2, 2, 1, 2, 2, 2, 1, 2}
+	wantCensored := []bool{false, false, false, true, false, true, false, true, false, true, false, true, false}
+	for i := range wantSales {
+		if p.days[i] != 15000+forecasting.Day(i) || p.sales[i] != wantSales[i] || p.censored[i] != wantCensored[i] {
+			t.Errorf("observation %d: day %d sales %v censored %v; want day %d sales %v censored %v",
+				i, p.days[i], p.sales[i], p.censored[i], 15000+i, wantSales[i], wantCensored[i])
+		}
+	}
+}
+
+// TestRunNoLeadTime: with L = 0 an order is on the shelf the day it is
+// placed: S = 6 with R = 3 and demand 2 never runs out and ends each cycle
+// at 0.
+func TestRunNoLeadTime(t *testing.T) {
+	got, err := Run(constant(2, 10), &fixed{upTo: 6}, Config{ReviewDays: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Measured days 3..9: on hand 4, 2, 0, 4, 2, 0, 4.
+	if got.LostUnits != 0 || got.Days != 7 || got.OnHandUnits != 16 || got.Orders != 3 {
+		t.Errorf("Run = %+v; want no loss, 7 days, 16 unit-days, 3 orders", got)
+	}
+}
+
+// TestRunPackSize: orders are whole packs: S = 5 and a pack of 4 with
+// demand 2, L = 0, R = 2: position 1 at each review -> one pack, 5 on hand.
+func TestRunPackSize(t *testing.T) {
+	c := Config{ReviewDays: 2, Constraints: replenish.Policy{PackSize: 4}}
+	got, err := Run(constant(2, 8), &fixed{upTo: 5}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Day 0: 5 -> 3; 1: 1; 2: +4 -> 3; 3: 1; ... measured days 2..7.
+	if got.LostUnits != 0 || got.OnHandUnits != 3*3+1*3 || got.Orders != 3 {
+		t.Errorf("Run = %+v; want no loss, 12 unit-days, 3 orders", got)
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	s := constant(1, 5)
+	if _, err := Run(s, &fixed{}, Config{ReviewDays: 0}); err == nil {
+		t.Error("review period 0 accepted")
+	}
+	if _, err := Run(s, &fixed{}, Config{ReviewDays: 1, WarmupDays: 5}); err == nil {
+		t.Error("warm-up covering the series accepted")
+	}
+	s.Price = s.Price[:2]
+	if _, err := Run(s, &fixed{}, Config{ReviewDays: 1}); err == nil {
+		t.Error("short price series accepted")
+	}
+}
+
+func poissonSeries(seed uint64, mean float64, n int) Series {
+	r := rand.New(rand.NewPCG(seed, 1))
+	s := constant(0, n)
+	l := math.Exp(-mean)
+	for i := range s.Demand {
+		k, p := 0.0, r.Float64()
+		for p > l {
+			k++
+			p *= r.Float64()
+		}
+		s.Demand[i] = k
+	}
+	return s
+}
+
+// TestStockcastCalibrated: on Poisson demand (mean 3 a day) the stockcast
+// policy, learning from sales only, achieves its fill-rate target within 2
+// points, and a higher target costs more stock.
+func TestStockcastCalibrated(t *testing.T) {
+	c := Config{LeadTimeDays: 7, ReviewDays: 7, WarmupDays: 200}
+	var prev Result
+	for _, target := range []float64{0.9, 0.95, 0.99} {
+		var total Result
+		for seed := range uint64(4) {
+			r, err := Run(poissonSeries(seed, 3, 900), NewStockcast(target, c), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total.Add(r)
+		}
+		t.Logf("target %v: fill rate %.4f, %.1f units on hand", target, total.FillRate(), total.AvgOnHandUnits())
+		if f := total.FillRate(); math.Abs(f-target) > 0.02 {
+			t.Errorf("target %v: achieved fill rate %.4f", target, f)
+		}
+		if total.AvgOnHandUnits() <= prev.AvgOnHandUnits() {
+			t.Errorf("target %v: %.1f units on hand, not above %.1f", target, total.AvgOnHandUnits(), prev.AvgOnHandUnits())
+		}
+		prev = total
+	}
+}
+
+// TestClassicConstantDemand: without variation the classic level is the
+// mean demand over L+R days whatever the target: 2 a day, L+R = 5 -> 10,
+// which covers every day exactly.
+func TestClassicConstantDemand(t *testing.T) {
+	c := Config{LeadTimeDays: 2, ReviewDays: 3, WarmupDays: 100}
+	p := NewClassic(0.99, c)
+	r, err := Run(constant(2, 200), p, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, s := p.Levels(0); s != 10 {
+		t.Errorf("classic S = %v, want 10", s)
+	}
+	if r.LostUnits != 0 {
+		t.Errorf("lost %v units on constant demand", r.LostUnits)
+	}
+}
+
+// TestMinMaxLevels: 13 weeks of 2 a day, L = 7, R = 7, 3 safety days:
+// min = 2*(7+3) = 20, max = 20 + 2*7 = 34.
+func TestMinMaxLevels(t *testing.T) {
+	p := NewMinMax(3, Config{LeadTimeDays: 7, ReviewDays: 7})
+	for d := range forecasting.Day(100) {
+		p.Observe(d, 2, false)
+	}
+	p.Observe(100, 0, true) // censored: left out of the average
+	if lo, hi := p.Levels(101); lo != 20 || hi != 34 {
+		t.Errorf("min/max = %v/%v, want 20/34", lo, hi)
+	}
+}
+
+// TestSeasonalNaiveLevels: a weekly pattern 0,1,..,6 repeated exactly: the
+// naive forecast over 14 days is twice the week (42) and its errors are 0.
+func TestSeasonalNaiveLevels(t *testing.T) {
+	p := NewSeasonalNaive(0.99, Config{LeadTimeDays: 7, ReviewDays: 7})
+	for d := range forecasting.Day(70) {
+		p.Observe(d, float64(d.Weekday()), false)
+	}
+	if _, s := p.Levels(70); s != 42 {
+		t.Errorf("S = %v, want 42", s)
+	}
+}
+
+func TestValueAtFill(t *testing.T) {
+	pt := func(sold, value float64) Point {
+		// 10 days of one series: value per day = value.
+		return Point{Policy: "p", Total: Result{Series: 1, Days: 10, Demand: 100, Sold: sold, OnHandValue: 10 * value}}
+	}
+	curve := Curve([]Point{pt(96, 300), pt(90, 100), pt(94, 200)}, "p")
+	tests := []struct {
+		fill, want float64
+	}{
+		{0.92, 150}, {0.95, 250}, {0.94, 200}, {0.90, 100}, {0.96, 300},
+	}
+	for _, tt := range tests {
+		if got := ValueAtFill(curve, tt.fill); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("ValueAtFill(%v) = %v, want %v", tt.fill, got, tt.want)
+		}
+	}
+	for _, fill := range []float64{0.8, 0.97} {
+		if got := ValueAtFill(curve, fill); !math.IsNaN(got) {
+			t.Errorf("ValueAtFill(%v) = %v outside the curve, want NaN", fill, got)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		demand []float64
+		want   forecasting.Class
+	}{
+		{[]float64{5, 5, 6, 5}, forecasting.ClassSmooth},
+		{[]float64{1, 9, 1, 9}, forecasting.ClassErratic},
+		{[]float64{0, 5, 0, 5, 0, 6}, forecasting.ClassIntermittent},
+		{[]float64{0, 1, 0, 9, 0, 1}, forecasting.ClassLumpy},
+		{[]float64{0, 0, 3}, forecasting.ClassNew},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.demand, 0, len(tt.demand)); got != tt.want {
+			t.Errorf("Classify(%v) = %s, want %s", tt.demand, got, tt.want)
+		}
+	}
+}
