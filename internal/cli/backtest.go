@@ -11,6 +11,8 @@ import (
 
 	"github.com/stockcast/stockcast/pkg/backtest"
 	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/gbt"
+	"github.com/stockcast/stockcast/pkg/globalmodel"
 )
 
 // backtestFlags select the data, the splits and the models of a backtest.
@@ -31,7 +33,7 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cfg.Horizon, "horizon", 28, "forecast days per origin")
 	fs.IntVar(&f.cfg.Origins, "origins", 1, "rolling origins; the last one forecasts the last horizon days")
 	fs.IntVar(&f.cfg.Step, "step", 0, "days between origins (0: the horizon)")
-	fs.StringVar(&f.models, "models", "all", "comma-separated models (all, or: stockcast_ensemble, stockcast_<member>, naive, seasonal_naive, moving_average_28)")
+	fs.StringVar(&f.models, "models", "all", "comma-separated models (all, or: stockcast_ensemble, stockcast_<member>, stockcast_gbt, stockcast_combined, naive, seasonal_naive, moving_average_28)")
 	fs.StringVar(&f.export, "export", "", "write the splits (series.csv, origins.csv) for peers to this directory")
 	fs.StringVar(&f.peers, "peers", "", "comma-separated peer forecast CSV files to score with the same metrics (times from <file>.times.csv if present)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
@@ -71,6 +73,8 @@ func allModels() []backtest.Model {
 	for i := range forecasting.MemberNames() {
 		models = append(models, backtest.Member(i))
 	}
+	global := &globalmodel.GBT{Params: gbt.DefaultParams(), Refit: true}
+	models = append(models, global, &globalmodel.Combined{Global: global})
 	return append(models, backtest.Baseline{Kind: "naive"}, backtest.Baseline{Kind: "seasonal_naive"},
 		backtest.Baseline{Kind: "moving_average", Window: 28})
 }

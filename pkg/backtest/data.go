@@ -179,11 +179,17 @@ func LoadM5(path string) (*Dataset, error) {
 	return ds, nil
 }
 
+// PriceDelay is how old the online-retail prices are (see
+// LoadOnlineRetail).
+const PriceDelay = 28
+
 // LoadOnlineRetail aggregates the Online Retail order lines (pkg/retail)
 // to daily demand per StockCode, London calendar days: units of placed
 // order lines (cancellations, write-offs and non-product codes are not
-// demand), price = the day's mean unit price of those lines, carried
-// forward on days without sales. It keeps the top series by units (all if
+// demand). Unlike M5's planned prices, this data set's prices are only seen
+// on days with sales, so the price of day t is the mean unit price of the
+// last day with sales at least PriceDelay days before t: known a horizon
+// ahead. It keeps the top series by units (all if
 // top <= 0), every one on the full day range of the file.
 func LoadOnlineRetail(path string, top int) (*Dataset, error) {
 	rd, err := retail.Open(path)
@@ -261,6 +267,11 @@ func LoadOnlineRetail(path string, top int) (*Dataset, error) {
 		for t := range n {
 			if c := k.days[minDay+forecasting.Day(t)]; c != nil {
 				s.Values[t] = c.units
+			}
+			// the price of the last sale 28 or more days before: a price
+			// seen only on days with sales would tell a model of the
+			// horizon when the sales were
+			if c := k.days[minDay+forecasting.Day(t-PriceDelay)]; t >= PriceDelay && c != nil {
 				price = c.revenue / c.units
 			}
 			s.Prices[t] = price
