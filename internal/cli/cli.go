@@ -39,6 +39,7 @@ func commands() []command {
 		{"dlq", "dlq redrive --topic X.dlq: produce dead-lettered records back to their topic", runDLQ},
 		{"offsets", "offsets reset --group G --topic T --to-time T: move a stopped group's offsets", runOffsets},
 		{"backtest", "rolling-origin evaluation of the forecasting models (and peers' forecasts) with the M5 metrics", runBacktest},
+		{"train", "train the global forecasting model, backtest it (against a champion) and write a versioned artefact", runTrain},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -61,11 +61,12 @@ func (b *binner) bin(f int, v float64) uint8 {
 // threshold returns the raw-value threshold of "bin <= bn goes left".
 func (b *binner) threshold(f int, bn int) float64 {
 	c := b.cuts[f]
+	// finite stand-ins for -Inf and +Inf, so that a model encodes as JSON
 	if bn == 0 {
-		return math.Inf(-1)
+		return -math.MaxFloat64
 	}
 	if bn-1 >= len(c) {
-		return math.Inf(1)
+		return math.MaxFloat64
 	}
 	return c[bn-1]
 }

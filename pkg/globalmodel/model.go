@@ -200,3 +200,31 @@ func (c *Combined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backte
 	c.extra += time.Since(start) + tr.Elapsed
 	return out, nil
 }
+
+// Trained returns the last training (nil before any).
+func (g *GBT) Trained() *Trained { return g.cached.trained }
+
+// Fixed is an already trained global model (an artefact's) as a
+// backtest.Model: it forecasts with Model at any origin, without training.
+type Fixed struct {
+	Label string
+	Model *gbt.Model
+	panel *Panel
+}
+
+// Name implements backtest.Model.
+func (f *Fixed) Name() string { return f.Label }
+
+// Forecast implements backtest.Model: means only (an artefact carries no
+// per-series dispersion).
+func (f *Fixed) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	if f.panel == nil || f.panel.ds != ds {
+		f.panel = NewPanel(ds)
+	}
+	tr := &Trained{Model: f.Model}
+	out := make([]backtest.Prediction, len(ds.Series))
+	for i := range ds.Series {
+		out[i] = backtest.Prediction{Means: tr.Forecast(f.panel, i, origin, horizon)}
+	}
+	return out, nil
+}
