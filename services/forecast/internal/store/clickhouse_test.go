@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +79,86 @@ func TestForecastLogRoundTrip(t *testing.T) {
 	}
 	if rows != 2 {
 		t.Errorf("%d rows after a redelivery, want 2 (item events are not logged)", rows)
+	}
+}
+
+// Concurrent inserts (one per partition handler) all become durable, each
+// readable by Latest, even though they are grouped into fewer inserts.
+func TestForecastLogConcurrentInserts(t *testing.T) {
+	ctx := context.Background()
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+		t.Fatal(err)
+	}
+	log := NewForecastLog(conn)
+	day := time.Date(2011, 3, 4, 10, 30, 0, 0, time.UTC)
+	const callers, rounds, perCall = 6, 5, 7
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*rounds)
+	for c := range callers {
+		wg.Go(func() {
+			for r := range rounds {
+				batch := make([]*scoring.Result, perCall)
+				for i := range batch {
+					batch[i] = fullResult(fmt.Sprintf("c%d-r%d-%d", c, r, i), day.Add(time.Duration(r)*time.Hour))
+				}
+				if err := log.Insert(ctx, batch); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var rows uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM forecast_log FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != callers*rounds*perCall {
+		t.Errorf("%d rows, want %d", rows, callers*rounds*perCall)
+	}
+	for c := range callers {
+		want := fullResult(fmt.Sprintf("c%d-r%d-%d", c, rounds-1, 0), day.Add(time.Duration(rounds-1)*time.Hour))
+		got, err := log.Latest(ctx, want.Event.GetSeriesKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.Event, want.Event) {
+			t.Errorf("latest of %s\n got %v\nwant %v", want.Event.GetSeriesKey(), got.Event, want.Event)
+		}
+	}
+}
+
+// An insert that fails (ClickHouse gone) fails every caller whose rows it held.
+func TestForecastLogInsertFailsWhenDown(t *testing.T) {
+	ctx := context.Background()
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+		t.Fatal(err)
+	}
+	log := NewForecastLog(conn)
+	conn.Close()
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for c := range 4 {
+		wg.Go(func() {
+			if err := log.Insert(ctx, []*scoring.Result{fullResult(fmt.Sprint("down", c), time.Now())}); err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 4 {
+		t.Errorf("%d of 4 inserts failed on a closed connection, want all", failed.Load())
 	}
 }
