@@ -71,7 +71,7 @@ func NewHandler(d Deps) *Handler {
 	m.Handle("GET /api/dlq", h.auth(auth.Viewer, h.dlq))
 	m.Handle("PUT /api/policy", h.auth(auth.Planner, h.setPolicy))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) { jsonError(w, http.StatusNotFound, "no such endpoint") })
-	m.Handle("GET /", h.app())
+	m.Handle("/", h.app())
 	return h
 }
 
@@ -574,6 +574,11 @@ func jsonError(w http.ResponseWriter, code int, msg string) {
 func (h *Handler) app() http.Handler {
 	files := http.FileServerFS(h.d.Assets)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
 		p := strings.TrimPrefix(r.URL.Path, "/")
 		if strings.HasPrefix(p, "assets/") {
 			if _, err := fs.Stat(h.d.Assets, p); err == nil {

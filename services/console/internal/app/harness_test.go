@@ -1,0 +1,238 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stockcast/stockcast/internal/replay"
+	"github.com/stockcast/stockcast/internal/stack"
+	"github.com/stockcast/stockcast/internal/stack/stacktest"
+	"github.com/stockcast/stockcast/pkg/retail"
+	"github.com/stockcast/stockcast/pkg/testenv"
+)
+
+// replayLines real Online Retail lines feed the shared stack (about two
+// trading days: enough for forecasts, proposals and a few rejections).
+const replayLines = 3000
+
+// Test users: one per role, password = name + "-pw".
+var testUsers = []string{"vera:viewer", "paul:planner", "ada:admin"}
+
+// shared is one running stack with replayed data and a console on it,
+// started by the first test that needs it and stopped by TestMain.
+type shared struct {
+	st      *stack.Stack
+	url     string // console base URL
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncBuffer
+	replay  replay.Summary
+	stopErr error
+}
+
+var (
+	sharedOnce sync.Once
+	sharedEnv  *shared
+	sharedErr  error
+	sharedDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedEnv != nil {
+		sharedEnv.cancel()
+		if err := <-sharedEnv.done; err != nil {
+			fmt.Fprintln(os.Stderr, "console run:", err)
+			code = 1
+		}
+		if err := sharedEnv.st.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop stack:", err)
+			code = 1
+		}
+	}
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env returns the shared stack and console, starting them once.
+func env(t *testing.T) *shared {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedErr = fmt.Errorf("an earlier test failed while starting them")
+		sharedEnv, sharedErr = startShared(t)
+	})
+	if sharedErr != nil || sharedEnv == nil {
+		t.Fatalf("start stack and console: %v", sharedErr)
+	}
+	return sharedEnv
+}
+
+func startShared(t *testing.T) (*shared, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "console-test-")
+	if err != nil {
+		return nil, err
+	}
+	sharedDir = dir
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := stack.Start(ctx, stack.Config{
+		Dir: filepath.Join(dir, "stack"), BinDir: stacktest.BuildServices(t), Partitions: 3, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start stack: %w", err)
+	}
+	data, _ := filepath.Abs("../../../../data/online-retail/online_retail.csv.gz")
+	sum, err := replay.New(replay.Config{
+		Data: data, Limit: replayLines, InitialStock: true, StallTimeout: 2 * time.Minute,
+		NonProductSKUs: retail.NonProductCodes(),
+	}, st.Kafka(), log, nil).Run(ctx)
+	if err != nil {
+		_ = st.Stop()
+		return nil, fmt.Errorf("replay: %w (summary %+v)", err, sum)
+	}
+	var users []string
+	for _, u := range testUsers {
+		name, _, _ := strings.Cut(u, ":")
+		h, err := bcrypt.GenerateFromPassword([]byte(name+"-pw"), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u+":"+string(h))
+	}
+	httpAddr := testenv.FreeAddr(t)
+	var admins []string
+	for _, s := range stack.Services() {
+		admins = append(admins, s+"="+st.Admin(s))
+	}
+	args := []string{
+		"-http.addr", httpAddr,
+		"-admin.addr", testenv.FreeAddr(t),
+		"-console.users", strings.Join(users, ","),
+		"-console.admins", strings.Join(admins, ","),
+		"-console.scrape-interval", "300ms",
+		"-kafka.brokers", strings.Join(st.Brokers(), ","),
+		"-clickhouse.addr", st.ClickHouse().Addr,
+		"-clickhouse.database", st.ClickHouse().Database,
+		"-feature.addr", st.GRPC(stack.Feature),
+		"-forecast.addr", st.GRPC(stack.Forecast),
+		"-replenishment.addr", st.GRPC(stack.Replenishment),
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	s := &shared{st: st, url: "http://" + httpAddr, cancel: rcancel, done: make(chan error, 1), logs: &syncBuffer{}, replay: sum}
+	go func() { s.done <- Run(rctx, args, func(string) string { return "" }, strings.NewReader(""), s.logs) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			_ = st.Stop()
+			return nil, fmt.Errorf("console exited while starting: %v\n%s", err, s.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("console not serving after 30s: %v\n%s", err, s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the HTTP server
+	}
+}
+
+// client is one browser-like session: a cookie jar and the CSRF token.
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+func newClient(t *testing.T, base string) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+}
+
+// login logs in as name (password name-pw) and keeps the CSRF token.
+func (c *client) login(name string) {
+	c.t.Helper()
+	var me struct {
+		Role string `json:"role"`
+		CSRF string `json:"csrf_token"`
+	}
+	if code := c.do("POST", "/api/login", map[string]string{"username": name, "password": name + "-pw"}, nil, &me); code != 200 {
+		c.t.Fatalf("login %s: HTTP %d", name, code)
+	}
+	c.csrf = me.CSRF
+}
+
+// do sends a JSON request (with the CSRF token on unsafe methods) and
+// decodes a JSON answer into out; it returns the status code.
+func (c *client) do(method, path string, body any, hdr map[string]string, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if method != "GET" && c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if s, ok := out.(*string); ok {
+			*s = string(b)
+		} else if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
