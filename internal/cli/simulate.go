@@ -24,6 +24,7 @@ type simulateFlags struct {
 	moq, pack    float64
 	maxOrder     float64
 	plot         string
+	maxCover     int
 	maxSeries    int
 }
 
@@ -40,6 +41,7 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.moq, "moq", 0, "minimum order quantity (0: none)")
 	fs.Float64Var(&f.pack, "pack", 1, "pack size: orders are multiples of it")
 	fs.Float64Var(&f.maxOrder, "max-order", 0, "largest order (0: none)")
+	fs.IntVar(&f.maxCover, "max-cover-days", 28, "stockcast's order-up-to level holds at most this many days of its forecast mean demand (0: no cap)")
 	fs.StringVar(&f.plot, "plot", "", "write the fill rate vs inventory value curves to this PNG file")
 	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
 }
@@ -71,6 +73,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	cfg := simulate.Config{
 		LeadTimeDays: f.lead,
 		ReviewDays:   f.review,
+		MaxCoverDays: f.maxCover,
 		Constraints:  replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
 	evalDays := f.evalDays

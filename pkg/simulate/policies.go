@@ -62,11 +62,13 @@ type Stockcast struct {
 	lead   int
 	review int
 	levels []float64
+	// cover caps S at this many days of forecast mean demand (0: none).
+	cover int
 }
 
 // NewStockcast returns the stockcast policy for a fill-rate target.
 func NewStockcast(target float64, c Config) Policy {
-	return &Stockcast{fill: target, lead: c.LeadTimeDays, review: c.ReviewDays, levels: stockcastLevels()}
+	return &Stockcast{fill: target, lead: c.LeadTimeDays, review: c.ReviewDays, levels: stockcastLevels(), cover: c.MaxCoverDays}
 }
 
 // Observe implements Policy.
@@ -90,9 +92,13 @@ func (p *Stockcast) Levels(day forecasting.Day) (float64, float64) {
 		lead = &replenish.Quantiles{Levels: f.QuantileLevels, Values: f.LeadTime[1].Quantiles}
 		leadMean = f.LeadTime[1].Mean
 	}
+
 	s, err := replenish.FillRateLevel(pq, f.LeadTime[0].Mean, lead, leadMean, replenish.LostSalesTarget(p.fill))
 	if err != nil {
 		return math.Inf(1), 0
+	}
+	if p.cover > 0 {
+		s = min(s, f.LeadTime[0].Mean/float64(protect+1)*float64(p.cover))
 	}
 	return math.Inf(1), s
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// WarmupDays of each series are history, given to the policy before
 	// the first simulated day.
 	WarmupDays int
+	// MaxCoverDays caps the stockcast policy's order-up-to level at this
+	// many days of its forecast mean demand (0: no cap): a days-of-supply
+	// limit, as buyers set, against a forecast whose spread is briefly
+	// absurd (an item selling again after months without a sale).
+	MaxCoverDays int
 	// Supplier constraints: MOQ, PackSize, MaxOrder of a replenish.Policy
 	// (the other fields are not read).
 	Constraints replenish.Policy

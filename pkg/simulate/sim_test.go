@@ -236,3 +236,22 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestStockcastCoverCap: with a cap of 3 days of supply on Poisson demand
+// of 3 a day, S is at most about 9, far below the uncapped level.
+func TestStockcastCoverCap(t *testing.T) {
+	c := Config{LeadTimeDays: 7, ReviewDays: 7}
+	s := poissonSeries(7, 3, 300)
+	capped := Config{LeadTimeDays: 7, ReviewDays: 7, MaxCoverDays: 3}
+	a, b := NewStockcast(0.95, c), NewStockcast(0.95, capped)
+	for i, y := range s.Demand {
+		a.Observe(s.Start+forecasting.Day(i), y, false)
+		b.Observe(s.Start+forecasting.Day(i), y, false)
+	}
+	next := s.Start + forecasting.Day(len(s.Demand))
+	_, free := a.Levels(next)
+	_, limited := b.Levels(next)
+	if !(limited <= 3*3.6 && limited >= 3*2.4 && free > 40) {
+		t.Errorf("S = %v capped, %v free; want about 9 and above 40", limited, free)
+	}
+}
