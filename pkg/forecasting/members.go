@@ -139,9 +139,25 @@ func (m *Damped) update(y float64) {
 
 func (m *Damped) predict(ahead int) float64 {
 	// phi + phi² + ... + phi^ahead
-	damp := dampedPhi * (1 - math.Pow(dampedPhi, float64(max(ahead, 1)))) / (1 - dampedPhi)
+	ahead = max(ahead, 1)
+	pow := 0.0
+	if ahead < len(dampedPowers) {
+		pow = dampedPowers[ahead]
+	} else {
+		pow = math.Pow(dampedPhi, float64(ahead))
+	}
+	damp := dampedPhi * (1 - pow) / (1 - dampedPhi)
 	return max(m.Level+damp*m.Trend, 0)
 }
+
+// dampedPowers[k] is math.Pow(dampedPhi, k): a constant table (never
+// written after initialisation) that takes math.Pow out of the hot loop.
+var dampedPowers = func() (t [64]float64) {
+	for k := range t {
+		t[k] = math.Pow(dampedPhi, float64(k))
+	}
+	return t
+}()
 
 // MovingAverage is the mean of the last movingAvgDays uncensored days, kept in
 // a fixed ring.

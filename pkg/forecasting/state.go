@@ -174,7 +174,10 @@ func (s *State) weights() [numMembers]float64 {
 }
 
 // meanPath writes the combined mean of len(out) consecutive days from start
-// (after LastUpdate).
+// (after LastUpdate). It is memberMeans weighted, with the members that are
+// flat over the path evaluated once (Observe calls it every day for the
+// window scores, so it is the State's hot loop); the sums run in member
+// order, so the result is the same to the bit.
 func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	if !s.Live {
 		clear(out)
@@ -182,14 +185,22 @@ func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	}
 	factors := s.Seasonal.factors()
 	ahead := max(int(start-s.LastUpdate), 1)
-	var preds [numMembers]float64
+	flat := 0.0
+	for i := range s.SES {
+		flat += w[i] * s.SES[i].Level
+	}
+	flat += w[numSES] * s.TSB.predict()
+	ma := w[numSES+3] * s.MovingAvg.predict()
+	wd := start.Weekday()
 	for h := range out {
-		s.memberMeans(start+Day(h), ahead+h, &factors, &preds)
-		m := 0.0
-		for i, p := range preds {
-			m += w[i] * p
-		}
+		m := flat + w[numSES+1]*(s.Seasonal.Level*factors[wd])
+		m += w[numSES+2] * s.Damped.predict(ahead+h)
+		m += ma
 		out[h] = max(m, 0)
+		wd++
+		if wd == 7 {
+			wd = 0
+		}
 	}
 }
 
