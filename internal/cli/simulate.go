@@ -94,6 +94,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(e.stderr, "simulate: %d runs in %s\n", len(points)*len(series), time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(e.stdout, "stockcast simulate -dataset %s: %d series, %d simulated days each (the first %d not measured), lead time %d days, review every %d days, pack %g, moq %g, max order %g\n\n",
 		f.dataset, len(series), len(series[0].Demand)-cfg.WarmupDays, f.lead+f.review, f.lead, f.review, f.pack, f.moq, f.maxOrder)
 	if err := simulate.WriteTable(e.stdout, points, specs, f.target); err != nil {
@@ -112,6 +113,5 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("simulate: %w", err)
 		}
 	}
-	fmt.Fprintf(e.stderr, "simulate: done in %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
