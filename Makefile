@@ -14,7 +14,7 @@ PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.0
 HELM_VERSION               ?= v3.22.0
 
-SERVICES := ingest feature forecast replenishment
+SERVICES := ingest feature forecast replenishment console
 TEST_TIMEOUT ?= 30m
 
 .PHONY: help
@@ -69,8 +69,20 @@ build: ## Build the services and the stockcast command into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/,$(addsuffix /cmd/...,$(SERVICES))) ./cmd/stockcast
 
 .PHONY: test
-test: deps lint check-generated helm-lint check-manifests build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
+test: deps browser-deps lint check-generated helm-lint check-manifests build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
+
+.PHONY: console-assets
+console-assets: ## Rebuild the console's web app into services/console/web/dist (committed, embedded; reproducible).
+	cd services/console/web && npm ci --no-audit --no-fund && npm run build
+
+.PHONY: browser-deps
+browser-deps: deps ## Install what the console's browser tests need: chromium (apt) and the npm packages.
+	@[ -d services/console/web/node_modules/playwright-core ] || (cd services/console/web && npm ci --no-audit --no-fund)
+
+.PHONY: test-browser
+test-browser: browser-deps ## The console's browser tests in chromium (screenshots in services/console/web/e2e/artifacts); `make test` runs them too.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestBrowser -v ./services/console/internal/app/
 
 .PHONY: demo
 demo: deps build ## Run the whole pipeline locally on the real Online Retail order lines.

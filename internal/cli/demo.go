@@ -29,6 +29,8 @@ type stackFlags struct {
 	brokers     []string
 	partitions  int
 	fresh       bool
+	// consoleUsers, when set, start the web console too.
+	consoleUsers []string
 }
 
 func (f *stackFlags) register(fs *flag.FlagSet, defaultDir string) {
@@ -49,7 +51,7 @@ func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writ
 	}
 	return stack.Start(ctx, stack.Config{
 		Dir: f.dir, BinDir: f.binDir, KafkaBrokers: f.brokers, Partitions: f.partitions,
-		Logger: log, Stdout: stdout,
+		Logger: log, Stdout: stdout, ConsoleUsers: f.consoleUsers,
 		ServiceFlags: map[string][]string{stack.Ingest: {"-ingest.non-product-skus=" + strings.Join(nonProduct, ",")}},
 	})
 }
@@ -88,12 +90,17 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 
+	password, err := sf.withDemoConsole()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "starting the local stack in %s\n", sf.dir)
 	st, err := sf.start(ctx, log, e.stdout, rc.NonProductSKUs)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, stopStack(st, log)) }()
+	printConsole(e.stdout, st, password)
 
 	fmt.Fprintf(e.stdout, "\nreplaying %s (speed %s, limit %s)\n", rc.Data, speedText(rc.Speed), limitText(rc.Limit))
 	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
@@ -110,6 +117,7 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	showcase(ctx, st, e.stdout)
 	sum.Print(e.stdout)
 	if keepRunning {
+		printConsole(e.stdout, st, password)
 		fmt.Fprintln(e.stdout, "\nthe stack keeps running (addresses above); Ctrl-C stops it")
 		<-ctx.Done()
 	}

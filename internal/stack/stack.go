@@ -37,6 +37,8 @@ const (
 	Feature       = "feature"
 	Forecast      = "forecast"
 	Replenishment = "replenishment"
+	// Console runs only when Config.ConsoleUsers is set (see console.go).
+	Console = "console"
 )
 
 // Services returns the service names in start order.
@@ -70,6 +72,9 @@ type Config struct {
 	SessionTimeout time.Duration
 	// ServiceFlags are extra flags per service, appended last (they win).
 	ServiceFlags map[string][]string
+	// ConsoleUsers, when set, also starts the web console with these users
+	// (name:role:bcrypt-hash); ConsoleURL tells where it is.
+	ConsoleUsers []string
 	Logger       *slog.Logger
 	// Stdout, when set, gets one line per started component.
 	Stdout io.Writer
@@ -182,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.startKafka(ctx); err != nil {
 		return nil, err
 	}
-	for _, name := range Services() {
+	for _, name := range s.names() {
 		if err := s.startService(ctx, s.services[name]); err != nil {
 			return nil, err
 		}
@@ -205,7 +210,7 @@ func (s *Stack) prepareDirs() error {
 // findBinaries checks every service binary before anything starts.
 func (s *Stack) findBinaries() error {
 	var errs []error
-	for _, name := range Services() {
+	for _, name := range s.names() {
 		bin := filepath.Join(s.cfg.BinDir, name)
 		st, err := os.Stat(bin)
 		if err == nil && st.Mode()&0o111 == 0 {
@@ -305,6 +310,9 @@ func (s *Stack) service(name string) *service {
 
 // args returns a service's command line.
 func (s *Stack) args(svc *service) []string {
+	if svc.name == Console {
+		return append(s.consoleArgs(svc), s.cfg.ServiceFlags[svc.name]...)
+	}
 	args := []string{
 		"-kafka.brokers=" + strings.Join(s.brokers, ","),
 		"-kafka.partitions=" + strconv.Itoa(s.cfg.Partitions),
@@ -363,7 +371,11 @@ func (s *Stack) startService(ctx context.Context, svc *service) error {
 		err = s.waitReady(ctx, svc, p)
 		if err == nil {
 			s.log.Info("service ready", "service", svc.name, "pid", p.pid(), "grpc_addr", svc.grpcAddr, "admin_addr", svc.adminAddr)
-			fmt.Fprintf(s.cfg.Stdout, "%-18s grpc %s  admin http://%s  log %s\n", svc.name, svc.grpcAddr, svc.adminAddr, svc.logPath)
+			kind := "grpc"
+			if svc.name == Console {
+				kind = "http" // the console serves HTTP on its first port
+			}
+			fmt.Fprintf(s.cfg.Stdout, "%-18s %s %s  admin http://%s  log %s\n", svc.name, kind, svc.grpcAddr, svc.adminAddr, svc.logPath)
 			return nil
 		}
 		lastErr = err

@@ -16,7 +16,7 @@ import (
 	"github.com/stockcast/stockcast/internal/stack"
 )
 
-// BuildServices builds the four service binaries with `go build` into a
+// BuildServices builds the four service binaries and the console with `go build` into a
 // temporary directory and returns it, for stack.Config.BinDir.
 func BuildServices(t testing.TB) string {
 	t.Helper()
@@ -26,7 +26,7 @@ func BuildServices(t testing.TB) string {
 	}
 	bin := t.TempDir()
 	args := []string{"build", "-o", bin + string(os.PathSeparator)}
-	for _, s := range stack.Services() {
+	for _, s := range append(stack.Services(), stack.Console) {
 		args = append(args, "./services/"+s+"/cmd/"+s)
 	}
 	cmd := exec.Command("go", args...)
