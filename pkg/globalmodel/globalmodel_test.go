@@ -89,7 +89,7 @@ func TestGlobalModelBacktest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first := global.cached.trained; !reflect.DeepEqual(first.Model.Trees, again.Model.Trees) {
+	if first := global.Trained(); !reflect.DeepEqual(first.Model.Trees, again.Model.Trees) {
 		t.Error("two trainings with the same seed differ")
 	}
 }

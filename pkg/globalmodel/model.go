@@ -106,17 +106,14 @@ func (tr *Trained) Forecast(p *Panel, i, origin, horizon int) []float64 {
 }
 
 // GBT is the global model as a backtest.Model. It trains once per data
-// set and origin; Combined reuses that training.
+// set and origin; Combined reuses that training (and counts its time).
 type GBT struct {
 	Params gbt.Params
 	Refit  bool
 
-	panel  *Panel
-	cached struct {
-		ds      *backtest.Dataset
-		origin  int
-		trained *Trained
-	}
+	panel   *Panel
+	trained map[int]*Trained // by origin, for panel's data set
+	last    *Trained
 }
 
 // Name implements backtest.Model.
@@ -124,16 +121,16 @@ func (g *GBT) Name() string { return "stockcast_gbt" }
 
 func (g *GBT) train(ds *backtest.Dataset, origin, horizon int) (*Trained, error) {
 	if g.panel == nil || g.panel.ds != ds {
-		g.panel = NewPanel(ds)
+		g.panel, g.trained = NewPanel(ds), map[int]*Trained{}
 	}
-	if g.cached.ds == ds && g.cached.origin == origin && g.cached.trained != nil {
-		return g.cached.trained, nil
+	if tr := g.trained[origin]; tr != nil {
+		return tr, nil
 	}
 	tr, err := Train(g.panel, origin, horizon, g.Params, g.Refit)
 	if err != nil {
 		return nil, err
 	}
-	g.cached.ds, g.cached.origin, g.cached.trained = ds, origin, tr
+	g.trained[origin], g.last = tr, tr
 	return tr, nil
 }
 
@@ -179,10 +176,20 @@ func (c *Combined) Elapsed() time.Duration { return c.extra }
 
 // Forecast implements backtest.Model.
 func (c *Combined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	var trainTime time.Duration
+	if c.Global.panel == nil || c.Global.panel.ds != ds || c.Global.trained[origin] == nil {
+		// not trained yet: the training is timed in this row only
+		trainTime = -1
+	}
 	start := time.Now()
 	tr, err := c.Global.train(ds, origin, horizon)
 	if err != nil {
 		return nil, err
+	}
+	if trainTime == 0 {
+		trainTime = tr.Elapsed // trained for the GBT row: count it here too
+	} else {
+		trainTime = 0 // already inside time.Since(start)
 	}
 	out := make([]backtest.Prediction, len(ds.Series))
 	for i, s := range ds.Series {
@@ -197,12 +204,12 @@ func (c *Combined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backte
 		}
 		out[i] = prediction(g, math.Min(tr.Dispersion[i], f.Components.Dispersion))
 	}
-	c.extra += time.Since(start) + tr.Elapsed
+	c.extra += time.Since(start) + trainTime
 	return out, nil
 }
 
 // Trained returns the last training (nil before any).
-func (g *GBT) Trained() *Trained { return g.cached.trained }
+func (g *GBT) Trained() *Trained { return g.last }
 
 // Fixed is an already trained global model (an artefact's) as a
 // backtest.Model: it forecasts with Model at any origin, without training.
