@@ -203,6 +203,10 @@ func WriteTable(w io.Writer, points []Point, specs []Spec, target float64) error
 	fmt.Fprintf(w, "| policy | avg value | stockcast saves |\n|---|---:|---:|\n| stockcast | %.0f | |\n", s.Value)
 	for _, n := range names {
 		v := s.Baselines[n]
+		if math.IsNaN(v) {
+			fmt.Fprintf(w, "| %s | curve does not reach it | |\n", n)
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %.0f | %.1f%% |\n", n, v, 100*(1-s.Value/v))
 	}
 	classic := s.Baselines["classic"]
