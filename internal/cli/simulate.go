@@ -25,6 +25,7 @@ type simulateFlags struct {
 	maxOrder     float64
 	plot         string
 	maxCover     int
+	peakFactor   float64
 	maxSeries    int
 }
 
@@ -41,7 +42,8 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.moq, "moq", 0, "minimum order quantity (0: none)")
 	fs.Float64Var(&f.pack, "pack", 1, "pack size: orders are multiples of it")
 	fs.Float64Var(&f.maxOrder, "max-order", 0, "largest order (0: none)")
-	fs.IntVar(&f.maxCover, "max-cover-days", 28, "stockcast's order-up-to level holds at most this many days of its forecast mean demand (0: no cap)")
+	fs.IntVar(&f.maxCover, "max-cover-days", 0, "stockcast's order-up-to level holds at most this many days of its forecast mean demand (0: no cap)")
+	fs.Float64Var(&f.peakFactor, "peak-factor", 1.5, "stockcast's order-up-to level is at most this multiple of the largest sales of lead time + review period days in the last year (0: no cap)")
 	fs.StringVar(&f.plot, "plot", "", "write the fill rate vs inventory value curves to this PNG file")
 	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
 }
@@ -74,6 +76,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		LeadTimeDays: f.lead,
 		ReviewDays:   f.review,
 		MaxCoverDays: f.maxCover,
+		PeakFactor:   f.peakFactor,
 		Constraints:  replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
 	evalDays := f.evalDays

@@ -53,7 +53,8 @@ func stockcastLevels() []float64 {
 // Stockcast is stockcast's policy: periodic review (R, S) with S the
 // smallest level whose expected shortage per cycle meets the fill-rate
 // target (replenish.FillRateLevel, corrected for lost sales by
-// replenish.LostSalesTarget), computed from the lead-time demand
+// replenish.LostSalesTarget), capped by Config.PeakFactor and
+// Config.MaxCoverDays, computed from the lead-time demand
 // quantiles of a forecasting.State that sees the sales as they come, with
 // stockout days flagged as censored.
 type Stockcast struct {
@@ -64,16 +65,39 @@ type Stockcast struct {
 	levels []float64
 	// cover caps S at this many days of forecast mean demand (0: none).
 	cover int
+	// peakFactor > 0 caps S at peakFactor times the largest sales of
+	// L+R consecutive days in the last year (history holds it).
+	peakFactor float64
+	history    [364]float64
+	seen       int
 }
 
 // NewStockcast returns the stockcast policy for a fill-rate target.
 func NewStockcast(target float64, c Config) Policy {
-	return &Stockcast{fill: target, lead: c.LeadTimeDays, review: c.ReviewDays, levels: stockcastLevels(), cover: c.MaxCoverDays}
+	return &Stockcast{fill: target, lead: c.LeadTimeDays, review: c.ReviewDays, levels: stockcastLevels(),
+		cover: c.MaxCoverDays, peakFactor: c.PeakFactor}
 }
 
 // Observe implements Policy.
 func (p *Stockcast) Observe(day forecasting.Day, sales float64, censored bool) {
 	p.state.Observe(day, sales, censored)
+	p.history[p.seen%len(p.history)] = sales
+	p.seen++
+}
+
+// peak is the largest sum of n consecutive days' sales in the history.
+func (p *Stockcast) peak(n int) float64 {
+	h := min(p.seen, len(p.history))
+	var best, sum float64
+	for i := range h {
+		// Oldest first.
+		sum += p.history[(p.seen-h+i)%len(p.history)]
+		if i >= n {
+			sum -= p.history[(p.seen-h+i-n)%len(p.history)]
+		}
+		best = max(best, sum)
+	}
+	return best
 }
 
 // Levels implements Policy.
@@ -99,6 +123,9 @@ func (p *Stockcast) Levels(day forecasting.Day) (float64, float64) {
 	}
 	if p.cover > 0 {
 		s = min(s, f.LeadTime[0].Mean/float64(protect+1)*float64(p.cover))
+	}
+	if p.peakFactor > 0 {
+		s = min(s, p.peakFactor*p.peak(protect+1))
 	}
 	return math.Inf(1), s
 }

@@ -65,6 +65,11 @@ type Config struct {
 	// limit, as buyers set, against a forecast whose spread is briefly
 	// absurd (an item selling again after months without a sale).
 	MaxCoverDays int
+	// PeakFactor caps the stockcast policy's order-up-to level at this
+	// multiple of the largest sales of L+R consecutive days in the last
+	// 364 days it has seen (0: no cap): a bound from the data itself that
+	// normal operation does not reach, against the same absurd spreads.
+	PeakFactor float64
 	// Supplier constraints: MOQ, PackSize, MaxOrder of a replenish.Policy
 	// (the other fields are not read).
 	Constraints replenish.Policy

@@ -255,3 +255,37 @@ func TestStockcastCoverCap(t *testing.T) {
 		t.Errorf("S = %v capped, %v free; want about 9 and above 40", limited, free)
 	}
 }
+
+// TestStockcastPeak: the largest sums of 2 and 3 consecutive days of
+// 1 5 2 0 7 1 are 8 (7+1) and 9 (2+0+7); a day more than 364 days ago no
+// longer counts.
+func TestStockcastPeak(t *testing.T) {
+	p := NewStockcast(0.95, Config{LeadTimeDays: 1, ReviewDays: 1}).(*Stockcast)
+	for i, y := range []float64{1, 5, 2, 0, 7, 1} {
+		p.Observe(forecasting.Day(i), y, false)
+	}
+	if got2, got3 := p.peak(2), p.peak(3); got2 != 8 || got3 != 9 {
+		t.Errorf("peak(2), peak(3) = %v, %v; want 8, 9", got2, got3)
+	}
+	q := NewStockcast(0.95, Config{LeadTimeDays: 1, ReviewDays: 1}).(*Stockcast)
+	q.Observe(0, 100, false)
+	for d := forecasting.Day(1); d <= 364; d++ {
+		q.Observe(d, 1, false)
+	}
+	if got := q.peak(1); got != 1 {
+		t.Errorf("peak(1) = %v after the 100 left the year, want 1", got)
+	}
+}
+
+// TestStockcastPeakCap: with a peak factor of 1, S is at most the largest
+// L+R-day sales seen (here 14 days of exactly 3: 42).
+func TestStockcastPeakCap(t *testing.T) {
+	c := Config{LeadTimeDays: 7, ReviewDays: 7, PeakFactor: 1}
+	p := NewStockcast(0.95, c)
+	for d := range forecasting.Day(200) {
+		p.Observe(d, 3, false)
+	}
+	if _, s := p.Levels(200); !(s <= 42 && s > 40) {
+		t.Errorf("S = %v, want at most 42 and above 40", s)
+	}
+}
