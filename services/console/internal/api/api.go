@@ -39,7 +39,7 @@ type Deps struct {
 	Assets        fs.FS // the built app: index.html and assets/
 	Log           *slog.Logger
 	Now           func() time.Time
-	// StreamInterval is how often the SSE stream may send (the hub's pace).
+	// CallTimeout bounds the upstream calls of one request; 0 means 5s.
 	CallTimeout time.Duration
 }
 
