@@ -69,8 +69,17 @@ build: ## Build the services and the stockcast command into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/,$(addsuffix /cmd/...,$(SERVICES))) ./cmd/stockcast
 
 .PHONY: test
-test: deps browser-deps lint check-generated helm-lint check-manifests build ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
+test: deps browser-deps lint check-generated helm-lint check-manifests build test-race ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
+
+# The Kafka consumer hands the partitions of a poll to the handlers
+# concurrently: the consumer, the forecast log and the services' app tests
+# (real stores and broker, several partitions) run under the race detector.
+RACE_PKGS := ./pkg/kafkax ./services/forecast/internal/store $(foreach s,ingest feature forecast replenishment,./services/$(s)/internal/app) ./services/feature/internal/consumer ./services/replenishment/internal/consumer
+
+.PHONY: test-race
+test-race: deps ## The concurrently called handlers and their tests under the race detector (needs gcc).
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 .PHONY: console-assets
 console-assets: ## Rebuild the console's web app into services/console/web/dist (committed, embedded; reproducible).

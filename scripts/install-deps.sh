@@ -5,6 +5,8 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
+# gcc: the race detector (make test-race) needs cgo.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 # Debian's chromium drives the console's browser tests (services/console/web/e2e).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
