@@ -101,6 +101,10 @@ demo: deps build ## Run the whole pipeline locally on the real Online Retail ord
 bench-pipeline: deps build ## Replay throughput and order-to-forecast latency against the raw broker rate.
 	$(BIN)/stockcast bench-pipeline --bin-dir $(BIN) $(BENCH_FLAGS)
 
+.PHONY: bench-forecast
+bench-forecast: build ## stockcast's forecasters vs R forecast, Prophet, statsmodels and XGBoost on the same splits (DATA=m5|online-retail, ORIGINS=1).
+	STOCKCAST=$(BIN)/stockcast bench/peers/run.sh
+
 .PHONY: bench-replenishment
 bench-replenishment: build ## Replenishment policies on real tiny_m5 demand (lead time 7, weekly review): fill rate vs inventory value.
 	$(BIN)/stockcast simulate -dataset m5 -lead-time 7 -review 7 -plot $(BIN)/replenishment-m5.png $(SIMULATE_FLAGS)
