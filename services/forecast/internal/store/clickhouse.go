@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -61,33 +60,21 @@ const columns = `forecast_id, event_id, series_key, sku, location, as_of, as_of_
 // ErrNotFound is returned by Latest when the series has no forecast.
 var ErrNotFound = errors.New("no forecast")
 
-// ForecastLog writes and reads forecast_log. It is safe for concurrent use:
-// concurrent Inserts (the Kafka consumer handles partitions concurrently)
-// are grouped into one ClickHouse insert, because every insert makes a new
-// part and pays a fixed cost on the server, whatever its size.
+// ForecastLog writes and reads forecast_log. It is safe for concurrent use
+// (the Kafka consumer handles partitions concurrently): each Insert takes
+// its own connection from the pool. Grouping concurrent Inserts into one was
+// measured and dropped: it serialises the client-side encoding (most of the
+// insert's CPU) on one goroutine and was not faster end to end
+// (docs/benchmarks.md).
 type ForecastLog struct {
 	conn driver.Conn
-
-	mu       sync.Mutex
-	queue    []*insertReq // waiting for the next group insert
-	flushing bool         // a caller is running group inserts
-}
-
-// insertReq is one caller's rows in a group insert.
-type insertReq struct {
-	rows []*scoring.Result
-	done chan error // receives the outcome of the insert that held the rows
 }
 
 // NewForecastLog returns the store; the table must exist (ForecastLogTable).
 func NewForecastLog(conn driver.Conn) *ForecastLog { return &ForecastLog{conn: conn} }
 
-// Insert writes the series forecasts of a batch (forecasts without daily
-// values, for item events, are not logged) and returns once they are
-// durable. Rows of concurrent calls go into ClickHouse together: the first
-// caller inserts its rows and, while that insert runs, the others queue;
-// then it inserts everything queued in one batch, until the queue is empty.
-// Each caller gets the outcome of the insert that held its rows.
+// Insert writes the series forecasts of a batch in one insert (forecasts
+// without daily values, for item events, are not logged).
 func (l *ForecastLog) Insert(ctx context.Context, results []*scoring.Result) error {
 	var rows []*scoring.Result
 	for _, r := range results {
@@ -98,53 +85,6 @@ func (l *ForecastLog) Insert(ctx context.Context, results []*scoring.Result) err
 	if len(rows) == 0 {
 		return nil
 	}
-	req := &insertReq{rows: rows, done: make(chan error, 1)}
-	l.mu.Lock()
-	l.queue = append(l.queue, req)
-	if l.flushing {
-		l.mu.Unlock()
-		select {
-		case err := <-req.done:
-			return err
-		case <-ctx.Done():
-			// The rows may still be inserted by the group; the caller
-			// retries, which the ReplacingMergeTree absorbs.
-			return fmt.Errorf("insert %d forecasts into forecast_log: %w", len(rows), ctx.Err())
-		}
-	}
-	l.flushing = true
-	for {
-		group := l.queue
-		l.queue = nil
-		l.mu.Unlock()
-		var all []*scoring.Result
-		for _, g := range group {
-			all = append(all, g.rows...)
-		}
-		err := l.insert(ctx, all)
-		for _, g := range group {
-			g.done <- err
-		}
-		l.mu.Lock()
-		if len(l.queue) == 0 || ctx.Err() != nil {
-			break
-		}
-	}
-	// A caller whose context ended leaves what is queued to the next caller
-	// of Insert, or to its waiters' own retries.
-	if len(l.queue) > 0 {
-		for _, g := range l.queue {
-			g.done <- fmt.Errorf("insert %d forecasts into forecast_log: %w", len(g.rows), ctx.Err())
-		}
-		l.queue = nil
-	}
-	l.flushing = false
-	l.mu.Unlock()
-	return <-req.done
-}
-
-// insert writes rows in one ClickHouse insert.
-func (l *ForecastLog) insert(ctx context.Context, rows []*scoring.Result) error {
 	batch, err := l.conn.PrepareBatch(ctx, "INSERT INTO forecast_log ("+columns+")")
 	if err != nil {
 		return fmt.Errorf("prepare forecast_log insert: %w", err)

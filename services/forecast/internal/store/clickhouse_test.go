@@ -83,7 +83,7 @@ func TestForecastLogRoundTrip(t *testing.T) {
 }
 
 // Concurrent inserts (one per partition handler) all become durable, each
-// readable by Latest, even though they are grouped into fewer inserts.
+// readable by Latest.
 func TestForecastLogConcurrentInserts(t *testing.T) {
 	ctx := context.Background()
 	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
@@ -136,7 +136,7 @@ func TestForecastLogConcurrentInserts(t *testing.T) {
 	}
 }
 
-// An insert that fails (ClickHouse gone) fails every caller whose rows it held.
+// Inserts on a closed connection fail, each of the concurrent callers.
 func TestForecastLogInsertFailsWhenDown(t *testing.T) {
 	ctx := context.Background()
 	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
