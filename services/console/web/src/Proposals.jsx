@@ -19,7 +19,8 @@ export default function Proposals() {
   const query = { ...applied, ...sort }
   useEffect(() => {
     setErr('')
-    get('/api/proposals?' + qs({ ...query, page, page_size: pageSize })).then(setD, (e) => setErr(e.message))
+    const shown = `${sort.sort}:${sort.order}:${page}`
+    get('/api/proposals?' + qs({ ...query, page, page_size: pageSize })).then((r) => setD({ ...r, shown }), (e) => setErr(e.message))
   }, [applied, sort, page])
   const by = (c) => { setPage(1); setSort({ sort: c, order: sort.sort === c && sort.order === 'desc' ? 'asc' : 'desc' }) }
   const pages = d ? Math.max(1, Math.ceil(d.total / pageSize)) : 1
@@ -39,7 +40,7 @@ export default function Proposals() {
       {err && <p className="error">{err}</p>}
       {d && (
         <>
-          <table data-testid="proposals">
+          <table data-testid="proposals" data-shown={d.shown}>
             <thead><tr>{cols.map(([c, label]) => (
               <th key={c} className={['quantity', 'reorder_point', 'inventory_position'].includes(c) ? 'n sortable' : 'sortable'} onClick={() => by(c)}>
                 {label}{sort.sort === c ? (sort.order === 'desc' ? ' ▾' : ' ▴') : ''}

@@ -118,6 +118,7 @@ const policyFields = [
 function PolicyForm({ d, me, onSaved }) {
   const [p, setP] = useState(d.policy)
   const [msg, setMsg] = useState('')
+  useEffect(() => setP(d.policy), [d.policy]) // reloaded after a save
   if (!p) return null
   const canEdit = me.role !== 'viewer'
   const save = async (e) => {
