@@ -201,6 +201,20 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 			return err
 		}
 	}
+	if len(stock) > 0 {
+		// Stock snapshots and order lines travel on different topics, so
+		// ingest could interleave them in any order; wait until every
+		// snapshot has gone through, so that each series starts from its
+		// stock and the replay's outcome does not depend on timing.
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+		status.set("waiting for the initial stock")
+		if err := r.waitPending(ctx, tracker); err != nil {
+			return fmt.Errorf("initial stock: %w", err)
+		}
+		status.set("producing")
+	}
 	if err := r.produceLines(ctx, p); err != nil {
 		return err
 	}
@@ -209,6 +223,30 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 	}
 	status.set("waiting for the pipeline")
 	return r.wait(ctx, tracker, watcher, adm, status)
+}
+
+// waitPending waits until no produced event waits for its forecast or
+// rejection; it fails when nothing arrives for StallTimeout.
+func (r *Replayer) waitPending(ctx context.Context, tracker *Tracker) error {
+	ticker := time.NewTicker(r.poll)
+	defer ticker.Stop()
+	last, lastProgress := tracker.Pending(), time.Now()
+	for {
+		n := tracker.Pending()
+		switch {
+		case n == 0:
+			return nil
+		case n != last:
+			last, lastProgress = n, time.Now()
+		case time.Since(lastProgress) > r.cfg.StallTimeout:
+			return fmt.Errorf("%d events still without a forecast after %s without progress", n, r.cfg.StallTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
 }
 
 // produceLines produces the mapped lines, paced by their timestamps when

@@ -73,25 +73,64 @@ func readAll(t *testing.T, kc kafkax.Config, n int, ts ...string) []*kgo.Record 
 }
 
 // TestReplayProduces replays real lines into a broker with no pipeline
-// behind it: every mapped event must be on its topic, keyed by series, with
-// its headers, and the replay must give up after its timeout saying what is
-// missing.
+// behind it. The test plays the pipeline for the initial stock only: the
+// replay must hold the lines back until every snapshot has its forecast,
+// then produce every mapped event to its topic, keyed by series, with its
+// headers, and give up after its timeout saying what is missing.
 func TestReplayProduces(t *testing.T) {
 	kc := startKafka(t)
 	const limit = 3000
 	cfg := Config{Data: dataFile, Limit: limit, InitialStock: true, StallTimeout: 2 * time.Second, NonProductSKUs: retail.NonProductCodes()}
 	var progress strings.Builder
 	r := New(cfg, kc, quietLog(), NewProgress(&progress, false))
-	sum, err := r.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "pipeline made no progress for 2s") {
-		t.Fatalf("Run error = %v, want a timeout waiting for the pipeline", err)
+	type result struct {
+		sum Summary
+		err error
 	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := r.Run(context.Background())
+		done <- result{sum, err}
+	}()
 
 	lines, err := retail.ReadAll(dataFile, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stock := retail.InitialStock(lines)
+	// The snapshots arrive, and no line before their forecasts.
+	stockRecs := readAll(t, kc, len(stock), topics.Inventory)
+	adm := newAdmin(t, kc)
+	ends, err := adm.ListEndOffsets(context.Background(), topics.Orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("order lines produced before the initial stock went through: %s/%d at %d", o.Topic, o.Partition, o.Offset)
+		}
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, rec := range stockRecs {
+		id := kafkax.HeaderValue(rec, topics.HeaderEventID)
+		f, err := proto.Marshal(&forecastv1.ForecastEvent{ForecastId: "f-" + id, EventId: id, SeriesKey: string(rec.Key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topics.Forecasts, Key: rec.Key, Value: f}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := <-done
+	sum, err := res.sum, res.err
+	if err == nil || !strings.Contains(err.Error(), "pipeline made no progress for 2s") {
+		t.Fatalf("Run error = %v, want a timeout waiting for the pipeline", err)
+	}
+
 	want := map[string]retail.Event{}
 	var notDemand int
 	for _, l := range lines {
@@ -107,10 +146,10 @@ func TestReplayProduces(t *testing.T) {
 	for _, s := range stock {
 		want[s.GetEventId()] = retail.Event{Inventory: s}
 	}
-	if sum.Read != limit || sum.InitialStock != len(stock) || sum.Forecasts != 0 || sum.Accepted != limit ||
-		sum.NotDemand != notDemand || sum.Unaccounted != len(want)-notDemand {
-		t.Errorf("summary %+v; want read %d, initial stock %d, not demand %d, unaccounted %d",
-			sum, limit, len(stock), notDemand, len(want)-notDemand)
+	if sum.Read != limit || sum.InitialStock != len(stock) || sum.Forecasts != len(stock) || sum.Accepted != limit ||
+		sum.NotDemand != notDemand || sum.Unaccounted != len(want)-notDemand-len(stock) {
+		t.Errorf("summary %+v; want read %d, initial stock %d with forecasts, not demand %d, unaccounted %d",
+			sum, limit, len(stock), notDemand, len(want)-notDemand-len(stock))
 	}
 
 	recs := readAll(t, kc, len(want), topics.Orders, topics.Inventory)
