@@ -104,6 +104,7 @@ func TestConsumerHandlesPartitionsConcurrently(t *testing.T) {
 	produce(t, p, ctx, keyedRecords(topic, keys, perKey))
 
 	h := newPartitionTracker()
+	cfg.ConcurrentPartitions = true
 	c, err := NewConsumer(cfg, "gc", []string{topic}, h, tel)
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +175,7 @@ func TestConsumerCommitsHealthyPartitionsWhileOneRetries(t *testing.T) {
 
 	h := newPartitionTracker()
 	h.block, h.released = 0, make(chan struct{})
+	cfg.ConcurrentPartitions = true
 	c, err := NewConsumer(cfg, "gr", []string{topic}, h, tel)
 	if err != nil {
 		t.Fatal(err)
@@ -196,5 +198,38 @@ func TestConsumerCommitsHealthyPartitionsWhileOneRetries(t *testing.T) {
 	stop()
 	if got := h.count(); got != len(recs) {
 		t.Errorf("handled %d records, want %d", got, len(recs))
+	}
+}
+
+// Without ConcurrentPartitions the partitions of a poll are handled one
+// after another, as before.
+func TestConsumerSequentialByDefault(t *testing.T) {
+	e := startBroker(t, "")
+	cfg := testConfig(e.Brokers())
+	ctx := context.Background()
+	const topic = "demand.v1"
+	if err := EnsureTopics(ctx, cfg, topic); err != nil {
+		t.Fatal(err)
+	}
+	tel := telemetry.NewForTest(t.Output())
+	p, err := NewProducer(cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const keys, perKey = 12, 10
+	produce(t, p, ctx, keyedRecords(topic, keys, perKey))
+	h := newPartitionTracker()
+	c, err := NewConsumer(cfg, "gs", []string{topic}, h, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, c)
+	waitFor(t, 30*time.Second, "all records", func() bool { return h.count() >= keys*perKey })
+	stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.maxOverlap != 1 || len(h.errs) > 0 || h.handled != keys*perKey {
+		t.Errorf("sequential consumer: %d partitions at once (want 1), %d records (want %d), errors %v", h.maxOverlap, h.handled, keys*perKey, h.errs)
 	}
 }

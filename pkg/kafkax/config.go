@@ -19,6 +19,11 @@ type Config struct {
 	DrainTimeout      time.Duration // how long shutdown waits for the in-flight batch
 	MaxPollRecords    int           // records one poll hands to the handlers, across partitions; zero means 10,000
 
+	// ConcurrentPartitions handles the partitions of a poll concurrently,
+	// one goroutine each, instead of one after another. Off by default: it
+	// was not faster end to end on 2 shared cores (docs/benchmarks.md).
+	ConcurrentPartitions bool
+
 	// RetryMin and RetryMax bound the backoff between attempts of a failing
 	// batch; zero means 100ms and 5s.
 	RetryMin, RetryMax time.Duration
@@ -31,6 +36,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "kafka.partitions", 6, "partitions of the topics stockcast creates")
 	fs.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "replication factor of the topics stockcast creates")
 	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.BoolVar(&c.ConcurrentPartitions, "kafka.concurrent-partitions", false, "handle the partitions of a poll concurrently (one goroutine each) instead of one after another")
 	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
 }
 

@@ -28,10 +28,11 @@ const fetchMaxWait = 100 * time.Millisecond
 // maxSpanLinks bounds the links from a handler span to the records' traces.
 const maxSpanLinks = 128
 
-// Handler processes the records of one partition, in offset order. The
-// partitions of one poll are handled concurrently: Handle is called from
-// several goroutines at once, each with a different partition's records, so
-// it must be safe for concurrent use. Calls for the same partition never
+// Handler processes the records of one partition, in offset order. With
+// Config.ConcurrentPartitions the partitions of one poll are handled
+// concurrently: Handle is called from several goroutines at once, each with a
+// different partition's records, so it must be safe for concurrent use (the
+// four services' handlers are, tested under -race by make test-race). Calls for the same partition never
 // overlap, and the next poll waits for every call of the previous one.
 // Returning an error makes the consumer
 // call it again with the same records after a backoff, until it succeeds:
@@ -111,8 +112,9 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // errShutdown stops a batch that could not finish before shutdown.
 var errShutdown = errors.New("consumer shutting down")
 
-// Run consumes until ctx is done: poll, handle the partitions concurrently
-// (each partition's records in order), retry on error, commit each partition.
+// Run consumes until ctx is done: poll, handle the partitions (each
+// partition's records in order; concurrently with Config.ConcurrentPartitions),
+// retry on error, commit each partition.
 // When ctx is done it finishes the in-flight handler calls, commits them, leaves the group and returns nil. Records not
 // yet handled stay uncommitted and go to the next owner of their partition.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -175,14 +177,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// handlePartitions handles the partitions of one poll concurrently, one
-// goroutine per partition, each partition's records in order, and commits
-// each partition as soon as its records are handled. One partition's I/O
+// handlePartitions handles the partitions of one poll, one after another, or
+// with Config.ConcurrentPartitions concurrently, one goroutine per partition
+// (each partition's records in order), and commits each partition as soon as
+// its records are handled. One partition's I/O
 // (stores, produce acks) thus overlaps another's work. It returns once every
 // partition is handled and committed, or gave up on shutdown (stopped).
 func (c *Consumer) handlePartitions(ctx, handleCtx context.Context, parts []kgo.FetchTopicPartition) (stopped bool) {
-	if len(parts) == 1 {
-		return c.handlePartitionOrLog(ctx, handleCtx, parts[0].Records)
+	if !c.cfg.ConcurrentPartitions || len(parts) == 1 {
+		// One partition after another; on shutdown, stop after the
+		// in-flight one and leave the rest uncommitted.
+		for _, p := range parts {
+			if c.handlePartitionOrLog(ctx, handleCtx, p.Records) || ctx.Err() != nil {
+				return true
+			}
+		}
+		return false
 	}
 	var wg sync.WaitGroup
 	var gaveUp atomic.Bool

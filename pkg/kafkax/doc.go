@@ -6,9 +6,9 @@
 // every record is acknowledged.
 //
 // Consumer: a consumer group with manual commits. Run polls and hands each
-// partition's records in order to the Handler; the partitions of one poll
-// are handled concurrently, one goroutine each, so Handlers must be safe for
-// concurrent use. A failing batch is retried with backoff forever (a down
+// partition's records in order to the Handler; with ConcurrentPartitions the
+// partitions of one poll are handled concurrently, one goroutine each, so
+// Handlers must be safe for concurrent use. A failing batch is retried with backoff forever (a down
 // dependency stops consumption instead of dropping data); each partition is
 // committed synchronously once its records are handled, and only after the
 // whole poll is handled may a rebalance happen. Groups use the
