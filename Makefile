@@ -72,10 +72,9 @@ build: ## Build the services and the stockcast command into bin/.
 test: deps browser-deps lint check-generated helm-lint check-manifests build test-race ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
 
-# The Kafka consumer hands the partitions of a poll to the handlers
-# concurrently: the consumer, the forecast log and the services' app tests
-# (real stores and broker, several partitions) run under the race detector.
-RACE_PKGS := ./pkg/kafkax ./services/forecast/internal/store $(foreach s,ingest feature forecast replenishment,./services/$(s)/internal/app) ./services/feature/internal/consumer ./services/replenishment/internal/consumer
+# With -kafka.concurrent-partitions the Kafka consumer calls the handlers
+# concurrently: the consumer and the forecast log run under the race detector.
+RACE_PKGS := ./pkg/kafkax ./services/forecast/internal/store
 
 .PHONY: test-race
 test-race: deps ## The concurrently called handlers and their tests under the race detector (needs gcc).
