@@ -5,6 +5,9 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
+# make test-k8s: etcd backs the real kube-apiserver; promtool (prometheus) checks the alert rules.
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # gcc: the race detector (make test-race) needs cgo.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 # Debian's chromium drives the console's browser tests (services/console/web/e2e).
