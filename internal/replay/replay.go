@@ -210,7 +210,7 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 			return err
 		}
 		status.set("waiting for the initial stock")
-		if err := r.waitPending(ctx, tracker); err != nil {
+		if err := r.wait(ctx, tracker, watcher, adm, status, false); err != nil {
 			return fmt.Errorf("initial stock: %w", err)
 		}
 		status.set("producing")
@@ -222,31 +222,7 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 		return err
 	}
 	status.set("waiting for the pipeline")
-	return r.wait(ctx, tracker, watcher, adm, status)
-}
-
-// waitPending waits until no produced event waits for its forecast or
-// rejection; it fails when nothing arrives for StallTimeout.
-func (r *Replayer) waitPending(ctx context.Context, tracker *Tracker) error {
-	ticker := time.NewTicker(r.poll)
-	defer ticker.Stop()
-	last, lastProgress := tracker.Pending(), time.Now()
-	for {
-		n := tracker.Pending()
-		switch {
-		case n == 0:
-			return nil
-		case n != last:
-			last, lastProgress = n, time.Now()
-		case time.Since(lastProgress) > r.cfg.StallTimeout:
-			return fmt.Errorf("%d events still without a forecast after %s without progress", n, r.cfg.StallTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
-		}
-	}
+	return r.wait(ctx, tracker, watcher, adm, status, true)
 }
 
 // produceLines produces the mapped lines, paced by their timestamps when
@@ -303,10 +279,12 @@ func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
 	return nil
 }
 
-// wait polls until every produced event is accounted for and the pipeline
-// is drained. A slow pipeline may take as long as it needs; one that makes no
-// progress (no new output, no consumer group moving) for StallTimeout fails.
-func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
+// wait polls until every produced event is accounted for and, with
+// untilDrained, the pipeline is drained too (without it, a drained pipeline
+// also ends the wait). A slow pipeline may take as long
+// as it needs; one that makes no progress (no new output, no consumer group
+// moving) for StallTimeout fails.
+func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase, untilDrained bool) error {
 	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
 	var (
@@ -328,7 +306,10 @@ func (r *Replayer) wait(ctx context.Context, tracker *Tracker, watcher *Watcher,
 		}
 		pending := tracker.Pending()
 		switch {
-		case drained && pending == 0:
+		case pending == 0 && (drained || !untilDrained):
+			return nil
+		case drained && !untilDrained:
+			// What is missing will not come; the final wait says why.
 			return nil
 		case drained:
 			// Everything went through and was read: what is missing will

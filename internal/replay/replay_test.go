@@ -364,7 +364,7 @@ func TestPipelineLagAndWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Replayer{cfg: Config{StallTimeout: 500 * time.Millisecond}, log: quietLog(), stages: stages, poll: 20 * time.Millisecond}
-	if err := r.wait(ctx, tr, w, adm, &phase{}); err == nil || !strings.Contains(err.Error(), "with 1 events unaccounted for (e.g. or-3)") ||
+	if err := r.wait(ctx, tr, w, adm, &phase{}, true); err == nil || !strings.Contains(err.Error(), "with 1 events unaccounted for (e.g. or-3)") ||
 		!strings.Contains(err.Error(), "feature=1") {
 		t.Fatalf("wait with a lagging stage = %v, want a timeout naming the lag", err)
 	}
@@ -372,7 +372,7 @@ func TestPipelineLagAndWait(t *testing.T) {
 	commitAll("stockcast-forecast", topics.Features)
 	commitAll("stockcast-replenishment", topics.Forecasts)
 	r.cfg.StallTimeout = 20 * time.Second
-	if err := r.wait(ctx, tr, w, adm, &phase{}); err == nil || !strings.Contains(err.Error(), "drained but 1 events") {
+	if err := r.wait(ctx, tr, w, adm, &phase{}, true); err == nil || !strings.Contains(err.Error(), "drained but 1 events") {
 		t.Fatalf("wait with or-3 missing = %v, want the drained-but-missing error", err)
 	}
 	b, _ = proto.Marshal(&forecastv1.ForecastEvent{EventId: "or-3"})
@@ -381,7 +381,7 @@ func TestPipelineLagAndWait(t *testing.T) {
 	}
 	// The replenishment group now lags by the new forecast until it commits.
 	commitAll("stockcast-replenishment", topics.Forecasts)
-	if err := r.wait(ctx, tr, w, adm, &phase{}); err != nil {
+	if err := r.wait(ctx, tr, w, adm, &phase{}, true); err != nil {
 		t.Fatalf("wait with everything accounted = %v", err)
 	}
 }

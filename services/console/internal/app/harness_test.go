@@ -27,7 +27,7 @@ import (
 
 // replayLines real Online Retail lines feed the shared stack (about two
 // trading days: enough for forecasts, proposals and a few rejections).
-const replayLines = 3000
+const replayLines = 6000
 
 // Test users: one per role, password = name + "-pw".
 var testUsers = []string{"vera:viewer", "paul:planner", "ada:admin"}
