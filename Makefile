@@ -22,8 +22,12 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install missing system packages (redis-server, clickhouse-server) with apt.
+deps: ## Install missing system packages the system runs on (redis-server, clickhouse-server) with apt.
 	@scripts/install-deps.sh
+
+.PHONY: test-deps
+test-deps: ## Install, besides deps, what the tests need (etcd-server, prometheus's promtool, gcc, chromium).
+	@scripts/install-deps.sh --test
 
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install the pinned code generators into bin/tools.
@@ -59,7 +63,7 @@ $(KUBE_APISERVER): test/k8s/go.mod test/k8s/go.sum
 # The first build of kube-apiserver takes ~15 min of 2 cores (72 min wall on a
 # machine shared by five builds); later ones reuse bin/ or the Go build cache.
 .PHONY: test-k8s
-test-k8s: deps $(TOOLS)/helm $(KUBE_APISERVER) ## Chart and deploy/k8s: strict-decode every object, apply them to a real kube-apiserver + etcd; promtool on the alert rules.
+test-k8s: test-deps $(TOOLS)/helm $(KUBE_APISERVER) ## Chart and deploy/k8s: strict-decode every object, apply them to a real kube-apiserver + etcd; promtool on the alert rules.
 	promtool check rules helm/stockcast/files/alerts.rules.yaml
 	promtool test rules test/k8s/alerts_test.yaml
 	python3 -m json.tool helm/stockcast/files/dashboard.json >/dev/null
@@ -92,7 +96,7 @@ build: ## Build the services and the stockcast command into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/,$(addsuffix /cmd/...,$(SERVICES))) ./cmd/stockcast
 
 .PHONY: test
-test: deps browser-deps lint check-generated helm-lint check-manifests test-k8s build test-race ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
+test: test-deps browser-deps lint check-generated helm-lint check-manifests test-k8s build test-race ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
 
 # With -kafka.concurrent-partitions the Kafka consumer calls the handlers
@@ -100,7 +104,7 @@ test: deps browser-deps lint check-generated helm-lint check-manifests test-k8s 
 RACE_PKGS := ./pkg/kafkax ./services/forecast/internal/store
 
 .PHONY: test-race
-test-race: deps ## The concurrently called handlers and their tests under the race detector (needs gcc).
+test-race: test-deps ## The concurrently called handlers and their tests under the race detector (needs gcc).
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 .PHONY: console-assets
@@ -108,7 +112,7 @@ console-assets: ## Rebuild the console's web app into services/console/web/dist 
 	cd services/console/web && npm ci --no-audit --no-fund && npm run build
 
 .PHONY: browser-deps
-browser-deps: deps ## Install what the console's browser tests need: chromium (apt) and the npm packages.
+browser-deps: test-deps ## Install what the console's browser tests need: chromium (apt) and the npm packages.
 	@[ -d services/console/web/node_modules/playwright-core ] || (cd services/console/web && npm ci --no-audit --no-fund)
 
 .PHONY: test-browser
