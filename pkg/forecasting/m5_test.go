@@ -50,7 +50,7 @@ func loadM5(t testing.TB) []m5Series {
 	t.Helper()
 	path, err := m5TinyPath()
 	if err != nil {
-		t.Skipf("M5 data: %v", err)
+		t.Fatalf("M5 data (shipped in data/m5-tiny): %v", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
