@@ -38,9 +38,6 @@ func TestRecordsFromData(t *testing.T) {
 }
 
 func TestRawBroker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a Kafka broker")
-	}
 	kc := kafkax.Config{Brokers: testenv.Kafka(t), Partitions: 3}
 	const n = 5000
 	recs, err := RecordsFromData(dataFile, n, "bench.raw.test")

@@ -119,9 +119,6 @@ var summaryLine = regexp.MustCompile(`(?m)^summary: read=(\d+) accepted=(\d+) re
 // TestDemo runs `stockcast demo` on the first 3,000 lines through the real
 // services and checks the summary against numbers derived from the data.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole local stack")
-	}
 	bin := stacktest.BuildServices(t)
 	dir := t.TempDir() + "/demo"
 	const n = 3000
@@ -175,9 +172,6 @@ func TestDemo(t *testing.T) {
 // TestDemoInterrupted cancels the demo (Ctrl-C) while it replays: it must
 // stop everything and return without error.
 func TestDemoInterrupted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole local stack")
-	}
 	bin := stacktest.BuildServices(t)
 	dir := t.TempDir() + "/demo"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,9 +205,6 @@ func TestDemoInterrupted(t *testing.T) {
 
 // TestBenchPipeline runs a small benchmark and checks the shape of its result.
 func TestBenchPipeline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole local stack")
-	}
 	bin := stacktest.BuildServices(t)
 	dir := t.TempDir() + "/bench"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -247,9 +238,6 @@ func TestBenchPipeline(t *testing.T) {
 // lines into it with the replay command, and expects the replay to notice
 // that ingest drops them as duplicates; then Ctrl-C stops the demo.
 func TestKeepRunningThenReplay(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole local stack")
-	}
 	bin := stacktest.BuildServices(t)
 	dir := t.TempDir() + "/demo"
 	ctx, cancel := context.WithCancel(context.Background())

@@ -31,9 +31,6 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 func startKafka(t *testing.T) kafkax.Config {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a Kafka broker")
-	}
 	return kafkax.Config{Brokers: testenv.Kafka(t), Partitions: 3}
 }
 

@@ -32,9 +32,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 // checks every service's readiness and gRPC health and the topics, kills and
 // restarts a service, and checks that Stop leaves no process behind.
 func TestStackLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server, clickhouse-server and the four services")
-	}
 	bin := stacktest.BuildServices(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
