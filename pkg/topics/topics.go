@@ -14,6 +14,9 @@ const (
 	Features  = "features.v1"
 	Forecasts = "forecasts.v1"
 	Proposals = "replenishment.v1"
+	// Alerts carries the console's fired alert rules (alert.v1.Alert, key:
+	// alert_id).
+	Alerts = "alerts.v1"
 )
 
 // Header names.
