@@ -1,0 +1,300 @@
+package replenish
+
+// Multi-item service allocation for a fill-rate target over a portfolio.
+//
+// A fill-rate target is an aggregate: units served over units demanded, all
+// items together. Giving every item the same target wastes money: a unit of
+// shortage avoided costs far more stock on a dear, erratic item than on a
+// cheap, steady one. AllocateFillRate chooses each item's order-up-to level
+// S_i to minimise the value of the stock held, subject to the portfolio's
+// expected fill rate meeting the target, by Lagrangian relaxation: for a
+// price lambda per unit short, each item independently minimises
+//
+//	UnitValue_i * H_i(S) + lambda * B_i(S)
+//
+// (H the expected stock on hand over a review cycle, B the expected units
+// short per cycle), and lambda is the smallest price at which the expected
+// shortage of all items together is within (1 - target) of their expected
+// cycle demand. Everything is computed ex ante from the demand
+// distributions given (the forecast's), never from realised demand.
+//
+// Timing is FillRateLevel's: an order placed on day 0 arrives on day L and
+// the next one on day R, so S protects days 0..L+R-1 and
+//
+//	B(S) = E[(D(L+R) - S)+] - E[(D(L) - S)+]
+//	H(S) = (E[(S - D(L))+] + E[(S - D(L+R))+]) / 2
+//
+// H is the average of the stock just before the order arrives (had it not)
+// and at the end of the cycle: under backorders the stock over the cycle
+// falls from about S - D(L) to S - D(L+R).
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+)
+
+// AllocItem is one item of a portfolio at a review: its demand over the
+// days an order protects and over the lead time, and the value of a unit.
+type AllocItem struct {
+	// Protect is the demand over the L+R days an order protects, Lead the
+	// demand over the L days before it arrives (nil when L = 0).
+	Protect     Quantiles
+	ProtectMean float64
+	Lead        *Quantiles
+	LeadMean    float64
+	// UnitValue is what holding a unit costs, in any unit common to the
+	// portfolio (the purchase price: holding cost is proportional to it).
+	UnitValue float64
+}
+
+// Allocation is AllocateFillRate's answer.
+type Allocation struct {
+	// Lambda is the price of a unit short, in the unit of UnitValue per
+	// day of stock held (0 when nothing needs stocking).
+	Lambda float64
+	// Levels[i] is the order-up-to level of item i.
+	Levels []float64
+	// ExpectedShortage is sum_i B_i(Levels[i]) and CycleDemand the sum of
+	// the items' expected demand over a review cycle; 1 - their ratio is
+	// the expected fill rate (backorder formula).
+	ExpectedShortage float64
+	CycleDemand      float64
+}
+
+// ExpectedFillRate is 1 - ExpectedShortage/CycleDemand (1 without demand).
+func (a Allocation) ExpectedFillRate() float64 {
+	if !(a.CycleDemand > 0) {
+		return 1
+	}
+	return 1 - a.ExpectedShortage/a.CycleDemand
+}
+
+// ErrNoItems is returned by AllocateFillRate for an empty portfolio.
+var ErrNoItems = errors.New("no items to allocate")
+
+// maxCandidates bounds the order-up-to levels examined per item: whole
+// units up to it, evenly spaced steps beyond.
+const maxCandidates = 2048
+
+// AllocateFillRate returns the order-up-to levels that meet the expected
+// portfolio fill rate fillRate (backorder formula: pass
+// LostSalesTarget(fill) under lost sales) with the least expected stock
+// value. Levels are whole units (steps of Max/2048 for items whose
+// largest quantile exceeds 2048). When even every item at its largest
+// listed quantile misses the target, those levels are returned. Items
+// with a non-positive unit value get their largest level (stock that
+// costs nothing).
+func AllocateFillRate(items []AllocItem, fillRate float64) (Allocation, error) {
+	if !(fillRate > 0 && fillRate < 1) {
+		return Allocation{}, fmt.Errorf("%w: %v", ErrFillRateNotCovered, fillRate)
+	}
+	if len(items) == 0 {
+		return Allocation{}, ErrNoItems
+	}
+	hulls := make([]hull, len(items))
+	var demand float64
+	for i, it := range items {
+		hulls[i] = itemHull(it)
+		demand += max(it.ProtectMean-it.LeadMean*boolf(it.Lead != nil), 0)
+	}
+	alloc := Allocation{Levels: make([]float64, len(items)), CycleDemand: demand}
+	allowed := (1 - fillRate) * demand
+	shortage := func(lambda float64) float64 {
+		var sum float64
+		for i := range hulls {
+			sum += hulls[i].at(items[i].UnitValue, lambda).b
+		}
+		return sum
+	}
+	set := func(lambda float64) {
+		alloc.Lambda, alloc.ExpectedShortage = lambda, 0
+		for i := range hulls {
+			p := hulls[i].at(items[i].UnitValue, lambda)
+			alloc.Levels[i] = p.s
+			alloc.ExpectedShortage += p.b
+		}
+	}
+	if shortage(0) <= allowed {
+		set(0)
+		return alloc, nil
+	}
+	// The largest lambda that can matter: the steepest hull slope against
+	// the largest unit value (beyond it every item sits at its top).
+	hi := 1.0
+	for i, h := range hulls {
+		if len(h.slope) > 0 {
+			hi = max(hi, items[i].UnitValue/h.slope[len(h.slope)-1])
+		}
+	}
+	hi *= 2
+	if shortage(hi) > allowed {
+		set(hi)
+		return alloc, nil
+	}
+	// Bisection on log lambda: shortage(lambda) only falls as lambda grows.
+	lo := hi
+	for shortage(lo) <= allowed && lo > 1e-300 {
+		lo /= 1024
+	}
+	for range 200 {
+		mid := math.Sqrt(lo * hi)
+		if !(mid > lo && mid < hi) {
+			break
+		}
+		if shortage(mid) <= allowed {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	set(hi)
+	return alloc, nil
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// hullPoint is a candidate level with its expected stock and shortage.
+type hullPoint struct{ s, h, b float64 }
+
+// hull is the lower convex hull of an item's (H(S), B(S)) points, H
+// ascending and B descending; slope[k] = -(B[k+1]-B[k])/(H[k+1]-H[k]) is
+// the shortage avoided per unit of stock added between vertices k and k+1,
+// descending.
+type hull struct {
+	pts   []hullPoint
+	slope []float64
+}
+
+// at is the vertex minimising value*H + lambda*B: the last one reached
+// while the shortage avoided per unit of stock is worth its value.
+func (h hull) at(value, lambda float64) hullPoint {
+	if !(value > 0) {
+		return h.pts[len(h.pts)-1]
+	}
+	if !(lambda > 0) {
+		return h.pts[0]
+	}
+	r := value / lambda
+	// First k whose slope is not worth it: slope[k] <= r.
+	k := sort.Search(len(h.slope), func(k int) bool { return h.slope[k] <= r })
+	return h.pts[k]
+}
+
+// itemHull evaluates the candidate levels of an item and keeps the lower
+// convex hull of their (H, B) points.
+func itemHull(it AllocItem) hull {
+	top := it.Protect.Max()
+	if it.Lead != nil {
+		top = max(top, it.Lead.Max())
+	}
+	n := int(math.Ceil(top))
+	step := 1.0
+	if n > maxCandidates {
+		step, n = top/maxCandidates, maxCandidates
+	}
+	s := make([]float64, n+1)
+	for i := range s {
+		s[i] = float64(i) * step
+	}
+	esP := it.Protect.shortages(s)
+	var esL []float64
+	if it.Lead != nil {
+		esL = it.Lead.shortages(s)
+	}
+	pts := make([]hullPoint, 0, len(s))
+	for i, v := range s {
+		b := esP[i]
+		h := v - it.ProtectMean + esP[i]
+		if esL != nil {
+			b -= esL[i]
+			h += v - it.LeadMean + esL[i]
+		} else {
+			h += v
+		}
+		pts = append(pts, hullPoint{s: v, h: max(h/2, 0), b: max(b, 0)})
+	}
+	return lowerHull(pts)
+}
+
+// lowerHull keeps the points on the lower-left convex hull, in level order:
+// H non-decreasing along the candidates, only points that lower B, only
+// turns that keep the slopes descending.
+func lowerHull(pts []hullPoint) hull {
+	var out []hullPoint
+	for _, p := range pts {
+		if len(out) > 0 {
+			last := out[len(out)-1]
+			if p.b >= last.b {
+				continue // more stock, no less shortage
+			}
+		}
+		for len(out) > 0 && p.h <= out[len(out)-1].h {
+			out = out[:len(out)-1] // less shortage for no more stock
+		}
+		for len(out) >= 2 {
+			a, b := out[len(out)-2], out[len(out)-1]
+			// b is above the chord a-p (or on it): drop it.
+			if (b.b-a.b)*(p.h-a.h) >= (p.b-a.b)*(b.h-a.h) {
+				out = out[:len(out)-1]
+				continue
+			}
+			break
+		}
+		out = append(out, p)
+	}
+	h := hull{pts: out, slope: make([]float64, len(out)-1)}
+	for k := range h.slope {
+		h.slope[k] = (out[k].b - out[k+1].b) / (out[k+1].h - out[k].h)
+	}
+	return h
+}
+
+// shortages returns E[(D - s)+] at each of the ascending levels s, in one
+// pass over the quantile segments (ExpectedShortage at each, in O(len(q) +
+// len(s)) rather than O(len(q) * len(s))).
+func (q Quantiles) shortages(s []float64) []float64 {
+	out := make([]float64, len(s))
+	n := len(q.Levels)
+	if n == 0 || n != len(q.Values) {
+		return out
+	}
+	// Segments of the quantile function, the flat ends included: segment
+	// k has width w[k] and goes from a[k] to b[k], a and b ascending.
+	w := make([]float64, 0, n+1)
+	a := make([]float64, 0, n+1)
+	b := make([]float64, 0, n+1)
+	w, a, b = append(w, q.Levels[0]), append(a, q.Values[0]), append(b, q.Values[0])
+	for i := 1; i < n; i++ {
+		w, a, b = append(w, q.Levels[i]-q.Levels[i-1]), append(a, q.Values[i-1]), append(b, q.Values[i])
+	}
+	w, a, b = append(w, 1-q.Levels[n-1]), append(a, q.Values[n-1]), append(b, q.Values[n-1])
+	m := len(w)
+	// Suffix sums over the segments entirely above a level.
+	sufW := make([]float64, m+1)
+	sufM := make([]float64, m+1)
+	for k := m - 1; k >= 0; k-- {
+		sufW[k] = sufW[k+1] + w[k]
+		sufM[k] = sufM[k+1] + w[k]*(a[k]+b[k])/2
+	}
+	first := 0 // first segment with a >= level
+	for j, v := range s {
+		for first < m && a[first] < v {
+			first++
+		}
+		sum := sufM[first] - v*sufW[first]
+		// Segments below first that end above v: a < v < b (at most a
+		// few, the ones straddling v).
+		for k := first - 1; k >= 0 && b[k] > v; k-- {
+			sum += segmentExcess(w[k], a[k], b[k], v)
+		}
+		out[j] = max(sum, 0)
+	}
+	return out
+}
