@@ -86,6 +86,7 @@ type Hub struct {
 	prev    map[string]ServiceStats
 	snap    Snapshot
 	reasons map[string]*Reason
+	times   map[string][]time.Time // record timestamps by reason (the DLQ spike rule)
 	subs    map[chan Snapshot]struct{}
 }
 
@@ -96,6 +97,7 @@ func NewHub(services []Service, brokers []string, interval time.Duration, log *s
 		client:  &http.Client{Timeout: 2 * time.Second},
 		prev:    map[string]ServiceStats{},
 		reasons: map[string]*Reason{},
+		times:   map[string][]time.Time{},
 		subs:    map[chan Snapshot]struct{}{},
 	}
 }
@@ -261,6 +263,18 @@ func (h *Hub) reasonsLocked() ([]Reason, int) {
 	return out, total
 }
 
+// DLQTimes returns the timestamps of the dead-lettered records read so
+// far, by reason.
+func (h *Hub) DLQTimes() map[string][]time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string][]time.Time, len(h.times))
+	for r, ts := range h.times {
+		out[r] = append([]time.Time(nil), ts...)
+	}
+	return out
+}
+
 // DLQTopics are the dead-letter topics the console reads.
 func DLQTopics() []string {
 	var out []string
@@ -323,6 +337,7 @@ func (h *Hub) addLocked(rec *kgo.Record) {
 		h.reasons[reason] = r
 	}
 	r.Count++
+	h.times[reason] = append(h.times[reason], rec.Timestamp)
 	r.Samples = append(r.Samples, s)
 	if len(r.Samples) > maxSamples {
 		r.Samples = r.Samples[len(r.Samples)-maxSamples:]
