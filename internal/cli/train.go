@@ -2,21 +2,43 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/gbt"
 	"github.com/stockcast/stockcast/pkg/globalmodel"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
+)
+
+// Promotion policies of `stockcast train -promote`.
+const (
+	promoteAuto  = "auto"  // promote when better than the champion on the same days (or when there is none)
+	promoteForce = "force" // promote whatever the comparison says
+	promoteNever = "never" // record as a challenger only
 )
 
 func runTrain(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var f backtestFlags
 	f.register(fs)
+	var ch chx.Config
+	ch.RegisterFlags(fs)
+	var rng chRange
+	fs.StringVar(&rng.from, "from", "", "-data clickhouse: first day (default: the first day with demand)")
+	fs.StringVar(&rng.to, "to", "", "-data clickhouse: last day (default: the last day with demand, at most yesterday)")
+	registry := fs.String("registry", "auto", "record the run in ClickHouse table models and read the champion there: on, off, auto (on with -data clickhouse)")
+	promote := fs.String("promote", promoteAuto, "auto (if better than the champion on the same days), force or never")
 	out := fs.String("out", ".data/models", "directory the versioned artefact is written to")
-	champion := fs.String("champion", "", "artefact of the current champion: the new model is backtested against it on the same days")
+	champion := fs.String("champion", "", "artefact of the current champion (default: the registry's champion)")
 	exportMatrix := fs.String("export-matrix", "", "also write the training, validation and test matrices here (for XGBoost on the same matrix)")
 	params := gbt.DefaultParams()
 	fs.Uint64Var(&params.Seed, "seed", params.Seed, "seed of the row and feature sampling")
@@ -26,21 +48,86 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	f.cfg.Origins = 1
-	ds, err := f.load()
-	if err != nil {
-		return fmt.Errorf("load %s: %w", f.data, err)
+	switch *promote {
+	case promoteAuto, promoteForce, promoteNever:
+	default:
+		return fmt.Errorf("-promote %q: want auto, force or never", *promote)
 	}
-	origin := ds.Days - f.cfg.Horizon
-	global := &globalmodel.GBT{Params: params, Refit: true}
-	models := []backtest.Model{global, &globalmodel.Combined{Global: global}, backtest.Ensemble{}}
-	if *champion != "" {
-		a, err := globalmodel.LoadArtefact(*champion)
+	useRegistry := *registry == "on" || (*registry == "auto" && f.data == "clickhouse")
+	if *registry != "on" && *registry != "off" && *registry != "auto" {
+		return fmt.Errorf("-registry %q: want on, off or auto", *registry)
+	}
+	var conn driver.Conn
+	if useRegistry || f.data == "clickhouse" {
+		c, err := chx.Open(ctx, ch)
 		if err != nil {
 			return err
 		}
-		models = append(models, &globalmodel.Fixed{Label: "champion_" + a.Version, Model: a.Model})
+		defer c.Close()
+		conn = c
 	}
+	f.cfg.Origins = 1
+	var ds *backtest.Dataset
+	if f.data == "clickhouse" {
+		rng.top = f.top
+		d, censored, err := loadClickHouse(ctx, conn, rng, time.Now())
+		if err != nil {
+			return fmt.Errorf("load history from clickhouse: %w", err)
+		}
+		ds = d
+		fmt.Fprintf(e.stdout, "clickhouse %s: %d series x %d days from %s, %d stockout days censored\n",
+			ch.Database, len(ds.Series), ds.Days, ds.Start, censored)
+	} else {
+		d, err := f.load()
+		if err != nil {
+			return fmt.Errorf("load %s: %w", f.data, err)
+		}
+		ds = d
+	}
+	if ds.Days <= f.cfg.Horizon+56 {
+		return fmt.Errorf("%s has %d days: too few to train with a %d-day holdout", ds.Name, ds.Days, f.cfg.Horizon)
+	}
+	var reg *modelregistry.Registry
+	var champ *modelregistry.Model
+	if useRegistry {
+		if err := modelregistry.Migrate(ctx, conn); err != nil {
+			return err
+		}
+		reg = modelregistry.New(conn)
+		m, ok, err := reg.Champion(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			champ = &m
+		}
+	}
+	championPath := *champion
+	if championPath == "" && champ != nil {
+		championPath = champ.Artefact
+	}
+
+	origin := ds.Days - f.cfg.Horizon
+	global := &globalmodel.GBT{Params: params, Refit: true}
+	combined := &fixedCombined{label: "stockcast_combined"}
+	models := []backtest.Model{global, combined, backtest.Ensemble{}}
+	var champModel *fixedCombined
+	var championVersion string
+	if championPath != "" {
+		a, err := globalmodel.LoadArtefact(championPath)
+		if err != nil {
+			// an unreadable champion cannot be compared: say so, and let the
+			// new model take its place
+			fmt.Fprintf(e.stdout, "champion %s cannot be loaded (%v): comparing with nothing\n", championPath, err)
+		} else {
+			championVersion = a.Version
+			champModel = &fixedCombined{label: "champion_" + a.Version, model: a.Model}
+			models = append(models, champModel)
+		}
+	}
+	// the new model's combination is scored after the global model is
+	// trained (models run in order)
+	combined.trained = func() *gbt.Model { return global.Trained().Model }
 	results, err := backtest.Run(ctx, ds, f.cfg, models)
 	if err != nil {
 		return err
@@ -49,12 +136,19 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	if err := backtest.WriteTable(e.stdout, results); err != nil {
 		return err
 	}
-	s := results[0].Summary
+	g, c := results[0].Summary, results[1].Summary
 	tr := global.Trained()
-	metrics := map[string]float64{"wrmsse": s.WRMSSE, "wspl": s.WSPL, "mean_rmsse": s.MeanRMSSE, "mean_mase": s.MeanMASE,
-		"bias": s.Bias, "coverage50": s.Coverage[0], "coverage90": s.Coverage[1], "coverage98": s.Coverage[2],
-		"combined_wrmsse": results[1].Summary.WRMSSE, "combined_wspl": results[1].Summary.WSPL,
-		"rounds": float64(tr.Rounds), "train_seconds": tr.Elapsed.Seconds()}
+	metrics := map[string]float64{"wrmsse": g.WRMSSE, "wspl": g.WSPL, "mean_rmsse": g.MeanRMSSE, "mean_mase": g.MeanMASE,
+		"bias": g.Bias, "coverage50": g.Coverage[0], "coverage90": g.Coverage[1], "coverage98": g.Coverage[2],
+		"combined_wrmsse": c.WRMSSE, "combined_wspl": c.WSPL, "combined_mean_mase": c.MeanMASE, "combined_bias": c.Bias,
+		"combined_coverage50": c.Coverage[0], "combined_coverage90": c.Coverage[1], "combined_coverage98": c.Coverage[2],
+		"ensemble_wrmsse": results[2].Summary.WRMSSE, "ensemble_wspl": results[2].Summary.WSPL,
+		"rounds": float64(tr.Rounds), "train_seconds": tr.Elapsed.Seconds(), "series": float64(len(ds.Series))}
+	champWRMSSE := math.NaN()
+	if champModel != nil {
+		champWRMSSE = results[len(results)-1].Summary.WRMSSE
+		metrics["champion_wrmsse"] = champWRMSSE
+	}
 	a, err := globalmodel.NewArtefact(tr.Model, ds.Name, ds.Day(origin).String(), f.cfg.Horizon, metrics, time.Now())
 	if err != nil {
 		return err
@@ -63,14 +157,46 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("save artefact: %w", err)
 	}
+	if err := modelregistry.NewSeries(a.Version, ds).Save(path); err != nil {
+		return fmt.Errorf("save the artefact's series codes: %w", err)
+	}
 	fmt.Fprintf(e.stdout, "artefact %s: %s (%d trees, trained in %.1fs)\n", a.Version, path, len(tr.Model.Trees), tr.Elapsed.Seconds())
-	if *champion != "" {
-		c := results[len(results)-1].Summary
+
+	// The service scores with the combination, so the combination decides:
+	// the new model's and the champion's, each averaged with the same
+	// ensemble, on the same held-out days.
+	better := champModel == nil || c.WRMSSE < champWRMSSE
+	if champModel != nil {
 		verdict := "keep the champion"
-		if s.WRMSSE < c.WRMSSE {
+		if better {
 			verdict = "promote " + a.Version
 		}
-		fmt.Fprintf(e.stdout, "champion WRMSSE %.4f, new %.4f: %s\n", c.WRMSSE, s.WRMSSE, verdict)
+		fmt.Fprintf(e.stdout, "champion WRMSSE %.4f, new %.4f: %s\n", champWRMSSE, c.WRMSSE, verdict)
+	}
+	doPromote := *promote == promoteForce || (*promote == promoteAuto && better)
+	if reg != nil {
+		body, err := json.Marshal(finite(metrics))
+		if err != nil {
+			return fmt.Errorf("encode metrics: %w", err)
+		}
+		m := modelregistry.Model{Version: a.Version, CreatedAt: a.Created, DataSet: ds.Name, Artefact: path,
+			WRMSSE: c.WRMSSE, WSPL: c.WSPL, MASE: c.MeanMASE, Bias: c.Bias,
+			Coverage50: c.Coverage[0], Coverage90: c.Coverage[1], Coverage98: c.Coverage[2],
+			ChampionVersion: championVersion, ChampionWRMSSE: champWRMSSE, TrainSeconds: tr.Elapsed.Seconds(),
+			MetricsJSON: string(body), Status: modelregistry.StatusChallenger}
+		if champ != nil && champ.Version == a.Version {
+			m.Status = modelregistry.StatusChampion // the same model again: it stays the champion
+			doPromote = false
+		}
+		if doPromote {
+			m.Status = modelregistry.StatusChampion
+		}
+		if err := reg.Record(ctx, m); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "registry: %s recorded as %s\n", a.Version, m.Status)
+	} else if doPromote && *promote == promoteForce {
+		return errors.New("-promote force needs the registry (-registry on)")
 	}
 	if *exportMatrix != "" {
 		if err := globalmodel.ExportMatrix(globalmodel.NewPanel(ds), origin, f.cfg.Horizon, *exportMatrix); err != nil {
@@ -78,4 +204,58 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// finite drops NaN and infinite metrics, which JSON cannot hold.
+func finite(m map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// fixedCombined is a trained global model averaged with the per-series
+// ensemble as the forecast service combines them (equal weights on the
+// daily means, the ensemble's count distribution): the champion, and the
+// new model once trained, are compared in this form.
+type fixedCombined struct {
+	label   string
+	model   *gbt.Model
+	trained func() *gbt.Model // when model is nil: the model to use, known after training
+	panel   *globalmodel.Panel
+}
+
+// Name implements backtest.Model.
+func (f *fixedCombined) Name() string { return f.label }
+
+// Forecast implements backtest.Model.
+func (f *fixedCombined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	m := f.model
+	if m == nil {
+		m = f.trained()
+	}
+	fixed := &globalmodel.Fixed{Label: f.label, Model: m}
+	g, err := fixed.Forecast(ds, origin, horizon)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]backtest.Prediction, len(ds.Series))
+	for i, s := range ds.Series {
+		var st forecasting.State
+		for t, y := range s.Values[:origin] {
+			st.Observe(ds.Day(t), y, false)
+		}
+		fc := st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: []float64{0.5}, LeadTimes: []int{0}})
+		p := backtest.Prediction{Means: make([]float64, horizon), Quantiles: make([][]float64, horizon)}
+		for h := range horizon {
+			p.Means[h] = (g[i].Means[h] + fc.Means[h]) / 2
+			p.Quantiles[h] = make([]float64, len(backtest.Levels))
+			forecasting.CountQuantiles(p.Means[h], fc.Components.Dispersion, backtest.Levels, p.Quantiles[h])
+		}
+		out[i] = p
+	}
+	return out, nil
 }
