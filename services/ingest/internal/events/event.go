@@ -141,6 +141,9 @@ func (e Event) Hash() (string, error) {
 // messages: it would be field 15 as a deprecated group); protobuf otherwise.
 // Protobuf with unknown fields is refused too, for the same strictness as
 // JSON, and because random bytes often parse as nothing but unknown fields.
+//
+// An empty value (a tombstone) is undecodable, and a value of more than
+// MaxEventBytes is refused unread (event_too_large).
 func Decode(topic, contentType string, value []byte) (Event, *Rejection) {
 	var ev Event
 	var m proto.Message
@@ -156,6 +159,12 @@ func Decode(topic, contentType string, value []byte) (Event, *Rejection) {
 		m = ev.Catalog
 	default:
 		return Event{}, reject(ReasonUndecodable, "no event type for topic %q", topic)
+	}
+	if len(value) == 0 {
+		return Event{}, reject(ReasonUndecodable, "empty value")
+	}
+	if len(value) > MaxEventBytes {
+		return Event{}, reject(ReasonTooLarge, "value has %d bytes, more than %d", len(value), MaxEventBytes)
 	}
 	if isJSON(contentType, value) {
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(value, m); err != nil {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -60,6 +61,8 @@ func TestDecode(t *testing.T) {
 		{"protobuf with unknown field", topics.Orders, "", withUnknown, nil},
 		{"protobuf with unknown nested field", topics.Inventory, "", nestedUnknown, nil},
 		{"unknown topic", "other.v1", "", pb, nil},
+		{"empty value", topics.Orders, "", nil, nil},
+		{"empty value with json header", topics.Orders, topics.ContentTypeJSON, []byte{}, nil},
 		{"inventory protobuf", topics.Inventory, "", mustMarshal(t, validInventory()), validInventory()},
 		{"catalog protobuf", topics.Catalog, "", mustMarshal(t, validPromotion()), validPromotion()},
 	}
@@ -82,6 +85,21 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("Topic = %q, want %q", ev.Topic(), tt.topic)
 			}
 		})
+	}
+}
+
+func TestDecodeRefusesLargeValuesUnread(t *testing.T) {
+	// Valid JSON of one byte more than the limit: refused for its size.
+	pad := MaxEventBytes + 1 - len(`{"event_id":"","description":"x"}`)
+	value := []byte(`{"event_id":"","description":"` + strings.Repeat("x", pad+1) + `"}`)
+	if len(value) != MaxEventBytes+1 {
+		t.Fatalf("test value has %d bytes", len(value))
+	}
+	if _, rej := Decode(topics.Orders, "", value); rej == nil || rej.Reason != ReasonTooLarge {
+		t.Fatalf("Decode of %d bytes = %v, want %s", len(value), rej, ReasonTooLarge)
+	}
+	if _, rej := Decode(topics.Orders, "", value[:0:0]); rej == nil || rej.Reason != ReasonUndecodable {
+		t.Fatalf("Decode of no bytes = %v, want undecodable", rej)
 	}
 }
 

@@ -10,9 +10,11 @@ type Reason string
 // Reason codes, one place for all of them.
 const (
 	ReasonUndecodable Reason = "undecodable"
+	ReasonTooLarge    Reason = "event_too_large"
 
 	ReasonMissingEventID   Reason = "missing_event_id"
 	ReasonEventIDTooLong   Reason = "event_id_too_long"
+	ReasonInvalidEventID   Reason = "invalid_event_id"
 	ReasonMissingSKU       Reason = "missing_sku"
 	ReasonMissingLocation  Reason = "missing_location"
 	ReasonInvalidKey       Reason = "invalid_key"
@@ -43,8 +45,8 @@ const (
 // AllReasons lists every code, for documentation checks and for
 // pre-registering metric series.
 var AllReasons = []Reason{
-	ReasonUndecodable,
-	ReasonMissingEventID, ReasonEventIDTooLong, ReasonMissingSKU, ReasonMissingLocation, ReasonInvalidKey,
+	ReasonUndecodable, ReasonTooLarge,
+	ReasonMissingEventID, ReasonEventIDTooLong, ReasonInvalidEventID, ReasonMissingSKU, ReasonMissingLocation, ReasonInvalidKey,
 	ReasonMissingOccurred, ReasonOccurredInFuture, ReasonOccurredTooOld,
 	ReasonUnknownOrderLineType, ReasonQuantityNotPositive, ReasonQuantityAbsurd,
 	ReasonPriceNegative, ReasonPriceAbsurd, ReasonMissingCurrency, ReasonInvalidCurrency,

@@ -1,12 +1,14 @@
 package events
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	catalogv1 "github.com/stockcast/stockcast/proto/stockcast/catalog/v1"
@@ -17,6 +19,7 @@ import (
 // Limits of a valid event. They guard the stores and the models against
 // typos and unit mistakes, not against unusual but real business.
 const (
+	MaxEventBytes = 64 << 10       // encoded size of one event (protobuf, or JSON as received)
 	MaxEventIDLen = 128            // bytes
 	MaxKeyLen     = 128            // bytes of a sku or location
 	MaxQuantity   = 1e6            // units in one event
@@ -24,12 +27,34 @@ const (
 	MaxFuture     = 24 * time.Hour // clock skew a platform may have
 )
 
-// Oldest is the earliest occurred_at accepted.
-var Oldest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// Oldest is the earliest occurred_at accepted, and with Latest bounds every
+// other time of an event (expected_at, starts_at, ends_at): the stores keep
+// times as ClickHouse DateTime (1970 to 2105), and a time outside it would
+// make every insert of the batch fail, for ever.
+var (
+	Oldest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	Latest = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// inRange reports whether ts is set, valid and within [Oldest, Latest].
+func inRange(ts *timestamppb.Timestamp) bool {
+	if ts == nil || ts.CheckValid() != nil {
+		return false
+	}
+	t := ts.AsTime()
+	return !t.Before(Oldest) && !t.After(Latest)
+}
 
 // Validate checks an event against the rules of its kind and returns the
 // first problem found, or nil. now is the time the event is checked at.
+// An event whose protobuf encoding is larger than MaxEventBytes is refused
+// first (events pushed over gRPC are not size-checked by Decode).
 func Validate(e Event, now time.Time) *Rejection {
+	if m := e.Message(); m != nil {
+		if n := proto.Size(m); n > MaxEventBytes {
+			return reject(ReasonTooLarge, "event has %d bytes encoded, more than %d", n, MaxEventBytes)
+		}
+	}
 	switch {
 	case e.Order != nil:
 		return ValidateOrderLine(e.Order, now)
@@ -97,8 +122,9 @@ func ValidateInventory(ev *inventoryv1.InventoryEvent, now time.Time) *Rejection
 		if r := checkPositive("purchase order quantity", k.PurchaseOrderPlaced.GetQuantity()); r != nil {
 			return r
 		}
-		if at := k.PurchaseOrderPlaced.GetExpectedAt(); at == nil || at.CheckValid() != nil {
-			return reject(ReasonMissingExpectedAt, "purchase order without a valid expected_at")
+		if at := k.PurchaseOrderPlaced.GetExpectedAt(); !inRange(at) {
+			return reject(ReasonMissingExpectedAt, "purchase order without a valid expected_at between %s and %s",
+				Oldest.Format(DayLayout), Latest.Format(DayLayout))
 		}
 		return nil
 	case *inventoryv1.InventoryEvent_StockoutStarted, *inventoryv1.InventoryEvent_StockoutEnded:
@@ -151,8 +177,9 @@ func ValidateCatalog(ev *catalogv1.CatalogEvent, now time.Time) *Rejection {
 			return reject(ReasonMissingPromotionID, "promotion without promotion_id")
 		}
 		start, end := p.GetStartsAt(), p.GetEndsAt()
-		if start == nil || end == nil || start.CheckValid() != nil || end.CheckValid() != nil {
-			return reject(ReasonInvalidPromotionWindow, "promotion needs valid starts_at and ends_at")
+		if !inRange(start) || !inRange(end) {
+			return reject(ReasonInvalidPromotionWindow, "promotion needs valid starts_at and ends_at between %s and %s",
+				Oldest.Format(DayLayout), Latest.Format(DayLayout))
 		}
 		if !end.AsTime().After(start.AsTime()) {
 			return reject(ReasonInvalidPromotionWindow, "promotion ends_at %s not after starts_at %s",
@@ -175,6 +202,9 @@ func checkEventID(id string) *Rejection {
 	if len(id) > MaxEventIDLen {
 		return reject(ReasonEventIDTooLong, "event_id has %d bytes, more than %d", len(id), MaxEventIDLen)
 	}
+	if why := unprintable(id, false); why != "" {
+		return reject(ReasonInvalidEventID, "event_id %q %s", id, why)
+	}
 	return nil
 }
 
@@ -186,8 +216,11 @@ func checkSeries(sku, location string) *Rejection {
 }
 
 // checkKey checks a part of a series key: it must be present, short, valid
-// UTF-8, and free of the separator and of control characters (they would
-// break the key layout of Kafka, Redis and the logs).
+// UTF-8, free of the separator '|', and printable with no surrounding
+// spaces (control, format and bidi characters, non-ASCII spaces and
+// unassigned code points would break the key layout of Kafka, Redis and
+// the logs, or make two keys look the same). Keys are compared byte for
+// byte: no Unicode normalisation.
 func checkKey(field, v string, missing Reason) *Rejection {
 	if strings.TrimSpace(v) == "" {
 		return reject(missing, "%s is empty", field)
@@ -195,13 +228,32 @@ func checkKey(field, v string, missing Reason) *Rejection {
 	if len(v) > MaxKeyLen {
 		return reject(ReasonInvalidKey, "%s has %d bytes, more than %d", field, len(v), MaxKeyLen)
 	}
-	if !utf8.ValidString(v) {
-		return reject(ReasonInvalidKey, "%s %q is not valid UTF-8", field, v)
-	}
-	if i := strings.IndexFunc(v, func(r rune) bool { return r == '|' || unicode.IsControl(r) }); i >= 0 {
-		return reject(ReasonInvalidKey, "%s %q has a '|' or a control character at byte %d", field, v, i)
+	if why := unprintable(v, true); why != "" {
+		return reject(ReasonInvalidKey, "%s %q %s", field, v, why)
 	}
 	return nil
+}
+
+// unprintable says what is wrong with an id or key, or "" when nothing is:
+// invalid UTF-8, a leading or trailing space, a character that is not
+// printable (unicode.IsPrint: letters, marks, numbers, punctuation,
+// symbols and the ASCII space), or, when noPipe, the key separator '|'.
+func unprintable(v string, noPipe bool) string {
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8"
+	}
+	if strings.TrimSpace(v) != v {
+		return "has leading or trailing spaces"
+	}
+	for i, r := range v {
+		if noPipe && r == '|' {
+			return fmt.Sprintf("has the key separator '|' at byte %d", i)
+		}
+		if !unicode.IsPrint(r) {
+			return fmt.Sprintf("has the unprintable character %U at byte %d", r, i)
+		}
+	}
+	return ""
 }
 
 func checkOccurredAt(ts *timestamppb.Timestamp, now time.Time) *Rejection {

@@ -94,7 +94,17 @@ func TestValidate(t *testing.T) {
 		{"missing event id", order(func(e *ordersv1.OrderLineEvent) { e.EventId = "" }), ReasonMissingEventID},
 		{"blank event id", order(func(e *ordersv1.OrderLineEvent) { e.EventId = "  " }), ReasonMissingEventID},
 		{"event id too long", order(func(e *ordersv1.OrderLineEvent) { e.EventId = strings.Repeat("x", 129) }), ReasonEventIDTooLong},
+		{"event id with a newline", order(func(e *ordersv1.OrderLineEvent) { e.EventId = "or-1\nor-2" }), ReasonInvalidEventID},
+		{"event id with a trailing space", order(func(e *ordersv1.OrderLineEvent) { e.EventId = "or-1 " }), ReasonInvalidEventID},
+		{"event id with a pipe", order(func(e *ordersv1.OrderLineEvent) { e.EventId = "or|1" }), ""},
 		{"missing sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "" }), ReasonMissingSKU},
+		{"NUL in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "85123A\x00" }), ReasonInvalidKey},
+		{"RTL override in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "85\u202e123A" }), ReasonInvalidKey},
+		{"zero-width space in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "85123\u200bA" }), ReasonInvalidKey},
+		{"no-break space in location", order(func(e *ordersv1.OrderLineEvent) { e.Location = "on\u00a0line" }), ReasonInvalidKey},
+		{"trailing space in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "85123A " }), ReasonInvalidKey},
+		{"sku of 128 bytes", order(func(e *ordersv1.OrderLineEvent) { e.Sku = strings.Repeat("s", 128) }), ""},
+		{"emoji and CJK in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "杯子-☕" }), ""},
 		{"missing location", order(func(e *ordersv1.OrderLineEvent) { e.Location = "" }), ReasonMissingLocation},
 		{"separator in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "a|b" }), ReasonInvalidKey},
 		{"control char in location", order(func(e *ordersv1.OrderLineEvent) { e.Location = "on\nline" }), ReasonInvalidKey},
@@ -145,6 +155,9 @@ func TestValidate(t *testing.T) {
 		{"purchase order negative", inventory(func(e *inventoryv1.InventoryEvent) {
 			e.Kind = &inventoryv1.InventoryEvent_PurchaseOrderPlaced{PurchaseOrderPlaced: &inventoryv1.PurchaseOrderPlaced{Quantity: -1, ExpectedAt: ts(testNow)}}
 		}), ReasonQuantityNotPositive},
+		{"purchase order expected in 9999", inventory(func(e *inventoryv1.InventoryEvent) {
+			e.Kind = &inventoryv1.InventoryEvent_PurchaseOrderPlaced{PurchaseOrderPlaced: &inventoryv1.PurchaseOrderPlaced{Quantity: 10, ExpectedAt: ts(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))}}
+		}), ReasonMissingExpectedAt},
 		{"purchase order without expected_at", inventory(func(e *inventoryv1.InventoryEvent) {
 			e.Kind = &inventoryv1.InventoryEvent_PurchaseOrderPlaced{PurchaseOrderPlaced: &inventoryv1.PurchaseOrderPlaced{Quantity: 10}}
 		}), ReasonMissingExpectedAt},
@@ -163,6 +176,13 @@ func TestValidate(t *testing.T) {
 		{"price change NaN", catalog(validPrice, func(e *catalogv1.CatalogEvent) { e.GetPriceChange().Price = math.NaN() }), ReasonPriceAbsurd},
 		{"price change bad currency", catalog(validPrice, func(e *catalogv1.CatalogEvent) { e.GetPriceChange().Currency = "£" }), ReasonInvalidCurrency},
 		{"price change missing occurred_at", catalog(validPrice, func(e *catalogv1.CatalogEvent) { e.OccurredAt = nil }), ReasonMissingOccurred},
+		{"promotion ending in 9999", catalog(validPromotion, func(e *catalogv1.CatalogEvent) {
+			e.GetPromotion().EndsAt = ts(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+		}), ReasonInvalidPromotionWindow},
+		{"promotion starting in 1900", catalog(validPromotion, func(e *catalogv1.CatalogEvent) {
+			e.GetPromotion().StartsAt = ts(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC))
+		}), ReasonInvalidPromotionWindow},
+		{"promotion ending 2100-01-01", catalog(validPromotion, func(e *catalogv1.CatalogEvent) { e.GetPromotion().EndsAt = ts(Latest) }), ""},
 		{"promotion missing id", catalog(validPromotion, func(e *catalogv1.CatalogEvent) { e.GetPromotion().PromotionId = "" }), ReasonMissingPromotionID},
 		{"promotion without end", catalog(validPromotion, func(e *catalogv1.CatalogEvent) { e.GetPromotion().EndsAt = nil }), ReasonInvalidPromotionWindow},
 		{"promotion ends before start", catalog(validPromotion, func(e *catalogv1.CatalogEvent) {
@@ -172,6 +192,8 @@ func TestValidate(t *testing.T) {
 		{"promotion separator in sku", catalog(validPromotion, func(e *catalogv1.CatalogEvent) { e.GetPromotion().Sku = "a|b" }), ReasonInvalidKey},
 
 		{"empty event", Event{}, ReasonUndecodable},
+		{"event over 64 KiB", order(func(e *ordersv1.OrderLineEvent) { e.Description = strings.Repeat("d", MaxEventBytes) }), ReasonTooLarge},
+		{"event just under 64 KiB", order(func(e *ordersv1.OrderLineEvent) { e.Description = strings.Repeat("d", MaxEventBytes-200) }), ""},
 	}
 	covered := map[Reason]bool{}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +21,47 @@ import (
 
 // ServiceName is the stockcast-dlq-service header of ingest's rejects.
 const ServiceName = "ingest"
+
+// HeaderDLQTruncated marks a dead-letter record whose value, key or
+// headers were cut to fit (see capDLQ); it holds the original sizes.
+const HeaderDLQTruncated = "stockcast-dlq-truncated"
+
+const dlqHeaderPrefix = "stockcast-dlq-"
+
+// capDLQ cuts the value and the key of a dead-letter record to
+// events.MaxEventBytes each, and drops the original headers when they add
+// up to more, so that a hostile record (e.g. 10 MB that the broker took
+// compressed) can always be dead-lettered: the producer refuses records
+// over its batch limit (1 MB), and a refused reject would stop the
+// partition for good. The source header still points at the original.
+func capDLQ(r *kgo.Record) {
+	limit := events.MaxEventBytes
+	var cut []string
+	if len(r.Value) > limit {
+		cut = append(cut, "value="+strconv.Itoa(len(r.Value)))
+		r.Value = r.Value[:limit:limit]
+	}
+	if len(r.Key) > limit {
+		cut = append(cut, "key="+strconv.Itoa(len(r.Key)))
+		r.Key = r.Key[:limit:limit]
+	}
+	size := 0
+	var own []kgo.RecordHeader // the stockcast-dlq-* headers
+	for _, h := range r.Headers {
+		if strings.HasPrefix(strings.ToLower(h.Key), dlqHeaderPrefix) {
+			own = append(own, h)
+		} else {
+			size += len(h.Key) + len(h.Value)
+		}
+	}
+	if size > limit {
+		cut = append(cut, "headers="+strconv.Itoa(size))
+		r.Headers = own
+	}
+	if len(cut) > 0 {
+		kafkax.SetHeader(r, HeaderDLQTruncated, strings.Join(cut, " "))
+	}
+}
 
 // Producer produces records and waits for their acknowledgement
 // (*kafkax.Producer).
@@ -69,7 +111,10 @@ func (b *Batch) Publish(ctx context.Context, demand []*demandv1.DemandEvent, rej
 		if rej.Index < 0 || rej.Index >= len(b.recs) {
 			return fmt.Errorf("dead-letter record %d of a batch of %d", rej.Index, len(b.recs))
 		}
-		out = append(out, kafkax.DLQRecord(b.recs[rej.Index], ServiceName, string(rej.Reason), rej.Detail))
+		src := b.recs[rej.Index]
+		dlq := kafkax.DLQRecord(src, ServiceName, string(rej.Reason), rej.Detail)
+		capDLQ(dlq)
+		out = append(out, dlq)
 	}
 	if err := b.prod.Produce(ctx, out...); err != nil {
 		return fmt.Errorf("publish %d demand events and %d rejects: %w", len(demand), len(rejected), err)
@@ -126,6 +171,7 @@ func (p *Raw) PublishRaw(ctx context.Context, accepted []events.Event, rejected 
 		}
 		dlq := kafkax.DLQRecord(src, ServiceName, string(rej.Reason), rej.Detail)
 		kafkax.SetHeader(dlq, topics.HeaderDLQSource, "grpc/"+src.Topic+"/"+strconv.Itoa(rej.Index))
+		capDLQ(dlq)
 		out = append(out, dlq)
 	}
 	if err := p.prod.Produce(ctx, out...); err != nil {
