@@ -125,7 +125,10 @@ type ForecastEvent struct {
 	Reason      *ForecastReason `protobuf:"bytes,15,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The event that caused this forecast, passed through so replenishment
 	// sees each series' events and forecasts in one order.
-	Cause         *v1.DemandEvent `protobuf:"bytes,16,opt,name=cause,proto3" json:"cause,omitempty"`
+	Cause *v1.DemandEvent `protobuf:"bytes,16,opt,name=cause,proto3" json:"cause,omitempty"`
+	// The global model's part of this forecast; absent when the service
+	// scores with the per-series ensemble alone (no champion loaded).
+	Global        *GlobalForecast `protobuf:"bytes,17,opt,name=global,proto3" json:"global,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +275,183 @@ func (x *ForecastEvent) GetCause() *v1.DemandEvent {
 	return nil
 }
 
+func (x *ForecastEvent) GetGlobal() *GlobalForecast {
+	if x != nil {
+		return x.Global
+	}
+	return nil
+}
+
+// GlobalForecast is the global gradient-boosted model's forecast of a
+// series and why. The published daily means are
+// (1 - weight) * ensemble + weight * means on the days means covers (the
+// first 28: every feature of those days is known at start_day), the
+// ensemble alone after.
+type GlobalForecast struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Artefact version of the champion, e.g. "gbt-9b8e0982c501".
+	Version string  `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Weight  float64 `protobuf:"fixed64,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	// The global model's daily means from start_day.
+	Means []float64 `protobuf:"fixed64,3,rep,packed,name=means,proto3" json:"means,omitempty"`
+	// "log" (Poisson, Tweedie: the trees add up to the log of the mean) or
+	// "identity" (squared error).
+	Link string `protobuf:"bytes,4,opt,name=link,proto3" json:"link,omitempty"`
+	// The trees' output with no feature known (the sum of their root
+	// values and the base score), on the link scale.
+	Bias float64 `protobuf:"fixed64,5,opt,name=bias,proto3" json:"bias,omitempty"`
+	// Path attributions of start_day's prediction, one per feature in the
+	// model's order: bias + sum(contribution) is the link of means[0].
+	Attributions  []*Attribution `protobuf:"bytes,6,rep,name=attributions,proto3" json:"attributions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GlobalForecast) Reset() {
+	*x = GlobalForecast{}
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GlobalForecast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GlobalForecast) ProtoMessage() {}
+
+func (x *GlobalForecast) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GlobalForecast.ProtoReflect.Descriptor instead.
+func (*GlobalForecast) Descriptor() ([]byte, []int) {
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GlobalForecast) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GlobalForecast) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *GlobalForecast) GetMeans() []float64 {
+	if x != nil {
+		return x.Means
+	}
+	return nil
+}
+
+func (x *GlobalForecast) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *GlobalForecast) GetBias() float64 {
+	if x != nil {
+		return x.Bias
+	}
+	return 0
+}
+
+func (x *GlobalForecast) GetAttributions() []*Attribution {
+	if x != nil {
+		return x.Attributions
+	}
+	return nil
+}
+
+// Attribution is one feature's contribution to a global prediction.
+type Attribution struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Feature string                 `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
+	// The feature's value (NaN when missing).
+	Value float64 `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Its contribution on the link scale.
+	Contribution float64 `protobuf:"fixed64,3,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	// contribution minus the one in the previous forecast of the series
+	// (0 on the first, or after a change of model).
+	Change        float64 `protobuf:"fixed64,4,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attribution) Reset() {
+	*x = Attribution{}
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attribution) ProtoMessage() {}
+
+func (x *Attribution) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attribution.ProtoReflect.Descriptor instead.
+func (*Attribution) Descriptor() ([]byte, []int) {
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Attribution) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
+}
+
+func (x *Attribution) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Attribution) GetContribution() float64 {
+	if x != nil {
+		return x.Contribution
+	}
+	return 0
+}
+
+func (x *Attribution) GetChange() float64 {
+	if x != nil {
+		return x.Change
+	}
+	return 0
+}
+
 type DailyForecast struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Day   string                 `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
@@ -284,7 +464,7 @@ type DailyForecast struct {
 
 func (x *DailyForecast) Reset() {
 	*x = DailyForecast{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[1]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +476,7 @@ func (x *DailyForecast) String() string {
 func (*DailyForecast) ProtoMessage() {}
 
 func (x *DailyForecast) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[1]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +489,7 @@ func (x *DailyForecast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DailyForecast.ProtoReflect.Descriptor instead.
 func (*DailyForecast) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{1}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DailyForecast) GetDay() string {
@@ -346,7 +526,7 @@ type LeadTimeDemand struct {
 
 func (x *LeadTimeDemand) Reset() {
 	*x = LeadTimeDemand{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[2]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +538,7 @@ func (x *LeadTimeDemand) String() string {
 func (*LeadTimeDemand) ProtoMessage() {}
 
 func (x *LeadTimeDemand) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[2]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +551,7 @@ func (x *LeadTimeDemand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadTimeDemand.ProtoReflect.Descriptor instead.
 func (*LeadTimeDemand) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{2}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeadTimeDemand) GetLeadTimeDays() int32 {
@@ -408,14 +588,21 @@ type ForecastReason struct {
 	// Human-readable detail, e.g. "level 3.1 -> 4.2 after day 2011-03-04".
 	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	// Relative change of the horizon mean against the previous forecast.
-	Change        float64 `protobuf:"fixed64,3,opt,name=change,proto3" json:"change,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Change float64 `protobuf:"fixed64,3,opt,name=change,proto3" json:"change,omitempty"`
+	// The global model's features whose contributions moved most since the
+	// previous forecast of the series (at most 3, largest move first).
+	Factors []*Attribution `protobuf:"bytes,4,rep,name=factors,proto3" json:"factors,omitempty"`
+	// The global model version of this and of the previous forecast ("":
+	// the ensemble alone); they differ when code is MODEL_CHANGED.
+	ModelVersion         string `protobuf:"bytes,5,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	PreviousModelVersion string `protobuf:"bytes,6,opt,name=previous_model_version,json=previousModelVersion,proto3" json:"previous_model_version,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ForecastReason) Reset() {
 	*x = ForecastReason{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[3]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +614,7 @@ func (x *ForecastReason) String() string {
 func (*ForecastReason) ProtoMessage() {}
 
 func (x *ForecastReason) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[3]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +627,7 @@ func (x *ForecastReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForecastReason.ProtoReflect.Descriptor instead.
 func (*ForecastReason) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{3}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ForecastReason) GetCode() ReasonCode {
@@ -464,6 +651,27 @@ func (x *ForecastReason) GetChange() float64 {
 	return 0
 }
 
+func (x *ForecastReason) GetFactors() []*Attribution {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+func (x *ForecastReason) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *ForecastReason) GetPreviousModelVersion() string {
+	if x != nil {
+		return x.PreviousModelVersion
+	}
+	return ""
+}
+
 type GetForecastRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -474,7 +682,7 @@ type GetForecastRequest struct {
 
 func (x *GetForecastRequest) Reset() {
 	*x = GetForecastRequest{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[4]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +694,7 @@ func (x *GetForecastRequest) String() string {
 func (*GetForecastRequest) ProtoMessage() {}
 
 func (x *GetForecastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[4]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +707,7 @@ func (x *GetForecastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetForecastRequest.ProtoReflect.Descriptor instead.
 func (*GetForecastRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{4}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetForecastRequest) GetSku() string {
@@ -525,7 +733,7 @@ type GetForecastResponse struct {
 
 func (x *GetForecastResponse) Reset() {
 	*x = GetForecastResponse{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[5]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +745,7 @@ func (x *GetForecastResponse) String() string {
 func (*GetForecastResponse) ProtoMessage() {}
 
 func (x *GetForecastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[5]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +758,7 @@ func (x *GetForecastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetForecastResponse.ProtoReflect.Descriptor instead.
 func (*GetForecastResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{5}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetForecastResponse) GetForecast() *ForecastEvent {
@@ -570,7 +778,7 @@ type ExplainRequest struct {
 
 func (x *ExplainRequest) Reset() {
 	*x = ExplainRequest{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[6]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +790,7 @@ func (x *ExplainRequest) String() string {
 func (*ExplainRequest) ProtoMessage() {}
 
 func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[6]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +803,7 @@ func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{6}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExplainRequest) GetSku() string {
@@ -615,7 +823,9 @@ func (x *ExplainRequest) GetLocation() string {
 type ExplainResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Forecast *ForecastEvent         `protobuf:"bytes,1,opt,name=forecast,proto3" json:"forecast,omitempty"`
-	// Named components, e.g. level, trend, weekday factor, with values.
+	// Named components, e.g. level, trend, weekday factor, with values;
+	// then the global model's (global_weight, global_mean, global_bias and
+	// one contribution_<feature> per feature).
 	Components    []*Component `protobuf:"bytes,2,rep,name=components,proto3" json:"components,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -623,7 +833,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[7]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +845,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[7]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +858,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{7}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExplainResponse) GetForecast() *ForecastEvent {
@@ -676,7 +886,7 @@ type Component struct {
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[8]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +898,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[8]
+	mi := &file_stockcast_forecast_v1_forecast_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +911,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{8}
+	return file_stockcast_forecast_v1_forecast_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Component) GetName() string {
@@ -729,7 +939,7 @@ var File_stockcast_forecast_v1_forecast_proto protoreflect.FileDescriptor
 
 const file_stockcast_forecast_v1_forecast_proto_rawDesc = "" +
 	"\n" +
-	"$stockcast/forecast/v1/forecast.proto\x12\x15stockcast.forecast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a stockcast/demand/v1/demand.proto\"\xaa\x05\n" +
+	"$stockcast/forecast/v1/forecast.proto\x12\x15stockcast.forecast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a stockcast/demand/v1/demand.proto\"\xe9\x05\n" +
 	"\rForecastEvent\x12\x1f\n" +
 	"\vforecast_id\x18\x01 \x01(\tR\n" +
 	"forecastId\x12\x19\n" +
@@ -749,7 +959,20 @@ const file_stockcast_forecast_v1_forecast_proto_rawDesc = "" +
 	"\rmodel_version\x18\r \x01(\tR\fmodelVersion\x12!\n" +
 	"\fdemand_class\x18\x0e \x01(\tR\vdemandClass\x12=\n" +
 	"\x06reason\x18\x0f \x01(\v2%.stockcast.forecast.v1.ForecastReasonR\x06reason\x126\n" +
-	"\x05cause\x18\x10 \x01(\v2 .stockcast.demand.v1.DemandEventR\x05cause\"S\n" +
+	"\x05cause\x18\x10 \x01(\v2 .stockcast.demand.v1.DemandEventR\x05cause\x12=\n" +
+	"\x06global\x18\x11 \x01(\v2%.stockcast.forecast.v1.GlobalForecastR\x06global\"\xc8\x01\n" +
+	"\x0eGlobalForecast\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12\x14\n" +
+	"\x05means\x18\x03 \x03(\x01R\x05means\x12\x12\n" +
+	"\x04link\x18\x04 \x01(\tR\x04link\x12\x12\n" +
+	"\x04bias\x18\x05 \x01(\x01R\x04bias\x12F\n" +
+	"\fattributions\x18\x06 \x03(\v2\".stockcast.forecast.v1.AttributionR\fattributions\"y\n" +
+	"\vAttribution\x12\x18\n" +
+	"\afeature\x18\x01 \x01(\tR\afeature\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12\"\n" +
+	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\x01R\x06change\"S\n" +
 	"\rDailyForecast\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x12\n" +
 	"\x04mean\x18\x02 \x01(\x01R\x04mean\x12\x1c\n" +
@@ -758,11 +981,14 @@ const file_stockcast_forecast_v1_forecast_proto_rawDesc = "" +
 	"\x0elead_time_days\x18\x01 \x01(\x05R\fleadTimeDays\x12,\n" +
 	"\x12review_period_days\x18\x02 \x01(\x05R\x10reviewPeriodDays\x12\x12\n" +
 	"\x04mean\x18\x03 \x01(\x01R\x04mean\x12\x1c\n" +
-	"\tquantiles\x18\x04 \x03(\x01R\tquantiles\"w\n" +
+	"\tquantiles\x18\x04 \x03(\x01R\tquantiles\"\x90\x02\n" +
 	"\x0eForecastReason\x125\n" +
 	"\x04code\x18\x01 \x01(\x0e2!.stockcast.forecast.v1.ReasonCodeR\x04code\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x16\n" +
-	"\x06change\x18\x03 \x01(\x01R\x06change\"B\n" +
+	"\x06change\x18\x03 \x01(\x01R\x06change\x12<\n" +
+	"\afactors\x18\x04 \x03(\v2\".stockcast.forecast.v1.AttributionR\afactors\x12#\n" +
+	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\x124\n" +
+	"\x16previous_model_version\x18\x06 \x01(\tR\x14previousModelVersion\"B\n" +
 	"\x12GetForecastRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\"W\n" +
@@ -808,41 +1034,46 @@ func file_stockcast_forecast_v1_forecast_proto_rawDescGZIP() []byte {
 }
 
 var file_stockcast_forecast_v1_forecast_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stockcast_forecast_v1_forecast_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_stockcast_forecast_v1_forecast_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_stockcast_forecast_v1_forecast_proto_goTypes = []any{
 	(ReasonCode)(0),               // 0: stockcast.forecast.v1.ReasonCode
 	(*ForecastEvent)(nil),         // 1: stockcast.forecast.v1.ForecastEvent
-	(*DailyForecast)(nil),         // 2: stockcast.forecast.v1.DailyForecast
-	(*LeadTimeDemand)(nil),        // 3: stockcast.forecast.v1.LeadTimeDemand
-	(*ForecastReason)(nil),        // 4: stockcast.forecast.v1.ForecastReason
-	(*GetForecastRequest)(nil),    // 5: stockcast.forecast.v1.GetForecastRequest
-	(*GetForecastResponse)(nil),   // 6: stockcast.forecast.v1.GetForecastResponse
-	(*ExplainRequest)(nil),        // 7: stockcast.forecast.v1.ExplainRequest
-	(*ExplainResponse)(nil),       // 8: stockcast.forecast.v1.ExplainResponse
-	(*Component)(nil),             // 9: stockcast.forecast.v1.Component
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*v1.DemandEvent)(nil),        // 11: stockcast.demand.v1.DemandEvent
+	(*GlobalForecast)(nil),        // 2: stockcast.forecast.v1.GlobalForecast
+	(*Attribution)(nil),           // 3: stockcast.forecast.v1.Attribution
+	(*DailyForecast)(nil),         // 4: stockcast.forecast.v1.DailyForecast
+	(*LeadTimeDemand)(nil),        // 5: stockcast.forecast.v1.LeadTimeDemand
+	(*ForecastReason)(nil),        // 6: stockcast.forecast.v1.ForecastReason
+	(*GetForecastRequest)(nil),    // 7: stockcast.forecast.v1.GetForecastRequest
+	(*GetForecastResponse)(nil),   // 8: stockcast.forecast.v1.GetForecastResponse
+	(*ExplainRequest)(nil),        // 9: stockcast.forecast.v1.ExplainRequest
+	(*ExplainResponse)(nil),       // 10: stockcast.forecast.v1.ExplainResponse
+	(*Component)(nil),             // 11: stockcast.forecast.v1.Component
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*v1.DemandEvent)(nil),        // 13: stockcast.demand.v1.DemandEvent
 }
 var file_stockcast_forecast_v1_forecast_proto_depIdxs = []int32{
-	10, // 0: stockcast.forecast.v1.ForecastEvent.as_of:type_name -> google.protobuf.Timestamp
-	10, // 1: stockcast.forecast.v1.ForecastEvent.issued_at:type_name -> google.protobuf.Timestamp
-	2,  // 2: stockcast.forecast.v1.ForecastEvent.daily:type_name -> stockcast.forecast.v1.DailyForecast
-	3,  // 3: stockcast.forecast.v1.ForecastEvent.lead_time_demand:type_name -> stockcast.forecast.v1.LeadTimeDemand
-	4,  // 4: stockcast.forecast.v1.ForecastEvent.reason:type_name -> stockcast.forecast.v1.ForecastReason
-	11, // 5: stockcast.forecast.v1.ForecastEvent.cause:type_name -> stockcast.demand.v1.DemandEvent
-	0,  // 6: stockcast.forecast.v1.ForecastReason.code:type_name -> stockcast.forecast.v1.ReasonCode
-	1,  // 7: stockcast.forecast.v1.GetForecastResponse.forecast:type_name -> stockcast.forecast.v1.ForecastEvent
-	1,  // 8: stockcast.forecast.v1.ExplainResponse.forecast:type_name -> stockcast.forecast.v1.ForecastEvent
-	9,  // 9: stockcast.forecast.v1.ExplainResponse.components:type_name -> stockcast.forecast.v1.Component
-	5,  // 10: stockcast.forecast.v1.ForecastService.GetForecast:input_type -> stockcast.forecast.v1.GetForecastRequest
-	7,  // 11: stockcast.forecast.v1.ForecastService.Explain:input_type -> stockcast.forecast.v1.ExplainRequest
-	6,  // 12: stockcast.forecast.v1.ForecastService.GetForecast:output_type -> stockcast.forecast.v1.GetForecastResponse
-	8,  // 13: stockcast.forecast.v1.ForecastService.Explain:output_type -> stockcast.forecast.v1.ExplainResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 0: stockcast.forecast.v1.ForecastEvent.as_of:type_name -> google.protobuf.Timestamp
+	12, // 1: stockcast.forecast.v1.ForecastEvent.issued_at:type_name -> google.protobuf.Timestamp
+	4,  // 2: stockcast.forecast.v1.ForecastEvent.daily:type_name -> stockcast.forecast.v1.DailyForecast
+	5,  // 3: stockcast.forecast.v1.ForecastEvent.lead_time_demand:type_name -> stockcast.forecast.v1.LeadTimeDemand
+	6,  // 4: stockcast.forecast.v1.ForecastEvent.reason:type_name -> stockcast.forecast.v1.ForecastReason
+	13, // 5: stockcast.forecast.v1.ForecastEvent.cause:type_name -> stockcast.demand.v1.DemandEvent
+	2,  // 6: stockcast.forecast.v1.ForecastEvent.global:type_name -> stockcast.forecast.v1.GlobalForecast
+	3,  // 7: stockcast.forecast.v1.GlobalForecast.attributions:type_name -> stockcast.forecast.v1.Attribution
+	0,  // 8: stockcast.forecast.v1.ForecastReason.code:type_name -> stockcast.forecast.v1.ReasonCode
+	3,  // 9: stockcast.forecast.v1.ForecastReason.factors:type_name -> stockcast.forecast.v1.Attribution
+	1,  // 10: stockcast.forecast.v1.GetForecastResponse.forecast:type_name -> stockcast.forecast.v1.ForecastEvent
+	1,  // 11: stockcast.forecast.v1.ExplainResponse.forecast:type_name -> stockcast.forecast.v1.ForecastEvent
+	11, // 12: stockcast.forecast.v1.ExplainResponse.components:type_name -> stockcast.forecast.v1.Component
+	7,  // 13: stockcast.forecast.v1.ForecastService.GetForecast:input_type -> stockcast.forecast.v1.GetForecastRequest
+	9,  // 14: stockcast.forecast.v1.ForecastService.Explain:input_type -> stockcast.forecast.v1.ExplainRequest
+	8,  // 15: stockcast.forecast.v1.ForecastService.GetForecast:output_type -> stockcast.forecast.v1.GetForecastResponse
+	10, // 16: stockcast.forecast.v1.ForecastService.Explain:output_type -> stockcast.forecast.v1.ExplainResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_forecast_v1_forecast_proto_init() }
@@ -856,7 +1087,7 @@ func file_stockcast_forecast_v1_forecast_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_forecast_v1_forecast_proto_rawDesc), len(file_stockcast_forecast_v1_forecast_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
