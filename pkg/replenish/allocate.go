@@ -87,70 +87,147 @@ const maxCandidates = 2048
 // with a non-positive unit value get their largest level (stock that
 // costs nothing).
 func AllocateFillRate(items []AllocItem, fillRate float64) (Allocation, error) {
+	a, _, err := AllocateFillRateBounded(items, nil, fillRate, nil)
+	return a, err
+}
+
+// Band bounds a group's expected fill rate (backorder formula, like the
+// target) between Lo and Hi.
+type Band struct{ Lo, Hi float64 }
+
+// AllocateFillRateBounded is AllocateFillRate with bounds per group of
+// items: group[i] names item i's group (nil: no groups) and bands[g], when
+// present, keeps group g's expected fill rate within it, e.g. each demand
+// class within 2 points of the target. It is the Lagrangian of the
+// constrained problem: item i pays price(g) = lambda clamped to
+// [floor(g), ceil(g)] per unit short, floor(g) the smallest price at which
+// the group alone reaches Lo and ceil(g) the largest at which it stays at
+// or below Hi (the floor wins when they cross); lambda is the smallest
+// price meeting the portfolio's target. The target comes first: when the
+// ceilings keep the portfolio from it, they are dropped. It returns the allocation and the
+// price each group paid.
+func AllocateFillRateBounded(items []AllocItem, group []string, fillRate float64, bands map[string]Band) (Allocation, map[string]float64, error) {
 	if !(fillRate > 0 && fillRate < 1) {
-		return Allocation{}, fmt.Errorf("%w: %v", ErrFillRateNotCovered, fillRate)
+		return Allocation{}, nil, fmt.Errorf("%w: %v", ErrFillRateNotCovered, fillRate)
 	}
 	if len(items) == 0 {
-		return Allocation{}, ErrNoItems
+		return Allocation{}, nil, ErrNoItems
+	}
+	if group != nil && len(group) != len(items) {
+		return Allocation{}, nil, fmt.Errorf("%d groups for %d items", len(group), len(items))
 	}
 	hulls := make([]hull, len(items))
+	cycle := make([]float64, len(items))
 	var demand float64
+	top := 1.0 // a price at which every item sits at its largest level
 	for i, it := range items {
 		hulls[i] = itemHull(it)
-		demand += max(it.ProtectMean-it.LeadMean*boolf(it.Lead != nil), 0)
+		cycle[i] = max(it.ProtectMean-it.LeadMean*boolf(it.Lead != nil), 0)
+		demand += cycle[i]
+		if h := hulls[i]; len(h.slope) > 0 {
+			top = max(top, it.UnitValue/h.slope[len(h.slope)-1])
+		}
 	}
-	alloc := Allocation{Levels: make([]float64, len(items)), CycleDemand: demand}
-	allowed := (1 - fillRate) * demand
-	shortage := func(lambda float64) float64 {
+	top *= 2
+	shortageOf := func(members []int, price func(int) float64) float64 {
 		var sum float64
-		for i := range hulls {
-			sum += hulls[i].at(items[i].UnitValue, lambda).b
+		for _, i := range members {
+			sum += hulls[i].at(items[i].UnitValue, price(i)).b
 		}
 		return sum
 	}
-	set := func(lambda float64) {
-		alloc.Lambda, alloc.ExpectedShortage = lambda, 0
-		for i := range hulls {
-			p := hulls[i].at(items[i].UnitValue, lambda)
-			alloc.Levels[i] = p.s
-			alloc.ExpectedShortage += p.b
+	// Per group: the price range its band allows.
+	lo := map[string]float64{}
+	hi := map[string]float64{}
+	if group != nil {
+		members := map[string][]int{}
+		for i, g := range group {
+			members[g] = append(members[g], i)
+		}
+		for g, band := range bands {
+			m := members[g]
+			if len(m) == 0 {
+				continue
+			}
+			var d float64
+			for _, i := range m {
+				d += cycle[i]
+			}
+			at := func(p float64) float64 { return shortageOf(m, func(int) float64 { return p }) }
+			_, floor := boundary(func(p float64) bool { return at(p) <= (1-band.Lo)*d }, top)
+			ceil, _ := boundary(func(p float64) bool { return at(p) < (1-band.Hi)*d }, top)
+			lo[g], hi[g] = floor, max(ceil, floor)
 		}
 	}
-	if shortage(0) <= allowed {
-		set(0)
-		return alloc, nil
-	}
-	// The largest lambda that can matter: the steepest hull slope against
-	// the largest unit value (beyond it every item sits at its top).
-	hi := 1.0
-	for i, h := range hulls {
-		if len(h.slope) > 0 {
-			hi = max(hi, items[i].UnitValue/h.slope[len(h.slope)-1])
+	priceFor := func(lambda float64) func(int) float64 {
+		return func(i int) float64 {
+			if group == nil {
+				return lambda
+			}
+			g := group[i]
+			if f, ok := lo[g]; ok {
+				return min(max(lambda, f), hi[g])
+			}
+			return lambda
 		}
 	}
-	hi *= 2
-	if shortage(hi) > allowed {
-		set(hi)
-		return alloc, nil
+	all := make([]int, len(items))
+	for i := range all {
+		all[i] = i
 	}
-	// Bisection on log lambda: shortage(lambda) only falls as lambda grows.
-	lo := hi
-	for shortage(lo) <= allowed && lo > 1e-300 {
+	meets := func(l float64) bool { return shortageOf(all, priceFor(l)) <= (1-fillRate)*demand }
+	if !meets(top) && len(hi) > 0 {
+		// The ceilings keep the portfolio from its target: they yield.
+		for g := range hi {
+			hi[g] = math.Inf(1)
+		}
+	}
+	_, lambda := boundary(meets, top)
+	alloc := Allocation{Lambda: lambda, Levels: make([]float64, len(items)), CycleDemand: demand}
+	price := priceFor(lambda)
+	paid := map[string]float64{}
+	for i := range items {
+		p := hulls[i].at(items[i].UnitValue, price(i))
+		alloc.Levels[i] = p.s
+		alloc.ExpectedShortage += p.b
+		if group != nil {
+			paid[group[i]] = price(i)
+		}
+	}
+	return alloc, paid, nil
+}
+
+// boundary finds where a predicate that only turns from false to true as
+// the price grows from 0 to top turns: the largest price found false and
+// the smallest found true (0, 0 when true at 0; top, top when false at
+// top), by bisection on the logarithm.
+func boundary(ok func(float64) bool, top float64) (float64, float64) {
+	if ok(0) {
+		return 0, 0
+	}
+	if !ok(top) {
+		return top, top
+	}
+	lo, hi := top, top
+	for ok(lo) && lo > 1e-300 {
+		hi = lo
 		lo /= 1024
+	}
+	if ok(lo) {
+		return 0, lo
 	}
 	for range 200 {
 		mid := math.Sqrt(lo * hi)
 		if !(mid > lo && mid < hi) {
 			break
 		}
-		if shortage(mid) <= allowed {
+		if ok(mid) {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
-	set(hi)
-	return alloc, nil
+	return lo, hi
 }
 
 func boolf(b bool) float64 {

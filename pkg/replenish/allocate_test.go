@@ -276,3 +276,134 @@ func TestAllocateEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocateBoundedAgainstBruteForce: item 2 (the dearest) alone in group
+// "b" with its fill held within 2 points of the target, items 0 and 1 in
+// "a" held at most 2 points above it. Against every combination of
+// whole-unit levels: each group's band is met whenever some combination
+// meets all of them, and, by Everett's theorem, no combination is cheaper
+// with at most the allocation's total shortage, at most its shortage in a
+// group that paid more than lambda and at least its shortage in a group
+// that paid less.
+func TestAllocateBoundedAgainstBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	group := []string{"a", "a", "b"}
+	raised, lowered := 0, 0
+	for trial := range 30 {
+		items := smallPortfolio(r)
+		var demand float64
+		gd := map[string]float64{}
+		for i, it := range items {
+			demand += it.ProtectMean - it.LeadMean
+			gd[group[i]] += it.ProtectMean - it.LeadMean
+		}
+		for _, fill := range []float64{0.8, 0.9, 0.95} {
+			bands := map[string]Band{"b": {fill - 0.02, fill + 0.02}, "a": {0, fill + 0.02}}
+			a, paid, err := AllocateFillRateBounded(items, group, fill, bands)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cost float64
+			short := map[string]float64{}
+			for i, it := range items {
+				h, b := direct(it, a.Levels[i])
+				cost += it.UnitValue * h
+				short[group[i]] += b
+			}
+			total := short["a"] + short["b"]
+			if paid["b"] > a.Lambda {
+				raised++
+			}
+			if paid["a"] < a.Lambda {
+				lowered++
+			}
+			feasible := false
+			tops := []int{int(math.Ceil(items[0].Protect.Max())), int(math.Ceil(items[1].Protect.Max())), int(math.Ceil(items[2].Protect.Max()))}
+			for s0 := 0; s0 <= tops[0]; s0++ {
+				for s1 := 0; s1 <= tops[1]; s1++ {
+					for s2 := 0; s2 <= tops[2]; s2++ {
+						var c float64
+						sh := map[string]float64{}
+						for i, s := range []int{s0, s1, s2} {
+							h, b := direct(items[i], float64(s))
+							c += items[i].UnitValue * h
+							sh[group[i]] += b
+						}
+						tot := sh["a"] + sh["b"]
+						if tot <= (1-fill)*demand && sh["b"] <= (1-bands["b"].Lo)*gd["b"] &&
+							sh["b"] >= (1-bands["b"].Hi)*gd["b"] && sh["a"] >= (1-bands["a"].Hi)*gd["a"] {
+							feasible = true
+						}
+						ok := tot <= total+1e-9
+						for _, g := range []string{"a", "b"} {
+							if paid[g] > a.Lambda && sh[g] > short[g]+1e-9 {
+								ok = false
+							}
+							if paid[g] < a.Lambda && sh[g] < short[g]-1e-9 {
+								ok = false
+							}
+						}
+						if ok && c < cost-1e-9 {
+							t.Fatalf("trial %d fill %v: levels %v cost %v (prices %v, lambda %v) beaten by %v cost %v",
+								trial, fill, a.Levels, cost, paid, a.Lambda, []int{s0, s1, s2}, c)
+						}
+					}
+				}
+			}
+			if feasible {
+				if f := 1 - short["b"]/gd["b"]; f < bands["b"].Lo-1e-12 {
+					t.Errorf("trial %d fill %v: group b at %v below its band", trial, fill, f)
+				}
+				if a.ExpectedFillRate() < fill-1e-12 {
+					t.Errorf("trial %d fill %v: portfolio at %v", trial, fill, a.ExpectedFillRate())
+				}
+			}
+		}
+	}
+	// The floor must have mattered for the test to mean anything.
+	t.Logf("group b raised above lambda %d times, group a lowered below it %d times", raised, lowered)
+	if raised == 0 {
+		t.Error("the floor of group b never bound")
+	}
+}
+
+// TestAllocateCeiling: Poisson items as in TestAllocatePoisson, the cheap
+// fast one held at most at 97% (unbounded it gets 99.3% at a 95% target):
+// it is, the portfolio still meets 95% through the dear one, and no pair
+// of whole levels with at most the same total shortage and at least the
+// cheap item's shortage holds less value (Everett, closed-form shortages).
+func TestAllocateCeiling(t *testing.T) {
+	var levels []float64
+	for i := 1; i < 2000; i++ {
+		levels = append(levels, float64(i)/2000)
+	}
+	mus := []float64{21, 210}
+	items := []AllocItem{
+		{Protect: poissonQuantiles(mus[0], levels), ProtectMean: mus[0], UnitValue: 10},
+		{Protect: poissonQuantiles(mus[1], levels), ProtectMean: mus[1], UnitValue: 1},
+	}
+	a, paid, err := AllocateFillRateBounded(items, []string{"dear", "cheap"}, 0.95, map[string]Band{"cheap": {0, 0.97}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap := 1 - poissonShortage(mus[1], int(a.Levels[1]))/mus[1]
+	total := poissonShortage(mus[0], int(a.Levels[0])) + poissonShortage(mus[1], int(a.Levels[1]))
+	t.Logf("levels %v, cheap item %.4f, portfolio %.4f, prices %v lambda %v", a.Levels, cheap, 1-total/231, paid, a.Lambda)
+	if cheap > 0.9705 || 1-total/231 < 0.9497 || !(paid["cheap"] < a.Lambda) {
+		t.Fatalf("cheap item at %v, portfolio at %v, prices %v lambda %v", cheap, 1-total/231, paid, a.Lambda)
+	}
+	// Holding value by the allocation's own H (average stock over the cycle, L = 0).
+	hold := func(i int, s float64) float64 {
+		return items[i].UnitValue * (s - mus[i] + poissonShortage(mus[i], int(s)) + s) / 2
+	}
+	cost := hold(0, a.Levels[0]) + hold(1, a.Levels[1])
+	for s0 := 0.0; s0 <= 60; s0++ {
+		for s1 := 150.0; s1 <= 300; s1++ {
+			b0, b1 := poissonShortage(mus[0], int(s0)), poissonShortage(mus[1], int(s1))
+			if b0+b1 <= total+0.02 && b1 >= poissonShortage(mus[1], int(a.Levels[1]))-0.02 &&
+				hold(0, s0)+hold(1, s1) < cost-0.5 {
+				t.Fatalf("levels %v, %v hold %v, less than %v at %v", s0, s1, hold(0, s0)+hold(1, s1), cost, a.Levels)
+			}
+		}
+	}
+}
