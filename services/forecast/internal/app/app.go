@@ -44,7 +44,9 @@ type Config struct {
 	Admin       lifecycle.AdminConfig
 	Forecast    scoring.Config
 	FeatureAddr string
+	FeatureTLS  grpcx.ClientTLSConfig
 	PrintConfig bool
+	MigrateOnly bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -56,7 +58,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Admin.RegisterFlags(fs)
 	c.Forecast.RegisterFlags(fs, "forecast.")
 	fs.StringVar(&c.FeatureAddr, "feature.addr", "127.0.0.1:9091", "gRPC address of the feature service (series histories for cold starts)")
+	c.FeatureTLS.RegisterFlags(fs, "feature.")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
+	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
 }
 
 // Validate checks the configuration.
@@ -85,7 +89,34 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("validate config: %w", err)
 	}
+	if cfg.MigrateOnly {
+		return migrateOnly(ctx, cfg, stdout)
+	}
 	return serve(ctx, cfg, stdout)
+}
+
+// migrateOnly creates the forecast service's ClickHouse tables and returns:
+// the -migrate-only mode, run by the chart's pre-install/pre-upgrade Job.
+func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
+	tel, shutdownTelemetry, err := telemetry.Setup(ctx, service, cfg.Telemetry, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, shutdownTelemetry(sctx))
+	}()
+	ch, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, ch.Close()) }()
+	if err := chx.Migrate(ctx, ch, store.ForecastLogTable); err != nil {
+		return err
+	}
+	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"forecast_log"})
+	return nil
 }
 
 func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
@@ -114,7 +145,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	}
 	forecastLog := store.NewForecastLog(ch)
 
-	featureConn, err := grpcx.Dial(cfg.FeatureAddr, tel)
+	featureConn, err := featureclient.Dial(cfg.FeatureAddr, cfg.FeatureTLS, tel)
 	if err != nil {
 		return fmt.Errorf("dial feature service %s: %w", cfg.FeatureAddr, err)
 	}

@@ -5,13 +5,30 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/grpcx"
+	"github.com/stockcast/stockcast/pkg/telemetry"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
+
+// Dial connects to the feature service at addr, over TLS when tlsCfg sets
+// any TLS option (-feature.tls-ca, -feature.tls-cert, ...), else plaintext.
+func Dial(addr string, tlsCfg grpcx.ClientTLSConfig, tel *telemetry.Telemetry) (*grpc.ClientConn, error) {
+	var opts []grpc.DialOption
+	if tlsCfg.Enabled() {
+		o, err := grpcx.WithClientTLS(tlsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("feature service tls: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	return grpcx.Dial(addr, tel, opts...)
+}
 
 // Client adapts FeatureService.GetFeatures to scoring.HistorySource.
 type Client struct {

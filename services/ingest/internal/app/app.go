@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/stockcast/stockcast/pkg/chx"
@@ -44,6 +45,7 @@ type Config struct {
 	Ingest     ingesting.Config
 
 	PrintConfig bool
+	MigrateOnly bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -56,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Telemetry.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs, "ingest.")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
+	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
 }
 
 // Validate checks every part of the configuration.
@@ -93,6 +96,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 	log := tel.Logger
+	if cfg.MigrateOnly {
+		return migrateOnly(ctx, cfg.ClickHouse, log)
+	}
 
 	rdb, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {
@@ -162,6 +168,33 @@ func Topics() []string {
 		ts = append(ts, t, topics.DLQ(t))
 	}
 	return ts
+}
+
+// migrateOnly creates ingest's ClickHouse tables and returns: the service's
+// -migrate-only mode, run by the chart's pre-install/pre-upgrade Job.
+func migrateOnly(ctx context.Context, cfg chx.Config, log interface{ Info(string, ...any) }) error {
+	ch, err := chx.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open clickhouse: %w", err)
+	}
+	defer ch.Close()
+	if err := chx.Migrate(ctx, ch, store.Schema...); err != nil {
+		return fmt.Errorf("create ingest tables: %w", err)
+	}
+	log.Info("clickhouse schema applied", "database", cfg.Database, "tables", tableNames(store.Schema))
+	return nil
+}
+
+// tableNames returns the table of each "CREATE TABLE IF NOT EXISTS name ..."
+// statement, for the migration log.
+func tableNames(stmts []string) []string {
+	var names []string
+	for _, s := range stmts {
+		if f := strings.Fields(s); len(f) > 5 && strings.EqualFold(f[1], "TABLE") {
+			names = append(names, strings.TrimSuffix(f[5], "("))
+		}
+	}
+	return names
 }
 
 func closeLogged(log interface{ Warn(string, ...any) }, what string, closeFn func() error) {

@@ -46,6 +46,7 @@ type Config struct {
 	Planning    planning.Config
 	State       store.StateConfig
 	PrintConfig bool
+	MigrateOnly bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -59,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Planning.RegisterFlags(fs, "replenishment.")
 	c.State.RegisterFlags(fs, "replenishment.")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
+	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
 }
 
 // Validate checks the configuration.
@@ -83,7 +85,35 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("validate config: %w", err)
 	}
+	if cfg.MigrateOnly {
+		return migrateOnly(ctx, cfg, stdout)
+	}
 	return serve(ctx, cfg, stdout)
+}
+
+// migrateOnly creates the replenishment service's ClickHouse tables and
+// returns: the -migrate-only mode, run by the chart's pre-install/pre-upgrade
+// Job.
+func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
+	tel, shutdownTelemetry, err := telemetry.Setup(ctx, service, cfg.Telemetry, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, shutdownTelemetry(sctx))
+	}()
+	ch, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, ch.Close()) }()
+	if err := chx.Migrate(ctx, ch, store.ProposalsTable); err != nil {
+		return err
+	}
+	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"proposals"})
+	return nil
 }
 
 // serve starts everything, runs until ctx is done, and stops in order:
