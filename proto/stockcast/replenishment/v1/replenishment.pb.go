@@ -165,7 +165,21 @@ type Proposal struct {
 	ExpectedArrivalDay string         `protobuf:"bytes,21,opt,name=expected_arrival_day,json=expectedArrivalDay,proto3" json:"expected_arrival_day,omitempty"`
 	Status             ProposalStatus `protobuf:"varint,22,opt,name=status,proto3,enum=stockcast.replenishment.v1.ProposalStatus" json:"status,omitempty"`
 	// Sequence number of this series' crossing; part of the id.
-	DecisionSeq   int64 `protobuf:"varint,23,opt,name=decision_seq,json=decisionSeq,proto3" json:"decision_seq,omitempty"`
+	DecisionSeq int64 `protobuf:"varint,23,opt,name=decision_seq,json=decisionSeq,proto3" json:"decision_seq,omitempty"`
+	// Set once the proposal is approved or rejected (status APPROVED or
+	// REJECTED). A status change is published on replenishment.v1 as the same
+	// proposal (same proposal_id) with the new status and these fields.
+	// Who decided: the request's decided_by, else the gRPC metadata
+	// "stockcast-user".
+	DecidedBy string `protobuf:"bytes,24,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	// When the status changed (wall clock of the approval or rejection).
+	StatusChangedAt *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=status_changed_at,json=statusChangedAt,proto3" json:"status_changed_at,omitempty"`
+	// Units approved: quantity, or the adjusted quantity of Approve (after
+	// validation against the policy's MOQ, pack size and maximum). 0 unless
+	// APPROVED.
+	ApprovedQuantity float64 `protobuf:"fixed64,26,opt,name=approved_quantity,json=approvedQuantity,proto3" json:"approved_quantity,omitempty"`
+	// Free text given with the approval or rejection.
+	StatusNote    string `protobuf:"bytes,27,opt,name=status_note,json=statusNote,proto3" json:"status_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -361,6 +375,34 @@ func (x *Proposal) GetDecisionSeq() int64 {
 	return 0
 }
 
+func (x *Proposal) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *Proposal) GetStatusChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusChangedAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetApprovedQuantity() float64 {
+	if x != nil {
+		return x.ApprovedQuantity
+	}
+	return 0
+}
+
+func (x *Proposal) GetStatusNote() string {
+	if x != nil {
+		return x.StatusNote
+	}
+	return ""
+}
+
 // Policy says how a series is replenished. A policy with an empty sku is
 // the default for its location; empty sku and location is the global default.
 type Policy struct {
@@ -474,6 +516,228 @@ func (x *Policy) GetOrderCoverDays() int32 {
 	return 0
 }
 
+type ApproveRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProposalId string                 `protobuf:"bytes,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	// Adjusted quantity; absent = the proposed quantity. Must be > 0, at
+	// least the policy's moq, a multiple of its pack_size and at most its
+	// max_order (when > 0).
+	Quantity *float64 `protobuf:"fixed64,2,opt,name=quantity,proto3,oneof" json:"quantity,omitempty"`
+	// Who approves; empty = the gRPC metadata "stockcast-user".
+	DecidedBy     string `protobuf:"bytes,3,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRequest) Reset() {
+	*x = ApproveRequest{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRequest) ProtoMessage() {}
+
+func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
+func (*ApproveRequest) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ApproveRequest) GetProposalId() string {
+	if x != nil {
+		return x.ProposalId
+	}
+	return ""
+}
+
+func (x *ApproveRequest) GetQuantity() float64 {
+	if x != nil && x.Quantity != nil {
+		return *x.Quantity
+	}
+	return 0
+}
+
+func (x *ApproveRequest) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *ApproveRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type ApproveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The proposal with its new status.
+	Proposal      *Proposal `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveResponse) Reset() {
+	*x = ApproveResponse{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveResponse) ProtoMessage() {}
+
+func (x *ApproveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveResponse.ProtoReflect.Descriptor instead.
+func (*ApproveResponse) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ApproveResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+type RejectRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProposalId string                 `protobuf:"bytes,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	// Who rejects; empty = the gRPC metadata "stockcast-user".
+	DecidedBy     string `protobuf:"bytes,2,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectRequest) Reset() {
+	*x = RejectRequest{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectRequest) ProtoMessage() {}
+
+func (x *RejectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
+func (*RejectRequest) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RejectRequest) GetProposalId() string {
+	if x != nil {
+		return x.ProposalId
+	}
+	return ""
+}
+
+func (x *RejectRequest) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *RejectRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RejectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposal      *Proposal              `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectResponse) Reset() {
+	*x = RejectResponse{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectResponse) ProtoMessage() {}
+
+func (x *RejectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectResponse.ProtoReflect.Descriptor instead.
+func (*RejectResponse) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RejectResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
 type GetPolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -484,7 +748,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +760,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +773,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{2}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetPolicyRequest) GetSku() string {
@@ -538,7 +802,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +814,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +827,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{3}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -589,7 +853,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +865,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +878,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{4}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -633,7 +897,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +909,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +922,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{5}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
@@ -682,7 +946,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +958,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +971,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{6}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListProposalsRequest) GetSku() string {
@@ -755,7 +1019,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1031,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1044,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{7}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*Proposal {
@@ -801,7 +1065,7 @@ var File_stockcast_replenishment_v1_replenishment_proto protoreflect.FileDescrip
 
 const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\n" +
-	".stockcast/replenishment/v1/replenishment.proto\x12\x1astockcast.replenishment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\a\n" +
+	".stockcast/replenishment/v1/replenishment.proto\x12\x1astockcast.replenishment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\b\n" +
 	"\bProposal\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\tR\n" +
 	"proposalId\x12\x1d\n" +
@@ -832,7 +1096,13 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x16projected_stockout_day\x18\x14 \x01(\tR\x14projectedStockoutDay\x120\n" +
 	"\x14expected_arrival_day\x18\x15 \x01(\tR\x12expectedArrivalDay\x12B\n" +
 	"\x06status\x18\x16 \x01(\x0e2*.stockcast.replenishment.v1.ProposalStatusR\x06status\x12!\n" +
-	"\fdecision_seq\x18\x17 \x01(\x03R\vdecisionSeq\"\xa5\x02\n" +
+	"\fdecision_seq\x18\x17 \x01(\x03R\vdecisionSeq\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\x18 \x01(\tR\tdecidedBy\x12F\n" +
+	"\x11status_changed_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x12+\n" +
+	"\x11approved_quantity\x18\x1a \x01(\x01R\x10approvedQuantity\x12\x1f\n" +
+	"\vstatus_note\x18\x1b \x01(\tR\n" +
+	"statusNote\"\xa5\x02\n" +
 	"\x06Policy\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12#\n" +
@@ -842,7 +1112,25 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x03moq\x18\x06 \x01(\x01R\x03moq\x12\x1b\n" +
 	"\tpack_size\x18\a \x01(\x01R\bpackSize\x12\x1b\n" +
 	"\tmax_order\x18\b \x01(\x01R\bmaxOrder\x12(\n" +
-	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\"@\n" +
+	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\"\x92\x01\n" +
+	"\x0eApproveRequest\x12\x1f\n" +
+	"\vproposal_id\x18\x01 \x01(\tR\n" +
+	"proposalId\x12\x1f\n" +
+	"\bquantity\x18\x02 \x01(\x01H\x00R\bquantity\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\x03 \x01(\tR\tdecidedBy\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04noteB\v\n" +
+	"\t_quantity\"S\n" +
+	"\x0fApproveResponse\x12@\n" +
+	"\bproposal\x18\x01 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\"c\n" +
+	"\rRejectRequest\x12\x1f\n" +
+	"\vproposal_id\x18\x01 \x01(\tR\n" +
+	"proposalId\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\x02 \x01(\tR\tdecidedBy\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"R\n" +
+	"\x0eRejectResponse\x12@\n" +
+	"\bproposal\x18\x01 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\"@\n" +
 	"\x10GetPolicyRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\"g\n" +
@@ -873,11 +1161,13 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_PROPOSED\x10\x01\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_APPROVED\x10\x02\x12\x1c\n" +
-	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\xe0\x02\n" +
+	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\xa5\x04\n" +
 	"\x14ReplenishmentService\x12h\n" +
 	"\tGetPolicy\x12,.stockcast.replenishment.v1.GetPolicyRequest\x1a-.stockcast.replenishment.v1.GetPolicyResponse\x12h\n" +
 	"\tSetPolicy\x12,.stockcast.replenishment.v1.SetPolicyRequest\x1a-.stockcast.replenishment.v1.SetPolicyResponse\x12t\n" +
-	"\rListProposals\x120.stockcast.replenishment.v1.ListProposalsRequest\x1a1.stockcast.replenishment.v1.ListProposalsResponseBQZOgithub.com/stockcast/stockcast/proto/stockcast/replenishment/v1;replenishmentv1b\x06proto3"
+	"\rListProposals\x120.stockcast.replenishment.v1.ListProposalsRequest\x1a1.stockcast.replenishment.v1.ListProposalsResponse\x12b\n" +
+	"\aApprove\x12*.stockcast.replenishment.v1.ApproveRequest\x1a+.stockcast.replenishment.v1.ApproveResponse\x12_\n" +
+	"\x06Reject\x12).stockcast.replenishment.v1.RejectRequest\x1a*.stockcast.replenishment.v1.RejectResponseBQZOgithub.com/stockcast/stockcast/proto/stockcast/replenishment/v1;replenishmentv1b\x06proto3"
 
 var (
 	file_stockcast_replenishment_v1_replenishment_proto_rawDescOnce sync.Once
@@ -892,41 +1182,52 @@ func file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP() []byte {
 }
 
 var file_stockcast_replenishment_v1_replenishment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_stockcast_replenishment_v1_replenishment_proto_goTypes = []any{
 	(ProposalReason)(0),           // 0: stockcast.replenishment.v1.ProposalReason
 	(ProposalStatus)(0),           // 1: stockcast.replenishment.v1.ProposalStatus
 	(*Proposal)(nil),              // 2: stockcast.replenishment.v1.Proposal
 	(*Policy)(nil),                // 3: stockcast.replenishment.v1.Policy
-	(*GetPolicyRequest)(nil),      // 4: stockcast.replenishment.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),     // 5: stockcast.replenishment.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),      // 6: stockcast.replenishment.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),     // 7: stockcast.replenishment.v1.SetPolicyResponse
-	(*ListProposalsRequest)(nil),  // 8: stockcast.replenishment.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil), // 9: stockcast.replenishment.v1.ListProposalsResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*ApproveRequest)(nil),        // 4: stockcast.replenishment.v1.ApproveRequest
+	(*ApproveResponse)(nil),       // 5: stockcast.replenishment.v1.ApproveResponse
+	(*RejectRequest)(nil),         // 6: stockcast.replenishment.v1.RejectRequest
+	(*RejectResponse)(nil),        // 7: stockcast.replenishment.v1.RejectResponse
+	(*GetPolicyRequest)(nil),      // 8: stockcast.replenishment.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),     // 9: stockcast.replenishment.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),      // 10: stockcast.replenishment.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),     // 11: stockcast.replenishment.v1.SetPolicyResponse
+	(*ListProposalsRequest)(nil),  // 12: stockcast.replenishment.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil), // 13: stockcast.replenishment.v1.ListProposalsResponse
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_stockcast_replenishment_v1_replenishment_proto_depIdxs = []int32{
-	10, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
+	14, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: stockcast.replenishment.v1.Proposal.reason:type_name -> stockcast.replenishment.v1.ProposalReason
 	3,  // 2: stockcast.replenishment.v1.Proposal.policy:type_name -> stockcast.replenishment.v1.Policy
 	1,  // 3: stockcast.replenishment.v1.Proposal.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	3,  // 4: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	3,  // 5: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
-	3,  // 6: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	1,  // 7: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	2,  // 8: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	4,  // 9: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
-	6,  // 10: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
-	8,  // 11: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
-	5,  // 12: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
-	7,  // 13: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
-	9,  // 14: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
+	2,  // 5: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	2,  // 6: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	3,  // 7: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	3,  // 8: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
+	3,  // 9: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	1,  // 10: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
+	2,  // 11: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	8,  // 12: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
+	10, // 13: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
+	12, // 14: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
+	4,  // 15: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
+	6,  // 16: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
+	9,  // 17: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
+	11, // 18: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
+	13, // 19: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
+	5,  // 20: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
+	7,  // 21: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_replenishment_v1_replenishment_proto_init() }
@@ -934,13 +1235,14 @@ func file_stockcast_replenishment_v1_replenishment_proto_init() {
 	if File_stockcast_replenishment_v1_replenishment_proto != nil {
 		return
 	}
+	file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_replenishment_v1_replenishment_proto_rawDesc), len(file_stockcast_replenishment_v1_replenishment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,8 @@ const (
 	ReplenishmentService_GetPolicy_FullMethodName     = "/stockcast.replenishment.v1.ReplenishmentService/GetPolicy"
 	ReplenishmentService_SetPolicy_FullMethodName     = "/stockcast.replenishment.v1.ReplenishmentService/SetPolicy"
 	ReplenishmentService_ListProposals_FullMethodName = "/stockcast.replenishment.v1.ReplenishmentService/ListProposals"
+	ReplenishmentService_Approve_FullMethodName       = "/stockcast.replenishment.v1.ReplenishmentService/Approve"
+	ReplenishmentService_Reject_FullMethodName        = "/stockcast.replenishment.v1.ReplenishmentService/Reject"
 )
 
 // ReplenishmentServiceClient is the client API for ReplenishmentService service.
@@ -31,6 +33,17 @@ type ReplenishmentServiceClient interface {
 	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
 	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
+	// Approve accepts a PROPOSED proposal, optionally with an adjusted
+	// quantity. Idempotent: approving an approved proposal again (without a
+	// quantity, or with the same one) returns it unchanged. Errors:
+	// NOT_FOUND (no such proposal), INVALID_ARGUMENT (quantity breaks the
+	// proposal's policy: the message names the rule, "moq", "pack_size" or
+	// "max_order"; no decided_by), FAILED_PRECONDITION (already rejected, or
+	// approved with another quantity).
+	Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error)
+	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
+	// an approved proposal is FAILED_PRECONDITION.
+	Reject(ctx context.Context, in *RejectRequest, opts ...grpc.CallOption) (*RejectResponse, error)
 }
 
 type replenishmentServiceClient struct {
@@ -71,6 +84,26 @@ func (c *replenishmentServiceClient) ListProposals(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *replenishmentServiceClient) Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveResponse)
+	err := c.cc.Invoke(ctx, ReplenishmentService_Approve_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replenishmentServiceClient) Reject(ctx context.Context, in *RejectRequest, opts ...grpc.CallOption) (*RejectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectResponse)
+	err := c.cc.Invoke(ctx, ReplenishmentService_Reject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplenishmentServiceServer is the server API for ReplenishmentService service.
 // All implementations must embed UnimplementedReplenishmentServiceServer
 // for forward compatibility.
@@ -78,6 +111,17 @@ type ReplenishmentServiceServer interface {
 	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
 	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
+	// Approve accepts a PROPOSED proposal, optionally with an adjusted
+	// quantity. Idempotent: approving an approved proposal again (without a
+	// quantity, or with the same one) returns it unchanged. Errors:
+	// NOT_FOUND (no such proposal), INVALID_ARGUMENT (quantity breaks the
+	// proposal's policy: the message names the rule, "moq", "pack_size" or
+	// "max_order"; no decided_by), FAILED_PRECONDITION (already rejected, or
+	// approved with another quantity).
+	Approve(context.Context, *ApproveRequest) (*ApproveResponse, error)
+	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
+	// an approved proposal is FAILED_PRECONDITION.
+	Reject(context.Context, *RejectRequest) (*RejectResponse, error)
 	mustEmbedUnimplementedReplenishmentServiceServer()
 }
 
@@ -96,6 +140,12 @@ func (UnimplementedReplenishmentServiceServer) SetPolicy(context.Context, *SetPo
 }
 func (UnimplementedReplenishmentServiceServer) ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProposals not implemented")
+}
+func (UnimplementedReplenishmentServiceServer) Approve(context.Context, *ApproveRequest) (*ApproveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Approve not implemented")
+}
+func (UnimplementedReplenishmentServiceServer) Reject(context.Context, *RejectRequest) (*RejectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reject not implemented")
 }
 func (UnimplementedReplenishmentServiceServer) mustEmbedUnimplementedReplenishmentServiceServer() {}
 func (UnimplementedReplenishmentServiceServer) testEmbeddedByValue()                              {}
@@ -172,6 +222,42 @@ func _ReplenishmentService_ListProposals_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplenishmentService_Approve_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplenishmentServiceServer).Approve(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplenishmentService_Approve_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplenishmentServiceServer).Approve(ctx, req.(*ApproveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReplenishmentService_Reject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplenishmentServiceServer).Reject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplenishmentService_Reject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplenishmentServiceServer).Reject(ctx, req.(*RejectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReplenishmentService_ServiceDesc is the grpc.ServiceDesc for ReplenishmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +276,14 @@ var ReplenishmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProposals",
 			Handler:    _ReplenishmentService_ListProposals_Handler,
+		},
+		{
+			MethodName: "Approve",
+			Handler:    _ReplenishmentService_Approve_Handler,
+		},
+		{
+			MethodName: "Reject",
+			Handler:    _ReplenishmentService_Reject_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -109,7 +109,7 @@ func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) 
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, store.ProposalsTable); err != nil {
+	if err := store.MigrateProposals(ctx, ch); err != nil {
 		return err
 	}
 	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"proposals"})
@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, store.ProposalsTable); err != nil {
+	if err := store.MigrateProposals(ctx, ch); err != nil {
 		return err
 	}
 
@@ -174,7 +174,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals))
+	reviewer := planning.NewReviewer(proposals, store.NewDecisions(rdb), consumer.NewPublisher(producer), time.Now)
+	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer))
 
 	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)

@@ -143,3 +143,32 @@ func proposalRecord(p *replenishmentv1.Proposal) (*kgo.Record, error) {
 		Headers: []kgo.RecordHeader{{Key: topics.HeaderEventID, Value: []byte(p.GetEventId())}},
 	}, nil
 }
+
+// Publisher publishes proposal status changes on replenishment.v1.
+type Publisher struct {
+	producer Producer
+}
+
+var _ planning.StatusPublisher = (*Publisher)(nil)
+
+// NewPublisher returns a status publisher.
+func NewPublisher(producer Producer) *Publisher { return &Publisher{producer: producer} }
+
+// StatusEventID is the stockcast-event-id header of a status change:
+// "<proposal_id>:<status>", the same on every retry.
+func StatusEventID(p *replenishmentv1.Proposal) string {
+	return p.GetProposalId() + ":" + p.GetStatus().String()
+}
+
+// PublishStatus publishes the proposal with its new status (key: series).
+func (p *Publisher) PublishStatus(ctx context.Context, prop *replenishmentv1.Proposal) error {
+	rec, err := proposalRecord(prop)
+	if err != nil {
+		return err
+	}
+	rec.Headers = []kgo.RecordHeader{{Key: topics.HeaderEventID, Value: []byte(StatusEventID(prop))}}
+	if err := p.producer.Produce(ctx, rec); err != nil {
+		return fmt.Errorf("publish status of proposal %s: %w", prop.GetProposalId(), err)
+	}
+	return nil
+}

@@ -39,7 +39,7 @@ func newHandler(t *testing.T, redisAddr string, brokers []string) *Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	if err := chx.Migrate(ctx, conn, store.ProposalsTable); err != nil {
+	if err := store.MigrateProposals(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	tel := telemetry.NewDiscard()

@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
@@ -33,18 +34,59 @@ type Proposals interface {
 	List(ctx context.Context, f store.Filter, pageSize int, pageToken string) ([]*replenishmentv1.Proposal, string, error)
 }
 
+// Reviewer approves and rejects proposals.
+type Reviewer interface {
+	Approve(ctx context.Context, id string, adjusted *float64, by, note string) (*replenishmentv1.Proposal, error)
+	Reject(ctx context.Context, id, by, note string) (*replenishmentv1.Proposal, error)
+}
+
+// UserMetadata is the gRPC metadata key naming the user when a request's
+// decided_by is empty (the console sets it).
+const UserMetadata = "stockcast-user"
+
 // Server implements replenishmentv1.ReplenishmentServiceServer.
 type Server struct {
 	replenishmentv1.UnimplementedReplenishmentServiceServer
 	policies  Policies
 	proposals Proposals
+	reviewer  Reviewer
 }
 
 var _ replenishmentv1.ReplenishmentServiceServer = (*Server)(nil)
 
 // NewServer returns the service.
-func NewServer(policies Policies, proposals Proposals) *Server {
-	return &Server{policies: policies, proposals: proposals}
+func NewServer(policies Policies, proposals Proposals, reviewer Reviewer) *Server {
+	return &Server{policies: policies, proposals: proposals, reviewer: reviewer}
+}
+
+// Approve approves a proposal, optionally with an adjusted quantity.
+func (s *Server) Approve(ctx context.Context, req *replenishmentv1.ApproveRequest) (*replenishmentv1.ApproveResponse, error) {
+	p, err := s.reviewer.Approve(ctx, req.GetProposalId(), req.Quantity, decidedBy(ctx, req.GetDecidedBy()), req.GetNote())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &replenishmentv1.ApproveResponse{Proposal: p}, nil
+}
+
+// Reject rejects a proposal.
+func (s *Server) Reject(ctx context.Context, req *replenishmentv1.RejectRequest) (*replenishmentv1.RejectResponse, error) {
+	p, err := s.reviewer.Reject(ctx, req.GetProposalId(), decidedBy(ctx, req.GetDecidedBy()), req.GetNote())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &replenishmentv1.RejectResponse{Proposal: p}, nil
+}
+
+// decidedBy is the request's field, else the stockcast-user metadata.
+func decidedBy(ctx context.Context, field string) string {
+	if field != "" {
+		return field
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(UserMetadata); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // GetPolicy returns the policy in force for a series (or a location, or
@@ -97,6 +139,10 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, planning.ErrInvalidArgument), errors.Is(err, store.ErrInvalidPageToken):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, planning.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, planning.ErrFailedPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

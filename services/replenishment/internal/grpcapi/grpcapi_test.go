@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -16,8 +17,11 @@ import (
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/replenish"
+	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/testenv"
+	"github.com/stockcast/stockcast/services/replenishment/internal/consumer"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 	"github.com/stockcast/stockcast/services/replenishment/internal/store"
 )
@@ -28,6 +32,14 @@ var builtIn = replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, Pack
 
 func newServer(t *testing.T) (*Server, *store.Proposals) {
 	t.Helper()
+	srv, proposals, _ := newServerWith(t, nil, nil)
+	return srv, proposals
+}
+
+// newServerWith starts Redis and a ClickHouse database; with brokers the
+// reviewer publishes to them (through wrap, when given).
+func newServerWith(t *testing.T, brokers []string, wrap func(planning.StatusPublisher) planning.StatusPublisher) (*Server, *store.Proposals, *redis.Client) {
+	t.Helper()
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -36,7 +48,7 @@ func newServer(t *testing.T) (*Server, *store.Proposals) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	if err := chx.Migrate(ctx, conn, store.ProposalsTable); err != nil {
+	if err := store.MigrateProposals(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	policies, err := planning.NewPolicies(store.NewPolicies(rdb), builtIn)
@@ -44,7 +56,29 @@ func newServer(t *testing.T) (*Server, *store.Proposals) {
 		t.Fatal(err)
 	}
 	proposals := store.NewProposals(conn)
-	return NewServer(policies, proposals), proposals
+	var pub planning.StatusPublisher = unusedPublisher{}
+	if brokers != nil {
+		producer, err := kafkax.NewProducer(kafkax.Config{Brokers: brokers}, telemetry.NewDiscard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(producer.Close)
+		pub = consumer.NewPublisher(producer)
+		if wrap != nil {
+			pub = wrap(pub)
+		}
+	}
+	reviewer := planning.NewReviewer(proposals, store.NewDecisions(rdb), pub, func() time.Time { return clock })
+	return NewServer(policies, proposals, reviewer), proposals, rdb
+}
+
+// clock is the reviewer's wall clock in tests.
+var clock = time.Date(2011, 3, 2, 8, 15, 0, 123456789, time.UTC)
+
+type unusedPublisher struct{}
+
+func (unusedPublisher) PublishStatus(context.Context, *replenishmentv1.Proposal) error {
+	return errors.New("no broker in this test")
 }
 
 func TestPolicies(t *testing.T) {

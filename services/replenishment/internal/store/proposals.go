@@ -13,6 +13,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 )
 
 // ProposalsTable is created at start. ReplacingMergeTree(version) by
@@ -53,8 +56,53 @@ const ProposalsTable = `CREATE TABLE IF NOT EXISTS proposals (
 	expected_arrival_day String,
 	status String,
 	decision_seq Int64,
-	version UInt64
+	version UInt64,
+	decided_by String,
+	status_changed_at_ns Int64,
+	approved_quantity Float64,
+	status_note String
 ) ENGINE = ReplacingMergeTree(version) ORDER BY proposal_id`
+
+// statusColumns were added with Approve and Reject: MigrateProposals adds
+// them to a table created before (18.16 has no ADD COLUMN IF NOT EXISTS).
+var statusColumns = [][2]string{
+	{"decided_by", "String"},
+	{"status_changed_at_ns", "Int64"},
+	{"approved_quantity", "Float64"},
+	{"status_note", "String"},
+}
+
+// MigrateProposals creates the proposals table or adds the columns it lacks.
+func MigrateProposals(ctx context.Context, conn driver.Conn) error {
+	if err := chx.Migrate(ctx, conn, ProposalsTable); err != nil {
+		return err
+	}
+	rows, err := conn.Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'proposals'")
+	if err != nil {
+		return fmt.Errorf("read proposals columns: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("read proposals columns: %w", err)
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read proposals columns: %w", err)
+	}
+	for _, c := range statusColumns {
+		if !have[c[0]] {
+			if err := conn.Exec(ctx, "ALTER TABLE proposals ADD COLUMN "+c[0]+" "+c[1]); err != nil {
+				return fmt.Errorf("add proposals column %s: %w", c[0], err)
+			}
+		}
+	}
+	return nil
+}
 
 // proposalColumns in insert and select order.
 const proposalColumns = `proposal_id, series_key, sku, location, event_id, forecast_id, decided_at, decided_at_ns,
@@ -62,10 +110,15 @@ const proposalColumns = `proposal_id, series_key, sku, location, event_id, forec
 	on_hand, on_order, backorders, safety_stock, expected_lead_time_demand,
 	policy_sku, policy_location, policy_service_level, policy_lead_time_days, policy_review_period_days,
 	policy_moq, policy_pack_size, policy_max_order, policy_order_cover_days,
-	projected_stockout_day, expected_arrival_day, status, decision_seq`
+	projected_stockout_day, expected_arrival_day, status, decision_seq,
+	decided_by, status_changed_at_ns, approved_quantity, status_note`
 
-// proposedVersion is the row version of a proposal as decided.
-const proposedVersion = 1
+// Row versions: a proposal as decided, then its one status change
+// (approved or rejected; planning.Reviewer lets only one happen).
+const (
+	proposedVersion = 1
+	decidedVersion  = 2
+)
 
 // Proposals keeps proposals in ClickHouse.
 type Proposals struct {
@@ -78,6 +131,32 @@ func NewProposals(conn driver.Conn) *Proposals { return &Proposals{conn: conn} }
 
 // Save inserts proposals in one batch.
 func (s *Proposals) Save(ctx context.Context, props []*replenishmentv1.Proposal) error {
+	return s.insert(ctx, props, proposedVersion)
+}
+
+// SaveStatus records a proposal's approval or rejection: the whole row again
+// with the higher version, so FINAL shows the current status.
+func (s *Proposals) SaveStatus(ctx context.Context, p *replenishmentv1.Proposal) error {
+	return s.insert(ctx, []*replenishmentv1.Proposal{p}, decidedVersion)
+}
+
+// Get returns a proposal with its current status, or planning.ErrNotFound.
+func (s *Proposals) Get(ctx context.Context, id string) (*replenishmentv1.Proposal, error) {
+	rows, err := s.conn.Query(ctx, "SELECT "+proposalColumns+" FROM proposals FINAL WHERE proposal_id = ?", id)
+	if err != nil {
+		return nil, fmt.Errorf("query proposal %s: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read proposal %s: %w", id, err)
+		}
+		return nil, fmt.Errorf("%w: proposal %q", planning.ErrNotFound, id)
+	}
+	return scanProposal(rows)
+}
+
+func (s *Proposals) insert(ctx context.Context, props []*replenishmentv1.Proposal, version uint64) error {
 	if len(props) == 0 {
 		return nil
 	}
@@ -98,7 +177,8 @@ func (s *Proposals) Save(ctx context.Context, props []*replenishmentv1.Proposal)
 			pol.GetSku(), pol.GetLocation(), pol.GetServiceLevel(), pol.GetLeadTimeDays(), pol.GetReviewPeriodDays(),
 			pol.GetMoq(), pol.GetPackSize(), pol.GetMaxOrder(), pol.GetOrderCoverDays(),
 			p.GetProjectedStockoutDay(), p.GetExpectedArrivalDay(), p.GetStatus().String(), p.GetDecisionSeq(),
-			uint64(proposedVersion),
+			p.GetDecidedBy(), changedNs(p), p.GetApprovedQuantity(), p.GetStatusNote(),
+			version,
 		)
 		if err != nil {
 			return fmt.Errorf("append proposal %s: %w", p.GetProposalId(), err)
@@ -132,9 +212,6 @@ func (s *Proposals) List(ctx context.Context, f Filter, pageSize int, pageToken 
 	if f.Location != "" {
 		where, args = append(where, "location = ?"), append(args, f.Location)
 	}
-	if f.Status != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_UNSPECIFIED {
-		where, args = append(where, "status = ?"), append(args, f.Status.String())
-	}
 	if pageToken != "" {
 		ns, id, err := decodePageToken(pageToken)
 		if err != nil {
@@ -147,6 +224,14 @@ func (s *Proposals) List(ctx context.Context, f Filter, pageSize int, pageToken 
 	q := "SELECT " + proposalColumns + " FROM proposals FINAL"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	if f.Status != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_UNSPECIFIED {
+		// The status filter applies after FINAL has picked each proposal's
+		// latest row: filtered before, an approved proposal's old PROPOSED
+		// row would list it as proposed. The other filters are the same on
+		// every row of a proposal.
+		q = "SELECT " + proposalColumns + " FROM (" + q + ") WHERE status = ?"
+		args = append(args, f.Status.String())
 	}
 	// One row more than asked says whether there is a next page.
 	q += " ORDER BY decided_at_ns DESC, proposal_id DESC LIMIT " + strconv.Itoa(pageSize+1)
@@ -178,7 +263,7 @@ func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
 		p                                 replenishmentv1.Proposal
 		pol                               replenishmentv1.Policy
 		decidedAt                         time.Time
-		decidedNs                         int64
+		decidedNs, changedAtNs            int64
 		reason, status                    string
 		leadTime, reviewPeriod, coverDays int32
 	)
@@ -189,6 +274,7 @@ func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
 		&pol.Sku, &pol.Location, &pol.ServiceLevel, &leadTime, &reviewPeriod,
 		&pol.Moq, &pol.PackSize, &pol.MaxOrder, &coverDays,
 		&p.ProjectedStockoutDay, &p.ExpectedArrivalDay, &status, &p.DecisionSeq,
+		&p.DecidedBy, &changedAtNs, &p.ApprovedQuantity, &p.StatusNote,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("scan proposal: %w", err)
@@ -198,7 +284,17 @@ func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
 	p.DecidedAt = timestamppb.New(time.Unix(0, decidedNs).UTC())
 	p.Reason = replenishmentv1.ProposalReason(replenishmentv1.ProposalReason_value[reason])
 	p.Status = replenishmentv1.ProposalStatus(replenishmentv1.ProposalStatus_value[status])
+	if changedAtNs != 0 {
+		p.StatusChangedAt = timestamppb.New(time.Unix(0, changedAtNs).UTC())
+	}
 	return &p, nil
+}
+
+func changedNs(p *replenishmentv1.Proposal) int64 {
+	if p.GetStatusChangedAt() == nil {
+		return 0
+	}
+	return p.GetStatusChangedAt().AsTime().UnixNano()
 }
 
 // Page tokens are opaque to callers: base64 of "decided_at_ns/proposal_id".

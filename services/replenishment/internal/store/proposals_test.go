@@ -38,7 +38,7 @@ func TestProposalsSaveAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	if err := chx.Migrate(ctx, conn, ProposalsTable); err != nil {
+	if err := MigrateProposals(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	st := NewProposals(conn)
