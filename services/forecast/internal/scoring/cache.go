@@ -16,6 +16,10 @@ type series struct {
 	syncedOK bool
 	// last is the latest forecast published for the series.
 	last *Result
+	// win holds the last closed days for the global model's features;
+	// global is its forecast of the current day (nil without a model).
+	win    window
+	global *globalPart
 }
 
 // lru is a bounded map of series, evicting the least recently used. It is

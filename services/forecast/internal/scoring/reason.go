@@ -21,6 +21,11 @@ type reasonInput struct {
 	before, after *forecasting.State
 	todaySoFar    float64
 	share         float64
+	// global is the global model's part (nil: the ensemble alone);
+	// globalMoved says it was computed for this forecast (a day closed,
+	// the model, the price or the category changed).
+	global      *globalPart
+	globalMoved bool
 }
 
 // reason says why the forecast is what it is, against the previous one:
@@ -45,12 +50,26 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 			r.Change = 1
 		}
 	}
+	if in.global != nil {
+		r.ModelVersion = in.global.version
+		if in.globalMoved {
+			r.Factors = in.global.factors
+		}
+	}
+	prevVersion := ""
+	if in.prev != nil {
+		prevVersion = in.prev.Event.GetGlobal().GetVersion()
+		r.PreviousModelVersion = prevVersion
+	}
 	cause := in.snap.GetCause()
 	level := in.forecast.Components.Level
 	switch {
 	case in.prev == nil && !in.before.Live:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_NEW_SERIES
 		r.Detail = fmt.Sprintf("first forecast of the series: level %.2f", level)
+	case in.prev != nil && prevVersion != r.ModelVersion:
+		r.Code = forecastv1.ReasonCode_REASON_CODE_MODEL_CHANGED
+		r.Detail = fmt.Sprintf("global model %s -> %s", modelName(prevVersion), modelName(r.ModelVersion))
 	case cause.GetPrice() != nil:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_PRICE_CHANGED
 		r.Detail = fmt.Sprintf("price %.2f %s", cause.GetPrice().GetPrice(), cause.GetPrice().GetCurrency())
@@ -81,6 +100,9 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 			}
 		}
 		r.Detail = fmt.Sprintf("level %.2f -> %.2f after day %s", prevLevel, level, in.after.LastUpdate)
+		if len(r.Factors) > 0 {
+			r.Detail += "; global model: " + factorText(r.Factors)
+		}
 	default:
 		if expected, sd, shifted := demandShift(in); shifted {
 			r.Code = forecastv1.ReasonCode_REASON_CODE_DEMAND_SHIFT
@@ -104,4 +126,23 @@ func demandShift(in reasonInput) (expected, sd float64, shifted bool) {
 	expected = full * in.share
 	sd = math.Sqrt(f.Components.Dispersion * max(expected, 1))
 	return expected, sd, math.Abs(in.todaySoFar-expected) > shiftSDs*sd
+}
+
+func modelName(version string) string {
+	if version == "" {
+		return "none (ensemble alone)"
+	}
+	return version
+}
+
+// factorText lists moved contributions, e.g. "lag28 +0.120, rmean28_7 -0.031".
+func factorText(f []*forecastv1.Attribution) string {
+	out := ""
+	for i, a := range f {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s %+.3f", a.GetFeature(), a.GetChange())
+	}
+	return out
 }

@@ -11,8 +11,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -64,12 +66,26 @@ type Scorer struct {
 	mu    sync.Mutex
 	cache *lru
 	stats Stats
+
+	// model is the global model combined with the ensemble; nil: the
+	// ensemble alone.
+	model atomic.Pointer[Model]
 }
+
+// SetModel makes m the global model of every forecast from now on (nil:
+// the ensemble alone). A batch scores with the model it first sees.
+func (s *Scorer) SetModel(m *Model) { s.model.Store(m) }
+
+// Model returns the global model in use, nil if none.
+func (s *Scorer) Model() *Model { return s.model.Load() }
 
 // Stats counts the cache's work, for metrics and tests.
 type Stats struct {
 	Rebuilds    int64 // states rebuilt from the feature service's history
 	Incremental int64 // states advanced from the snapshot alone
+	// GlobalForecasts counts the global model's forecasts of a series'
+	// day: one per series per day and model, not one per event.
+	GlobalForecasts int64
 }
 
 // New returns a Scorer; now is the clock for issued_at.
@@ -108,6 +124,7 @@ func (s *Scorer) Latest(seriesKey string) (*Result, bool) {
 // gives the same forecasts and reasons.
 type Batch struct {
 	s       *Scorer
+	model   *Model
 	touched map[string]*series
 	order   []string
 	stats   Stats
@@ -115,7 +132,7 @@ type Batch struct {
 
 // Begin starts a batch.
 func (s *Scorer) Begin() *Batch {
-	return &Batch{s: s, touched: make(map[string]*series)}
+	return &Batch{s: s, model: s.model.Load(), touched: make(map[string]*series)}
 }
 
 // Commit stores the batch's series states and latest forecasts.
@@ -127,6 +144,7 @@ func (b *Batch) Commit() {
 	}
 	b.s.stats.Rebuilds += b.stats.Rebuilds
 	b.s.stats.Incremental += b.stats.Incremental
+	b.s.stats.GlobalForecasts += b.stats.GlobalForecasts
 }
 
 // load returns the batch's copy of a series, nil if neither the batch nor
@@ -206,49 +224,70 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	}
 	cur := b.load(snap.GetSeriesKey())
 	closedEnd := v.asOf - 1
-	var state forecasting.State
+	next := &series{key: snap.GetSeriesKey(), synced: closedEnd, syncedOK: true}
 	cacheIt := true
 	observedThrough := closedEnd // days after this come from the window
+	var prevGlobal *globalPart
 	switch {
 	case cur != nil && cur.syncedOK && cur.synced >= v.first-1 && cur.synced <= closedEnd:
 		// The cache is contiguous with the snapshot's window: advance it.
-		state = cur.state
+		next.state, next.win, next.global = cur.state, cur.win, cur.global
+		prevGlobal = cur.global
 		observedThrough = cur.synced
 		b.stats.Incremental++
 	default:
 		// No state, or a gap between it and the window, or a state ahead of
 		// this snapshot (a replay of older events): replay the history.
-		if state, err = b.rebuild(ctx, sku, location, closedEnd); err != nil {
+		if err := b.rebuild(ctx, sku, location, closedEnd, next); err != nil {
 			return nil, err
+		}
+		if cur != nil {
+			prevGlobal = cur.global
 		}
 		b.stats.Rebuilds++
 		cacheIt = cur == nil || !cur.syncedOK || cur.synced <= closedEnd
 	}
-	before := state
+	before := next.state
 	recent := snap.GetRecentDaily()
 	for i, y := range recent {
 		if d := v.first + forecasting.Day(i); d > observedThrough && d <= closedEnd {
-			state.Observe(d, y, v.stockout[i])
+			next.state.Observe(d, y, v.stockout[i])
+			next.win.observe(d, y, v.stockout[i])
 		}
 	}
 	var prev *Result
 	if cur != nil {
 		prev = cur.last
 	}
-	res := b.forecast(v, sku, location, &state, &before, prev)
+	next.global = nil
+	if m := b.model; m != nil {
+		price := snap.GetPrice()
+		if !(price > 0) {
+			price = math.NaN()
+		}
+		dept, cat := m.category(sku, snap.GetDepartment(), snap.GetCategory())
+		if prevGlobal.fresh(m, v.asOf, price, dept, cat) {
+			next.global = prevGlobal
+		} else {
+			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal)
+			b.stats.GlobalForecasts++
+		}
+	}
+	res := b.forecast(v, sku, location, &next.state, &before, prev, next.global, next.global != prevGlobal)
+	next.last = res
 	if cacheIt {
-		b.store(&series{key: snap.GetSeriesKey(), state: state, synced: closedEnd, syncedOK: true, last: res})
+		b.store(next)
 	}
 	return res, nil
 }
 
-// rebuild replays a series' stored history up to and including through;
-// days missing from the history had no demand.
-func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day) (forecasting.State, error) {
-	var st forecasting.State
+// rebuild replays a series' stored history up to and including through
+// into e's state and window; days missing from the history had no demand.
+func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day, e *series) error {
+	st := &e.state
 	hist, err := b.s.history.History(ctx, sku, location)
 	if err != nil {
-		return st, fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
+		return fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
 	}
 	sort.SliceStable(hist, func(i, j int) bool { return hist[i].Day < hist[j].Day })
 	next := forecasting.Day(0)
@@ -259,20 +298,23 @@ func (b *Batch) rebuild(ctx context.Context, sku, location string, through forec
 		if i > 0 {
 			for d := next; d < h.Day; d++ {
 				st.Observe(d, 0, false)
+				e.win.observe(d, 0, false)
 			}
 		}
 		st.Observe(h.Day, h.Quantity, h.Stockout)
+		e.win.observe(h.Day, h.Quantity, h.Stockout)
 		next = h.Day + 1
 	}
 	if st.HasDay {
 		for d := st.LastDay + 1; d <= through; d++ {
 			st.Observe(d, 0, false)
+			e.win.observe(d, 0, false)
 		}
 	}
-	return st, nil
+	return nil
 }
 
-func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *Result) *Result {
+func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *Result, global *globalPart, globalMoved bool) *Result {
 	snap := v.snap
 	cfg := b.s.cfg
 	recent := snap.GetRecentDaily()
@@ -289,6 +331,11 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		QuantileLevels: cfg.QuantileLevels,
 		LeadTimes:      cfg.LeadTimes,
 	})
+	model, version := forecasting.ModelName, forecasting.ModelVersion
+	if global != nil {
+		combine(&f, global.means, b.model.Weight, todaySoFar, share)
+		model, version = forecasting.ModelName+"+gbt", forecasting.ModelVersion+"+"+global.version
+	}
 	ev := &forecastv1.ForecastEvent{
 		ForecastId:     ForecastID(snap.GetEventId()),
 		EventId:        snap.GetEventId(),
@@ -299,10 +346,13 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		IssuedAt:       timestamppb.New(b.s.now()),
 		StartDay:       v.asOf.String(),
 		QuantileLevels: f.QuantileLevels,
-		Model:          forecasting.ModelName,
-		ModelVersion:   forecasting.ModelVersion,
+		Model:          model,
+		ModelVersion:   version,
 		DemandClass:    string(f.Class),
 		Cause:          snap.GetCause(),
+	}
+	if global != nil {
+		ev.Global = global.msg
 	}
 	for h, m := range f.Means {
 		ev.Daily = append(ev.Daily, &forecastv1.DailyForecast{Day: (v.asOf + forecasting.Day(h)).String(), Mean: m, Quantiles: f.Quantiles[h]})
@@ -312,9 +362,13 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	}
 	ev.Reason = reason(reasonInput{
 		snap: snap, asOf: v.asOf, forecast: &f, prev: prev, before: before, after: state,
-		todaySoFar: todaySoFar, share: share,
+		todaySoFar: todaySoFar, share: share, global: global, globalMoved: globalMoved,
 	})
-	return &Result{Event: ev, Components: components(&f, share)}
+	comps := components(&f, share)
+	if global != nil {
+		comps = append(comps, global.comps...)
+	}
+	return &Result{Event: ev, Components: comps}
 }
 
 func (b *Batch) itemResult(v snapshotView) *Result {

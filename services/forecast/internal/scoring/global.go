@@ -1,0 +1,282 @@
+package scoring
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"slices"
+
+	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/gbt"
+	"github.com/stockcast/stockcast/pkg/globalmodel"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+)
+
+// HistoryDays is how many closed days of a series the global model's
+// features read: lags up to 56 days, and 56-day means of the lag-28
+// series, of the first forecast day reach back to start-84.
+const HistoryDays = globalmodel.MinLag + 56
+
+// DefaultGlobalWeight is the global model's weight in the combination:
+// equal weights, the fixed rule `stockcast backtest` and `stockcast train`
+// validate (globalmodel.Combined, docs/forecasting.md).
+const DefaultGlobalWeight = 0.5
+
+// maxFactors is how many moved features a reason names.
+const maxFactors = 3
+
+// Model is a global model loaded from a `stockcast train` artefact, with
+// what it needs to build a live series' features as training did.
+type Model struct {
+	Version string
+	Weight  float64
+	gbt     *gbt.Model
+	series  *modelregistry.Series // nil: category codes unknown (missing)
+	names   []string
+	link    string
+	// columns the service fills itself
+	item, dept, cat, store, priceRel int
+}
+
+// LoadModel reads an artefact and its series codes (an artefact without
+// them scores with the category codes missing). weight is the model's
+// share of the combined means, in (0, 1].
+func LoadModel(path string, weight float64) (*Model, error) {
+	if !(weight > 0 && weight <= 1) {
+		return nil, fmt.Errorf("global model weight %v: want (0, 1]", weight)
+	}
+	a, err := globalmodel.LoadArtefact(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := modelregistry.LoadSeries(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if s != nil && s.Version != a.Version {
+		return nil, fmt.Errorf("series codes of %s are for %s", a.Version, s.Version)
+	}
+	return NewModel(a, s, weight)
+}
+
+// NewModel wraps an artefact already in memory.
+func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) (*Model, error) {
+	m := &Model{Version: a.Version, Weight: weight, gbt: a.Model, series: s, names: globalmodel.FeatureNames(), link: "log"}
+	if a.Model.Params.Objective == "squared" {
+		m.link = "identity"
+	}
+	for _, c := range []struct {
+		name string
+		to   *int
+	}{{"item", &m.item}, {"dept", &m.dept}, {"cat", &m.cat}, {"store", &m.store}, {"price_rel", &m.priceRel}} {
+		if *c.to = slices.Index(m.names, c.name); *c.to < 0 {
+			return nil, fmt.Errorf("global model features have no %s", c.name)
+		}
+	}
+	return m, nil
+}
+
+// window holds a series' last HistoryDays closed days, by day modulo
+// HistoryDays; days never observed are 0 (before the series' first sale,
+// as in training).
+type window struct {
+	values   [HistoryDays]float64
+	censored [HistoryDays]bool
+}
+
+func (w *window) observe(d forecasting.Day, y float64, censored bool) {
+	i := int((int64(d)%HistoryDays + HistoryDays) % HistoryDays)
+	w.values[i], w.censored[i] = y, censored
+}
+
+// globalPart is a series' global forecast for one start day and model. It
+// depends only on closed days (every feature lags 28 days or more), the
+// price and the item's category, so it is computed once when a day closes
+// (or the model, the price or the category changes) and reused by every
+// event of the day.
+type globalPart struct {
+	version         string
+	start           forecasting.Day
+	price           float64
+	dept, cat       string
+	means           []float64
+	contrib, values []float64
+	msg             *forecastv1.GlobalForecast
+	comps           []Component
+	factors         []*forecastv1.Attribution // moved since the previous part (same model)
+}
+
+func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept, cat string) bool {
+	return g != nil && g.version == m.Version && g.start == start && (g.price == price || math.IsNaN(g.price) && math.IsNaN(price)) &&
+		g.dept == dept && g.cat == cat
+}
+
+// predict computes the global part of a series whose closed days through
+// start-1 are in w. horizon days are forecast, at most MinLag.
+func (m *Model) predict(w *window, sku, location, dept, cat string, price float64, start forecasting.Day, horizon int, prev *globalPart) *globalPart {
+	days := min(horizon, globalmodel.MinLag)
+	n := HistoryDays + days
+	s := backtest.Series{ID: sku + "|" + location, Item: sku, Dept: dept, Cat: cat, Store: location,
+		Values: make([]float64, n), Prices: make([]float64, n)}
+	censored := make([]bool, HistoryDays)
+	for t := range HistoryDays {
+		i := int((int64(start-HistoryDays+forecasting.Day(t))%HistoryDays + HistoryDays) % HistoryDays)
+		s.Values[t], censored[t] = w.values[i], w.censored[i]
+	}
+	modelregistry.ImputeCensored(s.Values[:HistoryDays], censored)
+	for t := range s.Prices {
+		s.Prices[t] = price // the current price, known for the horizon
+	}
+	ds := &backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: []backtest.Series{s}}
+	panel := globalmodel.NewPanel(ds)
+	g := &globalPart{version: m.Version, start: start, price: price, dept: dept, cat: cat, means: make([]float64, days)}
+	row := make([]float64, len(m.names))
+	for h := range days {
+		panel.Row(0, HistoryDays+h, row)
+		m.codes(row, sku, location, dept, cat, price)
+		g.means[h] = m.gbt.Predict(row)
+		if h == 0 {
+			g.values = slices.Clone(row)
+		}
+	}
+	bias, contrib := m.gbt.Contributions(g.values)
+	g.contrib = contrib
+	g.msg = &forecastv1.GlobalForecast{Version: m.Version, Weight: m.Weight, Means: g.means, Link: m.link, Bias: bias}
+	same := prev != nil && prev.version == m.Version
+	for k, name := range m.names {
+		a := &forecastv1.Attribution{Feature: name, Value: g.values[k], Contribution: contrib[k]}
+		if same {
+			a.Change = contrib[k] - prev.contrib[k]
+		}
+		g.msg.Attributions = append(g.msg.Attributions, a)
+	}
+	if same {
+		moved := slices.Clone(g.msg.Attributions)
+		slices.SortStableFunc(moved, func(a, b *forecastv1.Attribution) int {
+			switch x, y := math.Abs(a.Change), math.Abs(b.Change); {
+			case x > y:
+				return -1
+			case x < y:
+				return 1
+			}
+			return 0
+		})
+		for _, a := range moved[:min(maxFactors, len(moved))] {
+			if a.Change != 0 {
+				g.factors = append(g.factors, a)
+			}
+		}
+	}
+	g.comps = append(g.comps,
+		Component{Name: "global_weight", Value: m.Weight, Detail: "share of the global model " + m.Version + " in the daily means"},
+		Component{Name: "global_mean", Value: g.means[0], Detail: "global model's mean of " + start.String()},
+		Component{Name: "global_bias", Value: bias, Detail: "global model's output with no feature known (" + m.link + " scale)"})
+	for k, name := range m.names {
+		detail := fmt.Sprintf("value %g", g.values[k])
+		if same {
+			detail += fmt.Sprintf(", %+.4f since the previous forecast", contrib[k]-prev.contrib[k])
+		}
+		g.comps = append(g.comps, Component{Name: "contribution_" + name, Value: contrib[k], Detail: detail})
+	}
+	return g
+}
+
+// codes writes the features training numbered from the data set's names
+// (modelregistry.Series) and price_rel, the price against the item's mean
+// price in training.
+func (m *Model) codes(row []float64, sku, location, dept, cat string, price float64) {
+	nan := math.NaN()
+	row[m.item], row[m.dept], row[m.cat], row[m.store], row[m.priceRel] = nan, nan, nan, nan, nan
+	if m.series == nil {
+		return
+	}
+	row[m.item] = modelregistry.Code(m.series.Items, sku)
+	row[m.dept] = modelregistry.Code(m.series.Depts, dept)
+	row[m.cat] = modelregistry.Code(m.series.Cats, cat)
+	row[m.store] = modelregistry.Code(m.series.Stores, location)
+	if p, ok := m.series.ItemPrice[sku]; ok && p > 0 {
+		row[m.priceRel] = price / p
+	}
+}
+
+// category returns the department and category a series' features use:
+// the snapshot's, else the training data's for the item, else "all" (as
+// training names an item without attributes).
+func (m *Model) category(sku, dept, cat string) (string, string) {
+	if dept == "" && m.series != nil {
+		dept = m.series.ItemDept[sku]
+	}
+	if cat == "" && m.series != nil {
+		cat = m.series.ItemCat[sku]
+	}
+	if dept == "" {
+		dept = "all"
+	}
+	if cat == "" {
+		cat = "all"
+	}
+	return dept, cat
+}
+
+// combine mixes the global means into the ensemble's forecast f in place:
+// on the days g covers, the mean still to come is
+// (1 - weight) * ensemble + weight * global (today: the global day's mean
+// times the share of the day still to come), and the ensemble's daily and
+// lead-time quantiles are scaled by the ratio of the combined to the
+// ensemble's mean still to come, keeping the ensemble's shape of
+// uncertainty (where the ensemble expects nothing, negative-binomial
+// quantiles at its dispersion). Days after g's are the ensemble's.
+func combine(f *forecasting.Forecast, g []float64, weight, todaySoFar, share float64) {
+	days := min(len(g), len(f.Means))
+	if days == 0 {
+		return
+	}
+	disp := f.Components.Dispersion
+	delta := make([]float64, days) // combined minus ensemble, still to come
+	for h := range days {
+		base := 0.0
+		if h == 0 {
+			base = todaySoFar
+		}
+		ens := f.Means[h] - base
+		glob := g[h]
+		if h == 0 {
+			glob *= 1 - share
+		}
+		comb := (1-weight)*ens + weight*glob
+		delta[h] = comb - ens
+		f.Means[h] = base + comb
+		q := f.Quantiles[h]
+		if ens > 0 {
+			r := comb / ens
+			for k := range q {
+				q[k] = base + (q[k]-base)*r
+			}
+		} else {
+			forecasting.CountQuantiles(comb, disp, f.QuantileLevels, q)
+			for k := range q {
+				q[k] += base
+			}
+		}
+	}
+	for i := range f.LeadTime {
+		lt := &f.LeadTime[i]
+		add := 0.0
+		for h := 0; h < days && h <= lt.Days; h++ {
+			add += delta[h]
+		}
+		comb := lt.Mean + add
+		if lt.Mean > 0 {
+			r := comb / lt.Mean
+			for k := range lt.Quantiles {
+				lt.Quantiles[k] *= r
+			}
+		} else {
+			forecasting.CountQuantiles(comb, disp, f.QuantileLevels, lt.Quantiles)
+		}
+		lt.Mean = comb
+	}
+}
