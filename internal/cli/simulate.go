@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
@@ -27,6 +28,8 @@ type simulateFlags struct {
 	maxCover     int
 	peakFactor   float64
 	maxSeries    int
+	policies     string
+	band         float64
 }
 
 func (f *simulateFlags) register(fs *flag.FlagSet) {
@@ -42,10 +45,13 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.moq, "moq", 0, "minimum order quantity (0: none)")
 	fs.Float64Var(&f.pack, "pack", 1, "pack size: orders are multiples of it")
 	fs.Float64Var(&f.maxOrder, "max-order", 0, "largest order (0: none)")
-	fs.IntVar(&f.maxCover, "max-cover-days", 0, "stockcast's order-up-to level holds at most this many days of its forecast mean demand (0: no cap)")
-	fs.Float64Var(&f.peakFactor, "peak-factor", 1.5, "stockcast's order-up-to level is at most this multiple of the largest sales of lead time + review period days in the last year (0: no cap)")
+	fs.IntVar(&f.maxCover, "max-cover-days", 0, "stockcast-uniform only: its order-up-to level holds at most this many days of its forecast mean demand (0: no cap)")
+	fs.Float64Var(&f.peakFactor, "peak-factor", 0, "stockcast-uniform only: its order-up-to level is at most this multiple of the largest sales of lead time + review period days in the last year (0: no cap)")
 	fs.StringVar(&f.plot, "plot", "", "write the fill rate vs inventory value curves to this PNG file")
 	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
+	fs.Float64Var(&f.band, "class-band", 0.02, "stockcast holds each demand class's expected fill rate within this much of the target (0: one lambda for the whole portfolio, no per-class bounds)")
+	fs.StringVar(&f.policies, "policies", "stockcast,classic,seasonal-naive,odoo-minmax",
+		"policies to run, comma-separated: stockcast, classic, seasonal-naive, odoo-minmax, stockcast-uniform (stockcast's forecasts with the same target for every series)")
 }
 
 func runSimulate(ctx context.Context, e *env, args []string) error {
@@ -77,6 +83,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		ReviewDays:   f.review,
 		MaxCoverDays: f.maxCover,
 		PeakFactor:   f.peakFactor,
+		ClassBand:    f.band,
 		Constraints:  replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
 	evalDays := f.evalDays
@@ -90,7 +97,10 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if f.maxSeries > 0 && len(series) > f.maxSeries {
 		series = series[:f.maxSeries]
 	}
-	specs := simulate.Specs()
+	specs, err := pickSpecs(f.policies)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stderr, "simulate: %d series of %s, %d warm-up + %d simulated days, lead time %d, review %d days, %d workers\n",
 		len(series), f.dataset, cfg.WarmupDays, len(series[0].Demand)-cfg.WarmupDays, f.lead, f.review, f.workers)
 	points, err := simulate.Sweep(ctx, series, specs, cfg, f.workers)
@@ -117,4 +127,30 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// pickSpecs returns the named policies, in the order named; stockcast must
+// be one of them (the summary compares with it).
+func pickSpecs(names string) ([]simulate.Spec, error) {
+	all := map[string]simulate.Spec{}
+	for _, sp := range append(simulate.Specs(), simulate.UniformSpec()) {
+		all[sp.Name] = sp
+	}
+	var out []simulate.Spec
+	seen := map[string]bool{}
+	for _, n := range strings.Split(names, ",") {
+		n = strings.TrimSpace(n)
+		sp, ok := all[n]
+		if !ok {
+			return nil, fmt.Errorf("simulate: unknown policy %q in -policies", n)
+		}
+		if !seen[n] {
+			out = append(out, sp)
+			seen[n] = true
+		}
+	}
+	if !seen["stockcast"] {
+		return nil, fmt.Errorf("simulate: -policies must include stockcast")
+	}
+	return out, nil
 }

@@ -14,7 +14,10 @@ type Spec struct {
 	Knob string
 	// Targets swept; the first-class target of calibration is 0.95.
 	Targets []float64
-	New     func(target float64, c Config) Policy
+	// New makes a per-series policy; NewPortfolio, when set instead, a
+	// policy that decides for all n series together.
+	New          func(target float64, c Config) Policy
+	NewPortfolio func(target float64, c Config, n int) Portfolio
 }
 
 // DefaultTargets are the service targets swept for the target-driven policies.
@@ -33,11 +36,18 @@ func baselineTargets() []float64 {
 // review with the configured lead time and review period.
 func Specs() []Spec {
 	return []Spec{
-		{Name: "stockcast", Knob: "fill-rate target", Targets: DefaultTargets(), New: NewStockcast},
+		{Name: "stockcast", Knob: "portfolio fill-rate target", Targets: DefaultTargets(), NewPortfolio: NewStockcastPortfolio},
 		{Name: "classic", Knob: "cycle service level (z)", Targets: baselineTargets(), New: NewClassic},
 		{Name: "seasonal-naive", Knob: "cycle service level (z)", Targets: baselineTargets(), New: NewSeasonalNaive},
 		{Name: "odoo-minmax", Knob: "safety days", Targets: []float64{0, 1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25}, New: NewMinMax},
 	}
+}
+
+// UniformSpec is stockcast's forecasts with the same fill-rate target for
+// every series (FillRateLevel per series): what the allocation of
+// NewStockcastPortfolio is compared with.
+func UniformSpec() Spec {
+	return Spec{Name: "stockcast-uniform", Knob: "fill-rate target, every series", Targets: DefaultTargets(), New: NewStockcast}
 }
 
 // stockcastLevels are the quantile levels the stockcast policy asks the
@@ -128,6 +138,86 @@ func (p *Stockcast) Levels(day forecasting.Day) (float64, float64) {
 		s = min(s, p.peakFactor*p.peak(protect+1))
 	}
 	return math.Inf(1), s
+}
+
+// StockcastPortfolio is stockcast's policy: periodic review (R, S) with
+// the levels of all series chosen together at each review by
+// replenish.AllocateFillRate, from the lead-time demand quantiles of a
+// forecasting.State per series (updated with each day's sales, stockout
+// days flagged as censored) and each series' unit value: the least stock
+// value whose expected portfolio fill rate (lost-sales corrected by
+// replenish.LostSalesTarget) meets the target.
+type StockcastPortfolio struct {
+	states []forecasting.State
+	fill   float64
+	lead   int
+	review int
+	levels []float64
+	items  []replenish.AllocItem
+	// band > 0 keeps each demand class (the forecast's own, from the
+	// sales seen) within band of the target, ex ante.
+	band  float64
+	class []string
+}
+
+// NewStockcastPortfolio returns the stockcast policy for n series and a
+// portfolio fill-rate target.
+func NewStockcastPortfolio(target float64, c Config, n int) Portfolio {
+	return &StockcastPortfolio{states: make([]forecasting.State, n), fill: target, lead: c.LeadTimeDays,
+		review: c.ReviewDays, levels: stockcastLevels(), items: make([]replenish.AllocItem, n),
+		band: c.ClassBand, class: make([]string, n)}
+}
+
+// Observe implements Portfolio.
+func (p *StockcastPortfolio) Observe(i int, day forecasting.Day, sales float64, censored bool) {
+	p.states[i].Observe(day, sales, censored)
+}
+
+// Levels implements Portfolio.
+func (p *StockcastPortfolio) Levels(day forecasting.Day, value []float64) []float64 {
+	var bands map[string]replenish.Band
+	if p.band > 0 {
+		bands = map[string]replenish.Band{}
+		hi := 1.0
+		if p.fill+p.band < 1 {
+			hi = replenish.LostSalesTarget(p.fill + p.band)
+		}
+		for _, c := range []forecasting.Class{forecasting.ClassSmooth, forecasting.ClassErratic,
+			forecasting.ClassIntermittent, forecasting.ClassLumpy} {
+			bands[string(c)] = replenish.Band{Lo: replenish.LostSalesTarget(p.fill - p.band), Hi: hi}
+		}
+	}
+	for i := range p.states {
+		var class forecasting.Class
+		p.items[i], class = leadTimeItem(&p.states[i], day, p.lead, p.review, p.levels)
+		p.items[i].UnitValue = value[i]
+		p.class[i] = string(class)
+	}
+	a, _, err := replenish.AllocateFillRateBounded(p.items, p.class, replenish.LostSalesTarget(p.fill), bands)
+	if err != nil {
+		return make([]float64, len(p.states))
+	}
+	return a.Levels
+}
+
+// leadTimeItem is a series' demand over the L+R days an order placed on
+// day protects and over the L days before it arrives, from its forecast.
+func leadTimeItem(s *forecasting.State, day forecasting.Day, lead, review int, levels []float64) (replenish.AllocItem, forecasting.Class) {
+	// A lead-time entry of Days = d covers day and the d days after it.
+	spans := []int{lead + review - 1}
+	if lead > 0 {
+		spans = append(spans, lead-1)
+	}
+	f := s.Forecast(forecasting.Request{StartDay: day, Horizon: 1, QuantileLevels: levels, LeadTimes: spans})
+	it := replenish.AllocItem{
+		Protect:     replenish.Quantiles{Levels: f.QuantileLevels, Values: f.LeadTime[0].Quantiles},
+		ProtectMean: f.LeadTime[0].Mean,
+	}
+	if lead > 0 {
+		it.Lead = &replenish.Quantiles{Levels: f.QuantileLevels, Values: f.LeadTime[1].Quantiles}
+		it.LeadMean = f.LeadTime[1].Mean
+	}
+	return it, f.Class
 }
 
 // window keeps the last n uncensored daily sales: what a spreadsheet

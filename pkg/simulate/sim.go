@@ -70,6 +70,11 @@ type Config struct {
 	// 364 days it has seen (0: no cap): a bound from the data itself that
 	// normal operation does not reach, against the same absurd spreads.
 	PeakFactor float64
+	// ClassBand > 0 holds the stockcast policy's expected fill rate of
+	// each demand class within this many (fractional) points of the
+	// target (replenish.AllocateFillRateBounded); 0 allocates over the
+	// whole portfolio with one lambda.
+	ClassBand float64
 	// Supplier constraints: MOQ, PackSize, MaxOrder of a replenish.Policy
 	// (the other fields are not read).
 	Constraints replenish.Policy
@@ -152,76 +157,184 @@ func (r Result) AvgOnHandValue() float64 { return r.perSeries(r.OnHandValue) }
 // are not measured: they hold the start-up of the first order, whose
 // stock is the policy's first order-up-to level, on hand from day one.
 func Run(s Series, p Policy, c Config) (Result, error) {
-	if err := c.Validate(); err != nil {
+	r, err := newRunner(s, c)
+	if err != nil {
 		return Result{}, err
-	}
-	if len(s.Price) != len(s.Demand) {
-		return Result{}, fmt.Errorf("series %s: %d prices for %d days", s.ID, len(s.Price), len(s.Demand))
-	}
-	n := len(s.Demand)
-	if c.WarmupDays >= n {
-		return Result{}, fmt.Errorf("series %s: warm-up %d days leaves nothing of %d days", s.ID, c.WarmupDays, n)
 	}
 	for i := range c.WarmupDays {
 		p.Observe(s.Start+forecasting.Day(i), max(s.Demand[i], 0), false)
 	}
-	L, R := c.LeadTimeDays, c.ReviewDays
-	arrivals := make([]float64, n+L+1)
-	measureFrom := c.WarmupDays + L + R
-	var onHand, onOrder float64
-	var res Result
-	res.Series = 1
-	cycleLost := false
-	for i := c.WarmupDays; i < n; i++ {
+	for i := c.WarmupDays; i < len(s.Demand); i++ {
 		day := s.Start + forecasting.Day(i)
-		onHand += arrivals[i]
-		onOrder -= arrivals[i]
-		if k := i - c.WarmupDays; k%R == 0 {
-			if i >= measureFrom+R {
-				res.Cycles++
-				if !cycleLost {
-					res.CyclesOK++
-				}
-			}
-			cycleLost = false
+		if r.arrive(i) {
 			reorder, upTo := p.Levels(day)
-			if i == c.WarmupDays {
-				// Start with the policy's own level on hand.
-				onHand = math.Ceil(max(upTo, 0))
-			} else if q := order(reorder, upTo, onHand+onOrder, c.Constraints); q > 0 {
-				if i >= measureFrom {
-					res.Orders++
-				}
-				if L == 0 {
-					onHand += q
-				} else {
-					arrivals[i+L] += q
-					onOrder += q
-				}
-			}
+			r.review(i, reorder, upTo)
 		}
-		d := max(s.Demand[i], 0)
-		sold := min(onHand, d)
-		lost := d - sold
-		onHand -= sold
-		p.Observe(day, sold, onHand <= 0)
-		if i < measureFrom {
-			continue
+		sales, censored := r.sell(i)
+		p.Observe(day, sales, censored)
+	}
+	return r.res, nil
+}
+
+// runner is the stock of one simulated series, advanced a day at a time:
+// arrive, then review on a review day, then sell.
+type runner struct {
+	s           Series
+	c           Config
+	arrivals    []float64
+	measureFrom int
+	onHand      float64
+	onOrder     float64
+	res         Result
+	cycleLost   bool
+}
+
+func newRunner(s Series, c Config) (*runner, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if len(s.Price) != len(s.Demand) {
+		return nil, fmt.Errorf("series %s: %d prices for %d days", s.ID, len(s.Price), len(s.Demand))
+	}
+	n := len(s.Demand)
+	if c.WarmupDays >= n {
+		return nil, fmt.Errorf("series %s: warm-up %d days leaves nothing of %d days", s.ID, c.WarmupDays, n)
+	}
+	return &runner{s: s, c: c, arrivals: make([]float64, n+c.LeadTimeDays+1),
+		measureFrom: c.WarmupDays + c.LeadTimeDays + c.ReviewDays, res: Result{Series: 1}}, nil
+}
+
+// arrive receives the orders due on day i and reports whether day i is a
+// review day (every R days from the first simulated day); on one, the
+// cycle that ends is counted.
+func (r *runner) arrive(i int) bool {
+	r.onHand += r.arrivals[i]
+	r.onOrder -= r.arrivals[i]
+	if (i-r.c.WarmupDays)%r.c.ReviewDays != 0 {
+		return false
+	}
+	if i >= r.measureFrom+r.c.ReviewDays {
+		r.res.Cycles++
+		if !r.cycleLost {
+			r.res.CyclesOK++
 		}
+	}
+	r.cycleLost = false
+	return true
+}
+
+// review orders at the start of day i with levels (s, S): up to S when the
+// position is at or below s. On the first simulated day the stock starts
+// at the policy's own level, on hand.
+func (r *runner) review(i int, reorder, upTo float64) {
+	if i == r.c.WarmupDays {
+		r.onHand = math.Ceil(max(upTo, 0))
+		return
+	}
+	q := order(reorder, upTo, r.onHand+r.onOrder, r.c.Constraints)
+	if !(q > 0) {
+		return
+	}
+	if i >= r.measureFrom {
+		r.res.Orders++
+	}
+	if r.c.LeadTimeDays == 0 {
+		r.onHand += q
+	} else {
+		r.arrivals[i+r.c.LeadTimeDays] += q
+		r.onOrder += q
+	}
+}
+
+// sell serves day i's demand from stock (the rest is lost), measures the
+// day and returns what the policy may see: the sales, and whether the
+// shelf ended the day empty.
+func (r *runner) sell(i int) (sales float64, censored bool) {
+	d := max(r.s.Demand[i], 0)
+	sold := min(r.onHand, d)
+	lost := d - sold
+	r.onHand -= sold
+	if i >= r.measureFrom {
+		res := &r.res
 		res.Days++
 		res.Demand += d
-		res.DemandValue += d * s.Price[i]
+		res.DemandValue += d * r.s.Price[i]
 		res.Sold += sold
 		if lost > 0 {
-			cycleLost = true
+			r.cycleLost = true
 			res.LostUnits += lost
-			res.LostValue += lost * s.Price[i]
+			res.LostValue += lost * r.s.Price[i]
 			res.StockoutDays++
 		}
-		res.OnHandUnits += onHand
-		res.OnHandValue += onHand * s.Price[i]
+		res.OnHandUnits += r.onHand
+		res.OnHandValue += r.onHand * r.s.Price[i]
 	}
-	return res, nil
+	return sold, r.onHand <= 0
+}
+
+// Portfolio decides the order-up-to levels of all the series of a
+// simulation together (a multi-item policy). It sees what a Policy sees,
+// for every series, and the unit values on the review day (a shop knows
+// its prices).
+type Portfolio interface {
+	// Observe gives the sales of series i on a closed day.
+	Observe(i int, day forecasting.Day, sales float64, censored bool)
+	// Levels returns every series' order-up-to level for orders placed
+	// at the start of day; value[i] is series i's unit value that day.
+	Levels(day forecasting.Day, value []float64) []float64
+}
+
+// RunPortfolio simulates all series together under a portfolio policy,
+// day by day in lockstep: on a review day the policy names every level
+// before any of the day's demand. The series must share start and length
+// (Prepare makes them so). Each series is measured as by Run.
+func RunPortfolio(series []Series, p Portfolio, c Config) ([]Result, error) {
+	runners := make([]*runner, len(series))
+	for k, s := range series {
+		if s.Start != series[0].Start || len(s.Demand) != len(series[0].Demand) {
+			return nil, fmt.Errorf("series %s: start %s and %d days, unlike %s", s.ID, s.Start, len(s.Demand), series[0].ID)
+		}
+		r, err := newRunner(s, c)
+		if err != nil {
+			return nil, err
+		}
+		runners[k] = r
+	}
+	if len(series) == 0 {
+		return nil, nil
+	}
+	start, n := series[0].Start, len(series[0].Demand)
+	for i := range c.WarmupDays {
+		for k, s := range series {
+			p.Observe(k, start+forecasting.Day(i), max(s.Demand[i], 0), false)
+		}
+	}
+	value := make([]float64, len(series))
+	for i := c.WarmupDays; i < n; i++ {
+		day := start + forecasting.Day(i)
+		review := false
+		for _, r := range runners {
+			review = r.arrive(i)
+		}
+		if review {
+			for k, s := range series {
+				value[k] = s.Price[i]
+			}
+			levels := p.Levels(day, value)
+			for k, r := range runners {
+				r.review(i, math.Inf(1), levels[k])
+			}
+		}
+		for k, r := range runners {
+			sales, censored := r.sell(i)
+			p.Observe(k, day, sales, censored)
+		}
+	}
+	out := make([]Result, len(runners))
+	for k, r := range runners {
+		out[k] = r.res
+	}
+	return out, nil
 }
 
 // order is the quantity a policy with levels (s, S) orders at position pos:

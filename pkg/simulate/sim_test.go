@@ -289,3 +289,81 @@ func TestStockcastPeakCap(t *testing.T) {
 		t.Errorf("S = %v, want at most 42 and above 40", s)
 	}
 }
+
+// recorder is a portfolio of fixed policies: it orders each series up to
+// its own level and records what it is shown.
+type recorder struct {
+	fixed  []*fixed
+	values [][]float64
+	days   []forecasting.Day
+	seen   []int // days of series 0 observed when asked
+}
+
+func (p *recorder) Observe(i int, day forecasting.Day, sales float64, censored bool) {
+	p.fixed[i].Observe(day, sales, censored)
+}
+
+func (p *recorder) Levels(day forecasting.Day, value []float64) []float64 {
+	p.days = append(p.days, day)
+	p.seen = append(p.seen, len(p.fixed[0].days))
+	p.values = append(p.values, append([]float64(nil), value...))
+	out := make([]float64, len(p.fixed))
+	for i, f := range p.fixed {
+		out[i] = f.upTo
+	}
+	return out
+}
+
+// TestRunPortfolioLikeRun: two series in lockstep give what Run gives
+// each alone (TestRunByHand's numbers for the first), the portfolio sees
+// sales and stockout flags only, as a Policy does, is asked for levels on
+// the review days only, before their demand, and is shown the prices of
+// those days.
+func TestRunPortfolioLikeRun(t *testing.T) {
+	a := constant(2, 13)
+	b := poissonSeries(3, 2, 13)
+	for i := range b.Price {
+		b.Price[i] = float64(i)
+	}
+	c := Config{LeadTimeDays: 1, ReviewDays: 2, WarmupDays: 1}
+	p := &recorder{fixed: []*fixed{{upTo: 5}, {upTo: 4}}}
+	got, err := RunPortfolio([]Series{a, b}, p, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []Series{a, b} {
+		alone := &fixed{upTo: p.fixed[i].upTo}
+		want, err := Run(s, alone, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i] != want {
+			t.Errorf("series %d: %+v, alone %+v", i, got[i], want)
+		}
+		for d := range alone.sales {
+			if p.fixed[i].sales[d] != alone.sales[d] || p.fixed[i].censored[d] != alone.censored[d] {
+				t.Errorf("series %d day %d: portfolio saw %v/%v, alone %v/%v", i, d,
+					p.fixed[i].sales[d], p.fixed[i].censored[d], alone.sales[d], alone.censored[d])
+			}
+		}
+	}
+	// Reviews on days 1, 3, ..., 11 (warm-up is day 0), each asked before
+	// that day's sales were observed.
+	if len(p.days) != 6 {
+		t.Fatalf("asked for levels on %v, want 6 review days", p.days)
+	}
+	for k, d := range p.days {
+		if want := a.Start + forecasting.Day(1+2*k); d != want {
+			t.Errorf("review %d on day %d, want %d", k, d, want)
+		}
+		if p.seen[k] != 1+2*k {
+			t.Errorf("review on day %d had seen %d days, want the %d before it", d, p.seen[k], 1+2*k)
+		}
+		if p.values[k][1] != float64(1+2*k) {
+			t.Errorf("review %d shown price %v, want %v", k, p.values[k][1], 1+2*k)
+		}
+	}
+	if _, err := RunPortfolio([]Series{a, constant(2, 12)}, p, c); err == nil {
+		t.Error("series of different lengths accepted")
+	}
+}

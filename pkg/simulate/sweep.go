@@ -36,35 +36,61 @@ func Sweep(ctx context.Context, series []Series, specs []Spec, c Config, workers
 	for i := range results {
 		results[i] = make([]Result, len(series))
 	}
+	// A task is one series of a per-series policy, or all the series of
+	// a portfolio policy (series = -1).
 	type task struct{ job, series int }
 	tasks := make(chan task)
 	errs := make(chan error, max(workers, 1))
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
 		wg.Go(func() {
 			for t := range tasks {
 				j := jobs[t.job]
 				sp := specs[j.spec]
-				r, err := Run(series[t.series], sp.New(sp.Targets[j.target], c), c)
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
+				target := sp.Targets[j.target]
+				if t.series < 0 {
+					rs, err := RunPortfolio(series, sp.NewPortfolio(target, c, len(series)), c)
+					if err != nil {
+						fail(err)
+						continue
 					}
+					copy(results[t.job], rs)
+					continue
+				}
+				r, err := Run(series[t.series], sp.New(target, c), c)
+				if err != nil {
+					fail(err)
 					continue
 				}
 				results[t.job][t.series] = r
 			}
 		})
 	}
-feed:
+	var all []task // portfolio tasks first: they are the longest
+	for j, jb := range jobs {
+		if specs[jb.spec].NewPortfolio != nil {
+			all = append(all, task{j, -1})
+		}
+	}
 	for s := range series {
-		for j := range jobs {
-			select {
-			case tasks <- task{j, s}:
-			case <-ctx.Done():
-				break feed
+		for j, jb := range jobs {
+			if specs[jb.spec].NewPortfolio == nil {
+				all = append(all, task{j, s})
 			}
+		}
+	}
+feed:
+	for _, t := range all {
+		select {
+		case tasks <- t:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(tasks)
