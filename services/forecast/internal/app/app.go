@@ -18,6 +18,7 @@ import (
 	"github.com/stockcast/stockcast/pkg/grpcx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/lifecycle"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
 	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/topics"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
@@ -25,6 +26,7 @@ import (
 	"github.com/stockcast/stockcast/services/forecast/internal/consumer"
 	"github.com/stockcast/stockcast/services/forecast/internal/featureclient"
 	"github.com/stockcast/stockcast/services/forecast/internal/grpcapi"
+	"github.com/stockcast/stockcast/services/forecast/internal/modelwatch"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 	"github.com/stockcast/stockcast/services/forecast/internal/store"
 )
@@ -43,6 +45,7 @@ type Config struct {
 	GRPC        grpcx.Config
 	Admin       lifecycle.AdminConfig
 	Forecast    scoring.Config
+	Model       modelwatch.Config
 	FeatureAddr string
 	FeatureTLS  grpcx.ClientTLSConfig
 	PrintConfig bool
@@ -57,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.GRPC.RegisterFlags(fs, "grpc.")
 	c.Admin.RegisterFlags(fs)
 	c.Forecast.RegisterFlags(fs, "forecast.")
+	c.Model.RegisterFlags(fs)
 	fs.StringVar(&c.FeatureAddr, "feature.addr", "127.0.0.1:9091", "gRPC address of the feature service (series histories for cold starts)")
 	c.FeatureTLS.RegisterFlags(fs, "feature.")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
@@ -70,7 +74,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("feature addr: none given"))
 	}
 	return errors.Join(append(errs, c.Telemetry.Validate(), c.Kafka.Validate(), c.ClickHouse.Validate(),
-		c.GRPC.Validate(), c.Forecast.Validate())...)
+		c.GRPC.Validate(), c.Forecast.Validate(), c.Model.Validate())...)
 }
 
 // Run runs the service until ctx is done.
@@ -112,10 +116,10 @@ func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) 
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, store.ForecastLogTable); err != nil {
+	if err := chx.Migrate(ctx, ch, append([]string{store.ForecastLogTable}, modelregistry.Schema...)...); err != nil {
 		return err
 	}
-	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"forecast_log"})
+	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"forecast_log", "models"})
 	return nil
 }
 
@@ -140,7 +144,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, store.ForecastLogTable); err != nil {
+	if err := chx.Migrate(ctx, ch, append([]string{store.ForecastLogTable}, modelregistry.Schema...)...); err != nil {
 		return err
 	}
 	forecastLog := store.NewForecastLog(ch)
@@ -151,7 +155,12 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, featureConn.Close()) }()
 	scorer := scoring.New(cfg.Forecast, featureclient.New(featurev1.NewFeatureServiceClient(featureConn)), time.Now)
-	if err := registerMetrics(tel, scorer); err != nil {
+	// the champion, if any, before the first snapshot; then polled
+	watcher := modelwatch.New(cfg.Model, modelregistry.New(ch), scorer, log.With("component", "modelwatch"))
+	if err := watcher.Poll(ctx); err != nil {
+		log.Warn("read the champion global model: scoring with the ensemble alone until it can be read", "err", err)
+	}
+	if err := registerMetrics(tel, scorer, watcher); err != nil {
 		return err
 	}
 
@@ -180,6 +189,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		admin.Run,
 		grpcServer.Run,
 		cons.Run,
+		watcher.Run,
 		func(ctx context.Context) error {
 			ready.Set(true)
 			<-ctx.Done()
@@ -203,8 +213,10 @@ func (a archive) Latest(ctx context.Context, seriesKey string) (*scoring.Result,
 }
 
 // registerMetrics exports the series cache: stockcast_forecast_series and
-// stockcast_forecast_state_builds_total{path="rebuild"|"incremental"}.
-func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer) error {
+// stockcast_forecast_state_builds_total{path="rebuild"|"incremental"}; and
+// the global model: stockcast_forecast_global_forecasts_total (one per
+// series and day) and stockcast_forecast_model_loads_total{result="ok"|"failed"}.
+func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *modelwatch.Watcher) error {
 	m := tel.Meter.Meter("github.com/stockcast/stockcast/services/forecast")
 	series, err := m.Int64ObservableGauge("stockcast.forecast.series", metric.WithDescription("Series states held in memory."))
 	if err != nil {
@@ -215,13 +227,27 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer) error {
 	if err != nil {
 		return fmt.Errorf("create state builds counter: %w", err)
 	}
+	global, err := m.Int64ObservableCounter("stockcast.forecast.global.forecasts",
+		metric.WithDescription("Global model forecasts of a series' day (computed on the day's first event, reused by the others)."))
+	if err != nil {
+		return fmt.Errorf("create global forecasts counter: %w", err)
+	}
+	loads, err := m.Int64ObservableCounter("stockcast.forecast.model.loads",
+		metric.WithDescription("Global model loads: ok (swapped in) or failed (the model in use kept)."))
+	if err != nil {
+		return fmt.Errorf("create model loads counter: %w", err)
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := scorer.Stats()
 		o.ObserveInt64(series, int64(scorer.Series()))
 		o.ObserveInt64(builds, st.Rebuilds, metric.WithAttributes(attrPath("rebuild")))
 		o.ObserveInt64(builds, st.Incremental, metric.WithAttributes(attrPath("incremental")))
+		o.ObserveInt64(global, st.GlobalForecasts)
+		ws := watcher.Stats()
+		o.ObserveInt64(loads, ws.Loads, metric.WithAttributes(attribute.String("result", "ok")))
+		o.ObserveInt64(loads, ws.Failures, metric.WithAttributes(attribute.String("result", "failed")))
 		return nil
-	}, series, builds)
+	}, series, builds, global, loads)
 	if err != nil {
 		return fmt.Errorf("register forecast metrics: %w", err)
 	}

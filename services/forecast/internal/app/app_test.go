@@ -117,7 +117,7 @@ type runningService struct {
 	done                chan error
 }
 
-func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *runningService {
+func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string, extra ...string) *runningService {
 	t.Helper()
 	s := &runningService{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,6 +128,7 @@ func start(t *testing.T, brokers []string, ch chx.Config, featureAddr string) *r
 		"-feature.addr", featureAddr, "-grpc.addr", s.grpcAddr, "-admin.addr", s.adminAddr,
 		"-forecast.max-series", "100", "-log.level", "warn",
 	}
+	args = append(args, extra...)
 	go func() { s.done <- Run(ctx, args, func(string) string { return "" }, testWriter{t}) }()
 	testenv.Eventually(t, 60*time.Second, "forecast ready", func() bool {
 		resp, err := http.Get("http://" + s.adminAddr + "/readyz")

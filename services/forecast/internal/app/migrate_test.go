@@ -60,7 +60,7 @@ func TestMigrateOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(got)
-	if want := []string{"forecast_log"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"forecast_log", "models"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
 

@@ -3,14 +3,78 @@ package scoring
 import (
 	"context"
 	"fmt"
+	"math"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/gbt"
+	"github.com/stockcast/stockcast/pkg/globalmodel"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 )
 
-// BenchmarkScore is the per-event cost of scoring a warm series: a snapshot
-// on the same day (the common case) and one that closes a day, with the
-// default 28-day horizon, 14 quantiles and 9 lead times.
+// benchTrees and benchDepth are the size of the m5-tiny champion
+// (docs/forecasting.md: 117 rounds of depth 8).
+const (
+	benchTrees = 117
+	benchDepth = 8
+)
+
+var benchOnce struct {
+	sync.Once
+	m   *Model
+	err error
+}
+
+// benchModel trains a global model of the m5-tiny champion's size on 40
+// weekly series x 400 days (scaled and shifted copies of the benchmark's
+// series), with the default settings otherwise.
+func benchModel(b *testing.B, src testSeries) *Model {
+	b.Helper()
+	benchOnce.Do(func() {
+		const n, days = 40, 400
+		ds := &backtest.Dataset{Name: "bench", Start: src.start, Days: days}
+		for k := range n {
+			s := backtest.Series{ID: fmt.Sprintf("I%d|online", k), Item: fmt.Sprintf("I%d", k), Dept: fmt.Sprintf("D%d", k%4),
+				Cat: "all", Store: "online", Values: make([]float64, days), Prices: make([]float64, days)}
+			for t := range days {
+				s.Values[t] = math.Round(src.demand[(t+k)%len(src.demand)] * float64(1+k%5) / 2)
+				s.Prices[t] = float64(1 + k%7)
+			}
+			ds.Series = append(ds.Series, s)
+		}
+		p := gbt.DefaultParams()
+		p.Rounds, p.MaxDepth, p.EarlyStoppingRounds, p.MinChildWeight = benchTrees, benchDepth, 0, 1
+		tr, err := globalmodel.Train(globalmodel.NewPanel(ds), days, 28, p, false)
+		if err != nil {
+			benchOnce.err = err
+			return
+		}
+		a, err := globalmodel.NewArtefact(tr.Model, ds.Name, ds.Day(days).String(), 28, nil, time.Unix(0, 0))
+		if err != nil {
+			benchOnce.err = err
+			return
+		}
+		benchOnce.m, benchOnce.err = NewModel(a, modelregistry.NewSeries(a.Version, ds), DefaultGlobalWeight)
+	})
+	if benchOnce.err != nil {
+		b.Fatal(benchOnce.err)
+	}
+	return benchOnce.m
+}
+
+// BenchmarkScore is the per-event cost of scoring a warm series, snapshot
+// in, forecast event out (no Kafka, no ClickHouse): a snapshot on the same
+// day (the common case for a selling series) and one that closes a day,
+// with the default 28-day horizon, 14 quantiles and 9 lead times; with the
+// per-series ensemble alone (the baseline) and combined with a global
+// model of the m5-tiny champion's size. The global model's forecast of a
+// series depends only on closed days, so it is computed on the first
+// event of a day and reused by the day's other events: same_day/global
+// measures the reuse, day_closed/global the computation.
 func BenchmarkScore(b *testing.B) {
 	const days = 2000
 	src := testSeries{start: 19000, demand: weekly(days)}
@@ -22,36 +86,60 @@ func BenchmarkScore(b *testing.B) {
 		name    string
 		nextDay bool
 	}{{"same_day", false}, {"day_closed", true}} {
-		b.Run(bc.name, func(b *testing.B) {
-			ctx := context.Background()
-			var sc *Scorer
-			warm := func() {
-				sc = New(testConfig(10), src, fixedClock)
-				batch := sc.Begin()
-				if _, err := batch.Score(ctx, snaps[100]); err != nil {
-					b.Fatal(err)
-				}
-				batch.Commit()
+		for _, withModel := range []bool{false, true} {
+			name := bc.name + "/ensemble"
+			if withModel {
+				name = bc.name + "/global"
 			}
-			warm()
-			b.ReportAllocs()
-			b.ResetTimer()
-			day := 100
-			for i := 0; i < b.N; i++ {
-				if bc.nextDay {
-					if day++; day == days {
-						b.StopTimer()
-						warm()
-						day = 101
-						b.StartTimer()
+			b.Run(name, func(b *testing.B) {
+				var model *Model
+				if withModel {
+					model = benchModel(b, src)
+				}
+				ctx := context.Background()
+				var sc *Scorer
+				warm := func() {
+					sc = New(testConfig(10), src, fixedClock)
+					sc.SetModel(model)
+					batch := sc.Begin()
+					if _, err := batch.Score(ctx, snaps[100]); err != nil {
+						b.Fatal(err)
 					}
+					batch.Commit()
 				}
-				batch := sc.Begin()
-				if _, err := batch.Score(ctx, snaps[day]); err != nil {
-					b.Fatal(err)
+				warm()
+				// one OS thread, so its CPU time is the events' (GC work on
+				// other threads is not counted; allocations are reported)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0, cpuOK := threadCPU()
+				var paused time.Duration
+				b.ReportAllocs()
+				b.ResetTimer()
+				day := 100
+				for i := 0; i < b.N; i++ {
+					if bc.nextDay {
+						if day++; day == days {
+							b.StopTimer()
+							p0, _ := threadCPU()
+							warm()
+							p1, _ := threadCPU()
+							paused += p1 - p0
+							day = 101
+							b.StartTimer()
+						}
+					}
+					batch := sc.Begin()
+					if _, err := batch.Score(ctx, snaps[day]); err != nil {
+						b.Fatal(err)
+					}
+					batch.Commit()
 				}
-				batch.Commit()
-			}
-		})
+				b.StopTimer()
+				if cpu1, ok := threadCPU(); ok && cpuOK {
+					b.ReportMetric(float64((cpu1-cpu0-paused).Nanoseconds())/1e3/float64(b.N), "cpu-µs/event")
+				}
+			})
+		}
 	}
 }
