@@ -1,6 +1,6 @@
 # One image per service: docker build --build-arg SERVICE=ingest -t stockcast-ingest .
-# SERVICE is ingest, feature, forecast, replenishment, or stockcast (the
-# command, used by the chart's topics Job). `make images` builds them all;
+# SERVICE is ingest, feature, forecast, replenishment, console, or stockcast
+# (the command, used by the chart's topics Job and training CronJob). `make images` builds them all;
 # `make build` (run by `make test`) compiles with the same flags.
 ARG GO_VERSION=1.26.8
 

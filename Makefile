@@ -73,7 +73,7 @@ IMAGE_REPO ?= ghcr.io/stockcast/stockcast
 IMAGE_TAG  ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' helm/stockcast/Chart.yaml)
 .PHONY: images
 images: ## Build the container images with docker: $(IMAGE_REPO)-<service>:$(IMAGE_TAG), one per service and the stockcast command.
-	for s in ingest feature forecast replenishment stockcast; do \
+	for s in ingest feature forecast replenishment console stockcast; do \
 		docker build --build-arg SERVICE=$$s -t $(IMAGE_REPO)-$$s:$(IMAGE_TAG) . || exit 1; done
 
 .PHONY: generate

@@ -343,6 +343,90 @@ func TestApplyToAPIServer(t *testing.T) {
 	if _, err := cs.BatchV1().Jobs(namespace).Get(ctx, release+"-stockcast-topics", metav1.GetOptions{}); err != nil {
 		t.Errorf("topics job: %v", err)
 	}
+	// The schema migration hook Jobs: each service's image with -migrate-only.
+	for _, name := range strings.Fields(migrated) {
+		j, err := cs.BatchV1().Jobs(namespace).Get(ctx, release+"-"+name+"-migrate", metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("migration job %s: %v", name, err)
+			continue
+		}
+		checkHardenedPod(t, j.Name, &j.Spec.Template.Spec, false)
+		c := j.Spec.Template.Spec.Containers[0]
+		if want := "ghcr.io/stockcast/stockcast-" + name + ":"; !strings.HasPrefix(c.Image, want) || strings.Join(c.Args, " ") != "-migrate-only" {
+			t.Errorf("migration job %s runs %s %v, want %s* -migrate-only", name, c.Image, c.Args, want)
+		}
+		if j.Annotations["helm.sh/hook"] != "pre-install,pre-upgrade" {
+			t.Errorf("migration job %s: hook %q", name, j.Annotations["helm.sh/hook"])
+		}
+	}
+	// The training CronJob writes to the models PVC.
+	cj, err := cs.BatchV1().CronJobs(namespace).Get(ctx, release+"-stockcast-train", metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("training cronjob: %v", err)
+	} else {
+		ps := cj.Spec.JobTemplate.Spec.Template.Spec
+		checkHardenedPod(t, cj.Name, &ps, false)
+		if got := strings.Join(ps.Containers[0].Args, " "); got != "train -data=clickhouse -registry=on -out=/models" {
+			t.Errorf("training cronjob args %q", got)
+		}
+		if cj.Spec.Schedule != "30 2 * * *" || cj.Spec.ConcurrencyPolicy != "Forbid" {
+			t.Errorf("training cronjob schedule %q policy %q", cj.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
+		}
+		var claim string
+		for _, v := range ps.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, claim, metav1.GetOptions{}); err != nil || claim != release+"-stockcast-models" {
+			t.Errorf("training cronjob's claim %q: %v", claim, err)
+		}
+	}
+	// The console: Deployment, Service, PDB, NetworkPolicy, users Secret.
+	con, err := cs.AppsV1().Deployments(namespace).Get(ctx, release+"-console", metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("console deployment: %v", err)
+	} else {
+		checkHardened(t, con)
+		if con.Spec.Replicas == nil || *con.Spec.Replicas != 1 {
+			t.Errorf("console replicas %v, want 1 (sessions are in memory)", con.Spec.Replicas)
+		}
+		env := map[string]string{}
+		for _, e := range con.Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		if want := "feature=stockcast-feature:9464,forecast=stockcast-forecast:9464,ingest=stockcast-ingest:9464,replenishment=stockcast-replenishment:9464"; env["STOCKCAST_CONSOLE_ADMINS"] != want {
+			t.Errorf("console admins %q, want %q", env["STOCKCAST_CONSOLE_ADMINS"], want)
+		}
+		if env["STOCKCAST_FORECAST_ADDR"] != "stockcast-forecast:9090" || env["STOCKCAST_REPLENISHMENT_ADDR"] != "stockcast-replenishment:9090" {
+			t.Errorf("console upstreams %q %q", env["STOCKCAST_FORECAST_ADDR"], env["STOCKCAST_REPLENISHMENT_ADDR"])
+		}
+		for _, get := range []func() error{
+			func() error {
+				_, err := cs.CoreV1().Services(namespace).Get(ctx, con.Name, metav1.GetOptions{})
+				return err
+			},
+			func() error {
+				_, err := cs.PolicyV1().PodDisruptionBudgets(namespace).Get(ctx, con.Name, metav1.GetOptions{})
+				return err
+			},
+			func() error {
+				_, err := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, con.Name, metav1.GetOptions{})
+				return err
+			},
+			func() error {
+				_, err := cs.CoreV1().Secrets(namespace).Get(ctx, release+"-console-users", metav1.GetOptions{})
+				return err
+			},
+		} {
+			if err := get(); err != nil {
+				t.Errorf("console: %v", err)
+			}
+		}
+		if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, con.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("console hpa: %v, want none", err)
+		}
+	}
 	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, release+"-stockcast-env", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

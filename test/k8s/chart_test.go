@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,6 +37,9 @@ const (
 	release     = "stockcast"
 	namespace   = "stockcast"
 	serviceList = "ingest feature forecast replenishment"
+	// migrated are the services with ClickHouse tables: a -migrate-only
+	// hook Job each.
+	migrated = "ingest forecast replenishment"
 )
 
 // crdKinds are the kinds the chart may render that no built-in API serves.
@@ -42,6 +47,7 @@ var crdKinds = map[schema.GroupVersionKind]bool{
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: true,
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}: true,
 	{Group: "kafka.strimzi.io", Version: "v1beta2", Kind: "KafkaTopic"}:     true,
+	{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}:           true,
 }
 
 // variants are the value sets rendered and applied: the defaults and every
@@ -49,17 +55,32 @@ var crdKinds = map[schema.GroupVersionKind]bool{
 var variants = []struct {
 	name string
 	set  []string
+	want map[string]int // kinds that must be rendered this many times
 }{
-	{name: "defaults"},
+	{name: "defaults", want: map[string]int{
+		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 4, "PodDisruptionBudget": 5, "NetworkPolicy": 5,
+		"Job": 4, "CronJob": 1, "PersistentVolumeClaim": 1, "Secret": 3, "ScaledObject": 0,
+	}},
 	{name: "all-options", set: []string{
 		"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "grafanaDashboard.enabled=true",
 		"topics.mode=strimzi", "kafka.replicationFactor=3",
 		"tls.enabled=true", "tls.secretName=stockcast-grpc-tls", "tls.clientCA=true",
-		"secrets.existingSecret=stockcast-credentials", "autoscaling.enabled=false",
+		"secrets.existingSecret=stockcast-credentials", "keda.enabled=true",
 		"networkPolicy.metricsFrom[0].kubernetes\\.io/metadata\\.name=monitoring",
+		"console.httpFrom[0].kubernetes\\.io/metadata\\.name=ingress",
+		"console.usersSecret=console-users", "training.artefacts.existingClaim=models",
+		"training.timeZone=Europe/Berlin", "training.args={-top,500,-rounds,300}",
 		"imagePullSecrets[0].name=registry",
+	}, want: map[string]int{
+		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 13,
+		"Job": 3, "CronJob": 1, "PersistentVolumeClaim": 0, "Secret": 0,
 	}},
-	{name: "no-topics-no-policies", set: []string{"topics.mode=none", "networkPolicy.enabled=false", "podDisruptionBudget.enabled=false"}},
+	{name: "no-topics-no-policies", set: []string{"topics.mode=none", "networkPolicy.enabled=false", "podDisruptionBudget.enabled=false",
+		"migrations.enabled=false", "training.enabled=false", "console.enabled=false", "autoscaling.enabled=false"},
+		want: map[string]int{
+			"Deployment": 4, "Service": 4, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 0, "NetworkPolicy": 0,
+			"Job": 0, "CronJob": 0, "Secret": 1,
+		}},
 }
 
 func tool(t *testing.T, env, def string) string {
@@ -191,18 +212,32 @@ func TestChartRendersAndDecodes(t *testing.T) {
 			for _, o := range objs {
 				kinds[o.GetKind()]++
 			}
-			if kinds["Deployment"] != 4 || kinds["Service"] != 4 {
-				t.Fatalf("rendered %v, want 4 Deployments and 4 Services", kinds)
+			for kind, n := range v.want {
+				if kinds[kind] != n {
+					t.Errorf("rendered %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)
+				}
 			}
 			for _, o := range objs {
-				if o.GetKind() != "Deployment" {
-					continue
+				switch o.GetKind() {
+				case "Deployment":
+					var d appsv1.Deployment
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+						t.Fatal(err)
+					}
+					checkHardened(t, &d)
+				case "Job":
+					var j batchv1.Job
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &j); err != nil {
+						t.Fatal(err)
+					}
+					checkHardenedPod(t, j.Name, &j.Spec.Template.Spec, false)
+				case "CronJob":
+					var c batchv1.CronJob
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &c); err != nil {
+						t.Fatal(err)
+					}
+					checkHardenedPod(t, c.Name, &c.Spec.JobTemplate.Spec.Template.Spec, false)
 				}
-				var d appsv1.Deployment
-				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
-					t.Fatal(err)
-				}
-				checkHardened(t, &d)
 			}
 		})
 	}
@@ -211,22 +246,56 @@ func TestChartRendersAndDecodes(t *testing.T) {
 // checkHardened asserts the pod security the issue asks for.
 func checkHardened(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
-	ps := d.Spec.Template.Spec
+	checkHardenedPod(t, d.Name, &d.Spec.Template.Spec, true)
+}
+
+// checkHardenedPod checks a pod template: non-root, read-only root fs, no
+// privilege escalation, drop ALL, no service account token, requests and a
+// memory limit, and (for long-running pods) the three probes.
+func checkHardenedPod(t *testing.T, name string, ps *corev1.PodSpec, probes bool) {
+	t.Helper()
 	if ps.SecurityContext == nil || ps.SecurityContext.RunAsNonRoot == nil || !*ps.SecurityContext.RunAsNonRoot {
-		t.Errorf("%s: pod not runAsNonRoot", d.Name)
+		t.Errorf("%s: pod not runAsNonRoot", name)
+	}
+	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
+		t.Errorf("%s: service account token mounted", name)
 	}
 	for _, c := range ps.Containers {
 		sc := c.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-			t.Errorf("%s/%s: securityContext %+v", d.Name, c.Name, sc)
+			t.Errorf("%s/%s: securityContext %+v", name, c.Name, sc)
 		}
-		if c.ReadinessProbe == nil || c.LivenessProbe == nil || c.StartupProbe == nil {
-			t.Errorf("%s/%s: missing probes", d.Name, c.Name)
+		if probes && (c.ReadinessProbe == nil || c.LivenessProbe == nil || c.StartupProbe == nil) {
+			t.Errorf("%s/%s: missing probes", name, c.Name)
 		}
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
-			t.Errorf("%s/%s: resources %+v", d.Name, c.Name, c.Resources)
+			t.Errorf("%s/%s: resources %+v", name, c.Name, c.Resources)
+		}
+	}
+}
+
+// TestChartRejectsBadValues: values the chart cannot honour fail the render
+// with a message naming them.
+func TestChartRejectsBadValues(t *testing.T) {
+	helm := tool(t, "HELM", "../../bin/tools/helm")
+	for _, tt := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"migrations.services={feature}"}, "migrations.services: feature owns no ClickHouse tables"},
+		{[]string{"training.artefacts.create=false"}, "training.artefacts: set create=true or name an existingClaim"},
+		{[]string{"topics.mode=kafka"}, "topics.mode must be job, strimzi or none"},
+		{[]string{"tls.enabled=true"}, "tls.secretName is required when tls.enabled"},
+	} {
+		args := []string{"template", release, chartDir}
+		for _, s := range tt.set {
+			args = append(args, "--set", s)
+		}
+		out, err := exec.Command(helm, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("helm template --set %v: err %v, want an error with %q; output:\n%.400s", tt.set, err, tt.want, out)
 		}
 	}
 }

@@ -26,3 +26,40 @@ app.kubernetes.io/name: {{ .name }}
 {{- define "stockcast.maxReplicas" -}}
 {{- .Values.autoscaling.maxReplicas | default .Values.kafka.partitions -}}
 {{- end -}}
+
+{{- /* Container securityContext, pod securityContext and the /tmp volume
+     shared by the Deployments, the hook Jobs and the CronJob. */ -}}
+{{- define "stockcast.podSecurity" -}}
+serviceAccountName: {{ .Release.Name }}-stockcast
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{- /* Passwords as environment variables from the release's Secret. */ -}}
+{{- define "stockcast.passwordEnv" -}}
+- name: STOCKCAST_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .secret }}, key: redis-password, optional: true}
+- name: STOCKCAST_CLICKHOUSE_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .secret }}, key: clickhouse-password, optional: true}
+{{- end -}}
+
+{{- /* The Secret the pre-install/pre-upgrade hooks read: hooks run before
+     the release's own Secret exists, so the chart renders a hook copy. */ -}}
+{{- define "stockcast.hookSecretName" -}}
+{{- .Values.secrets.existingSecret | default (printf "%s-stockcast-hooks" .Release.Name) -}}
+{{- end -}}
+
+{{- /* The Kafka topics each consuming service reads (KEDA triggers). */ -}}
+{{- define "stockcast.consumedTopics" -}}
+ingest: {group: stockcast-ingest, topics: [orders.v1, inventory.v1, catalog.v1]}
+feature: {group: stockcast-feature, topics: [demand.v1]}
+forecast: {group: stockcast-forecast, topics: [features.v1]}
+replenishment: {group: stockcast-replenishment, topics: [forecasts.v1]}
+{{- end -}}
