@@ -137,8 +137,10 @@ func (e Event) Hash() (string, error) {
 
 // Decode turns a raw record value into an Event. JSON (protojson, unknown
 // fields refused) is used when contentType is application/json or the value
-// starts with '{' (a byte that never starts a valid protobuf encoding of our
-// messages: it would be field 15 as a deprecated group); protobuf otherwise.
+// starts with '{' after white space ('{' never starts a valid protobuf
+// encoding of our messages: it would be field 15 as a deprecated group);
+// protobuf otherwise, and also when a value sniffed (not declared) as JSON
+// is no JSON but valid protobuf.
 // Protobuf with unknown fields is refused too, for the same strictness as
 // JSON, and because random bytes often parse as nothing but unknown fields.
 //
@@ -166,9 +168,25 @@ func Decode(topic, contentType string, value []byte) (Event, *Rejection) {
 	if len(value) > MaxEventBytes {
 		return Event{}, reject(ReasonTooLarge, "value has %d bytes, more than %d", len(value), MaxEventBytes)
 	}
-	if isJSON(contentType, value) {
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(value, m); err != nil {
-			return Event{}, reject(ReasonUndecodable, "json %s: %v", m.ProtoReflect().Descriptor().FullName(), err)
+	header, sniffed := jsonHeader(contentType), sniffJSON(value)
+	if header || sniffed {
+		err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(value, m)
+		if err == nil {
+			return ev, nil
+		}
+		// Without the header, a value sniffed as JSON may still be
+		// protobuf: one that starts with field 1 (tag byte 0x0a, '\n')
+		// whose length byte is '{' (a 123-byte event id) or white space.
+		jsonErr := reject(ReasonUndecodable, "json %s: %v", m.ProtoReflect().Descriptor().FullName(), err)
+		if header {
+			return Event{}, jsonErr
+		}
+		proto.Reset(m)
+		if proto.Unmarshal(value, m) != nil {
+			return Event{}, jsonErr
+		}
+		if _, unknown := unknownFields(m.ProtoReflect(), ""); unknown {
+			return Event{}, jsonErr
 		}
 		return ev, nil
 	}
@@ -181,10 +199,14 @@ func Decode(topic, contentType string, value []byte) (Event, *Rejection) {
 	return ev, nil
 }
 
-func isJSON(contentType string, value []byte) bool {
-	if mt, _, err := mime.ParseMediaType(contentType); err == nil && mt == topics.ContentTypeJSON {
-		return true
-	}
+// jsonHeader reports whether the content-type header says JSON.
+func jsonHeader(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == topics.ContentTypeJSON
+}
+
+// sniffJSON reports whether value looks like a JSON object.
+func sniffJSON(value []byte) bool {
 	v := bytes.TrimLeft(value, " \t\r\n")
 	return len(v) > 0 && v[0] == '{'
 }

@@ -1,6 +1,10 @@
 package events
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
 // Reason is the code a rejected event is dead-lettered with (header
 // stockcast-dlq-reason) and refused with by the gRPC API. The codes are
@@ -63,6 +67,18 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return string(r.Reason) + ": " + r.Detail }
 
+// MaxDetailLen bounds a rejection's detail (it becomes a DLQ header and a
+// log attribute, and may quote the input).
+const MaxDetailLen = 512
+
 func reject(reason Reason, format string, args ...any) *Rejection {
-	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	d := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	if len(d) > MaxDetailLen {
+		cut := MaxDetailLen - len("...")
+		for cut > 0 && !utf8.RuneStart(d[cut]) {
+			cut--
+		}
+		d = d[:cut] + "..."
+	}
+	return &Rejection{Reason: reason, Detail: d}
 }

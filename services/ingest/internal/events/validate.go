@@ -48,11 +48,19 @@ func inRange(ts *timestamppb.Timestamp) bool {
 // Validate checks an event against the rules of its kind and returns the
 // first problem found, or nil. now is the time the event is checked at.
 // An event whose protobuf encoding is larger than MaxEventBytes is refused
-// first (events pushed over gRPC are not size-checked by Decode).
+// first (events pushed over gRPC are not size-checked by Decode), and one
+// that cannot be encoded at all is undecodable.
 func Validate(e Event, now time.Time) *Rejection {
 	if m := e.Message(); m != nil {
-		if n := proto.Size(m); n > MaxEventBytes {
-			return reject(ReasonTooLarge, "event has %d bytes encoded, more than %d", n, MaxEventBytes)
+		// Events that arrive as bytes were decoded, so they encode again;
+		// events built in process (tests, the fuzz targets) may hold
+		// strings that are not UTF-8, which protobuf cannot encode.
+		b, err := proto.Marshal(m)
+		if err != nil {
+			return reject(ReasonUndecodable, "event cannot be encoded as protobuf: %v", err)
+		}
+		if len(b) > MaxEventBytes {
+			return reject(ReasonTooLarge, "event has %d bytes encoded, more than %d", len(b), MaxEventBytes)
 		}
 	}
 	switch {

@@ -109,7 +109,9 @@ func TestValidate(t *testing.T) {
 		{"separator in sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "a|b" }), ReasonInvalidKey},
 		{"control char in location", order(func(e *ordersv1.OrderLineEvent) { e.Location = "on\nline" }), ReasonInvalidKey},
 		{"sku too long", order(func(e *ordersv1.OrderLineEvent) { e.Sku = strings.Repeat("s", 129) }), ReasonInvalidKey},
-		{"invalid utf-8 sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "ab\xffcd" }), ReasonInvalidKey},
+		// Decoding refuses such strings; in process they cannot be encoded.
+		{"invalid utf-8 sku", order(func(e *ordersv1.OrderLineEvent) { e.Sku = "ab\xffcd" }), ReasonUndecodable},
+		{"invalid utf-8 description", order(func(e *ordersv1.OrderLineEvent) { e.Description = "\xff" }), ReasonUndecodable},
 		{"missing occurred_at", order(func(e *ordersv1.OrderLineEvent) { e.OccurredAt = nil }), ReasonMissingOccurred},
 		{"invalid occurred_at", order(func(e *ordersv1.OrderLineEvent) { e.OccurredAt = &timestamppb.Timestamp{Nanos: -1} }), ReasonMissingOccurred},
 		{"occurred in future", order(func(e *ordersv1.OrderLineEvent) { e.OccurredAt = ts(testNow.Add(24*time.Hour + time.Second)) }), ReasonOccurredInFuture},
