@@ -143,3 +143,38 @@ func BenchmarkScore(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPredictRows compares the two ways to predict a day's 28 rows
+// with the benchmark model, interleaved in one loop so that both see the
+// same load: 28 calls of gbt.Model.Predict (the baseline) and
+// predictRows; it reports each one's thread CPU per 28 rows and the
+// ratio.
+func BenchmarkPredictRows(b *testing.B) {
+	src := testSeries{start: 19000, demand: weekly(2000)}
+	m := benchModel(b, src)
+	ds := trainingSet(src, 600)
+	panel := globalmodel.NewPanel(ds)
+	cols := len(m.names)
+	rows := make([]float64, 28*cols)
+	for h := range 28 {
+		panel.Row(0, 500+h, rows[h*cols:(h+1)*cols])
+	}
+	out := make([]float64, 28)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var base, batched time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c0, _ := threadCPU()
+		for h := range 28 {
+			out[h] = m.gbt.Predict(rows[h*cols : (h+1)*cols])
+		}
+		c1, _ := threadCPU()
+		m.predictRows(rows, cols, out)
+		c2, _ := threadCPU()
+		base, batched = base+c1-c0, batched+c2-c1
+	}
+	b.ReportMetric(float64(base.Nanoseconds())/1e3/float64(b.N), "predict-cpu-µs")
+	b.ReportMetric(float64(batched.Nanoseconds())/1e3/float64(b.N), "rows-cpu-µs")
+	b.ReportMetric(float64(batched)/float64(base), "ratio")
+}

@@ -133,15 +133,15 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	ds := &backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: []backtest.Series{s}}
 	panel := globalmodel.NewPanel(ds)
 	g := &globalPart{version: m.Version, start: start, price: price, dept: dept, cat: cat, means: make([]float64, days)}
-	row := make([]float64, len(m.names))
+	cols := len(m.names)
+	rows := make([]float64, days*cols)
 	for h := range days {
+		row := rows[h*cols : (h+1)*cols]
 		panel.Row(0, HistoryDays+h, row)
 		m.codes(row, sku, location, dept, cat, price)
-		g.means[h] = m.gbt.Predict(row)
-		if h == 0 {
-			g.values = slices.Clone(row)
-		}
 	}
+	m.predictRows(rows, cols, g.means)
+	g.values = rows[:cols:cols]
 	bias, contrib := m.gbt.Contributions(g.values)
 	g.contrib = contrib
 	g.msg = &forecastv1.GlobalForecast{Version: m.Version, Weight: m.Weight, Means: g.means, Link: m.link, Bias: bias}
@@ -182,6 +182,37 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		g.comps = append(g.comps, Component{Name: "contribution_" + name, Value: contrib[k], Detail: detail})
 	}
 	return g
+}
+
+// predictRows writes the model's prediction of each row (len(out) rows of
+// cols features) to out, as gbt.Model.Predict does, but tree by tree over
+// all rows: a tree's nodes stay in the cache across the rows, which makes
+// a day's 28 predictions about twice as fast as 28 calls of Predict
+// (BenchmarkPredictRows; TestPredictRows checks the values are Predict's).
+func (m *Model) predictRows(rows []float64, cols int, out []float64) {
+	for r := range out {
+		out[r] = m.gbt.BaseScore
+	}
+	for i := range m.gbt.Trees {
+		nodes := m.gbt.Trees[i].Nodes
+		for r := range out {
+			row := rows[r*cols : (r+1)*cols]
+			n := &nodes[0]
+			for n.Left >= 0 {
+				if v := row[n.Feature]; math.IsNaN(v) || v <= n.Threshold {
+					n = &nodes[n.Left]
+				} else {
+					n = &nodes[n.Right]
+				}
+			}
+			out[r] += n.Value
+		}
+	}
+	if m.link == "log" {
+		for r := range out {
+			out[r] = math.Exp(out[r])
+		}
+	}
 }
 
 // codes writes the features training numbered from the data set's names
