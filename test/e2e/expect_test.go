@@ -142,6 +142,7 @@ func expect(lines []csvLine) expected {
 type position struct {
 	onHand, onOrder, backorders float64
 	below                       bool
+	openUpTo                    float64 // order-up-to level of the open proposal
 }
 
 func (p *position) apply(f *forecastv1.ForecastEvent) {
@@ -188,6 +189,8 @@ const (
 	serviceLevel = 0.95
 	leadTime     = 7
 	coverDays    = 14
+	// -replenishment.revise-threshold
+	reviseThreshold = 0.25
 )
 
 // expectProposals replays the forecasts of each series in partition order
@@ -208,14 +211,18 @@ func expectProposals(t *testing.T, bySeries map[string][]*forecastv1.ForecastEve
 				p.below = false
 				continue
 			}
-			if p.below {
-				continue
-			}
-			p.below = true
 			upTo := rop
 			for d := leadTime + 1; d <= leadTime+coverDays; d++ {
 				upTo += f.GetDaily()[d].GetMean()
 			}
+			if p.below {
+				// An open proposal is revised when the order-up-to level
+				// moved by more than the revise threshold.
+				if math.Abs(upTo-p.openUpTo) <= reviseThreshold*math.Max(p.openUpTo, 1) {
+					continue
+				}
+			}
+			p.below, p.openUpTo = true, upTo
 			qty := math.Max(1, math.Ceil(upTo-pos-1e-9))
 			sum := sha256.Sum256([]byte(series + "|" + f.GetEventId()))
 			out = append(out, expectedProposal{

@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	planner := planning.NewPlanner(policies, store.NewState(rdb, cfg.State.SeenTTL), log)
+	planner := planning.NewPlanner(policies, store.NewStateWith(rdb, cfg.State), log)
 	proposals := store.NewProposals(ch)
 
 	producer, err := kafkax.NewProducer(cfg.Kafka, tel)

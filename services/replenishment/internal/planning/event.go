@@ -58,6 +58,9 @@ func NewEvent(ev *forecastv1.ForecastEvent) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	if at := ev.GetCause().GetOccurredAt(); at != nil {
+		ch.OccurredAtNs = at.AsTime().UnixNano()
+	}
 	return Event{Series: Scope{SKU: sku, Location: location}, EventID: ev.GetEventId(), Change: ch, Source: ev}, nil
 }
 
@@ -82,7 +85,7 @@ func changeOf(cause *demandv1.DemandEvent) (Change, error) {
 			ch = Change{Kind: ChangeReceipt, Quantity: inv.GetReceipt().GetQuantity(), PurchaseOrderID: inv.GetReceipt().GetPurchaseOrderId()}
 		case inv.GetPurchaseOrderPlaced() != nil:
 			p := inv.GetPurchaseOrderPlaced()
-			ch = Change{Kind: ChangePurchaseOrder, Quantity: p.GetQuantity(), PurchaseOrderID: p.GetPurchaseOrderId()}
+			ch = Change{Kind: ChangePurchaseOrder, Quantity: p.GetQuantity(), PurchaseOrderID: p.GetPurchaseOrderId(), SupplierID: p.GetSupplierId()}
 			if p.GetExpectedAt() != nil {
 				ch.ExpectedDay = p.GetExpectedAt().AsTime().UTC().Format(time.DateOnly)
 			}

@@ -67,7 +67,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 			p.log.Warn("no reorder point for event", "series", ev.SeriesKey(), "event_id", ev.EventID, "err", err)
 			continue
 		}
-		steps[i].HasReorderPoint, steps[i].ReorderPoint = true, levels.ReorderPoint
+		steps[i].HasReorderPoint, steps[i].ReorderPoint, steps[i].OrderUpTo = true, levels.ReorderPoint, levels.OrderUpTo
 	}
 	outcomes, err := p.state.Apply(ctx, steps)
 	if err != nil {
@@ -130,7 +130,7 @@ func newProposal(ev Event, o Outcome) (*replenishmentv1.Proposal, error) {
 		EventId:                ev.EventID,
 		ForecastId:             ev.Source.GetForecastId(),
 		DecidedAt:              decidedAt,
-		Reason:                 replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT,
+		Reason:                 o.Reason,
 		Quantity:               plan.Constrained,
 		UnconstrainedQuantity:  plan.Unconstrained,
 		ReorderPoint:           plan.ReorderPoint,

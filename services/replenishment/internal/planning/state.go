@@ -3,6 +3,8 @@ package planning
 import (
 	"context"
 
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
 	"github.com/stockcast/stockcast/pkg/replenish"
 )
 
@@ -25,6 +27,8 @@ const (
 	ChangeReceipt         ChangeKind = "receipt"
 	ChangeStockoutStarted ChangeKind = "stockout_started"
 	ChangeStockoutEnded   ChangeKind = "stockout_ended"
+	// A policy change re-evaluating the series (SetPolicy): no stock moves.
+	ChangePolicy ChangeKind = "policy"
 )
 
 // Change is one event's effect on stock.
@@ -39,6 +43,11 @@ type Change struct {
 	PurchaseOrderID string
 	// Purchase order: expected arrival, "YYYY-MM-DD" or empty.
 	ExpectedDay string
+	// Purchase order: the supplier, for lead-time statistics.
+	SupplierID string
+	// Event time in ns since the epoch (the cause's occurred_at); 0 when
+	// unknown: then the event is applied in log order and not journaled.
+	OccurredAtNs int64
 }
 
 // Step is one event to apply to a series' state.
@@ -50,6 +59,9 @@ type Step struct {
 	// (the forecast does not cover the policy) the crossing state is kept.
 	HasReorderPoint bool
 	ReorderPoint    float64
+	// The order-up-to level under the same forecast and policy; a move
+	// beyond the revise threshold revises an open proposal.
+	OrderUpTo float64
 	// Recorded with a decision, so a redelivery rebuilds the same proposal
 	// even if the policy changed in between.
 	Policy EffectivePolicy
@@ -67,6 +79,7 @@ type Outcome struct {
 	// As recorded when Crossed.
 	ReorderPoint float64
 	Policy       EffectivePolicy
+	Reason       replenishmentv1.ProposalReason
 }
 
 // StateStore applies steps atomically and exactly once per (series, event),

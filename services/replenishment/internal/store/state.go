@@ -7,10 +7,13 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
@@ -31,6 +34,7 @@ type State struct {
 	rdb    redis.Cmdable
 	script *redis.Script
 	ttl    time.Duration
+	cfg    StateConfig
 }
 
 var _ planning.StateStore = (*State)(nil)
@@ -38,8 +42,19 @@ var _ planning.StateStore = (*State)(nil)
 // NewState returns the state store; seenTTL is how long an applied event is
 // remembered (a redelivery after that would apply it again).
 func NewState(rdb redis.Cmdable, seenTTL time.Duration) *State {
-	return &State{rdb: rdb, script: redis.NewScript(stateLua), ttl: seenTTL}
+	return NewStateWith(rdb, StateConfig{SeenTTL: seenTTL, ReviseThreshold: DefaultReviseThreshold, SnapshotWindow: DefaultSnapshotWindow})
 }
+
+// NewStateWith returns the state store configured by cfg.
+func NewStateWith(rdb redis.Cmdable, cfg StateConfig) *State {
+	return &State{rdb: rdb, script: redis.NewScript(stateLua), ttl: cfg.SeenTTL, cfg: cfg}
+}
+
+// JournalKey is the zset of a series' on-hand movements by event time.
+func JournalKey(seriesKey string) string { return StateKey(seriesKey) + ":journal" }
+
+// StockoutsKey is the list of a series' closed stockout periods.
+func StockoutsKey(seriesKey string) string { return StateKey(seriesKey) + ":stockouts" }
 
 // Apply runs the steps' scripts in one pipeline, in order. Each script is
 // atomic and idempotent, so after an error the caller may retry all steps.
@@ -76,13 +91,20 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 	ttl := strconv.FormatInt(int64(max(s.ttl, time.Second)/time.Second), 10)
 	for i, st := range steps {
 		key := seriesKey(st.Series)
-		rop := ""
+		rop, out := "", ""
 		if st.HasReorderPoint {
-			rop = formatFloat(st.ReorderPoint)
+			rop, out = formatFloat(st.ReorderPoint), formatFloat(st.OrderUpTo)
 		}
-		cmds[i] = s.script.EvalSha(ctx, pipe, []string{StateKey(key), SeenKey(key, st.EventID)},
+		at := ""
+		if st.Change.OccurredAtNs != 0 {
+			at = strconv.FormatInt(st.Change.OccurredAtNs, 10)
+		}
+		cmds[i] = s.script.EvalSha(ctx, pipe,
+			[]string{StateKey(key), SeenKey(key, st.EventID), JournalKey(key), StockoutsKey(key)},
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
-			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID)
+			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
+			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,
+			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10))
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
@@ -150,25 +172,57 @@ func parseOutcome(v any) (planning.Outcome, error) {
 		if err == nil {
 			o.Policy, err = decodeEffective(fields["policy"])
 		}
+		o.Reason = reasons[fields["reason"]]
 	}
 	return o, err
 }
 
+// reasons maps the script's reason words to the contract; a marker written
+// before reasons existed ("") is a crossing.
+var reasons = map[string]replenishmentv1.ProposalReason{
+	"":                 replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT,
+	"crossed":          replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT,
+	"forecast_changed": replenishmentv1.ProposalReason_PROPOSAL_REASON_FORECAST_CHANGED,
+	"policy_changed":   replenishmentv1.ProposalReason_PROPOSAL_REASON_POLICY_CHANGED,
+	"stock_corrected":  replenishmentv1.ProposalReason_PROPOSAL_REASON_STOCK_CORRECTED,
+}
+
+// Defaults of StateConfig.
+const (
+	DefaultReviseThreshold = 0.25
+	DefaultSnapshotWindow  = 7 * 24 * time.Hour
+)
+
 // StateConfig configures the state store.
 type StateConfig struct {
 	SeenTTL time.Duration
+	// Relative move of the order-up-to level that revises an open proposal.
+	ReviseThreshold float64
+	// How much later than the movements it counts a snapshot may arrive
+	// and still be reconciled at its event time.
+	SnapshotWindow time.Duration
 }
 
-// RegisterFlags registers -<prefix>dedup-ttl.
+// RegisterFlags registers -<prefix>dedup-ttl, -<prefix>revise-threshold and
+// -<prefix>snapshot-window.
 func (c *StateConfig) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&c.SeenTTL, prefix+"dedup-ttl", 7*24*time.Hour,
 		"how long an applied event is remembered; a redelivery later than this would be applied again")
+	fs.Float64Var(&c.ReviseThreshold, prefix+"revise-threshold", DefaultReviseThreshold,
+		"while a proposal is open, a move of the order-up-to level by more than this share of the proposal's revises it (0: never)")
+	fs.DurationVar(&c.SnapshotWindow, prefix+"snapshot-window", DefaultSnapshotWindow,
+		"on-hand movements are journaled this long by event time, so a later-arriving snapshot is reconciled at its own time")
 }
 
-// Validate checks the TTL.
+// Validate checks the TTL, threshold and window.
 func (c *StateConfig) Validate() error {
-	if c.SeenTTL < time.Second {
+	switch {
+	case c.SeenTTL < time.Second:
 		return fmt.Errorf("dedup ttl %v: want at least 1s", c.SeenTTL)
+	case !(c.ReviseThreshold >= 0) || math.IsInf(c.ReviseThreshold, 1):
+		return fmt.Errorf("revise threshold %v: want >= 0", c.ReviseThreshold)
+	case c.SnapshotWindow < time.Second:
+		return fmt.Errorf("snapshot window %v: want at least 1s", c.SnapshotWindow)
 	}
 	return nil
 }

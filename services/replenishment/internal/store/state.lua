@@ -12,6 +12,15 @@
 -- ARGV[7]  reorder point, or "" when the forecast gave none
 -- ARGV[8]  policy of the decision (opaque, recorded when crossed)
 -- ARGV[9]  event id
+-- ARGV[10] order-up-to level, or "" with no reorder point
+-- ARGV[11] revise threshold: relative move of the order-up-to level that
+--          revises an open proposal (0: never)
+-- ARGV[12] event time, ns since the epoch, or "" when unknown
+-- ARGV[13] purchase order supplier id
+-- ARGV[14] journal window in ns: how late a snapshot may arrive and still
+--          be reconciled at its event time
+-- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
+-- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
 --
 -- Returns {replayed (0|1), field1, value1, ...}: the marker's fields. A
 -- redelivered event returns the marker as the first delivery wrote it, so
@@ -30,18 +39,50 @@ local function num(x)
   return s
 end
 
-local raw = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'below', 'decision_seq')
+local raw = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'below', 'decision_seq',
+  'snap_at', 'open_order_up_to', 'stockout_since')
 local on_hand = tonumber(raw[1]) or 0
 local on_order = tonumber(raw[2]) or 0
 local backorders = tonumber(raw[3]) or 0
 local below = raw[4] == '1'
 local seq = tonumber(raw[5]) or 0
+local snap_at = tonumber(raw[6])
+local open_out = tonumber(raw[7])
+local stockout_since = raw[8]
+local t = tonumber(ARGV[12])
+local window = tonumber(ARGV[14]) or 0
+local prev_on_hand, prev_back = on_hand, backorders
+-- A movement before the latest applied count is in that count already; one
+-- at the count's very time is not (the count is taken as that time begins).
+local counted = t ~= nil and snap_at ~= nil and t < snap_at
+
+-- Purchase order field: "<open qty> <expected day> <placed ns> <supplier>".
+local function read_po(v)
+  local open, day, placed, supplier = string.match(v, '^(%S+) (%S*) ?(%S*) ?(.*)$')
+  if not open then open = string.match(v, '^(%S+)') end
+  return tonumber(open) or 0, day or '', placed or '', supplier or ''
+end
+
+-- Online mean and variance (Welford) of lead times in the field "n mean m2".
+local function learn(field, days)
+  local v = redis.call('HGET', KEYS[1], field)
+  local n, mean, m2 = 0, 0, 0
+  if v then
+    local a, b, c = string.match(v, '^(%S+) (%S+) (%S+)$')
+    n, mean, m2 = tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0
+  end
+  n = n + 1
+  local delta = days - mean
+  mean = mean + delta / n
+  m2 = m2 + delta * (days - mean)
+  redis.call('HSET', KEYS[1], field, tostring(n) .. ' ' .. num(mean) .. ' ' .. num(m2))
+end
 
 local kind = ARGV[2]
 local qty = tonumber(ARGV[3]) or 0
 local po_field = 'po:' .. ARGV[5]
 
-if kind == 'demand' then
+if kind == 'demand' and not counted then
   if qty > 0 then
     on_hand = on_hand - qty
     if on_hand < 0 then
@@ -54,53 +95,152 @@ if kind == 'demand' then
     backorders = backorders - cleared
     on_hand = on_hand + back - cleared
   end
-elseif kind == 'return' then
+elseif kind == 'return' and not counted then
   on_hand = on_hand + math.abs(qty)
 elseif kind == 'snapshot' then
-  -- A count reconciles whatever drift the event stream accumulated.
-  on_hand = qty
-  backorders = tonumber(ARGV[4]) or 0
-elseif kind == 'adjustment' then
+  if t ~= nil and snap_at ~= nil and t < snap_at then
+    -- An older count than the one applied: it reconciles nothing.
+  else
+    -- The count is the stock at its event time: movements with a later
+    -- event time that were applied before it arrived are added back.
+    local d_on, d_back = 0, 0
+    if t ~= nil then
+      local later = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[12], '+inf')
+      for _, m in ipairs(later) do
+        local a, b = string.match(m, '^(%S+) (%S+)')
+        d_on, d_back = d_on + (tonumber(a) or 0), d_back + (tonumber(b) or 0)
+      end
+      redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[12])
+      snap_at = t
+    end
+    on_hand = qty + d_on
+    backorders = (tonumber(ARGV[4]) or 0) + d_back
+    if on_hand < 0 then
+      backorders = backorders - on_hand
+      on_hand = 0
+    end
+    if backorders < 0 then backorders = 0 end
+  end
+elseif kind == 'adjustment' and not counted then
   on_hand = math.max(0, on_hand + qty)
 elseif kind == 'purchase_order' then
-  -- The same PO placed again (amended) replaces its open quantity.
-  local open = redis.call('HGET', KEYS[1], po_field)
-  if open then
-    on_order = math.max(0, on_order - (tonumber(string.match(open, '^(%S+)')) or 0))
+  -- The same PO placed again (amended) replaces its open quantity; 0 closes it.
+  local v = redis.call('HGET', KEYS[1], po_field)
+  local placed = ARGV[12]
+  if v then
+    local open, _, was_placed = read_po(v)
+    on_order = math.max(0, on_order - open)
+    if was_placed ~= '' then placed = was_placed end
   end
-  on_order = on_order + qty
-  redis.call('HSET', KEYS[1], po_field, num(qty) .. ' ' .. ARGV[6])
-elseif kind == 'receipt' then
-  on_hand = on_hand + qty
-  -- Closing the PO removes its open quantity; goods for an unknown PO were
-  -- never on order.
-  local open = redis.call('HGET', KEYS[1], po_field)
-  if open then
-    on_order = math.max(0, on_order - (tonumber(string.match(open, '^(%S+)')) or 0))
+  if qty > 0 then
+    on_order = on_order + qty
+    redis.call('HSET', KEYS[1], po_field, num(qty) .. ' ' .. ARGV[6] .. ' ' .. placed .. ' ' .. ARGV[13])
+  else
     redis.call('HDEL', KEYS[1], po_field)
+  end
+elseif kind == 'receipt' then
+  if not counted then
+    on_hand = on_hand + qty
+  end
+  -- A receipt takes its quantity off its PO's open quantity; the PO closes
+  -- when nothing is left open. Goods for an unknown PO were never on order.
+  local v = redis.call('HGET', KEYS[1], po_field)
+  if v then
+    local open, day, placed, supplier = read_po(v)
+    local got = math.min(open, math.max(qty, 0))
+    on_order = math.max(0, on_order - got)
+    if open - got <= 1e-9 then
+      redis.call('HDEL', KEYS[1], po_field)
+    else
+      redis.call('HSET', KEYS[1], po_field, num(open - got) .. ' ' .. day .. ' ' .. placed .. ' ' .. supplier)
+    end
+    -- Each receipt is a lead-time sample: placed -> received, in days.
+    local p = tonumber(placed)
+    if p ~= nil and t ~= nil and t >= p then
+      local days = (t - p) / 86400e9
+      learn('lt', days)
+      if supplier ~= '' then learn('lt:' .. supplier, days) end
+    end
   end
 elseif kind == 'stockout_started' then
   redis.call('HSET', KEYS[1], 'stockout', '1')
+  if not stockout_since then stockout_since = ARGV[12] end
 elseif kind == 'stockout_ended' then
   redis.call('HSET', KEYS[1], 'stockout', '0')
+  if stockout_since then
+    redis.call('LPUSH', KEYS[4], stockout_since .. ' ' .. ARGV[12])
+    redis.call('LTRIM', KEYS[4], 0, 99)
+    stockout_since = nil
+  end
+end
+
+-- Journal the on-hand movement at its event time, for a later snapshot.
+local d_on, d_back = on_hand - prev_on_hand, backorders - prev_back
+if kind ~= 'snapshot' and t ~= nil and (d_on ~= 0 or d_back ~= 0) then
+  redis.call('ZADD', KEYS[3], t, num(d_on) .. ' ' .. num(d_back) .. ' ' .. ARGV[9])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', t - window))
+end
+
+-- Stockout periods: from on hand reaching 0 with demand waiting or taken
+-- to 0 (or a stockout_started event) until stock is back.
+if kind ~= 'stockout_started' and kind ~= 'stockout_ended' then
+  if on_hand <= 0 and prev_on_hand > 0 and not stockout_since then
+    stockout_since = ARGV[12]
+  elseif on_hand > 0 and stockout_since then
+    redis.call('LPUSH', KEYS[4], stockout_since .. ' ' .. ARGV[12])
+    redis.call('LTRIM', KEYS[4], 0, 99)
+    stockout_since = nil
+  end
+end
+if stockout_since then
+  redis.call('HSET', KEYS[1], 'stockout_since', stockout_since)
+else
+  redis.call('HDEL', KEYS[1], 'stockout_since')
+end
+if snap_at ~= nil then
+  redis.call('HSET', KEYS[1], 'snap_at', string.format('%.0f', snap_at))
 end
 
 -- One decision per crossing: fire when the position falls below the reorder
--- point while armed; re-arm once it is back at or above it.
+-- point while armed; re-arm once it is back at or above it. While below
+-- (an open proposal), an order-up-to level that moved by more than the
+-- threshold revises the proposal.
 local position = on_hand + on_order - backorders
 local crossed = false
+local reason = ''
 if ARGV[7] ~= '' then
   local rop = tonumber(ARGV[7])
+  local out = tonumber(ARGV[10]) or rop
+  local thr = tonumber(ARGV[11]) or 0
   if position < rop then
     if not below then
       below = true
       seq = seq + 1
       crossed = true
+      if kind == 'snapshot' or kind == 'adjustment' then
+        reason = 'stock_corrected'
+      elseif kind == 'policy' then
+        reason = 'policy_changed'
+      else
+        reason = 'crossed'
+      end
+      open_out = out
+    elseif thr > 0 and open_out ~= nil and math.abs(out - open_out) > thr * math.max(open_out, 1) then
+      seq = seq + 1
+      crossed = true
+      reason = (kind == 'policy') and 'policy_changed' or 'forecast_changed'
+      open_out = out
     end
   else
     below = false
+    open_out = nil
   end
   redis.call('HSET', KEYS[1], 'reorder_point', ARGV[7])
+  if open_out ~= nil then
+    redis.call('HSET', KEYS[1], 'open_order_up_to', num(open_out))
+  else
+    redis.call('HDEL', KEYS[1], 'open_order_up_to')
+  end
 end
 
 local below_flag = below and '1' or '0'
@@ -115,6 +255,7 @@ local out = {
 if crossed then
   table.insert(out, 'reorder_point'); table.insert(out, ARGV[7])
   table.insert(out, 'policy'); table.insert(out, ARGV[8])
+  table.insert(out, 'reason'); table.insert(out, reason)
 end
 redis.call('HSET', KEYS[2], unpack(out))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))

@@ -9,6 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
+
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
@@ -70,16 +72,25 @@ func TestStateChanges(t *testing.T) {
 			replenish.Position{OnHand: 0}, nil},
 		{"adjustment adds", []planning.Change{snapshot(5, 0), change(planning.ChangeAdjustment, -2), change(planning.ChangeAdjustment, 4)},
 			replenish.Position{OnHand: 7}, nil},
-		{"purchase orders go on order, receipts close them",
+		{"purchase orders go on order, a partial receipt leaves the rest open",
 			[]planning.Change{snapshot(1, 0), po("A", 50, "2011-03-08"), po("B", 20, "2011-03-10"), receipt("A", 45)},
-			replenish.Position{OnHand: 46, OnOrder: 20},
-			map[string]string{"po:A": "", "po:B": "20 2011-03-10"}},
+			replenish.Position{OnHand: 46, OnOrder: 25},
+			map[string]string{"po:A": "5 2011-03-08  ", "po:B": "20 2011-03-10  "}},
+		{"receipts close a purchase order when all of it arrived",
+			[]planning.Change{po("A", 50, "2011-03-08"), receipt("A", 45), receipt("A", 5)},
+			replenish.Position{OnHand: 50}, map[string]string{"po:A": ""}},
+		{"an over-delivery closes the order and counts on hand",
+			[]planning.Change{po("A", 50, "2011-03-08"), receipt("A", 55)},
+			replenish.Position{OnHand: 55}, map[string]string{"po:A": ""}},
 		{"receipt of an unknown purchase order only adds on hand",
 			[]planning.Change{po("B", 20, ""), receipt("C", 5)},
-			replenish.Position{OnHand: 5, OnOrder: 20}, map[string]string{"po:B": "20 "}},
+			replenish.Position{OnHand: 5, OnOrder: 20}, map[string]string{"po:B": "20   "}},
 		{"amended purchase order replaces its quantity",
 			[]planning.Change{po("A", 50, "2011-03-08"), po("A", 30, "2011-03-09")},
-			replenish.Position{OnOrder: 30}, map[string]string{"po:A": "30 2011-03-09"}},
+			replenish.Position{OnOrder: 30}, map[string]string{"po:A": "30 2011-03-09  "}},
+		{"a purchase order amended to 0 is cancelled",
+			[]planning.Change{po("A", 50, "2011-03-08"), po("A", 0, "2011-03-09")},
+			replenish.Position{}, map[string]string{"po:A": ""}},
 		{"stockout started", []planning.Change{snapshot(0, 0), {Kind: planning.ChangeStockoutStarted}},
 			replenish.Position{}, map[string]string{"stockout": "1"}},
 		{"stockout ended", []planning.Change{{Kind: planning.ChangeStockoutStarted}, {Kind: planning.ChangeStockoutEnded}},
@@ -175,6 +186,7 @@ func TestStateCrossingFiresOncePerCrossing(t *testing.T) {
 	want := planning.Outcome{
 		Position:    replenish.Position{OnHand: 9},
 		DecisionSeq: 1, Crossed: true, Replayed: true, ReorderPoint: 10, Policy: pol,
+		Reason: replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT,
 	}
 	if again != want {
 		t.Fatalf("redelivered e3 = %+v\nwant %+v", again, want)
