@@ -17,13 +17,16 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/stockcast/stockcast/pkg/modelregistry"
 	"github.com/stockcast/stockcast/pkg/topics"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 	"github.com/stockcast/stockcast/services/console/internal/auth"
+	"github.com/stockcast/stockcast/services/console/internal/insight"
 	"github.com/stockcast/stockcast/services/console/internal/live"
 )
 
@@ -37,6 +40,10 @@ type Deps struct {
 	Forecast      forecastv1.ForecastServiceClient
 	Replenishment replenishmentv1.ReplenishmentServiceClient
 	Assets        fs.FS // the built app: index.html and assets/
+	Insight       *insight.Reader
+	Alerts        *insight.Evaluator
+	Models        *modelregistry.Registry
+	ReportsDir    string // scheduled reports, listed and served
 	Log           *slog.Logger
 	Now           func() time.Time
 	// CallTimeout bounds the upstream calls of one request; 0 means 5s.
@@ -70,6 +77,13 @@ func NewHandler(d Deps) *Handler {
 	m.Handle("GET /api/proposals.csv", h.auth(auth.Viewer, h.exportProposals))
 	m.Handle("GET /api/dlq", h.auth(auth.Viewer, h.dlq))
 	m.Handle("PUT /api/policy", h.auth(auth.Planner, h.setPolicy))
+	m.Handle("POST /api/proposals/{id}/approve", h.auth(auth.Planner, h.approve))
+	m.Handle("POST /api/proposals/{id}/reject", h.auth(auth.Planner, h.reject))
+	m.Handle("GET /api/alerts", h.auth(auth.Viewer, h.alerts))
+	m.Handle("GET /api/models", h.auth(auth.Viewer, h.models))
+	m.Handle("GET /api/reports", h.auth(auth.Viewer, h.listReports))
+	m.Handle("GET /api/reports/daily", h.auth(auth.Viewer, h.dailyReport))
+	m.Handle("GET /api/reports/files/{name}", h.auth(auth.Viewer, h.reportFile))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) { jsonError(w, http.StatusNotFound, "no such endpoint") })
 	m.Handle("/", h.app())
 	return h
@@ -158,7 +172,12 @@ type Overview struct {
 	Live      live.Snapshot `json:"live"`
 	Freshness Freshness     `json:"forecast_freshness"`
 	Proposals DayProposals  `json:"proposals_today"`
-	Errors    []string      `json:"errors,omitempty"`
+	// KPIs and alert counts come from the alert evaluator's last run.
+	KPIs        *insight.KPIs `json:"kpis"`
+	Alerts      int           `json:"alerts"`
+	Critical    int           `json:"critical_alerts"`
+	Evaluations int           `json:"alert_evaluations"`
+	Errors      []string      `json:"errors,omitempty"`
 }
 
 func (h *Handler) overviewData(ctx context.Context) Overview {
@@ -171,6 +190,10 @@ func (h *Handler) overviewData(ctx context.Context) Overview {
 	}
 	if o.Proposals, err = h.d.Store.ProposalsToday(ctx); err != nil {
 		o.Errors = append(o.Errors, err.Error())
+	}
+	if h.d.Alerts != nil {
+		v := h.d.Alerts.View()
+		o.KPIs, o.Alerts, o.Critical, o.Evaluations = v.KPIs, len(v.Alerts), v.Critical, v.Evaluations
 	}
 	return o
 }
@@ -247,7 +270,17 @@ type SeriesDetail struct {
 	Events    []Event         `json:"events"`
 	Errors    []string        `json:"errors,omitempty"`
 	Features  *FeatureSummary `json:"features"`
+	// Incoming are the open purchase orders, in the projection on their
+	// expected day.
+	Incoming []insight.IncomingOrder `json:"incoming"`
+	// RecentError is the series' forecast error over the last complete days.
+	RecentError *insight.ErrorStats `json:"recent_error"`
+	ErrorFrom   string              `json:"error_from"`
+	ErrorTo     string              `json:"error_to"`
 }
+
+// RecentErrorDays is the window of a series' recent forecast error.
+const RecentErrorDays = 7
 
 // HistoryDay is one day of demand.
 type HistoryDay struct {
@@ -316,6 +349,7 @@ type ProjectedDay struct {
 	Expected     float64 `json:"expected"`
 	Pessimistic  float64 `json:"pessimistic"`
 	ReorderPoint float64 `json:"reorder_point"`
+	Incoming     float64 `json:"incoming"` // units of open orders expected that day
 }
 
 func (h *Handler) seriesDetail(w http.ResponseWriter, r *http.Request) {
@@ -375,14 +409,36 @@ func (h *Handler) seriesDetail(w http.ResponseWriter, r *http.Request) {
 	} else {
 		note("events", err)
 	}
-	d.Projected = Project(d.Forecast, d.Proposal)
+	d.Incoming = []insight.IncomingOrder{}
+	if h.d.Insight != nil {
+		if in, err := h.d.Insight.Incoming(ctx, d.SeriesKey); err == nil {
+			d.Incoming = in
+		} else {
+			note("incoming orders", err)
+		}
+		var today string
+		if len(d.History) > 0 {
+			today = d.History[len(d.History)-1].Day
+		}
+		if from, to, ok := insight.ErrorWindow(today, RecentErrorDays); ok {
+			d.ErrorFrom, d.ErrorTo = from, to
+			if es, err := h.d.Insight.ForecastErrors(ctx, from, to, d.SeriesKey); err == nil {
+				st := insight.Summarise(d.SeriesKey, es)
+				d.RecentError = &st
+			} else {
+				note("forecast error", err)
+			}
+		}
+	}
+	d.Projected = Project(d.Forecast, d.Proposal, d.Incoming)
 	writeJSON(w, d)
 }
 
 // Project walks the latest proposal's inventory position down the forecast:
 // expected by the daily mean, pessimistic by the highest daily quantile.
-// It is empty without both.
-func Project(f *Forecast, p *ProposalRow) []ProjectedDay {
+// Open orders are already in the position (on order); Incoming marks the
+// day each is expected. It is empty without both.
+func Project(f *Forecast, p *ProposalRow, incoming []insight.IncomingOrder) []ProjectedDay {
 	out := []ProjectedDay{}
 	if f == nil || p == nil {
 		return out
@@ -395,7 +451,13 @@ func Project(f *Forecast, p *ProposalRow) []ProjectedDay {
 			hi = d.Quantiles[n-1]
 		}
 		pess -= hi
-		out = append(out, ProjectedDay{Day: d.Day, Expected: exp, Pessimistic: pess, ReorderPoint: p.ReorderPoint})
+		in := 0.0
+		for _, o := range incoming {
+			if o.ExpectedDay == d.Day {
+				in += o.Quantity
+			}
+		}
+		out = append(out, ProjectedDay{Day: d.Day, Expected: exp, Pessimistic: pess, ReorderPoint: p.ReorderPoint, Incoming: in})
 	}
 	return out
 }
@@ -434,7 +496,8 @@ func toProposalRow(p *replenishmentv1.Proposal) *ProposalRow {
 		ReorderPoint: p.GetReorderPoint(), OrderUpTo: p.GetOrderUpTo(), InventoryPosition: p.GetInventoryPosition(),
 		OnHand: p.GetOnHand(), OnOrder: p.GetOnOrder(), SafetyStock: p.GetSafetyStock(),
 		StockoutDay: p.GetProjectedStockoutDay(), ArrivalDay: p.GetExpectedArrivalDay(),
-		MOQ: pol.GetMoq(), PackSize: pol.GetPackSize(),
+		MOQ: pol.GetMoq(), PackSize: pol.GetPackSize(), MaxOrder: pol.GetMaxOrder(),
+		ApprovedQuantity: p.GetApprovedQuantity(), DecidedBy: p.GetDecidedBy(), StatusNote: p.GetStatusNote(),
 	}
 }
 
@@ -488,7 +551,7 @@ func (h *Handler) listProposals(w http.ResponseWriter, r *http.Request) {
 
 var csvHeader = []string{"proposal_id", "series_key", "sku", "location", "decided_at", "reason", "status", "quantity",
 	"unconstrained_quantity", "reorder_point", "order_up_to", "inventory_position", "on_hand", "on_order",
-	"safety_stock", "projected_stockout_day", "expected_arrival_day", "moq", "pack_size"}
+	"safety_stock", "projected_stockout_day", "expected_arrival_day", "moq", "pack_size", "max_order", "approved_quantity", "decided_by"}
 
 func (h *Handler) exportProposals(w http.ResponseWriter, r *http.Request) {
 	q, err := proposalQuery(r)
@@ -504,7 +567,7 @@ func (h *Handler) exportProposals(w http.ResponseWriter, r *http.Request) {
 	err = h.d.Store.EachProposal(r.Context(), q, func(p ProposalRow) error {
 		return cw.Write([]string{p.ID, p.SeriesKey, p.SKU, p.Location, p.DecidedAt, p.Reason, p.Status, f(p.Quantity),
 			f(p.Unconstrained), f(p.ReorderPoint), f(p.OrderUpTo), f(p.InventoryPosition), f(p.OnHand), f(p.OnOrder),
-			f(p.SafetyStock), p.StockoutDay, p.ArrivalDay, f(p.MOQ), f(p.PackSize)})
+			f(p.SafetyStock), p.StockoutDay, p.ArrivalDay, f(p.MOQ), f(p.PackSize), f(p.MaxOrder), f(p.ApprovedQuantity), p.DecidedBy})
 	})
 	cw.Flush()
 	if err != nil {
@@ -539,6 +602,48 @@ func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]string{"status": "ok"})
 }
 
+// reviewRequest is the body of approve and reject.
+type reviewRequest struct {
+	// Quantity adjusts the approved units; absent = as proposed.
+	Quantity *float64 `json:"quantity"`
+	Note     string   `json:"note"`
+}
+
+func (h *Handler) review(w http.ResponseWriter, r *http.Request, approve bool) {
+	var req reviewRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			jsonError(w, http.StatusBadRequest, "want JSON {quantity?, note?}")
+			return
+		}
+	}
+	id := r.PathValue("id")
+	user := session(r).User
+	ctx, cancel := context.WithTimeout(r.Context(), h.d.CallTimeout)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "stockcast-user", user)
+	var p *replenishmentv1.Proposal
+	var err error
+	if approve {
+		var resp *replenishmentv1.ApproveResponse
+		resp, err = h.d.Replenishment.Approve(ctx, &replenishmentv1.ApproveRequest{ProposalId: id, Quantity: req.Quantity, DecidedBy: user, Note: req.Note})
+		p = resp.GetProposal()
+	} else {
+		var resp *replenishmentv1.RejectResponse
+		resp, err = h.d.Replenishment.Reject(ctx, &replenishmentv1.RejectRequest{ProposalId: id, DecidedBy: user, Note: req.Note})
+		p = resp.GetProposal()
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.d.Log.Info("proposal reviewed", "user", user, "proposal", id, "status", p.GetStatus().String(), "approved_quantity", p.GetApprovedQuantity())
+	writeJSON(w, toProposalRow(p))
+}
+
+func (h *Handler) approve(w http.ResponseWriter, r *http.Request) { h.review(w, r, true) }
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request)  { h.review(w, r, false) }
+
 // fail maps an upstream error to a status: the caller's mistakes keep
 // theirs, everything else is a bad gateway.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
@@ -548,6 +653,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case codes.NotFound:
 		code = http.StatusNotFound
+	case codes.FailedPrecondition:
+		code = http.StatusConflict
 	case codes.DeadlineExceeded:
 		code = http.StatusGatewayTimeout
 	}

@@ -157,6 +157,10 @@ type ProposalRow struct {
 	ArrivalDay        string  `json:"expected_arrival_day"`
 	MOQ               float64 `json:"moq"`
 	PackSize          float64 `json:"pack_size"`
+	MaxOrder          float64 `json:"max_order"`
+	ApprovedQuantity  float64 `json:"approved_quantity"` // 0 unless approved
+	DecidedBy         string  `json:"decided_by"`
+	StatusNote        string  `json:"status_note"`
 }
 
 // ProposalQuery filters, sorts and pages the proposals.
@@ -176,7 +180,8 @@ var sortColumns = map[string]string{
 
 const proposalSelect = `SELECT proposal_id, series_key, sku, location, toString(decided_at), reason, status,
 	quantity, unconstrained_quantity, reorder_point, order_up_to, inventory_position, on_hand, on_order,
-	safety_stock, projected_stockout_day, expected_arrival_day, policy_moq, policy_pack_size FROM proposals FINAL`
+	safety_stock, projected_stockout_day, expected_arrival_day, policy_moq, policy_pack_size, policy_max_order,
+	approved_quantity, decided_by, status_note FROM proposals FINAL`
 
 func (q ProposalQuery) where() (string, []any) {
 	var conds []string
@@ -249,7 +254,8 @@ func (s *Store) proposals(ctx context.Context, query string, args []any, fn func
 		var p ProposalRow
 		if err := rows.Scan(&p.ID, &p.SeriesKey, &p.SKU, &p.Location, &p.DecidedAt, &p.Reason, &p.Status,
 			&p.Quantity, &p.Unconstrained, &p.ReorderPoint, &p.OrderUpTo, &p.InventoryPosition, &p.OnHand,
-			&p.OnOrder, &p.SafetyStock, &p.StockoutDay, &p.ArrivalDay, &p.MOQ, &p.PackSize); err != nil {
+			&p.OnOrder, &p.SafetyStock, &p.StockoutDay, &p.ArrivalDay, &p.MOQ, &p.PackSize, &p.MaxOrder,
+			&p.ApprovedQuantity, &p.DecidedBy, &p.StatusNote); err != nil {
 			return nil, fmt.Errorf("scan proposal: %w", err)
 		}
 		if fn != nil {

@@ -24,14 +24,19 @@ import (
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/config"
 	"github.com/stockcast/stockcast/pkg/grpcx"
+	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/lifecycle"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
 	"github.com/stockcast/stockcast/pkg/telemetry"
+	"github.com/stockcast/stockcast/pkg/topics"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 	"github.com/stockcast/stockcast/services/console/internal/api"
 	"github.com/stockcast/stockcast/services/console/internal/auth"
+	"github.com/stockcast/stockcast/services/console/internal/insight"
 	"github.com/stockcast/stockcast/services/console/internal/live"
+	"github.com/stockcast/stockcast/services/console/internal/reports"
 	"github.com/stockcast/stockcast/services/console/web"
 )
 
@@ -121,6 +126,8 @@ type Config struct {
 	HTTP       HTTPConfig
 	Upstream   UpstreamConfig
 	ClickHouse chx.Config
+	Alerts     insight.AlertConfig
+	Reports    reports.Config
 	Admin      lifecycle.AdminConfig
 	Telemetry  telemetry.Config
 
@@ -132,6 +139,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.HTTP.RegisterFlags(fs)
 	c.Upstream.RegisterFlags(fs)
 	c.ClickHouse.RegisterFlags(fs)
+	c.Alerts.RegisterFlags(fs)
+	c.Reports.RegisterFlags(fs)
 	c.Admin.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
@@ -139,7 +148,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks every part of the configuration.
 func (c *Config) Validate() error {
-	return errors.Join(c.HTTP.Validate(), c.Upstream.Validate(), c.ClickHouse.Validate(), c.Admin.Validate(), c.Telemetry.Validate())
+	return errors.Join(c.HTTP.Validate(), c.Upstream.Validate(), c.ClickHouse.Validate(), c.Alerts.Validate(), c.Reports.Validate(),
+		c.Admin.Validate(), c.Telemetry.Validate())
 }
 
 // Run runs the console until ctx is done; a clean shutdown returns nil.
@@ -211,6 +221,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	hub := live.NewHub(services, cfg.Upstream.Brokers, cfg.Upstream.ScrapeInterval, log, time.Now)
 
+	// Alerts go to alerts.v1; the console creates the topic if needed.
+	kcfg := kafkax.Config{Brokers: cfg.Upstream.Brokers, ClientID: ServiceName}
+	if err := kafkax.EnsureTopics(ctx, kcfg, topics.Alerts); err != nil {
+		return fmt.Errorf("create topic %s: %w", topics.Alerts, err)
+	}
+	producer, err := kafkax.NewProducer(kcfg, tel)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	reader := insight.NewReader(ch)
+	evaluator := insight.NewEvaluator(cfg.Alerts, reader, hub.DLQTimes, producer, log, time.Now)
+	scheduler := reports.NewScheduler(cfg.Reports, reader, log, time.Now)
+
 	handler := api.NewHandler(api.Deps{
 		Users:         users,
 		Sessions:      auth.NewSessions(cfg.HTTP.SessionTTL, cfg.HTTP.TLSCert != "", time.Now),
@@ -220,6 +244,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Forecast:      forecastv1.NewForecastServiceClient(conns["forecast"]),
 		Replenishment: replenishmentv1.NewReplenishmentServiceClient(conns["replenishment"]),
 		Assets:        web.Assets(),
+		Insight:       reader,
+		Alerts:        evaluator,
+		Models:        modelregistry.New(ch),
+		ReportsDir:    cfg.Reports.Dir,
 		Log:           log,
 		Now:           time.Now,
 	})
@@ -234,6 +262,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		srv.Run,
 		hub.RunScraper,
 		hub.RunDLQReader,
+		evaluator.Run,
+		scheduler.Run,
 		func(ctx context.Context) error {
 			<-ctx.Done()
 			ready.Set(false)

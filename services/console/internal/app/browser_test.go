@@ -41,11 +41,29 @@ func TestBrowser(t *testing.T) {
 	e := env(t)
 	sku, loc := topSeries(t, e)
 	const moq = "36"
+	// The planner approves the last proposed proposal with moq 12 and pack
+	// size 6 (the stack's built-in policy) at 24 units.
+	rc := replClient(t, e)
+	resp, err := rc.ListProposals(context.Background(), &replenishmentv1.ListProposalsRequest{
+		Status: replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prop *replenishmentv1.Proposal
+	for _, p := range resp.GetProposals() {
+		if p.GetPolicy().GetMoq() == 12 && p.GetPolicy().GetPackSize() == 6 && p.GetPolicy().GetMaxOrder() == 0 && p.GetSeriesKey() != sku+"|"+loc {
+			prop = p
+		}
+	}
+	if prop == nil {
+		t.Fatal("no proposed proposal with moq 12 and pack size 6")
+	}
 
 	cmd := exec.Command("node", filepath.Join(web, "e2e", "console.mjs"))
 	cmd.Dir = web
 	cmd.Env = append(os.Environ(), "CONSOLE_URL="+e.url, "SKU="+sku, "LOCATION="+loc, "POLICY_MOQ="+moq,
-		"ARTIFACTS="+artifacts, "CHROMIUM="+chromium)
+		"ARTIFACTS="+artifacts, "CHROMIUM="+chromium,
+		"PROPOSAL_ID="+prop.GetProposalId(), "PROPOSAL_SKU="+prop.GetSku(), "PROPOSAL_LOCATION="+prop.GetLocation())
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test output:\n%s", out)
 	if err != nil {
@@ -65,7 +83,14 @@ func TestBrowser(t *testing.T) {
 	if got.GetSource() != "series" || got.GetPolicy().GetMoq() != 36 {
 		t.Errorf("policy after the planner's change in the browser: %s %v, want moq %s", got.GetSource(), got.GetPolicy(), moq)
 	}
-	for _, name := range []string{"overview", "series", "proposals", "data-quality", "policy-saved"} {
+	// The approval, through the replenishment API.
+	if got := getProposal(t, rc, prop); got.GetStatus() != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED ||
+		got.GetApprovedQuantity() != 24 || got.GetDecidedBy() != "paul" {
+		t.Errorf("proposal after the planner's approval in the browser: %v %v %q, want approved 24 by paul",
+			got.GetStatus(), got.GetApprovedQuantity(), got.GetDecidedBy())
+	}
+	for _, name := range []string{"overview", "series", "proposals", "data-quality", "policy-saved", "alerts", "reports", "models",
+		"approve-refused", "proposal-approved"} {
 		if fi, err := os.Stat(filepath.Join(artifacts, name+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

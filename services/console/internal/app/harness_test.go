@@ -42,6 +42,9 @@ type shared struct {
 	logs    *syncBuffer
 	replay  replay.Summary
 	stopErr error
+	// reportsDir gets the scheduled report, due at reportAt.
+	reportsDir string
+	reportAt   time.Time
 }
 
 var (
@@ -111,6 +114,8 @@ func startShared(t *testing.T) (*shared, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := stack.Start(ctx, stack.Config{
 		Dir: filepath.Join(dir, "stack"), BinDir: stacktest.BuildServices(t), Partitions: 3, Logger: log,
+		// Orders in packs of 6, at least 12: the review test's validation.
+		ServiceFlags: map[string][]string{stack.Replenishment: {"-replenishment.moq", "12", "-replenishment.pack-size", "6"}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
@@ -134,6 +139,9 @@ func startShared(t *testing.T) (*shared, error) {
 		users = append(users, u+":"+string(h))
 	}
 	httpAddr := testenv.FreeAddr(t)
+	reportsDir := filepath.Join(dir, "reports")
+	// The scheduled report falls due a few seconds after the console starts.
+	reportAt := time.Now().UTC().Add(8 * time.Second).Truncate(time.Second)
 	var admins []string
 	for _, s := range stack.Services() {
 		admins = append(admins, s+"="+st.Admin(s))
@@ -150,9 +158,17 @@ func startShared(t *testing.T) (*shared, error) {
 		"-feature.addr", st.GRPC(stack.Feature),
 		"-forecast.addr", st.GRPC(stack.Forecast),
 		"-replenishment.addr", st.GRPC(stack.Replenishment),
+		// Alert rules evaluated every second; every minute with a
+		// dead-lettered record is a spike.
+		"-alerts.interval", "1s",
+		"-alerts.dlq-window", "1m",
+		"-alerts.dlq-threshold", "0",
+		"-reports.schedule", reportAt.Format(time.TimeOnly),
+		"-reports.dir", reportsDir,
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
-	s := &shared{st: st, url: "http://" + httpAddr, cancel: rcancel, done: make(chan error, 1), logs: &syncBuffer{}, replay: sum}
+	s := &shared{st: st, url: "http://" + httpAddr, cancel: rcancel, done: make(chan error, 1), logs: &syncBuffer{}, replay: sum,
+		reportsDir: reportsDir, reportAt: reportAt}
 	go func() { s.done <- Run(rctx, args, func(string) string { return "" }, strings.NewReader(""), s.logs) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

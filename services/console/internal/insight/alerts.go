@@ -238,6 +238,7 @@ type Evaluator struct {
 	evaluations int
 	lastErr     string
 	lastAt      time.Time
+	kpis        *KPIs
 }
 
 // NewEvaluator evaluates the rules on reader's state and dlq's timestamps.
@@ -274,6 +275,14 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
+		if n, err := e.reader.ProposalsOn(ctx, st.Today); err != nil {
+			errs = append(errs, err)
+		} else {
+			k := ComputeKPIs(st, n)
+			e.mu.Lock()
+			e.kpis = &k
+			e.mu.Unlock()
+		}
 		alerts = append(alerts, StockoutAlerts(st)...)
 		if from, to, ok := ErrorWindow(st.Today, e.cfg.Bias.WindowDays); ok {
 			es, err := e.reader.ForecastErrors(ctx, from, to, "")
@@ -343,6 +352,7 @@ type AlertsView struct {
 	Published   int       `json:"published"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
 	Error       string    `json:"error,omitempty"`
+	KPIs        *KPIs     `json:"-"` // of the last evaluation's state
 }
 
 // View returns the current alerts.
@@ -350,7 +360,7 @@ func (e *Evaluator) View() AlertsView {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v := AlertsView{Alerts: append([]Alert{}, e.current...), Evaluations: e.evaluations, Published: len(e.published),
-		EvaluatedAt: e.lastAt, Error: e.lastErr}
+		EvaluatedAt: e.lastAt, Error: e.lastErr, KPIs: e.kpis}
 	for _, a := range e.current {
 		if a.Severity == "CRITICAL" {
 			v.Critical++

@@ -30,8 +30,8 @@ func (r *Reader) ForecastErrors(ctx context.Context, from, to, seriesKey string)
 	fargs := append(append([]any{}, args...), from, to)
 	pred := map[[2]string]float64{}
 	var keys [][2]string
-	err := r.each(ctx, `SELECT series_key, toString(d), argMax(m, as_of_ns) FROM (
-			SELECT series_key, as_of_ns, toDate(as_of) AS asof_day, addDays(start_day, i - 1) AS d, m
+	err := r.each(ctx, `SELECT series_key, toString(d), argMax(m, (as_of_ns, issued_at_ns)) FROM (
+			SELECT series_key, as_of_ns, issued_at_ns, toDate(as_of) AS asof_day, addDays(start_day, i - 1) AS d, m
 			FROM forecast_log ARRAY JOIN means AS m, arrayEnumerate(means) AS i
 			WHERE 1 = 1`+where+`
 		) WHERE d >= toDate(?) AND d <= toDate(?) AND asof_day < d

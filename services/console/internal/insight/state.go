@@ -29,17 +29,17 @@ func NewReader(ch driver.Conn) *Reader { return &Reader{ch: ch} }
 // IncomingOrder is an open purchase order: placed and not (fully) received.
 type IncomingOrder struct {
 	PurchaseOrderID string  `json:"purchase_order_id"`
-	Quantity        float64 `json:"quantity"`    // placed minus received
+	Quantity        float64 `json:"quantity"`     // placed minus received
 	ExpectedDay     string  `json:"expected_day"` // YYYY-MM-DD
 	SupplierID      string  `json:"supplier_id"`
 }
 
 // Series is one series' current state.
 type Series struct {
-	SeriesKey   string  `json:"series_key"`
-	SKU         string  `json:"sku"`
-	Location    string  `json:"location"`
-	Description string  `json:"description"`
+	SeriesKey   string `json:"series_key"`
+	SKU         string `json:"sku"`
+	Location    string `json:"location"`
+	Description string `json:"description"`
 	// OnHand is the book stock: the newest snapshot plus receipts and
 	// adjustments minus demand after it (everything when there is no
 	// snapshot). It may be negative (demand the book did not cover).
@@ -92,7 +92,7 @@ func (r *Reader) ReadState(ctx context.Context) (State, error) {
 	}
 
 	// Book on hand: the newest snapshot, then the movements after it.
-	err := r.each(ctx, `SELECT series_key, argMax(quantity, occurred_at) FROM inventory_events FINAL
+	err := r.each(ctx, `SELECT series_key, argMax(quantity, (occurred_at, event_id)) FROM inventory_events FINAL
 		WHERE kind = 'snapshot' GROUP BY series_key`, nil, func(sc scanner) error {
 		var key string
 		var q float64
@@ -124,7 +124,7 @@ func (r *Reader) ReadState(ctx context.Context) (State, error) {
 	if err != nil {
 		return st, fmt.Errorf("read stock movements: %w", err)
 	}
-	err = r.each(ctx, `SELECT series_key, argMax(unit_price, occurred_at), argMax(description, occurred_at)
+	err = r.each(ctx, `SELECT series_key, argMax(unit_price, (occurred_at, event_id)), argMax(description, (occurred_at, event_id))
 		FROM order_lines FINAL WHERE is_demand = 1 GROUP BY series_key`, nil, func(sc scanner) error {
 		var key, desc string
 		var p float64
@@ -141,7 +141,8 @@ func (r *Reader) ReadState(ctx context.Context) (State, error) {
 	if err := r.readIncoming(ctx, "", func(key string, o IncomingOrder) { s := get(key); s.Incoming = append(s.Incoming, o) }); err != nil {
 		return st, err
 	}
-	err = r.each(ctx, `SELECT series_key, toString(argMax(start_day, as_of_ns)), argMax(means, as_of_ns), argMax(model, as_of_ns)
+	err = r.each(ctx, `SELECT series_key, toString(argMax(start_day, (as_of_ns, issued_at_ns))), argMax(means, (as_of_ns, issued_at_ns)),
+			argMax(model, (as_of_ns, issued_at_ns))
 		FROM forecast_log GROUP BY series_key`, nil, func(sc scanner) error {
 		var key, start, model string
 		var means []float64
@@ -155,10 +156,10 @@ func (r *Reader) ReadState(ctx context.Context) (State, error) {
 	if err != nil {
 		return st, fmt.Errorf("read forecasts: %w", err)
 	}
-	err = r.each(ctx, `SELECT series_key, argMax(proposal_id, decided_at_ns), argMax(status, decided_at_ns),
-			argMax(quantity, decided_at_ns), toString(argMax(toDate(decided_at), decided_at_ns)),
-			argMax(projected_stockout_day, decided_at_ns), argMax(policy_lead_time_days, decided_at_ns),
-			argMax(reorder_point, decided_at_ns), argMax(inventory_position, decided_at_ns)
+	err = r.each(ctx, `SELECT series_key, argMax(proposal_id, (decided_at_ns, proposal_id)), argMax(status, (decided_at_ns, proposal_id)),
+			argMax(quantity, (decided_at_ns, proposal_id)), toString(argMax(toDate(decided_at), (decided_at_ns, proposal_id))),
+			argMax(projected_stockout_day, (decided_at_ns, proposal_id)), argMax(policy_lead_time_days, (decided_at_ns, proposal_id)),
+			argMax(reorder_point, (decided_at_ns, proposal_id)), argMax(inventory_position, (decided_at_ns, proposal_id))
 		FROM proposals FINAL GROUP BY series_key`, nil, func(sc scanner) error {
 		var key string
 		var p LatestProposal
@@ -248,13 +249,13 @@ type KPIs struct {
 	ExpectedDemand    float64  `json:"expected_demand"`
 	ServedDemand      float64  `json:"served_demand"`
 	// Proposals decided on Day, and proposals still waiting for a planner.
-	ProposalsToday  int     `json:"proposals_today"`
-	ProposalsOpen   int     `json:"proposals_open"`
-	OpenQuantity    float64 `json:"open_quantity"`
-	IncomingOrders  int     `json:"incoming_orders"`
-	IncomingUnits   float64 `json:"incoming_units"`
-	StockoutRisks   int     `json:"stockout_risks"`
-	NegativeOnHand  int     `json:"negative_on_hand"`
+	ProposalsToday int     `json:"proposals_today"`
+	ProposalsOpen  int     `json:"proposals_open"`
+	OpenQuantity   float64 `json:"open_quantity"`
+	IncomingOrders int     `json:"incoming_orders"`
+	IncomingUnits  float64 `json:"incoming_units"`
+	StockoutRisks  int     `json:"stockout_risks"`
+	NegativeOnHand int     `json:"negative_on_hand"`
 }
 
 // Supply is the stock a series can serve demand from over the fill-rate

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict'
 const url = process.env.CONSOLE_URL
 const sku = process.env.SKU, loc = process.env.LOCATION
 const moq = process.env.POLICY_MOQ
+// A proposed proposal (policy moq 12, pack size 6) the planner approves.
+const proposalId = process.env.PROPOSAL_ID, pSku = process.env.PROPOSAL_SKU, pLoc = process.env.PROPOSAL_LOCATION
 const artifacts = process.env.ARTIFACTS
 mkdirSync(artifacts, { recursive: true })
 
@@ -96,6 +98,8 @@ try {
     assert.ok(Number(today.replace(/,/g, '')) > 0, `proposals today ${today}`)
     const fresh = await page.getByTestId('freshness').locator('.value').innerText()
     assert.notEqual(fresh, '–')
+    // The projected fill rate comes with the first alert evaluation.
+    await page.getByTestId('fill-rate').locator('.value').filter({ hasText: /%$/ }).waitFor({ timeout: 15000 })
     await shot('overview')
   })
 
@@ -156,6 +160,53 @@ try {
     await shot('proposals')
   })
 
+  await step('a viewer gets no review buttons and a 403 from the endpoint', async () => {
+    await page.click('nav >> text=Proposals')
+    await page.getByTestId('proposals').waitFor()
+    assert.equal(await page.locator('[data-testid=proposals] th:text-is("review")').count(), 0)
+    assert.equal(await page.locator('[data-testid=proposals] button:has-text("Approve")').count(), 0)
+    const r = await page.evaluate(async (id) => {
+      const me = await (await fetch('/api/me')).json()
+      const resp = await fetch(`/api/proposals/${id}/approve`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token }, body: JSON.stringify({ quantity: 24 }),
+      })
+      return { status: resp.status, body: await resp.json() }
+    }, proposalId)
+    assert.equal(r.status, 403)
+    assert.match(r.body.error, /planner/)
+  })
+
+  await step('alerts page and badge', async () => {
+    await page.getByTestId('alert-badge').waitFor({ timeout: 15000 })
+    await page.click('nav >> text=Alerts')
+    await page.getByTestId('alerts').waitFor()
+    assert.ok((await page.locator('[data-testid=alerts] tbody tr').count()) > 0)
+    assert.match(await page.getByTestId('alerts-summary').innerText(), /[1-9][\d,]* alerts/)
+    await shot('alerts')
+  })
+
+  await step('reports page with downloads', async () => {
+    await page.click('nav >> text=Reports')
+    await page.getByTestId('report-kpis').waitFor({ timeout: 15000 })
+    assert.notEqual(await page.getByTestId('kpi-stock-value').locator('.value').innerText(), '–')
+    for (const f of ['csv', 'pdf', 'html']) {
+      const href = await page.locator(`a:has-text("Download ${f.toUpperCase()}")`).getAttribute('href')
+      const resp = await page.request.get(url + href)
+      assert.equal(resp.status(), 200, f)
+      const body = await resp.body()
+      assert.ok(body.length > 100, `${f}: ${body.length} bytes`)
+      if (f === 'pdf') assert.equal(body.subarray(0, 5).toString(), '%PDF-')
+      if (f === 'csv') assert.match(body.toString(), /^kpi,value\n/)
+    }
+    await shot('reports')
+  })
+
+  await step('models page', async () => {
+    await page.click('nav >> text=Models')
+    await page.locator('h3:has-text("Live accuracy by day")').waitFor()
+    await shot('models')
+  })
+
   await step('data quality page', async () => {
     await page.click('nav >> text=Data quality')
     await page.locator('h2:has-text("Data quality")').waitFor()
@@ -175,7 +226,28 @@ try {
     await shot('policy-saved')
   })
 
-  assert.deepEqual(consoleErrors.filter((e) => !/401|403/.test(e)), [], 'browser console errors')
+  await step('a planner approves a proposal with an adjusted quantity', async () => {
+    await page.click('nav >> text=Proposals')
+    await page.getByTestId('proposals').waitFor()
+    await page.fill('input[name=sku]', pSku)
+    await page.fill('input[name=location]', pLoc)
+    await page.click('form.row button[type=submit]')
+    const row = page.locator(`tr[data-proposal="${proposalId}"]`)
+    await row.waitFor()
+    // A quantity off the pack size: the service's refusal, inline.
+    await row.locator('input[name=quantity]').fill('13')
+    await row.locator('button:has-text("Approve")').click()
+    await page.getByTestId('review-error').filter({ hasText: 'pack_size' }).waitFor()
+    await shot('approve-refused')
+    await row.locator('input[name=quantity]').fill('24')
+    await row.locator('button:has-text("Approve")').click()
+    await row.getByTestId('status').filter({ hasText: 'approved 24' }).waitFor()
+    assert.match(await row.getByTestId('status').innerText(), /by paul/)
+    assert.equal(await page.getByTestId('review-error').count(), 0)
+    await shot('proposal-approved')
+  })
+
+  assert.deepEqual(consoleErrors.filter((e) => !/401|403|status of 400/.test(e)), [], 'browser console errors')
   console.log(`${passed} passed, 0 failed`)
 } finally {
   await ctx.close()

@@ -4,6 +4,9 @@ import Overview from './Overview.jsx'
 import Series from './Series.jsx'
 import Proposals from './Proposals.jsx'
 import Quality from './Quality.jsx'
+import Alerts from './Alerts.jsx'
+import Reports from './Reports.jsx'
+import Models from './Models.jsx'
 
 // Hash routes: #/overview, #/series?key=..., #/proposals, #/quality.
 function useRoute() {
@@ -52,11 +55,28 @@ const pages = [
   ['series', 'Series'],
   ['proposals', 'Proposals'],
   ['quality', 'Data quality'],
+  ['models', 'Models'],
+  ['reports', 'Reports'],
+  ['alerts', 'Alerts'],
 ]
+
+// useAlertCount polls the alert counts (the header badge) every 15 s.
+function useAlertCount(me) {
+  const [n, setN] = useState(null)
+  useEffect(() => {
+    if (!me) return undefined
+    const load = () => get('/api/alerts?page_size=0').then((a) => setN(a), () => {})
+    load()
+    const t = setInterval(load, 15000)
+    return () => clearInterval(t)
+  }, [me])
+  return n
+}
 
 export default function App() {
   const [me, setMe] = useState(undefined)
   const route = useRoute()
+  const alerts = useAlertCount(me)
   useEffect(() => {
     get('/api/me').then(login, () => setMe(null))
   }, [])
@@ -74,8 +94,11 @@ export default function App() {
   let body
   switch (route.page) {
     case 'series': body = <Series params={route.params} me={me} />; break
-    case 'proposals': body = <Proposals />; break
+    case 'proposals': body = <Proposals me={me} />; break
     case 'quality': body = <Quality />; break
+    case 'models': body = <Models />; break
+    case 'reports': body = <Reports />; break
+    case 'alerts': body = <Alerts />; break
     default: body = <Overview />
   }
   return (
@@ -84,7 +107,11 @@ export default function App() {
         <span className="brand">stockcast</span>
         <nav>
           {pages.map(([id, label]) => (
-            <a key={id} href={`#/${id}`} className={route.page === id ? 'active' : ''}>{label}</a>
+            <a key={id} href={`#/${id}`} className={route.page === id ? 'active' : ''}>{label}
+              {id === 'alerts' && alerts && alerts.total > 0 && (
+                <span className={alerts.critical > 0 ? 'badge' : 'badge warn'} data-testid="alert-badge" title={`${alerts.critical} critical`}>{alerts.total}</span>
+              )}
+            </a>
           ))}
         </nav>
         <span className="who" data-testid="who">{me.user} · {me.role}</span>

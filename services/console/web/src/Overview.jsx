@@ -27,6 +27,11 @@ export default function Overview() {
         <Card label="forecast freshness" value={age(f.forecasts ? f.age_seconds : null)} sub={`${num(f.forecasts)} forecasts, newest as of ${f.last_as_of || '–'}`} testid="freshness" />
         <Card label={`proposals on ${p.day || '–'}`} value={num(p.count)} sub={`${num(p.quantity)} units, ${num(p.at_risk)} with a projected stockout`} testid="proposals-today" />
         <Card label="rejected events (DLQ)" value={num(live.dlq_total)} testid="dlq-total" />
+        <Card label="projected fill rate (7 days)" testid="fill-rate"
+          value={o.kpis?.projected_fill_rate == null ? '–' : num(o.kpis.projected_fill_rate * 100, 1) + '%'}
+          sub={o.kpis ? `${num(o.kpis.served_demand)} of ${num(o.kpis.expected_demand)} forecast units covered by stock and incoming orders` : 'waiting for the first evaluation'} />
+        <Card label="stock value" value={o.kpis ? num(o.kpis.stock_value) : '–'} sub={o.kpis ? `${num(o.kpis.series)} series` : ''} testid="stock-value" />
+        <Card label="alerts" value={num(o.alerts)} sub={`${num(o.critical_alerts)} critical`} testid="alerts-card" />
       </div>
       <h3>Services</h3>
       <table data-testid="services">

@@ -1,5 +1,5 @@
-import { useEffect, useState } from 'react'
-import { get, qs } from './api.js'
+import { Fragment, useEffect, useState } from 'react'
+import { call, get, qs } from './api.js'
 import { num, short } from './format.js'
 
 const cols = [
@@ -7,8 +7,12 @@ const cols = [
   ['reorder_point', 'reorder pt'], ['inventory_position', 'position'], ['projected_stockout_day', 'stockout'], ['status', 'status'],
 ]
 
-// Proposals: filter, sort, page, export.
-export default function Proposals() {
+// Proposals: filter, sort, page, export; planners and admins approve (with
+// an adjusted quantity, validated by the replenishment service against the
+// policy's MOQ, pack size and maximum) or reject.
+export default function Proposals({ me }) {
+  const canReview = me && me.role !== 'viewer'
+  const [reload, setReload] = useState(0)
   const [f, setF] = useState({ sku: '', location: '', status: '' })
   const [applied, setApplied] = useState(f)
   const [sort, setSort] = useState({ sort: 'decided_at', order: 'desc' })
@@ -21,7 +25,7 @@ export default function Proposals() {
     setErr('')
     const shown = `${sort.sort}:${sort.order}:${page}`
     get('/api/proposals?' + qs({ ...query, page, page_size: pageSize })).then((r) => setD({ ...r, shown }), (e) => setErr(e.message))
-  }, [applied, sort, page])
+  }, [applied, sort, page, reload])
   const by = (c) => { setPage(1); setSort({ sort: c, order: sort.sort === c && sort.order === 'desc' ? 'asc' : 'desc' }) }
   const pages = d ? Math.max(1, Math.ceil(d.total / pageSize)) : 1
   return (
@@ -45,15 +49,9 @@ export default function Proposals() {
               <th key={c} className={['quantity', 'reorder_point', 'inventory_position'].includes(c) ? 'n sortable' : 'sortable'} onClick={() => by(c)}>
                 {label}{sort.sort === c ? (sort.order === 'desc' ? ' ▾' : ' ▴') : ''}
               </th>
-            ))}</tr></thead>
+            ))}<th>constraints</th>{canReview && <th>review</th>}</tr></thead>
             <tbody>{d.proposals.map((p) => (
-              <tr key={p.proposal_id}>
-                <td>{p.decided_at}</td>
-                <td><a href={`#/series?${qs({ key: p.series_key })}`}>{p.sku}</a></td>
-                <td>{p.location}</td><td className="n">{num(p.quantity)}</td><td className="n">{num(p.reorder_point, 1)}</td>
-                <td className="n">{num(p.inventory_position, 1)}</td><td>{p.projected_stockout_day}</td>
-                <td>{short(p.status, 'PROPOSAL_STATUS_')}</td>
-              </tr>
+              <Row key={p.proposal_id} p={p} canReview={canReview} onDone={() => setReload((n) => n + 1)} />
             ))}</tbody>
           </table>
           <div className="pager">
@@ -64,5 +62,50 @@ export default function Proposals() {
         </>
       )}
     </section>
+  )
+}
+
+// Row is one proposal; a proposed one gets a quantity box, Approve and
+// Reject for planners and admins, and the service's refusal inline.
+function Row({ p, canReview, onDone }) {
+  const [qty, setQty] = useState(String(p.quantity))
+  const [err, setErr] = useState('')
+  const [busy, setBusy] = useState(false)
+  const status = short(p.status, 'PROPOSAL_STATUS_')
+  const act = async (what) => {
+    setErr('')
+    setBusy(true)
+    try {
+      const body = what === 'approve' && Number(qty) !== p.quantity ? { quantity: Number(qty) } : {}
+      await call('POST', `/api/proposals/${encodeURIComponent(p.proposal_id)}/${what}`, body)
+      onDone()
+    } catch (x) {
+      setErr(x.message)
+    } finally {
+      setBusy(false)
+    }
+  }
+  const cols = 9 + (canReview ? 1 : 0)
+  return (
+    <Fragment>
+      <tr data-proposal={p.proposal_id}>
+        <td>{p.decided_at}</td>
+        <td><a href={`#/series?${qs({ key: p.series_key })}`}>{p.sku}</a></td>
+        <td>{p.location}</td><td className="n">{num(p.quantity)}</td><td className="n">{num(p.reorder_point, 1)}</td>
+        <td className="n">{num(p.inventory_position, 1)}</td><td>{p.projected_stockout_day}</td>
+        <td data-testid="status">{status}{status === 'approved' && ` ${num(p.approved_quantity)}`}{p.decided_by && <small className="muted"> by {p.decided_by}</small>}</td>
+        <td className="muted">moq {num(p.moq)} · pack {num(p.pack_size)}{p.max_order > 0 && ` · max ${num(p.max_order)}`}</td>
+        {canReview && (
+          <td className="actions">{status === 'proposed' && (
+            <>
+              <input type="number" name="quantity" aria-label="quantity" value={qty} onChange={(e) => setQty(e.target.value)} />
+              <button disabled={busy} onClick={() => act('approve')}>Approve</button>
+              <button disabled={busy} className="reject" onClick={() => act('reject')}>Reject</button>
+            </>
+          )}</td>
+        )}
+      </tr>
+      {err && <tr className="row-error"><td colSpan={cols} role="alert" data-testid="review-error">{err}</td></tr>}
+    </Fragment>
   )
 }

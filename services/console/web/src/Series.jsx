@@ -64,7 +64,13 @@ function Detail({ seriesKey, me }) {
           <h4>History and forecast</h4>
           <FanChart history={d.history} forecast={f} />
           <h4>Projected stock</h4>
-          <StockChart projected={d.projected} />
+          <StockChart projected={d.projected} incoming={d.incoming} />
+          {d.incoming.length > 0 && (
+            <table data-testid="incoming">
+              <thead><tr><th>incoming order</th><th className="n">open units</th><th>expected</th><th>supplier</th></tr></thead>
+              <tbody>{d.incoming.map((o) => <tr key={o.purchase_order_id}><td>{o.purchase_order_id}</td><td className="n">{num(o.quantity)}</td><td>{o.expected_day}</td><td>{o.supplier_id}</td></tr>)}</tbody>
+            </table>
+          )}
         </div>
         <aside>
           <h4>Model</h4>
@@ -73,6 +79,9 @@ function Detail({ seriesKey, me }) {
               <dt>model</dt><dd>{f.model} {f.model_version}</dd>
               <dt>demand class</dt><dd>{f.demand_class}</dd>
               <dt>as of</dt><dd>{f.as_of}</dd>
+              <dt>recent error</dt><dd data-testid="recent-error">{d.recent_error && d.recent_error.days > 0
+                ? `MAE ${num(d.recent_error.mae, 2)}/day, bias ${d.recent_error.bias == null ? '–' : num(d.recent_error.bias * 100, 0) + '%'} over ${d.recent_error.days} days to ${d.error_to}`
+                : `no complete day with a forecast (${d.error_from || '–'}…${d.error_to || '–'})`}</dd>
               <dt>why it changed</dt><dd>{short(f.reason_code, '')} {f.reason_detail} ({num(f.reason_change * 100, 1)}%)</dd>
               {f.components.map((c) => <Fragment key={c.name}><dt>{c.name}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
             </dl>

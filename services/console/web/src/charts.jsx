@@ -83,8 +83,9 @@ export function FanChart({ history, forecast, days = 84 }) {
 }
 
 // StockChart: projected inventory position (expected and pessimistic)
-// against the reorder point.
-export function StockChart({ projected }) {
+// against the reorder point; open purchase orders marked on the day they
+// are expected (they are already in the position, as on order).
+export function StockChart({ projected, incoming = [] }) {
   if (!projected.length) return <p className="muted">No projection: the series needs a forecast and a proposal.</p>
   const ds = projected.map((p) => toDay(p.day))
   const d0 = Math.min(...ds), d1 = Math.max(...ds)
@@ -100,11 +101,45 @@ export function StockChart({ projected }) {
       <path d={line('reorder_point')} className="rop" />
       <path d={line('pessimistic')} className="pess" />
       <path d={line('expected')} className="mean" />
+      {incoming.filter((o) => toDay(o.expected_day) >= d0 && toDay(o.expected_day) <= d1).map((o) => (
+        <g key={o.purchase_order_id} data-testid="incoming-order">
+          <line x1={x(toDay(o.expected_day))} x2={x(toDay(o.expected_day))} y1={PAD.t} y2={H - PAD.b} className="po" />
+          <text x={x(toDay(o.expected_day)) + 3} y={PAD.t + 50} className="l-po">{`PO ${o.purchase_order_id}: +${o.quantity}`}</text>
+          <title>{`${o.purchase_order_id}: ${o.quantity} units expected ${o.expected_day}${o.supplier_id ? ' from ' + o.supplier_id : ''}`}</title>
+        </g>
+      ))}
       <g className="legend" transform={`translate(${PAD.l + 8},${PAD.t + 4})`}>
         <text y="8" className="l-mean">— expected</text>
         <text y="22" className="l-pess">— pessimistic (top quantile)</text>
         <text y="36" className="l-rop">— reorder point</text>
+        {incoming.length > 0 && <text y="50" className="l-po">| incoming orders</text>}
       </g>
+    </svg>
+  )
+}
+
+// LineChart: one or two series over categorical x (days), nulls skipped.
+export function LineChart({ points, label, testid }) {
+  const pts = points.filter((p) => p.y != null || p.y2 != null)
+  if (!pts.length) return <p className="muted">Nothing to chart.</p>
+  const vals = pts.flatMap((p) => [p.y, p.y2]).filter((v) => v != null)
+  const lo = Math.min(0, ...vals), hi = Math.max(0.001, ...vals)
+  const x = scale(0, Math.max(1, pts.length - 1), PAD.l, W - PAD.r)
+  const y = scale(lo, hi * 1.05, H - PAD.b, PAD.t)
+  const seg = (k) => path(pts.map((p, i) => [i, p[k]]).filter(([, v]) => v != null).map(([i, v]) => [x(i), y(v)]))
+  const step = Math.max(1, Math.ceil(pts.length / 8))
+  return (
+    <svg viewBox={`0 0 ${W} ${H}`} className="chart" data-testid={testid} role="img" aria-label={label}>
+      <g className="axes">
+        {ticks(lo, hi * 1.05).map((v) => (
+          <g key={'y' + v}><line x1={PAD.l} x2={W - PAD.r} y1={y(v)} y2={y(v)} className="grid" /><text x={PAD.l - 6} y={y(v) + 4} textAnchor="end">{v}</text></g>
+        ))}
+        {pts.map((p, i) => (i % step === 0 ? <text key={i} x={x(i)} y={H - 8} textAnchor="middle">{String(p.x).slice(5)}</text> : null))}
+        <text x={W - PAD.r} y={PAD.t + 10} textAnchor="end" className="label">{label}</text>
+      </g>
+      <path d={seg('y')} className="mean" />
+      <path d={seg('y2')} className="pess" />
+      {pts.map((p, i) => (p.y != null ? <circle key={i} cx={x(i)} cy={y(p.y)} r="3" className="pt"><title>{`${p.x}: ${p.y}`}</title></circle> : null))}
     </svg>
   )
 }
