@@ -27,7 +27,7 @@ func (c *rebuildConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.ClickHouse.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs, "feature.")
 	fs.StringVar(&c.Series, "series", "", "series key (sku|location) to rebuild")
-	fs.BoolVar(&c.All, "all", false, "rebuild every series with demand in ClickHouse")
+	fs.BoolVar(&c.All, "all", false, "rebuild every series and item with events in ClickHouse")
 }
 
 func (c *rebuildConfig) Validate() error {
@@ -38,7 +38,9 @@ func (c *rebuildConfig) Validate() error {
 	return errors.Join(append(errs, c.Redis.Validate(), c.ClickHouse.Validate(), c.Store.Validate())...)
 }
 
-// runRebuild recomputes series from the ClickHouse order history.
+// runRebuild recomputes series (and, with -all, item attributes) from the
+// ClickHouse history ingest writes: `feature rebuild -all` after Redis lost
+// its data (docs/operations.md, "Recovery from Redis loss").
 func runRebuild(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg rebuildConfig
 	fs := flag.NewFlagSet(service+" rebuild", flag.ContinueOnError)
@@ -63,17 +65,18 @@ func runRebuild(ctx context.Context, args []string, getenv func(string) string, 
 	s := store.NewRedis(rdb, cfg.Store)
 
 	if cfg.All {
-		n, events, err := store.RebuildAll(ctx, conn, s)
+		st, err := store.RebuildAll(ctx, conn, s)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "rebuilt %d series from %d demand events\n", n, events)
+		fmt.Fprintf(stdout, "rebuilt %d series and %d items from %d events (%d rejected by validation, as the live service does)\n",
+			st.Series, st.Items, st.Events, st.Rejected)
 		return nil
 	}
 	events, err := store.Rebuild(ctx, conn, s, cfg.Series)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rebuilt %s from %d demand events\n", cfg.Series, events)
+	fmt.Fprintf(stdout, "rebuilt %s from %d events\n", cfg.Series, events)
 	return nil
 }

@@ -24,6 +24,25 @@ const orderLinesDDL = `CREATE TABLE IF NOT EXISTS order_lines (
 PARTITION BY toYYYYMM(day)
 ORDER BY (series_key, event_id)`
 
+// inventoryDDL and catalogDDL are ingest's other history tables.
+const inventoryDDL = `CREATE TABLE IF NOT EXISTS inventory_events (
+	event_id String, series_key String, sku String, location String, day Date,
+	occurred_at DateTime('UTC'), kind String, quantity Float64, reserved Float64, reference String,
+	supplier_id String, expected_at Nullable(DateTime('UTC')), payload String,
+	source_topic String, source_partition Int32, source_offset Int64, ingested_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (series_key, event_id)`
+
+const catalogDDL = `CREATE TABLE IF NOT EXISTS catalog_events (
+	event_id String, series_key String, sku String, location String, day Date,
+	occurred_at DateTime('UTC'), kind String, price Float64, currency String, promotion_id String,
+	discount_pct Float64, starts_at Nullable(DateTime('UTC')), ends_at Nullable(DateTime('UTC')), payload String,
+	source_topic String, source_partition Int32, source_offset Int64, ingested_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (series_key, event_id)`
+
 type orderLine struct {
 	change   features.Change
 	isDemand bool
@@ -37,7 +56,7 @@ func TestRebuildFromClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := chx.Migrate(ctx, conn, orderLinesDDL); err != nil {
+	if err := chx.Migrate(ctx, conn, orderLinesDDL, inventoryDDL, catalogDDL); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,9 +119,9 @@ func TestRebuildFromClickHouse(t *testing.T) {
 	if _, err := Rebuild(ctx, conn, s, "no-location"); err == nil {
 		t.Error("rebuild accepted a key without location")
 	}
-	count, events, err := RebuildAll(ctx, conn, s)
-	if err != nil || count != 2 || events != len(live)+1 {
-		t.Fatalf("rebuild all: %d series, %d events, %v; want 2, %d", count, events, err, len(live)+1)
+	st, err := RebuildAll(ctx, conn, s)
+	if err != nil || st != (RebuildStats{Series: 2, Events: len(live) + 1}) {
+		t.Fatalf("rebuild all: %+v, %v; want 2 series, %d events", st, err, len(live)+1)
 	}
 }
 

@@ -1,0 +1,293 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stockcast/stockcast/pkg/chx"
+	"github.com/stockcast/stockcast/pkg/testenv"
+	catalogv1 "github.com/stockcast/stockcast/proto/stockcast/catalog/v1"
+	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
+	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
+)
+
+// ingestSchema is the part of ingest's history tables
+// (services/ingest/internal/store.Schema) the rebuild reads, with ingest's
+// column types and engine.
+var ingestSchema = []string{
+	`CREATE TABLE IF NOT EXISTS order_lines (event_id String, series_key String, sku String, location String,
+		day Date, occurred_at DateTime('UTC'), type String, quantity Float64, is_demand UInt8, ingested_at DateTime('UTC')
+	) ENGINE = ReplacingMergeTree(ingested_at) PARTITION BY toYYYYMM(day) ORDER BY (series_key, event_id)`,
+	`CREATE TABLE IF NOT EXISTS inventory_events (event_id String, series_key String, sku String, location String,
+		day Date, occurred_at DateTime('UTC'), kind String, payload String, ingested_at DateTime('UTC')
+	) ENGINE = ReplacingMergeTree(ingested_at) PARTITION BY toYYYYMM(day) ORDER BY (series_key, event_id)`,
+	`CREATE TABLE IF NOT EXISTS catalog_events (event_id String, series_key String, sku String, location String,
+		day Date, occurred_at DateTime('UTC'), kind String, payload String, ingested_at DateTime('UTC')
+	) ENGINE = ReplacingMergeTree(ingested_at) PARTITION BY toYYYYMM(day) ORDER BY (series_key, event_id)`,
+}
+
+// historyEvent is one accepted event: the DemandEvent ingest publishes and
+// the row it stores.
+type historyEvent struct {
+	ev      *demandv1.DemandEvent
+	table   string // order_lines, inventory_events, catalog_events
+	kind    string
+	payload string
+}
+
+func orderLine(id, sku, loc string, at time.Time, q float64) historyEvent {
+	at = at.Truncate(time.Second) // order_lines keeps whole seconds
+	return historyEvent{table: "order_lines", ev: &demandv1.DemandEvent{EventId: id, OccurredAt: timestamppb.New(at),
+		SeriesKey: sku + "|" + loc, Sku: sku, Location: loc, Day: at.Format("2006-01-02"),
+		Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: q}}}}
+}
+
+func inventory(t *testing.T, inv *inventoryv1.InventoryEvent, kind string) historyEvent {
+	at := inv.GetOccurredAt().AsTime()
+	return historyEvent{table: "inventory_events", kind: kind, payload: payloadOf(t, inv),
+		ev: &demandv1.DemandEvent{EventId: inv.GetEventId(), OccurredAt: inv.GetOccurredAt(),
+			SeriesKey: inv.GetSku() + "|" + inv.GetLocation(), Sku: inv.GetSku(), Location: inv.GetLocation(), Day: at.Format("2006-01-02"),
+			Change: &demandv1.DemandEvent_Inventory{Inventory: inv}}}
+}
+
+func catalog(t *testing.T, sku, loc string, cat *catalogv1.CatalogEvent) historyEvent {
+	at := cat.GetOccurredAt().AsTime()
+	h := historyEvent{table: "catalog_events", payload: payloadOf(t, cat), ev: &demandv1.DemandEvent{EventId: cat.GetEventId(),
+		OccurredAt: cat.GetOccurredAt(), SeriesKey: sku + "|" + loc, Sku: sku, Location: loc,
+		Day: at.Format("2006-01-02")}}
+	switch k := cat.GetKind().(type) {
+	case *catalogv1.CatalogEvent_Item:
+		h.kind, h.ev.SeriesKey, h.ev.Location = "item", sku, ""
+		h.ev.Change = &demandv1.DemandEvent_Item{Item: k.Item}
+	case *catalogv1.CatalogEvent_PriceChange:
+		h.kind, h.ev.Change = "price_change", &demandv1.DemandEvent_Price{Price: k.PriceChange}
+	case *catalogv1.CatalogEvent_Promotion:
+		h.kind, h.ev.Change = "promotion", &demandv1.DemandEvent_Promotion{Promotion: k.Promotion}
+	}
+	return h
+}
+
+// payloadOf is the event as ingest stores it: compact protojson with the
+// proto field names.
+func payloadOf(t *testing.T, m proto.Message) string {
+	t.Helper()
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func insertHistory(t *testing.T, conn driver.Conn, hs []historyEvent) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, table := range []string{"order_lines", "inventory_events", "catalog_events"} {
+		var b driver.Batch
+		var err error
+		if table == "order_lines" {
+			b, err = conn.PrepareBatch(ctx, "INSERT INTO order_lines (event_id, series_key, sku, location, day, occurred_at, type, quantity, is_demand, ingested_at)")
+		} else {
+			b, err = conn.PrepareBatch(ctx, "INSERT INTO "+table+" (event_id, series_key, sku, location, day, occurred_at, kind, payload, ingested_at)")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hs {
+			if h.table != table {
+				continue
+			}
+			ev := h.ev
+			at := ev.GetOccurredAt().AsTime()
+			day := at.Truncate(24 * time.Hour)
+			if table == "order_lines" {
+				err = b.Append(ev.GetEventId(), ev.GetSeriesKey(), ev.GetSku(), ev.GetLocation(), day, at, "placed", ev.GetDemand().GetQuantity(), uint8(1), now)
+			} else {
+				err = b.Append(ev.GetEventId(), ev.GetSeriesKey(), ev.GetSku(), ev.GetLocation(), day, at, h.kind, h.payload, now)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// redisDump is every key of the feature store: hashes with their fields,
+// markers as present.
+func redisDump(t *testing.T, rdb *redis.Client) map[string]map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "stockcast:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	for _, k := range keys {
+		if strings.Contains(k, ":seen:") {
+			out[k] = nil
+			continue
+		}
+		h, err := rdb.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = h
+	}
+	return out
+}
+
+func diffDump(want, got map[string]map[string]string) string {
+	var lines []string
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			lines = append(lines, "missing "+k)
+			continue
+		}
+		for f, v := range w {
+			if g[f] != v {
+				lines = append(lines, fmt.Sprintf("%s %s: got %.80q, want %.80q", k, f, g[f], v))
+			}
+		}
+		for f := range g {
+			if _, ok := w[f]; !ok {
+				lines = append(lines, fmt.Sprintf("%s: extra field %s", k, f))
+			}
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			lines = append(lines, "extra "+k)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestRebuildAfterRedisLoss: events of every kind go through the running
+// feature service; Redis then loses everything (FLUSHALL); `feature rebuild
+// -all` rebuilds it from ClickHouse, and every series hash, item hash and
+// exactly-once marker is byte for byte what the live service had built.
+// Replaying the whole topic afterwards changes nothing.
+func TestRebuildAfterRedisLoss(t *testing.T) {
+	ctx := context.Background()
+	brokers := testenv.Kafka(t)
+	redisAddr := testenv.Redis(t)
+	ch := testenv.ClickHouse(t)
+	conn, err := chx.Open(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := chx.Migrate(ctx, conn, ingestSchema...); err != nil {
+		t.Fatal(err)
+	}
+
+	ms := time.Millisecond
+	ts := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(monday.Add(d)) }
+	// In occurred_at order, as they arrive; inventory and catalog times have
+	// milliseconds, order lines whole seconds (as ClickHouse keeps them).
+	hs := []historyEvent{
+		catalog(t, "A", "", &catalogv1.CatalogEvent{EventId: "it-1", OccurredAt: ts(-48 * time.Hour),
+			Kind: &catalogv1.CatalogEvent_Item{Item: &catalogv1.ItemAttributes{Sku: "A", Category: "lights", Department: "home"}}}),
+		catalog(t, "A", "shop", &catalogv1.CatalogEvent{EventId: "pr-1", OccurredAt: ts(-47*time.Hour + 250*ms),
+			Kind: &catalogv1.CatalogEvent_PriceChange{PriceChange: &catalogv1.PriceChange{Sku: "A", Location: "shop", Price: 2.55, Currency: "GBP"}}}),
+		orderLine("or-1", "A", "shop", monday, 6),
+		orderLine("or-2", "A", "shop", monday.Add(2*time.Hour), 4),
+		orderLine("or-3", "B", "shop", monday.Add(3*time.Hour), 1.5),
+		inventory(t, &inventoryv1.InventoryEvent{EventId: "iv-1", Sku: "A", Location: "shop", OccurredAt: ts(5*time.Hour + 120*ms),
+			Kind: &inventoryv1.InventoryEvent_Snapshot{Snapshot: &inventoryv1.Snapshot{OnHand: 12}}}, "snapshot"),
+		orderLine("or-4", "A", "shop", monday.Add(24*time.Hour), 3),
+		orderLine("or-5", "A", "shop", monday.Add(26*time.Hour), -1),
+		inventory(t, &inventoryv1.InventoryEvent{EventId: "so-1", Sku: "A", Location: "shop", OccurredAt: ts(49*time.Hour + 7*ms),
+			Kind: &inventoryv1.InventoryEvent_StockoutStarted{StockoutStarted: &inventoryv1.StockoutStarted{}}}, "stockout_started"),
+		catalog(t, "B", "shop", &catalogv1.CatalogEvent{EventId: "pm-1", OccurredAt: ts(50*time.Hour + 999*ms),
+			Kind: &catalogv1.CatalogEvent_Promotion{Promotion: &catalogv1.PromotionWindow{Sku: "B", Location: "shop", PromotionId: "xmas", DiscountPct: 20,
+				StartsAt: ts(72 * time.Hour), EndsAt: ts(96 * time.Hour)}}}),
+		orderLine("or-6", "B", "shop", monday.Add(73*time.Hour), 2),
+		inventory(t, &inventoryv1.InventoryEvent{EventId: "so-2", Sku: "A", Location: "shop", OccurredAt: ts(97*time.Hour + 500*ms),
+			Kind: &inventoryv1.InventoryEvent_StockoutEnded{StockoutEnded: &inventoryv1.StockoutEnded{}}}, "stockout_ended"),
+		orderLine("or-7", "A", "shop", monday.Add(98*time.Hour), 5),
+		catalog(t, "A", "", &catalogv1.CatalogEvent{EventId: "it-2", OccurredAt: ts(99 * time.Hour),
+			Kind: &catalogv1.CatalogEvent_Item{Item: &catalogv1.ItemAttributes{Sku: "A", Category: "lamps", Department: "home"}}}),
+	}
+	insertHistory(t, conn, hs)
+	events := make([]*demandv1.DemandEvent, len(hs))
+	for i, h := range hs {
+		events[i] = h.ev
+	}
+	produce(t, brokers, events...)
+
+	svc := start(t, brokers, redisAddr)
+	readSnapshots(t, brokers, len(events)) // every event applied and published
+	svc.stop(t)
+
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	live := redisDump(t, rdb)
+	if n := len(live); n != 3+len(events) { // 2 series + 1 item hash, one marker per event
+		t.Fatalf("live store has %d keys, want %d: %v", n, 3+len(events), live)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil { // Redis lost everything
+		t.Fatal(err)
+	}
+
+	env := func(k string) string {
+		return map[string]string{"STOCKCAST_CLICKHOUSE_ADDR": ch.Addr, "STOCKCAST_CLICKHOUSE_DATABASE": ch.Database,
+			"STOCKCAST_REDIS_ADDR": redisAddr}[k]
+	}
+	var out bytes.Buffer
+	if err := Run(ctx, []string{"rebuild", "-all"}, env, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "rebuilt 2 series and 1 items from 14 events (0 rejected by validation, as the live service does)\n"; out.String() != want {
+		t.Fatalf("rebuild printed %q, want %q", out.String(), want)
+	}
+	rebuilt := redisDump(t, rdb)
+	if d := diffDump(live, rebuilt); d != "" {
+		t.Fatalf("rebuilt store differs from the live one:\n%s", d)
+	}
+
+	// Replay the whole topic: every event is recognised, nothing changes.
+	deleteGroupOffsets(t, brokers)
+	svc = start(t, brokers, redisAddr)
+	snaps := readSnapshots(t, brokers, 2*len(events))
+	svc.stop(t)
+	redelivered := 0
+	for _, group := range snaps {
+		for _, s := range group[len(group)/2:] {
+			if !s.snap.GetApplied() {
+				redelivered++
+			}
+		}
+	}
+	if redelivered != len(events) {
+		t.Errorf("%d of the %d replayed events were recognised as applied", redelivered, len(events))
+	}
+	if d := diffDump(live, redisDump(t, rdb)); d != "" {
+		t.Fatalf("replay after the rebuild changed the store:\n%s", d)
+	}
+	if !reflect.DeepEqual(len(live), len(rebuilt)) {
+		t.Fatal("key count changed")
+	}
+}
