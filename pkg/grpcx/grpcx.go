@@ -1,7 +1,8 @@
 // Package grpcx builds gRPC servers and clients the same way in every
 // service: OpenTelemetry stats handlers (traces and metrics), the standard
-// health service, reflection, optional TLS or mTLS from files, and a Run
-// that stops gracefully with a deadline.
+// health service, reflection, optional TLS or mTLS from files, bearer
+// tokens with per-method roles, message size limits, and a Run that stops
+// gracefully with a deadline. docs/security.md describes the model.
 package grpcx
 
 import (
@@ -36,18 +37,23 @@ type Config struct {
 	CertFile     string // server certificate (PEM); with KeyFile enables TLS
 	KeyFile      string
 	ClientCAFile string // CA of client certificates; when set, clients must present one (mTLS)
-	MaxRecvBytes int
+	MaxRecvBytes int    // largest request message accepted
+	MaxSendBytes int    // largest response message sent
+	Auth         AuthConfig
 }
 
 // RegisterFlags registers the flags under prefix, e.g. "grpc." gives
 // -grpc.addr, -grpc.tls-cert, -grpc.tls-key, -grpc.tls-client-ca and
-// -grpc.max-recv-bytes.
+// -grpc.max-recv-bytes, -grpc.max-send-bytes and the -grpc.auth.* flags
+// (see AuthConfig).
 func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.Addr, prefix+"addr", "127.0.0.1:9090", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&c.CertFile, prefix+"tls-cert", "", "server TLS certificate file (PEM); empty serves plaintext")
 	fs.StringVar(&c.KeyFile, prefix+"tls-key", "", "server TLS key file (PEM)")
 	fs.StringVar(&c.ClientCAFile, prefix+"tls-client-ca", "", "CA file for client certificates; set to require mTLS")
-	fs.IntVar(&c.MaxRecvBytes, prefix+"max-recv-bytes", 16<<20, "largest request message accepted, in bytes")
+	fs.IntVar(&c.MaxRecvBytes, prefix+"max-recv-bytes", 16<<20, "largest request message accepted, in bytes (0: gRPC's default, 4 MiB)")
+	fs.IntVar(&c.MaxSendBytes, prefix+"max-send-bytes", 64<<20, "largest response message sent, in bytes (0: no limit)")
+	c.Auth.RegisterFlags(fs, prefix)
 }
 
 // Validate checks the configuration.
@@ -64,6 +70,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecvBytes < 0 {
 		errs = append(errs, fmt.Errorf("grpc max recv bytes %d: must not be negative", c.MaxRecvBytes))
+	}
+	if c.MaxSendBytes < 0 {
+		errs = append(errs, fmt.Errorf("grpc max send bytes %d: must not be negative", c.MaxSendBytes))
+	}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -92,6 +104,24 @@ func NewServer(cfg Config, tel *telemetry.Telemetry) (*Server, error) {
 	}
 	if cfg.MaxRecvBytes > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxRecvBytes))
+	}
+	if cfg.MaxSendBytes > 0 {
+		opts = append(opts, grpc.MaxSendMsgSize(cfg.MaxSendBytes))
+	}
+	auth, err := cfg.Auth.authorizer()
+	if err != nil {
+		return nil, err
+	}
+	if auth != nil {
+		opts = append(opts, grpc.ChainUnaryInterceptor(auth.unary), grpc.ChainStreamInterceptor(auth.stream))
+		names := make([]string, len(auth.tokens))
+		for i, t := range auth.tokens {
+			names[i] = t.name
+		}
+		tel.Logger.Info("grpc bearer-token authentication on", "tokens", names, "tls", cfg.CertFile != "", "mtls", cfg.ClientCAFile != "")
+		if cfg.CertFile == "" {
+			tel.Logger.Warn("grpc bearer tokens over plaintext: anyone on the network path can read them; set -grpc.tls-cert")
+		}
 	}
 	if cfg.CertFile != "" {
 		tlsCfg, err := serverTLS(cfg)
@@ -207,6 +237,7 @@ type ClientTLSConfig struct {
 	CertFile   string // client certificate for mTLS (with KeyFile)
 	KeyFile    string
 	ServerName string // overrides the name checked in the server certificate
+	Auth       ClientAuthConfig
 }
 
 // Enabled reports whether any TLS setting is given.
@@ -216,12 +247,14 @@ func (c ClientTLSConfig) Enabled() bool {
 
 // RegisterFlags registers the client TLS flags under prefix, e.g.
 // "forecast." gives -forecast.tls-ca, -forecast.tls-cert, -forecast.tls-key
-// and -forecast.tls-server-name.
+// and -forecast.tls-server-name, and the token flags -forecast.token-file
+// and -forecast.token (see ClientOptions).
 func (c *ClientTLSConfig) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.CAFile, prefix+"tls-ca", "", "CA file of the server certificate; setting any tls flag enables TLS")
 	fs.StringVar(&c.CertFile, prefix+"tls-cert", "", "client certificate file for mTLS")
 	fs.StringVar(&c.KeyFile, prefix+"tls-key", "", "client key file for mTLS")
 	fs.StringVar(&c.ServerName, prefix+"tls-server-name", "", "server name to verify in its certificate")
+	c.Auth.RegisterFlags(fs, prefix)
 }
 
 // WithClientTLS returns the dial option for c: TLS with the given CA and
