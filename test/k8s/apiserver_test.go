@@ -381,6 +381,20 @@ func TestApplyToAPIServer(t *testing.T) {
 		if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, claim, metav1.GetOptions{}); err != nil || claim != release+"-stockcast-models" {
 			t.Errorf("training cronjob's claim %q: %v", claim, err)
 		}
+		// forecast loads the champion from the same volume, read-only.
+		fc, err := cs.AppsV1().Deployments(namespace).Get(ctx, release+"-forecast", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mounted bool
+		for _, v := range fc.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim && v.PersistentVolumeClaim.ReadOnly {
+				mounted = true
+			}
+		}
+		if !mounted {
+			t.Errorf("forecast does not mount the models claim %q read-only", claim)
+		}
 	}
 	// The console: Deployment, Service, PDB, NetworkPolicy, users Secret.
 	con, err := cs.AppsV1().Deployments(namespace).Get(ctx, release+"-console", metav1.GetOptions{})
