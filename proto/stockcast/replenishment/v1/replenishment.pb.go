@@ -516,6 +516,405 @@ func (x *Policy) GetOrderCoverDays() int32 {
 	return 0
 }
 
+// LeadTimeStats are supplier lead times (placed -> received, in days)
+// learned from receipts: one sample per receipt of a known purchase order.
+type LeadTimeStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Samples  int64                  `protobuf:"varint,1,opt,name=samples,proto3" json:"samples,omitempty"`
+	MeanDays float64                `protobuf:"fixed64,2,opt,name=mean_days,json=meanDays,proto3" json:"mean_days,omitempty"`
+	// Sample standard deviation; 0 with fewer than 2 samples.
+	StddevDays float64 `protobuf:"fixed64,3,opt,name=stddev_days,json=stddevDays,proto3" json:"stddev_days,omitempty"`
+	// Empty for the series over all its suppliers.
+	SupplierId    string `protobuf:"bytes,4,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeadTimeStats) Reset() {
+	*x = LeadTimeStats{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeadTimeStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeadTimeStats) ProtoMessage() {}
+
+func (x *LeadTimeStats) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeadTimeStats.ProtoReflect.Descriptor instead.
+func (*LeadTimeStats) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LeadTimeStats) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *LeadTimeStats) GetMeanDays() float64 {
+	if x != nil {
+		return x.MeanDays
+	}
+	return 0
+}
+
+func (x *LeadTimeStats) GetStddevDays() float64 {
+	if x != nil {
+		return x.StddevDays
+	}
+	return 0
+}
+
+func (x *LeadTimeStats) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+type OpenPurchaseOrder struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	PurchaseOrderId string                 `protobuf:"bytes,1,opt,name=purchase_order_id,json=purchaseOrderId,proto3" json:"purchase_order_id,omitempty"`
+	// Ordered minus received so far.
+	OpenQuantity  float64                `protobuf:"fixed64,2,opt,name=open_quantity,json=openQuantity,proto3" json:"open_quantity,omitempty"`
+	ExpectedDay   string                 `protobuf:"bytes,3,opt,name=expected_day,json=expectedDay,proto3" json:"expected_day,omitempty"`
+	PlacedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
+	SupplierId    string                 `protobuf:"bytes,5,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenPurchaseOrder) Reset() {
+	*x = OpenPurchaseOrder{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenPurchaseOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenPurchaseOrder) ProtoMessage() {}
+
+func (x *OpenPurchaseOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenPurchaseOrder.ProtoReflect.Descriptor instead.
+func (*OpenPurchaseOrder) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *OpenPurchaseOrder) GetPurchaseOrderId() string {
+	if x != nil {
+		return x.PurchaseOrderId
+	}
+	return ""
+}
+
+func (x *OpenPurchaseOrder) GetOpenQuantity() float64 {
+	if x != nil {
+		return x.OpenQuantity
+	}
+	return 0
+}
+
+func (x *OpenPurchaseOrder) GetExpectedDay() string {
+	if x != nil {
+		return x.ExpectedDay
+	}
+	return ""
+}
+
+func (x *OpenPurchaseOrder) GetPlacedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlacedAt
+	}
+	return nil
+}
+
+func (x *OpenPurchaseOrder) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+// StockoutPeriod is a time without stock on hand; end is absent while it lasts.
+type StockoutPeriod struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockoutPeriod) Reset() {
+	*x = StockoutPeriod{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockoutPeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockoutPeriod) ProtoMessage() {}
+
+func (x *StockoutPeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockoutPeriod.ProtoReflect.Descriptor instead.
+func (*StockoutPeriod) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StockoutPeriod) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *StockoutPeriod) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+type GetSeriesStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Location      string                 `protobuf:"bytes,2,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSeriesStateRequest) Reset() {
+	*x = GetSeriesStateRequest{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSeriesStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSeriesStateRequest) ProtoMessage() {}
+
+func (x *GetSeriesStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSeriesStateRequest.ProtoReflect.Descriptor instead.
+func (*GetSeriesStateRequest) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetSeriesStateRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *GetSeriesStateRequest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+type GetSeriesStateResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	OnHand     float64                `protobuf:"fixed64,1,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
+	OnOrder    float64                `protobuf:"fixed64,2,opt,name=on_order,json=onOrder,proto3" json:"on_order,omitempty"`
+	Backorders float64                `protobuf:"fixed64,3,opt,name=backorders,proto3" json:"backorders,omitempty"`
+	// on_hand + on_order - backorders.
+	InventoryPosition float64 `protobuf:"fixed64,4,opt,name=inventory_position,json=inventoryPosition,proto3" json:"inventory_position,omitempty"`
+	// Of the last event that had one.
+	ReorderPoint float64 `protobuf:"fixed64,5,opt,name=reorder_point,json=reorderPoint,proto3" json:"reorder_point,omitempty"`
+	// A proposal is open: the position is below the reorder point.
+	BelowReorderPoint bool                 `protobuf:"varint,6,opt,name=below_reorder_point,json=belowReorderPoint,proto3" json:"below_reorder_point,omitempty"`
+	DecisionSeq       int64                `protobuf:"varint,7,opt,name=decision_seq,json=decisionSeq,proto3" json:"decision_seq,omitempty"`
+	LastEventId       string               `protobuf:"bytes,8,opt,name=last_event_id,json=lastEventId,proto3" json:"last_event_id,omitempty"`
+	OpenOrders        []*OpenPurchaseOrder `protobuf:"bytes,9,rep,name=open_orders,json=openOrders,proto3" json:"open_orders,omitempty"`
+	// Newest first (at most 100 closed ones); an ongoing one first, without end.
+	Stockouts         []*StockoutPeriod `protobuf:"bytes,10,rep,name=stockouts,proto3" json:"stockouts,omitempty"`
+	LeadTime          *LeadTimeStats    `protobuf:"bytes,11,opt,name=lead_time,json=leadTime,proto3" json:"lead_time,omitempty"`
+	SupplierLeadTimes []*LeadTimeStats  `protobuf:"bytes,12,rep,name=supplier_lead_times,json=supplierLeadTimes,proto3" json:"supplier_lead_times,omitempty"`
+	// The learned lead time replaces the policy's in decisions (enough samples).
+	LeadTimeLearned bool `protobuf:"varint,13,opt,name=lead_time_learned,json=leadTimeLearned,proto3" json:"lead_time_learned,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetSeriesStateResponse) Reset() {
+	*x = GetSeriesStateResponse{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSeriesStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSeriesStateResponse) ProtoMessage() {}
+
+func (x *GetSeriesStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSeriesStateResponse.ProtoReflect.Descriptor instead.
+func (*GetSeriesStateResponse) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetSeriesStateResponse) GetOnHand() float64 {
+	if x != nil {
+		return x.OnHand
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetOnOrder() float64 {
+	if x != nil {
+		return x.OnOrder
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetBackorders() float64 {
+	if x != nil {
+		return x.Backorders
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetInventoryPosition() float64 {
+	if x != nil {
+		return x.InventoryPosition
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetReorderPoint() float64 {
+	if x != nil {
+		return x.ReorderPoint
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetBelowReorderPoint() bool {
+	if x != nil {
+		return x.BelowReorderPoint
+	}
+	return false
+}
+
+func (x *GetSeriesStateResponse) GetDecisionSeq() int64 {
+	if x != nil {
+		return x.DecisionSeq
+	}
+	return 0
+}
+
+func (x *GetSeriesStateResponse) GetLastEventId() string {
+	if x != nil {
+		return x.LastEventId
+	}
+	return ""
+}
+
+func (x *GetSeriesStateResponse) GetOpenOrders() []*OpenPurchaseOrder {
+	if x != nil {
+		return x.OpenOrders
+	}
+	return nil
+}
+
+func (x *GetSeriesStateResponse) GetStockouts() []*StockoutPeriod {
+	if x != nil {
+		return x.Stockouts
+	}
+	return nil
+}
+
+func (x *GetSeriesStateResponse) GetLeadTime() *LeadTimeStats {
+	if x != nil {
+		return x.LeadTime
+	}
+	return nil
+}
+
+func (x *GetSeriesStateResponse) GetSupplierLeadTimes() []*LeadTimeStats {
+	if x != nil {
+		return x.SupplierLeadTimes
+	}
+	return nil
+}
+
+func (x *GetSeriesStateResponse) GetLeadTimeLearned() bool {
+	if x != nil {
+		return x.LeadTimeLearned
+	}
+	return false
+}
+
 type ApproveRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProposalId string                 `protobuf:"bytes,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
@@ -532,7 +931,7 @@ type ApproveRequest struct {
 
 func (x *ApproveRequest) Reset() {
 	*x = ApproveRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +943,7 @@ func (x *ApproveRequest) String() string {
 func (*ApproveRequest) ProtoMessage() {}
 
 func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +956,7 @@ func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{2}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApproveRequest) GetProposalId() string {
@@ -598,7 +997,7 @@ type ApproveResponse struct {
 
 func (x *ApproveResponse) Reset() {
 	*x = ApproveResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +1009,7 @@ func (x *ApproveResponse) String() string {
 func (*ApproveResponse) ProtoMessage() {}
 
 func (x *ApproveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[3]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +1022,7 @@ func (x *ApproveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveResponse.ProtoReflect.Descriptor instead.
 func (*ApproveResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{3}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApproveResponse) GetProposal() *Proposal {
@@ -645,7 +1044,7 @@ type RejectRequest struct {
 
 func (x *RejectRequest) Reset() {
 	*x = RejectRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +1056,7 @@ func (x *RejectRequest) String() string {
 func (*RejectRequest) ProtoMessage() {}
 
 func (x *RejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[4]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +1069,7 @@ func (x *RejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
 func (*RejectRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{4}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RejectRequest) GetProposalId() string {
@@ -703,7 +1102,7 @@ type RejectResponse struct {
 
 func (x *RejectResponse) Reset() {
 	*x = RejectResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +1114,7 @@ func (x *RejectResponse) String() string {
 func (*RejectResponse) ProtoMessage() {}
 
 func (x *RejectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[5]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +1127,7 @@ func (x *RejectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectResponse.ProtoReflect.Descriptor instead.
 func (*RejectResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{5}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RejectResponse) GetProposal() *Proposal {
@@ -748,7 +1147,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +1159,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[6]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +1172,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{6}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetPolicyRequest) GetSku() string {
@@ -795,14 +1194,18 @@ type GetPolicyResponse struct {
 	// The policy in force for the series, after defaults.
 	Policy *Policy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
 	// Where it came from: "series", "location", "global" or "built-in".
-	Source        string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// For a series: its learned lead time; with enough samples
+	// (lead_time_learned) decisions use it instead of lead_time_days.
+	LearnedLeadTime *LeadTimeStats `protobuf:"bytes,3,opt,name=learned_lead_time,json=learnedLeadTime,proto3" json:"learned_lead_time,omitempty"`
+	LeadTimeLearned bool           `protobuf:"varint,4,opt,name=lead_time_learned,json=leadTimeLearned,proto3" json:"lead_time_learned,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1217,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1230,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{7}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -844,6 +1247,20 @@ func (x *GetPolicyResponse) GetSource() string {
 	return ""
 }
 
+func (x *GetPolicyResponse) GetLearnedLeadTime() *LeadTimeStats {
+	if x != nil {
+		return x.LearnedLeadTime
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetLeadTimeLearned() bool {
+	if x != nil {
+		return x.LeadTimeLearned
+	}
+	return false
+}
+
 type SetPolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
@@ -853,7 +1270,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1282,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[8]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1295,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{8}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -889,15 +1306,18 @@ func (x *SetPolicyRequest) GetPolicy() *Policy {
 }
 
 type SetPolicyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// A series policy re-evaluates the series at once with its latest
+	// forecast: the proposals that caused (reason POLICY_CHANGED), if any.
+	Proposals     []*Proposal `protobuf:"bytes,2,rep,name=proposals,proto3" json:"proposals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1329,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,12 +1342,19 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{9}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
 	if x != nil {
 		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetProposals() []*Proposal {
+	if x != nil {
+		return x.Proposals
 	}
 	return nil
 }
@@ -946,7 +1373,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1385,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1398,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{10}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListProposalsRequest) GetSku() string {
@@ -1019,7 +1446,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1458,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1471,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{11}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*Proposal {
@@ -1112,7 +1539,45 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x03moq\x18\x06 \x01(\x01R\x03moq\x12\x1b\n" +
 	"\tpack_size\x18\a \x01(\x01R\bpackSize\x12\x1b\n" +
 	"\tmax_order\x18\b \x01(\x01R\bmaxOrder\x12(\n" +
-	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\"\x92\x01\n" +
+	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\"\x88\x01\n" +
+	"\rLeadTimeStats\x12\x18\n" +
+	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x1b\n" +
+	"\tmean_days\x18\x02 \x01(\x01R\bmeanDays\x12\x1f\n" +
+	"\vstddev_days\x18\x03 \x01(\x01R\n" +
+	"stddevDays\x12\x1f\n" +
+	"\vsupplier_id\x18\x04 \x01(\tR\n" +
+	"supplierId\"\xe1\x01\n" +
+	"\x11OpenPurchaseOrder\x12*\n" +
+	"\x11purchase_order_id\x18\x01 \x01(\tR\x0fpurchaseOrderId\x12#\n" +
+	"\ropen_quantity\x18\x02 \x01(\x01R\fopenQuantity\x12!\n" +
+	"\fexpected_day\x18\x03 \x01(\tR\vexpectedDay\x127\n" +
+	"\tplaced_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\x12\x1f\n" +
+	"\vsupplier_id\x18\x05 \x01(\tR\n" +
+	"supplierId\"p\n" +
+	"\x0eStockoutPeriod\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"E\n" +
+	"\x15GetSeriesStateRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\"\xa0\x05\n" +
+	"\x16GetSeriesStateResponse\x12\x17\n" +
+	"\aon_hand\x18\x01 \x01(\x01R\x06onHand\x12\x19\n" +
+	"\bon_order\x18\x02 \x01(\x01R\aonOrder\x12\x1e\n" +
+	"\n" +
+	"backorders\x18\x03 \x01(\x01R\n" +
+	"backorders\x12-\n" +
+	"\x12inventory_position\x18\x04 \x01(\x01R\x11inventoryPosition\x12#\n" +
+	"\rreorder_point\x18\x05 \x01(\x01R\freorderPoint\x12.\n" +
+	"\x13below_reorder_point\x18\x06 \x01(\bR\x11belowReorderPoint\x12!\n" +
+	"\fdecision_seq\x18\a \x01(\x03R\vdecisionSeq\x12\"\n" +
+	"\rlast_event_id\x18\b \x01(\tR\vlastEventId\x12N\n" +
+	"\vopen_orders\x18\t \x03(\v2-.stockcast.replenishment.v1.OpenPurchaseOrderR\n" +
+	"openOrders\x12H\n" +
+	"\tstockouts\x18\n" +
+	" \x03(\v2*.stockcast.replenishment.v1.StockoutPeriodR\tstockouts\x12F\n" +
+	"\tlead_time\x18\v \x01(\v2).stockcast.replenishment.v1.LeadTimeStatsR\bleadTime\x12Y\n" +
+	"\x13supplier_lead_times\x18\f \x03(\v2).stockcast.replenishment.v1.LeadTimeStatsR\x11supplierLeadTimes\x12*\n" +
+	"\x11lead_time_learned\x18\r \x01(\bR\x0fleadTimeLearned\"\x92\x01\n" +
 	"\x0eApproveRequest\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\tR\n" +
 	"proposalId\x12\x1f\n" +
@@ -1133,14 +1598,17 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\bproposal\x18\x01 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\"@\n" +
 	"\x10GetPolicyRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\blocation\x18\x02 \x01(\tR\blocation\"g\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\"\xea\x01\n" +
 	"\x11GetPolicyResponse\x12:\n" +
 	"\x06policy\x18\x01 \x01(\v2\".stockcast.replenishment.v1.PolicyR\x06policy\x12\x16\n" +
-	"\x06source\x18\x02 \x01(\tR\x06source\"N\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12U\n" +
+	"\x11learned_lead_time\x18\x03 \x01(\v2).stockcast.replenishment.v1.LeadTimeStatsR\x0flearnedLeadTime\x12*\n" +
+	"\x11lead_time_learned\x18\x04 \x01(\bR\x0fleadTimeLearned\"N\n" +
 	"\x10SetPolicyRequest\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".stockcast.replenishment.v1.PolicyR\x06policy\"O\n" +
+	"\x06policy\x18\x01 \x01(\v2\".stockcast.replenishment.v1.PolicyR\x06policy\"\x93\x01\n" +
 	"\x11SetPolicyResponse\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".stockcast.replenishment.v1.PolicyR\x06policy\"\xc4\x01\n" +
+	"\x06policy\x18\x01 \x01(\v2\".stockcast.replenishment.v1.PolicyR\x06policy\x12B\n" +
+	"\tproposals\x18\x02 \x03(\v2$.stockcast.replenishment.v1.ProposalR\tproposals\"\xc4\x01\n" +
 	"\x14ListProposalsRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12B\n" +
@@ -1161,13 +1629,14 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_PROPOSED\x10\x01\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_APPROVED\x10\x02\x12\x1c\n" +
-	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\xa5\x04\n" +
+	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\x9e\x05\n" +
 	"\x14ReplenishmentService\x12h\n" +
 	"\tGetPolicy\x12,.stockcast.replenishment.v1.GetPolicyRequest\x1a-.stockcast.replenishment.v1.GetPolicyResponse\x12h\n" +
 	"\tSetPolicy\x12,.stockcast.replenishment.v1.SetPolicyRequest\x1a-.stockcast.replenishment.v1.SetPolicyResponse\x12t\n" +
 	"\rListProposals\x120.stockcast.replenishment.v1.ListProposalsRequest\x1a1.stockcast.replenishment.v1.ListProposalsResponse\x12b\n" +
 	"\aApprove\x12*.stockcast.replenishment.v1.ApproveRequest\x1a+.stockcast.replenishment.v1.ApproveResponse\x12_\n" +
-	"\x06Reject\x12).stockcast.replenishment.v1.RejectRequest\x1a*.stockcast.replenishment.v1.RejectResponseBQZOgithub.com/stockcast/stockcast/proto/stockcast/replenishment/v1;replenishmentv1b\x06proto3"
+	"\x06Reject\x12).stockcast.replenishment.v1.RejectRequest\x1a*.stockcast.replenishment.v1.RejectResponse\x12w\n" +
+	"\x0eGetSeriesState\x121.stockcast.replenishment.v1.GetSeriesStateRequest\x1a2.stockcast.replenishment.v1.GetSeriesStateResponseBQZOgithub.com/stockcast/stockcast/proto/stockcast/replenishment/v1;replenishmentv1b\x06proto3"
 
 var (
 	file_stockcast_replenishment_v1_replenishment_proto_rawDescOnce sync.Once
@@ -1182,52 +1651,68 @@ func file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP() []byte {
 }
 
 var file_stockcast_replenishment_v1_replenishment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_stockcast_replenishment_v1_replenishment_proto_goTypes = []any{
-	(ProposalReason)(0),           // 0: stockcast.replenishment.v1.ProposalReason
-	(ProposalStatus)(0),           // 1: stockcast.replenishment.v1.ProposalStatus
-	(*Proposal)(nil),              // 2: stockcast.replenishment.v1.Proposal
-	(*Policy)(nil),                // 3: stockcast.replenishment.v1.Policy
-	(*ApproveRequest)(nil),        // 4: stockcast.replenishment.v1.ApproveRequest
-	(*ApproveResponse)(nil),       // 5: stockcast.replenishment.v1.ApproveResponse
-	(*RejectRequest)(nil),         // 6: stockcast.replenishment.v1.RejectRequest
-	(*RejectResponse)(nil),        // 7: stockcast.replenishment.v1.RejectResponse
-	(*GetPolicyRequest)(nil),      // 8: stockcast.replenishment.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),     // 9: stockcast.replenishment.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),      // 10: stockcast.replenishment.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),     // 11: stockcast.replenishment.v1.SetPolicyResponse
-	(*ListProposalsRequest)(nil),  // 12: stockcast.replenishment.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil), // 13: stockcast.replenishment.v1.ListProposalsResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(ProposalReason)(0),            // 0: stockcast.replenishment.v1.ProposalReason
+	(ProposalStatus)(0),            // 1: stockcast.replenishment.v1.ProposalStatus
+	(*Proposal)(nil),               // 2: stockcast.replenishment.v1.Proposal
+	(*Policy)(nil),                 // 3: stockcast.replenishment.v1.Policy
+	(*LeadTimeStats)(nil),          // 4: stockcast.replenishment.v1.LeadTimeStats
+	(*OpenPurchaseOrder)(nil),      // 5: stockcast.replenishment.v1.OpenPurchaseOrder
+	(*StockoutPeriod)(nil),         // 6: stockcast.replenishment.v1.StockoutPeriod
+	(*GetSeriesStateRequest)(nil),  // 7: stockcast.replenishment.v1.GetSeriesStateRequest
+	(*GetSeriesStateResponse)(nil), // 8: stockcast.replenishment.v1.GetSeriesStateResponse
+	(*ApproveRequest)(nil),         // 9: stockcast.replenishment.v1.ApproveRequest
+	(*ApproveResponse)(nil),        // 10: stockcast.replenishment.v1.ApproveResponse
+	(*RejectRequest)(nil),          // 11: stockcast.replenishment.v1.RejectRequest
+	(*RejectResponse)(nil),         // 12: stockcast.replenishment.v1.RejectResponse
+	(*GetPolicyRequest)(nil),       // 13: stockcast.replenishment.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),      // 14: stockcast.replenishment.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),       // 15: stockcast.replenishment.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),      // 16: stockcast.replenishment.v1.SetPolicyResponse
+	(*ListProposalsRequest)(nil),   // 17: stockcast.replenishment.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),  // 18: stockcast.replenishment.v1.ListProposalsResponse
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
 }
 var file_stockcast_replenishment_v1_replenishment_proto_depIdxs = []int32{
-	14, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
+	19, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: stockcast.replenishment.v1.Proposal.reason:type_name -> stockcast.replenishment.v1.ProposalReason
 	3,  // 2: stockcast.replenishment.v1.Proposal.policy:type_name -> stockcast.replenishment.v1.Policy
 	1,  // 3: stockcast.replenishment.v1.Proposal.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	14, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
-	2,  // 5: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	2,  // 6: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	3,  // 7: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	3,  // 8: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
-	3,  // 9: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	1,  // 10: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	2,  // 11: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	8,  // 12: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
-	10, // 13: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
-	12, // 14: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
-	4,  // 15: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
-	6,  // 16: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
-	9,  // 17: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
-	11, // 18: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
-	13, // 19: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
-	5,  // 20: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
-	7,  // 21: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	19, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
+	19, // 5: stockcast.replenishment.v1.OpenPurchaseOrder.placed_at:type_name -> google.protobuf.Timestamp
+	19, // 6: stockcast.replenishment.v1.StockoutPeriod.start:type_name -> google.protobuf.Timestamp
+	19, // 7: stockcast.replenishment.v1.StockoutPeriod.end:type_name -> google.protobuf.Timestamp
+	5,  // 8: stockcast.replenishment.v1.GetSeriesStateResponse.open_orders:type_name -> stockcast.replenishment.v1.OpenPurchaseOrder
+	6,  // 9: stockcast.replenishment.v1.GetSeriesStateResponse.stockouts:type_name -> stockcast.replenishment.v1.StockoutPeriod
+	4,  // 10: stockcast.replenishment.v1.GetSeriesStateResponse.lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	4,  // 11: stockcast.replenishment.v1.GetSeriesStateResponse.supplier_lead_times:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	2,  // 12: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	2,  // 13: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	3,  // 14: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	4,  // 15: stockcast.replenishment.v1.GetPolicyResponse.learned_lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	3,  // 16: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
+	3,  // 17: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	2,  // 18: stockcast.replenishment.v1.SetPolicyResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	1,  // 19: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
+	2,  // 20: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	13, // 21: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
+	15, // 22: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
+	17, // 23: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
+	9,  // 24: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
+	11, // 25: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
+	7,  // 26: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:input_type -> stockcast.replenishment.v1.GetSeriesStateRequest
+	14, // 27: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
+	16, // 28: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
+	18, // 29: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
+	10, // 30: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
+	12, // 31: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
+	8,  // 32: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:output_type -> stockcast.replenishment.v1.GetSeriesStateResponse
+	27, // [27:33] is the sub-list for method output_type
+	21, // [21:27] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_replenishment_v1_replenishment_proto_init() }
@@ -1235,14 +1720,14 @@ func file_stockcast_replenishment_v1_replenishment_proto_init() {
 	if File_stockcast_replenishment_v1_replenishment_proto != nil {
 		return
 	}
-	file_stockcast_replenishment_v1_replenishment_proto_msgTypes[2].OneofWrappers = []any{}
+	file_stockcast_replenishment_v1_replenishment_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_replenishment_v1_replenishment_proto_rawDesc), len(file_stockcast_replenishment_v1_replenishment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ReplenishmentService_GetPolicy_FullMethodName     = "/stockcast.replenishment.v1.ReplenishmentService/GetPolicy"
-	ReplenishmentService_SetPolicy_FullMethodName     = "/stockcast.replenishment.v1.ReplenishmentService/SetPolicy"
-	ReplenishmentService_ListProposals_FullMethodName = "/stockcast.replenishment.v1.ReplenishmentService/ListProposals"
-	ReplenishmentService_Approve_FullMethodName       = "/stockcast.replenishment.v1.ReplenishmentService/Approve"
-	ReplenishmentService_Reject_FullMethodName        = "/stockcast.replenishment.v1.ReplenishmentService/Reject"
+	ReplenishmentService_GetPolicy_FullMethodName      = "/stockcast.replenishment.v1.ReplenishmentService/GetPolicy"
+	ReplenishmentService_SetPolicy_FullMethodName      = "/stockcast.replenishment.v1.ReplenishmentService/SetPolicy"
+	ReplenishmentService_ListProposals_FullMethodName  = "/stockcast.replenishment.v1.ReplenishmentService/ListProposals"
+	ReplenishmentService_Approve_FullMethodName        = "/stockcast.replenishment.v1.ReplenishmentService/Approve"
+	ReplenishmentService_Reject_FullMethodName         = "/stockcast.replenishment.v1.ReplenishmentService/Reject"
+	ReplenishmentService_GetSeriesState_FullMethodName = "/stockcast.replenishment.v1.ReplenishmentService/GetSeriesState"
 )
 
 // ReplenishmentServiceClient is the client API for ReplenishmentService service.
@@ -44,6 +45,10 @@ type ReplenishmentServiceClient interface {
 	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
 	// an approved proposal is FAILED_PRECONDITION.
 	Reject(ctx context.Context, in *RejectRequest, opts ...grpc.CallOption) (*RejectResponse, error)
+	// GetSeriesState inspects a series: inventory position, open purchase
+	// orders, stockout periods and learned lead times. NOT_FOUND if the
+	// service has seen no event of it.
+	GetSeriesState(ctx context.Context, in *GetSeriesStateRequest, opts ...grpc.CallOption) (*GetSeriesStateResponse, error)
 }
 
 type replenishmentServiceClient struct {
@@ -104,6 +109,16 @@ func (c *replenishmentServiceClient) Reject(ctx context.Context, in *RejectReque
 	return out, nil
 }
 
+func (c *replenishmentServiceClient) GetSeriesState(ctx context.Context, in *GetSeriesStateRequest, opts ...grpc.CallOption) (*GetSeriesStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSeriesStateResponse)
+	err := c.cc.Invoke(ctx, ReplenishmentService_GetSeriesState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplenishmentServiceServer is the server API for ReplenishmentService service.
 // All implementations must embed UnimplementedReplenishmentServiceServer
 // for forward compatibility.
@@ -122,6 +137,10 @@ type ReplenishmentServiceServer interface {
 	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
 	// an approved proposal is FAILED_PRECONDITION.
 	Reject(context.Context, *RejectRequest) (*RejectResponse, error)
+	// GetSeriesState inspects a series: inventory position, open purchase
+	// orders, stockout periods and learned lead times. NOT_FOUND if the
+	// service has seen no event of it.
+	GetSeriesState(context.Context, *GetSeriesStateRequest) (*GetSeriesStateResponse, error)
 	mustEmbedUnimplementedReplenishmentServiceServer()
 }
 
@@ -146,6 +165,9 @@ func (UnimplementedReplenishmentServiceServer) Approve(context.Context, *Approve
 }
 func (UnimplementedReplenishmentServiceServer) Reject(context.Context, *RejectRequest) (*RejectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reject not implemented")
+}
+func (UnimplementedReplenishmentServiceServer) GetSeriesState(context.Context, *GetSeriesStateRequest) (*GetSeriesStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSeriesState not implemented")
 }
 func (UnimplementedReplenishmentServiceServer) mustEmbedUnimplementedReplenishmentServiceServer() {}
 func (UnimplementedReplenishmentServiceServer) testEmbeddedByValue()                              {}
@@ -258,6 +280,24 @@ func _ReplenishmentService_Reject_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplenishmentService_GetSeriesState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSeriesStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplenishmentServiceServer).GetSeriesState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplenishmentService_GetSeriesState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplenishmentServiceServer).GetSeriesState(ctx, req.(*GetSeriesStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReplenishmentService_ServiceDesc is the grpc.ServiceDesc for ReplenishmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -284,6 +324,10 @@ var ReplenishmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reject",
 			Handler:    _ReplenishmentService_Reject_Handler,
+		},
+		{
+			MethodName: "GetSeriesState",
+			Handler:    _ReplenishmentService_GetSeriesState_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -153,7 +153,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	planner := planning.NewPlanner(policies, store.NewStateWith(rdb, cfg.State), log)
+	state := store.NewStateWith(rdb, cfg.State)
+	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)
 	proposals := store.NewProposals(ch)
 
 	producer, err := kafkax.NewProducer(cfg.Kafka, tel)
@@ -175,7 +176,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	reviewer := planning.NewReviewer(proposals, store.NewDecisions(rdb), consumer.NewPublisher(producer), time.Now)
-	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer))
+	series := consumer.SeriesService{Handler: handler, State: state, MinSamples: cfg.Planning.LeadTimeMinSamples}
+	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer, series))
 
 	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)

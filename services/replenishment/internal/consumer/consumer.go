@@ -31,6 +31,7 @@ const ReasonUndecodable = "undecodable"
 // Planner applies events and decides.
 type Planner interface {
 	Plan(ctx context.Context, events []planning.Event) (planning.Result, error)
+	Reevaluate(ctx context.Context, series planning.Scope) (planning.Result, error)
 }
 
 // ProposalStore makes proposals durable.
@@ -101,6 +102,26 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	if err != nil {
 		return fmt.Errorf("plan %d events: %w", len(events), err)
 	}
+	return h.emit(ctx, res, dlq)
+}
+
+// Reevaluate decides a series again after its policy changed and makes
+// the proposals durable (ClickHouse, then replenishment.v1) before it
+// returns them. Safe to retry: the decision point is the policy and the
+// series' latest event.
+func (h *Handler) Reevaluate(ctx context.Context, series planning.Scope) ([]*replenishmentv1.Proposal, error) {
+	res, err := h.planner.Reevaluate(ctx, series)
+	if err != nil {
+		return nil, fmt.Errorf("re-evaluate %s|%s: %w", series.SKU, series.Location, err)
+	}
+	if err := h.emit(ctx, res, nil); err != nil {
+		return nil, err
+	}
+	return res.Proposals, nil
+}
+
+// emit saves the proposals, then publishes them with the rejects.
+func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Record) error {
 	if err := h.proposals.Save(ctx, res.Proposals); err != nil {
 		return fmt.Errorf("save proposals: %w", err)
 	}
@@ -171,4 +192,27 @@ func (p *Publisher) PublishStatus(ctx context.Context, prop *replenishmentv1.Pro
 		return fmt.Errorf("publish status of proposal %s: %w", prop.GetProposalId(), err)
 	}
 	return nil
+}
+
+// Inspector reads a series' state.
+type Inspector interface {
+	Inspect(ctx context.Context, series planning.Scope, minSamples int) (*replenishmentv1.GetSeriesStateResponse, error)
+}
+
+// SeriesService is grpcapi's view of series: re-evaluation through the
+// handler and inspection of the state.
+type SeriesService struct {
+	Handler    *Handler
+	State      Inspector
+	MinSamples int
+}
+
+// Reevaluate decides a series again (see Handler.Reevaluate).
+func (s SeriesService) Reevaluate(ctx context.Context, series planning.Scope) ([]*replenishmentv1.Proposal, error) {
+	return s.Handler.Reevaluate(ctx, series)
+}
+
+// Inspect reads a series' state.
+func (s SeriesService) Inspect(ctx context.Context, series planning.Scope) (*replenishmentv1.GetSeriesStateResponse, error) {
+	return s.State.Inspect(ctx, series, s.MinSamples)
 }

@@ -40,6 +40,13 @@ type Reviewer interface {
 	Reject(ctx context.Context, id, by, note string) (*replenishmentv1.Proposal, error)
 }
 
+// Series inspects and re-evaluates series.
+type Series interface {
+	// Reevaluate decides a series again after its policy changed.
+	Reevaluate(ctx context.Context, series planning.Scope) ([]*replenishmentv1.Proposal, error)
+	Inspect(ctx context.Context, series planning.Scope) (*replenishmentv1.GetSeriesStateResponse, error)
+}
+
 // UserMetadata is the gRPC metadata key naming the user when a request's
 // decided_by is empty (the console sets it).
 const UserMetadata = "stockcast-user"
@@ -50,13 +57,30 @@ type Server struct {
 	policies  Policies
 	proposals Proposals
 	reviewer  Reviewer
+	series    Series
 }
 
 var _ replenishmentv1.ReplenishmentServiceServer = (*Server)(nil)
 
 // NewServer returns the service.
-func NewServer(policies Policies, proposals Proposals, reviewer Reviewer) *Server {
-	return &Server{policies: policies, proposals: proposals, reviewer: reviewer}
+func NewServer(policies Policies, proposals Proposals, reviewer Reviewer, series Series) *Server {
+	return &Server{policies: policies, proposals: proposals, reviewer: reviewer, series: series}
+}
+
+// GetSeriesState inspects a series.
+func (s *Server) GetSeriesState(ctx context.Context, req *replenishmentv1.GetSeriesStateRequest) (*replenishmentv1.GetSeriesStateResponse, error) {
+	scope := planning.Scope{SKU: req.GetSku(), Location: req.GetLocation()}
+	if scope.SKU == "" || scope.Location == "" {
+		return nil, status.Error(codes.InvalidArgument, "sku and location are required")
+	}
+	if err := scope.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	r, err := s.series.Inspect(ctx, scope)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return r, nil
 }
 
 // Approve approves a proposal, optionally with an adjusted quantity.
@@ -93,14 +117,26 @@ func decidedBy(ctx context.Context, field string) string {
 // globally) and where it came from. The returned policy names the scope it
 // is stored under, so it can be sent back to SetPolicy unchanged.
 func (s *Server) GetPolicy(ctx context.Context, req *replenishmentv1.GetPolicyRequest) (*replenishmentv1.GetPolicyResponse, error) {
-	eff, err := s.policies.Effective(ctx, planning.Scope{SKU: req.GetSku(), Location: req.GetLocation()})
+	scope := planning.Scope{SKU: req.GetSku(), Location: req.GetLocation()}
+	eff, err := s.policies.Effective(ctx, scope)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &replenishmentv1.GetPolicyResponse{
+	resp := &replenishmentv1.GetPolicyResponse{
 		Policy: planning.PolicyToProto(eff.From, eff.Policy),
 		Source: string(eff.Source),
-	}, nil
+	}
+	if scope.SKU != "" {
+		st, err := s.series.Inspect(ctx, scope)
+		switch {
+		case errors.Is(err, planning.ErrNotFound):
+		case err != nil:
+			return nil, toStatus(err)
+		default:
+			resp.LearnedLeadTime, resp.LeadTimeLearned = st.GetLeadTime(), st.GetLeadTimeLearned()
+		}
+	}
+	return resp, nil
 }
 
 // SetPolicy validates and stores a policy; the next event of each series it
@@ -113,7 +149,17 @@ func (s *Server) SetPolicy(ctx context.Context, req *replenishmentv1.SetPolicyRe
 	if err := s.policies.Set(ctx, scope, pol); err != nil {
 		return nil, toStatus(err)
 	}
-	return &replenishmentv1.SetPolicyResponse{Policy: planning.PolicyToProto(scope, pol)}, nil
+	resp := &replenishmentv1.SetPolicyResponse{Policy: planning.PolicyToProto(scope, pol)}
+	if scope.SKU != "" {
+		// A series policy re-evaluates the series at once; location and
+		// global ones apply from each series' next event.
+		props, err := s.series.Reevaluate(ctx, scope)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Proposals = props
+	}
+	return resp, nil
 }
 
 // ListProposals lists proposals newest first, filtered and paged.

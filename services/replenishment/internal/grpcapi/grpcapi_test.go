@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -57,20 +60,33 @@ func newServerWith(t *testing.T, brokers []string, wrap func(planning.StatusPubl
 	}
 	proposals := store.NewProposals(conn)
 	var pub planning.StatusPublisher = unusedPublisher{}
+	var producer consumer.Producer = unusedPublisher{}
 	if brokers != nil {
-		producer, err := kafkax.NewProducer(kafkax.Config{Brokers: brokers}, telemetry.NewDiscard())
+		kp, err := kafkax.NewProducer(kafkax.Config{Brokers: brokers}, telemetry.NewDiscard())
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(producer.Close)
-		pub = consumer.NewPublisher(producer)
+		t.Cleanup(kp.Close)
+		producer = kp
+		pub = consumer.NewPublisher(kp)
 		if wrap != nil {
 			pub = wrap(pub)
 		}
 	}
 	reviewer := planning.NewReviewer(proposals, store.NewDecisions(rdb), pub, func() time.Time { return clock })
-	return NewServer(policies, proposals, reviewer), proposals, rdb
+	state := store.NewState(rdb, time.Hour)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	planner := planning.NewPlannerLearning(policies, state, log, minSamples)
+	handler, err := consumer.NewHandler(planner, proposals, producer, telemetry.NewDiscard().Meter.Meter("test"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := consumer.SeriesService{Handler: handler, State: state, MinSamples: minSamples}
+	return NewServer(policies, proposals, reviewer, series), proposals, rdb
 }
+
+// minSamples is -replenishment.lead-time-min-samples in these tests.
+const minSamples = 2
 
 // clock is the reviewer's wall clock in tests.
 var clock = time.Date(2011, 3, 2, 8, 15, 0, 123456789, time.UTC)
@@ -79,6 +95,13 @@ type unusedPublisher struct{}
 
 func (unusedPublisher) PublishStatus(context.Context, *replenishmentv1.Proposal) error {
 	return errors.New("no broker in this test")
+}
+
+func (unusedPublisher) Produce(_ context.Context, recs ...*kgo.Record) error {
+	if len(recs) > 0 {
+		return errors.New("no broker in this test")
+	}
+	return nil
 }
 
 func TestPolicies(t *testing.T) {

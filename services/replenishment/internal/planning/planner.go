@@ -10,8 +10,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
@@ -19,14 +23,21 @@ import (
 
 // Planner applies events to the inventory state and decides.
 type Planner struct {
-	policies *Policies
-	state    StateStore
-	log      *slog.Logger
+	policies   *Policies
+	state      StateStore
+	log        *slog.Logger
+	minSamples int
 }
 
-// NewPlanner returns a planner.
+// NewPlanner returns a planner that uses policies' lead times only.
 func NewPlanner(policies *Policies, state StateStore, log *slog.Logger) *Planner {
 	return &Planner{policies: policies, state: state, log: log}
+}
+
+// NewPlannerLearning returns a planner that replaces a policy's lead time by
+// the series' learned one once it has minSamples receipts (0: never).
+func NewPlannerLearning(policies *Policies, state StateStore, log *slog.Logger, minSamples int) *Planner {
+	return &Planner{policies: policies, state: state, log: log, minSamples: minSamples}
 }
 
 // Result is what a batch of events produced.
@@ -56,22 +67,52 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 		return res, err
 	}
 	steps := make([]Step, len(events))
+	last := make(map[Scope]int, len(events))
 	for i, ev := range events {
 		pol := policies[ev.Series]
 		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change, Policy: pol}
-		levels, err := levelsOf(ev, pol.Policy)
-		if err != nil {
-			// The position still moves; the crossing waits for a forecast
-			// that covers the policy.
-			res.Undecided++
-			p.log.Warn("no reorder point for event", "series", ev.SeriesKey(), "event_id", ev.EventID, "err", err)
-			continue
-		}
-		steps[i].HasReorderPoint, steps[i].ReorderPoint, steps[i].OrderUpTo = true, levels.ReorderPoint, levels.OrderUpTo
+		last[ev.Series] = i
 	}
-	outcomes, err := p.state.Apply(ctx, steps)
-	if err != nil {
-		return res, err
+	for _, i := range last {
+		steps[i].Forecast = latestForecast(events[i].Source)
+	}
+	// Learned lead times change with receipts: the steps are applied in
+	// runs that end at a receipt, each run deciding with the lead times
+	// learned before it, so every event sees the receipts before it
+	// whatever the batch boundaries.
+	outcomes := make([]Outcome, 0, len(events))
+	for start := 0; start < len(steps); {
+		end := start + 1
+		for end < len(steps) && steps[end-1].Change.Kind != ChangeReceipt {
+			end++
+		}
+		if p.minSamples <= 0 {
+			end = len(steps)
+		}
+		learned, err := p.leadTimes(ctx, steps[start:end])
+		if err != nil {
+			return res, err
+		}
+		for i := start; i < end; i++ {
+			ev := events[i]
+			lt := learned[ev.Series]
+			levels, err := levelsOf(ev, steps[i].Policy.Policy, lt)
+			if err != nil {
+				// The position still moves; the crossing waits for a forecast
+				// that covers the policy.
+				res.Undecided++
+				p.log.Warn("no reorder point for event", "series", ev.SeriesKey(), "event_id", ev.EventID, "err", err)
+				continue
+			}
+			steps[i].HasReorderPoint, steps[i].ReorderPoint, steps[i].OrderUpTo = true, levels.ReorderPoint, levels.OrderUpTo
+			steps[i].LeadTime = lt
+		}
+		out, err := p.state.Apply(ctx, steps[start:end])
+		if err != nil {
+			return res, err
+		}
+		outcomes = append(outcomes, out...)
+		start = end
 	}
 	for i, o := range outcomes {
 		if o.Replayed {
@@ -92,12 +133,77 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	return res, nil
 }
 
-func levelsOf(ev Event, pol replenish.Policy) (replenish.Levels, error) {
+// leadTimes reads the learned lead times that replace policies' (enough samples).
+func (p *Planner) leadTimes(ctx context.Context, steps []Step) (map[Scope]replenish.LeadTimeStats, error) {
+	if p.minSamples <= 0 {
+		return nil, nil
+	}
+	series := make([]Scope, 0, len(steps))
+	seen := make(map[Scope]bool, len(steps))
+	for _, st := range steps {
+		if !seen[st.Series] {
+			seen[st.Series] = true
+			series = append(series, st.Series)
+		}
+	}
+	all, err := p.state.LeadTimes(ctx, series)
+	if err != nil {
+		return nil, err
+	}
+	for s, lt := range all {
+		if lt.N < p.minSamples {
+			delete(all, s)
+		}
+	}
+	return all, nil
+}
+
+// levelsOf computes the levels with the policy's lead time, or with the
+// learned one (lt.N > 0) as a mixture over lead times.
+func levelsOf(ev Event, pol replenish.Policy, lt replenish.LeadTimeStats) (replenish.Levels, error) {
 	f, err := forecastOf(ev.Source)
 	if err != nil {
 		return replenish.Levels{}, err
 	}
+	if lt.N > 0 {
+		return replenish.MixtureLevels(f, pol, lt)
+	}
 	return replenish.ComputeLevels(f, pol)
+}
+
+// latestForecast is the forecast event without its cause, as kept for
+// re-evaluating the series when its policy changes.
+func latestForecast(ev *forecastv1.ForecastEvent) []byte {
+	c := proto.Clone(ev).(*forecastv1.ForecastEvent)
+	c.Cause = nil
+	raw, err := proto.Marshal(c)
+	if err != nil {
+		return nil // not kept; a policy change then waits for the next event
+	}
+	return raw
+}
+
+// planOf is replenish.NewPlan with the levels of levelsOf: a learned lead
+// time also sets the expected arrival (decision day + its rounded mean).
+func planOf(f replenish.Forecast, pol replenish.Policy, lt replenish.LeadTimeStats, pos replenish.Position, day time.Time) (replenish.Plan, error) {
+	if lt.N == 0 {
+		return replenish.NewPlan(f, pol, pos, day)
+	}
+	levels, err := replenish.MixtureLevels(f, pol, lt)
+	if err != nil {
+		return replenish.Plan{}, err
+	}
+	plan := replenish.Plan{
+		Levels:             levels,
+		Position:           pos,
+		InventoryPosition:  pos.Inventory(),
+		Quantities:         replenish.OrderQuantity(levels.OrderUpTo, pos.Inventory(), pol),
+		ExpectedArrivalDay: day.AddDate(0, 0, int(math.Round(math.Max(lt.Mean, 0)))),
+	}
+	if d, ok := replenish.ProjectedStockout(f, pos.OnHand); ok {
+		plan.ProjectedStockoutDay = d
+	}
+	return plan, nil
 }
 
 // ProposalID is hex(sha256(series_key + "|" + event_id)[:16]): one decision
@@ -114,7 +220,7 @@ func newProposal(ev Event, o Outcome) (*replenishmentv1.Proposal, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := replenish.NewPlan(f, o.Policy.Policy, o.Position, f.StartDay)
+	plan, err := planOf(f, o.Policy.Policy, o.LeadTime, o.Position, f.StartDay)
 	if err != nil {
 		return nil, err
 	}
@@ -181,4 +287,32 @@ func PolicyFromProto(p *replenishmentv1.Policy) (Scope, replenish.Policy) {
 		MaxOrder:         p.GetMaxOrder(),
 		OrderCoverDays:   int(p.GetOrderCoverDays()),
 	}
+}
+
+// Reevaluate decides a series again, at once, with its latest forecast and
+// its policy in force: after SetPolicy. The decision point is the policy
+// and the latest event, so a retried SetPolicy decides nothing new (same
+// id, recorded outcome), and a series without a forecast yet waits for its
+// next event.
+func (p *Planner) Reevaluate(ctx context.Context, series Scope) (Result, error) {
+	raw, err := p.state.LastForecast(ctx, series)
+	if err != nil || raw == nil {
+		return Result{}, err
+	}
+	var fe forecastv1.ForecastEvent
+	if err := proto.Unmarshal(raw, &fe); err != nil {
+		return Result{}, fmt.Errorf("decode latest forecast of %s|%s: %w", series.SKU, series.Location, err)
+	}
+	eff, err := p.policies.Effective(ctx, series)
+	if err != nil {
+		return Result{}, err
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", eff)))
+	ev := Event{
+		Series:  series,
+		EventID: "policy:" + hex.EncodeToString(sum[:8]) + "@" + fe.GetEventId(),
+		Change:  Change{Kind: ChangePolicy},
+		Source:  &fe,
+	}
+	return p.Plan(ctx, []Event{ev})
 }

@@ -157,6 +157,9 @@ func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.Policy) e
 // Config holds the built-in policy, used where no policy is stored.
 type Config struct {
 	Defaults replenish.Policy
+	// Receipts after which a series' learned lead time replaces its
+	// policy's (0: never).
+	LeadTimeMinSamples int
 }
 
 // RegisterFlags registers the built-in policy flags, e.g. -replenishment.service-level.
@@ -168,12 +171,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.Float64Var(&c.Defaults.PackSize, prefix+"pack-size", 1, "built-in pack size: orders are rounded up to a multiple (0: none)")
 	fs.Float64Var(&c.Defaults.MaxOrder, prefix+"max-order", 0, "built-in largest order (0: no maximum)")
 	fs.IntVar(&c.Defaults.OrderCoverDays, prefix+"order-cover-days", 14, "built-in days of forecast demand an order covers beyond the reorder point")
+	fs.IntVar(&c.LeadTimeMinSamples, prefix+"lead-time-min-samples", 3,
+		"receipts after which a series' lead time learned from them (mean and variance) replaces its policy's lead time (0: never)")
 }
 
 // Validate checks the built-in policy.
 func (c *Config) Validate() error {
 	if err := c.Defaults.Validate(); err != nil {
 		return fmt.Errorf("built-in policy: %w", err)
+	}
+	if c.LeadTimeMinSamples < 0 {
+		return fmt.Errorf("lead time min samples %d: want >= 0", c.LeadTimeMinSamples)
 	}
 	return nil
 }

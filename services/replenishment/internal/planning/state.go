@@ -62,6 +62,11 @@ type Step struct {
 	// The order-up-to level under the same forecast and policy; a move
 	// beyond the revise threshold revises an open proposal.
 	OrderUpTo float64
+	// The learned lead time the levels used (N = 0: the policy's).
+	LeadTime replenish.LeadTimeStats
+	// The forecast event without its cause, set on a batch's last event of
+	// each series: kept as the series' latest forecast for SetPolicy.
+	Forecast []byte
 	// Recorded with a decision, so a redelivery rebuilds the same proposal
 	// even if the policy changed in between.
 	Policy EffectivePolicy
@@ -80,10 +85,15 @@ type Outcome struct {
 	ReorderPoint float64
 	Policy       EffectivePolicy
 	Reason       replenishmentv1.ProposalReason
+	LeadTime     replenish.LeadTimeStats
 }
 
 // StateStore applies steps atomically and exactly once per (series, event),
 // in the order given.
 type StateStore interface {
 	Apply(ctx context.Context, steps []Step) ([]Outcome, error)
+	// LeadTimes returns the series' learned lead times (absent: none).
+	LeadTimes(ctx context.Context, series []Scope) (map[Scope]replenish.LeadTimeStats, error)
+	// LastForecast returns the series' latest forecast event (nil: none).
+	LastForecast(ctx context.Context, series Scope) ([]byte, error)
 }

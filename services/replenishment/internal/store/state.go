@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -104,10 +105,89 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
 			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
 			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,
-			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10))
+			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime))
+		if st.Forecast != nil {
+			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
+		}
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
+}
+
+// ForecastKey holds a series' latest forecast event (without its cause).
+func ForecastKey(seriesKey string) string { return StateKey(seriesKey) + ":forecast" }
+
+// LastForecast returns the series' latest forecast event, nil if none.
+func (s *State) LastForecast(ctx context.Context, series planning.Scope) ([]byte, error) {
+	raw, err := s.rdb.Get(ctx, ForecastKey(seriesKey(series))).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read latest forecast of %s: %w", seriesKey(series), err)
+	}
+	return raw, nil
+}
+
+// LeadTimes reads the series' learned lead times (field "lt").
+func (s *State) LeadTimes(ctx context.Context, series []planning.Scope) (map[planning.Scope]replenish.LeadTimeStats, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(series))
+	for i, sc := range series {
+		cmds[i] = pipe.HGet(ctx, StateKey(seriesKey(sc)), "lt")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read lead times of %d series: %w", len(series), err)
+	}
+	out := make(map[planning.Scope]replenish.LeadTimeStats)
+	for i, cmd := range cmds {
+		raw, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read lead time of %s: %w", seriesKey(series[i]), err)
+		}
+		lt, err := parseLeadTime(raw)
+		if err != nil {
+			return nil, fmt.Errorf("lead time of %s: %w", seriesKey(series[i]), err)
+		}
+		out[series[i]] = lt
+	}
+	return out, nil
+}
+
+// parseLeadTime reads the script's "n mean m2".
+func parseLeadTime(raw string) (replenish.LeadTimeStats, error) {
+	var n int
+	var mean, m2 float64
+	if _, err := fmt.Sscan(raw, &n, &mean, &m2); err != nil {
+		return replenish.LeadTimeStats{}, fmt.Errorf("malformed %q: %w", raw, err)
+	}
+	lt := replenish.LeadTimeStats{N: n, Mean: mean}
+	if n > 1 {
+		lt.Variance = m2 / float64(n-1)
+	}
+	return lt, nil
+}
+
+// encodeLeadTime records the lead time a decision used ("" for the policy's).
+func encodeLeadTime(lt replenish.LeadTimeStats) string {
+	if lt.N == 0 {
+		return ""
+	}
+	return strconv.Itoa(lt.N) + " " + formatFloat(lt.Mean) + " " + formatFloat(lt.Variance)
+}
+
+func decodeLeadTime(raw string) (replenish.LeadTimeStats, error) {
+	if raw == "" {
+		return replenish.LeadTimeStats{}, nil
+	}
+	var lt replenish.LeadTimeStats
+	if _, err := fmt.Sscan(raw, &lt.N, &lt.Mean, &lt.Variance); err != nil {
+		return lt, fmt.Errorf("decode recorded lead time %q: %w", raw, err)
+	}
+	return lt, nil
 }
 
 // Position reads a series' current position, for tests and operators.
@@ -173,6 +253,9 @@ func parseOutcome(v any) (planning.Outcome, error) {
 			o.Policy, err = decodeEffective(fields["policy"])
 		}
 		o.Reason = reasons[fields["reason"]]
+		if err == nil {
+			o.LeadTime, err = decodeLeadTime(fields["lead_time"])
+		}
 	}
 	return o, err
 }

@@ -19,6 +19,7 @@
 -- ARGV[13] purchase order supplier id
 -- ARGV[14] journal window in ns: how late a snapshot may arrive and still
 --          be reconciled at its event time
+-- ARGV[15] learned lead time of the decision, "n mean variance" or "" (recorded when crossed)
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
 --
@@ -256,6 +257,7 @@ if crossed then
   table.insert(out, 'reorder_point'); table.insert(out, ARGV[7])
   table.insert(out, 'policy'); table.insert(out, ARGV[8])
   table.insert(out, 'reason'); table.insert(out, reason)
+  table.insert(out, 'lead_time'); table.insert(out, ARGV[15])
 end
 redis.call('HSET', KEYS[2], unpack(out))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
