@@ -286,8 +286,17 @@ func TestChartRejectsBadValues(t *testing.T) {
 	}{
 		{[]string{"migrations.services={feature}"}, "migrations.services: feature owns no ClickHouse tables"},
 		{[]string{"training.artefacts.create=false"}, "training.artefacts: set create=true or name an existingClaim"},
-		{[]string{"topics.mode=kafka"}, "topics.mode must be job, strimzi or none"},
+		{[]string{"topics.mode=kafka"}, "/topics/mode"},
 		{[]string{"tls.enabled=true"}, "tls.secretName is required when tls.enabled"},
+		// values.schema.json: the external endpoints and switches.
+		{[]string{"kafka.brokers=kafka"}, "/kafka/brokers"},
+		{[]string{"kafka.brokers=a:9092\\,b"}, "/kafka/brokers"},
+		{[]string{"redis.addr=redis"}, "/redis/addr"},
+		{[]string{"clickhouse.addr=http://ch:8123"}, "/clickhouse/addr"},
+		{[]string{"clickhouse.database=stock-cast"}, "/clickhouse/database"},
+		{[]string{"kafka.partitions=0"}, "/kafka/partitions"},
+		{[]string{"console.replicas=2"}, "/console/replicas"},
+		{[]string{"console.users={alice:root:hash}"}, "/console/users/0"},
 	} {
 		args := []string{"template", release, chartDir}
 		for _, s := range tt.set {
