@@ -47,6 +47,10 @@ type AllocItem struct {
 	// UnitValue is what holding a unit costs, in any unit common to the
 	// portfolio (the purchase price: holding cost is proportional to it).
 	UnitValue float64
+	// MaxLevel > 0 is the largest order-up-to level allowed (shelf
+	// space, a buyer's limit): the allocation knows the shortage beyond
+	// it stays and serves the target through the other items.
+	MaxLevel float64
 }
 
 // Allocation is AllocateFillRate's answer.
@@ -270,6 +274,9 @@ func itemHull(it AllocItem) hull {
 	top := it.Protect.Max()
 	if it.Lead != nil {
 		top = max(top, it.Lead.Max())
+	}
+	if it.MaxLevel > 0 {
+		top = min(top, math.Floor(it.MaxLevel))
 	}
 	n := int(math.Ceil(top))
 	step := 1.0

@@ -407,3 +407,32 @@ func TestAllocateCeiling(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocateMaxLevel: the cheap fast Poisson item of TestAllocatePoisson
+// limited to 215 units: it gets at most that, and the dear one makes up
+// the target (closed-form fill still at least 95%).
+func TestAllocateMaxLevel(t *testing.T) {
+	var levels []float64
+	for i := 1; i < 2000; i++ {
+		levels = append(levels, float64(i)/2000)
+	}
+	mus := []float64{21, 210}
+	free := []AllocItem{
+		{Protect: poissonQuantiles(mus[0], levels), ProtectMean: mus[0], UnitValue: 10},
+		{Protect: poissonQuantiles(mus[1], levels), ProtectMean: mus[1], UnitValue: 1},
+	}
+	capped := append([]AllocItem(nil), free...)
+	capped[1].MaxLevel = 215.5
+	a, err := AllocateFillRate(free, 0.95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := AllocateFillRate(capped, 0.95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := 1 - (poissonShortage(mus[0], int(b.Levels[0]))+poissonShortage(mus[1], int(b.Levels[1])))/231
+	if !(a.Levels[1] > 215 && b.Levels[1] == 215 && b.Levels[0] > a.Levels[0] && fill >= 0.9497) {
+		t.Errorf("free %v, capped %v (fill %.4f): want the cheap item at 215 and the dear one higher", a.Levels, b.Levels, fill)
+	}
+}
