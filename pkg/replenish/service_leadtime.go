@@ -66,6 +66,12 @@ type DayWeight struct {
 // after round(mean) + review days. Spans beyond the forecast's longest are
 // ErrLeadTimeNotCovered.
 func MixtureLevels(f Forecast, p Policy, lt LeadTimeStats) (Levels, error) {
+	if w := LeadTimeWeights(lt.Mean, math.Sqrt(math.Max(lt.Variance, 0))); len(w) == 1 {
+		// A certain lead time: exactly ComputeLevels with it.
+		q := p
+		q.LeadTimeDays = w[0].Days
+		return ComputeLevels(f, q)
+	}
 	return mixtureLevels(f, p, LeadTimeWeights(lt.Mean, math.Sqrt(math.Max(lt.Variance, 0))), int(math.Round(math.Max(lt.Mean, 0))))
 }
 
@@ -88,7 +94,7 @@ func mixtureLevels(f Forecast, p Policy, weights []DayWeight, lead int) (Levels,
 		qs := make([]float64, len(f.QuantileLevels))
 		var m float64
 		for j, level := range f.QuantileLevels {
-			q, mj, err := leadTimeDemand(f, span, level)
+			q, mj, err := spanDemand(f, span, level)
 			if err != nil {
 				return Levels{}, err
 			}
@@ -118,9 +124,37 @@ func mixtureLevels(f Forecast, p Policy, weights []DayWeight, lead int) (Levels,
 			a = mid
 		}
 	}
+	// Bisection lands within rounding of a grid quantile when the level is
+	// one of the grid's: take the quantile itself.
 	rop := b
+	for _, c := range comps {
+		for _, q := range c.quantiles {
+			if math.Abs(q-b) <= 1e-9*math.Max(1, math.Abs(q)) {
+				rop = q
+			}
+		}
+	}
 	cover := coverDemand(f.DailyMeans, lead+p.ReviewPeriodDays+1, p.OrderCoverDays)
 	return Levels{ReorderPoint: rop, ExpectedLeadTimeDemand: mean, SafetyStock: rop - mean, OrderUpTo: rop + cover}, nil
+}
+
+// spanDemand is leadTimeDemand, with spans shorter than the forecast's
+// shortest interpolated from no demand at 0 days (a lead time of 0 or 1
+// day in the mixture must not leave the decision undecided).
+func spanDemand(f Forecast, span int, level float64) (quantile, mean float64, err error) {
+	entries := sortedBySpan(f.LeadTimeDemand)
+	if len(entries) == 0 || span >= entries[0].Days {
+		return leadTimeDemand(f, span, level)
+	}
+	if span <= 0 {
+		return 0, 0, nil
+	}
+	q, m, err := leadTimeDemand(f, entries[0].Days, level)
+	if err != nil {
+		return 0, 0, err
+	}
+	w := float64(span) / float64(entries[0].Days)
+	return q * w, m * w, nil
 }
 
 // gridCDF inverts a quantile grid: 0 below the first quantile, the first

@@ -86,6 +86,14 @@ func TestLeadTimeWeights(t *testing.T) {
 	if !near(w[4].Weight, math.Erf(0.5/math.Sqrt2)/mass) {
 		t.Fatalf("weight of 5 days %v, want %v", w[4].Weight, math.Erf(0.5/math.Sqrt2)/mass)
 	}
+	// Short lead times below the shortest span (3 days) are interpolated
+	// from nothing at 0 days: 0 and 2 days weigh 0.5 each; 2 days are 2/3 of
+	// the 3-day quantiles [19.33 24.67 26.67 30], mean 20; at 0.95 the
+	// mixture 0.5*1 + 0.5*F2(x) = 0.95 needs F2 = 0.9: x = 24.67.
+	lv, err := mixtureLevels(mixForecast(), Policy{ServiceLevel: 0.95}, []DayWeight{{0, 0.5}, {2, 0.5}}, 1)
+	if err != nil || !near(lv.ReorderPoint, 37.0*2/3) || !near(lv.ExpectedLeadTimeDemand, 10) {
+		t.Fatalf("short lead times: %+v %v, want rop %v mean 10", lv, err, 37.0*2/3)
+	}
 	if _, err := MixtureLevels(mixForecast(), Policy{ServiceLevel: 0.95}, LeadTimeStats{Mean: 6, Variance: 4}); !errors.Is(err, ErrLeadTimeNotCovered) {
 		t.Fatalf("lead times up to 14 days on a forecast to 7: %v, want ErrLeadTimeNotCovered", err)
 	}
