@@ -116,7 +116,10 @@ func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) 
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, append([]string{store.ForecastLogTable}, modelregistry.Schema...)...); err != nil {
+	if err := store.Migrate(ctx, ch); err != nil {
+		return err
+	}
+	if err := chx.Migrate(ctx, ch, modelregistry.Schema...); err != nil {
 		return err
 	}
 	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"forecast_log", "models"})
@@ -144,7 +147,10 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := chx.Migrate(ctx, ch, append([]string{store.ForecastLogTable}, modelregistry.Schema...)...); err != nil {
+	if err := store.Migrate(ctx, ch); err != nil {
+		return err
+	}
+	if err := chx.Migrate(ctx, ch, modelregistry.Schema...); err != nil {
 		return err
 	}
 	forecastLog := store.NewForecastLog(ch)

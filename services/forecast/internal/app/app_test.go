@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -260,11 +262,13 @@ func TestForecastService(t *testing.T) {
 		t.Errorf("forecast_log holds %v, want a1,a2,a3,b1 once each", ids)
 	}
 	var means []float64
-	var quantiles [][]float64
-	if err := conn.QueryRow(ctx, "SELECT means, quantiles FROM forecast_log FINAL WHERE event_id = 'a3'").Scan(&means, &quantiles); err != nil {
+	var quantiles string // little-endian float64, day-major
+	if err := conn.QueryRow(ctx, "SELECT means, quantiles_le FROM forecast_log FINAL WHERE event_id = 'a3'").Scan(&means, &quantiles); err != nil {
 		t.Fatal(err)
 	}
-	if len(means) != 28 || len(quantiles) != 28 || means[5] != a3.GetDaily()[5].GetMean() || quantiles[5][6] != a3.GetDaily()[5].GetQuantiles()[6] {
+	levels := len(a3.GetQuantileLevels())
+	q56 := math.Float64frombits(binary.LittleEndian.Uint64([]byte(quantiles[(5*levels+6)*8:])))
+	if len(means) != 28 || len(quantiles) != 28*levels*8 || means[5] != a3.GetDaily()[5].GetMean() || q56 != a3.GetDaily()[5].GetQuantiles()[6] {
 		t.Errorf("forecast_log row of a3 does not hold the published numbers")
 	}
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stockcast/stockcast/pkg/chx"
@@ -46,8 +48,33 @@ func fullResult(id string, asOf time.Time) *scoring.Result {
 	return &scoring.Result{Event: ev, Components: []scoring.Component{{Name: "level", Value: 1, Detail: "d"}, {Name: "trend", Value: 0.1}}}
 }
 
+// processCPU is this process's CPU time so far (user + system): the
+// client's encoding, without the server's work.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// insertVersions are the two encodings of the log, measured side by side
+// in one run: the previous version's arrays (the baseline) and the
+// encoded columns the service writes now.
+var insertVersions = []struct {
+	name   string
+	insert func(ctx context.Context, conn driver.Conn, log *ForecastLog, rows []*scoring.Result) error
+}{
+	{"arrays_v1", func(ctx context.Context, conn driver.Conn, _ *ForecastLog, rows []*scoring.Result) error {
+		return insertV1(ctx, conn, rows)
+	}},
+	{"encoded_v2", func(ctx context.Context, _ driver.Conn, log *ForecastLog, rows []*scoring.Result) error {
+		return log.Insert(ctx, rows)
+	}},
+}
+
 // BenchmarkInsert measures one handler-sized insert into a real ClickHouse:
-// 1,000 forecasts of the production shape.
+// 1,000 forecasts of the production shape, in each encoding.
 func BenchmarkInsert(b *testing.B) {
 	ctx := context.Background()
 	conn, err := chx.Open(ctx, testenv.ClickHouse(b))
@@ -55,7 +82,7 @@ func BenchmarkInsert(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+	if err := Migrate(ctx, conn); err != nil {
 		b.Fatal(err)
 	}
 	log := NewForecastLog(conn)
@@ -64,14 +91,19 @@ func BenchmarkInsert(b *testing.B) {
 	for i := range results {
 		results[i] = fullResult(fmt.Sprint(i), day)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if err := log.Insert(ctx, results); err != nil {
-			b.Fatal(err)
-		}
+	for _, v := range insertVersions {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for range b.N {
+				if err := v.insert(ctx, conn, log, results); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(results))/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N*len(results)), "client-cpu-µs/row")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(results))/b.Elapsed().Seconds(), "rows/s")
 }
 
 // BenchmarkInsertConcurrent is what the consumer does with one poll: six
@@ -83,7 +115,7 @@ func BenchmarkInsertConcurrent(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+	if err := Migrate(ctx, conn); err != nil {
 		b.Fatal(err)
 	}
 	log := NewForecastLog(conn)
@@ -95,18 +127,23 @@ func BenchmarkInsertConcurrent(b *testing.B) {
 			batches[p] = append(batches[p], fullResult(fmt.Sprint(p, "-", i), day))
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		var wg sync.WaitGroup
-		for _, batch := range batches {
-			wg.Go(func() {
-				if err := log.Insert(ctx, batch); err != nil {
-					b.Error(err)
+	for _, v := range insertVersions {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for range b.N {
+				var wg sync.WaitGroup
+				for _, batch := range batches {
+					wg.Go(func() {
+						if err := v.insert(ctx, conn, log, batch); err != nil {
+							b.Error(err)
+						}
+					})
 				}
-			})
-		}
-		wg.Wait()
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.N*partitions*perPartition)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N*partitions*perPartition), "client-cpu-µs/row")
+		})
 	}
-	b.ReportMetric(float64(b.N*partitions*perPartition)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -3,8 +3,10 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -52,10 +54,59 @@ const ForecastLogTable = `CREATE TABLE IF NOT EXISTS forecast_log (
 	cause String
 ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(start_day) ORDER BY (series_key, as_of, forecast_id)`
 
+// Encoded columns (version 2 of the log): the daily and lead-time
+// quantiles as little-endian float64 bytes, row-major (day or lead time,
+// then level), and the components and the global model's part as
+// protobuf. One String per forecast instead of ~520 floats through
+// clickhouse-go's per-value array encoding (docs/benchmarks.md). Rows
+// written before keep their arrays and read back as before; rows written
+// now leave the old array columns empty. means, lt_means and the rest stay
+// columns for SQL.
+var encodedColumns = []struct{ name, typ string }{
+	{"quantiles_le", "String"},
+	{"lt_quantiles_le", "String"},
+	{"components_pb", "String"},
+	{"global_pb", "String"},
+	{"reason_pb", "String"},
+}
+
+// Migrate creates forecast_log and adds the encoded columns it lacks: a
+// log created by an earlier version is migrated in place, its rows kept
+// (18.16 has no ADD COLUMN IF NOT EXISTS, so the columns are looked up in
+// system.columns). Safe to run again, and by two processes at once (a
+// column added meanwhile is not an error).
+func Migrate(ctx context.Context, conn driver.Conn) error {
+	if err := conn.Exec(ctx, ForecastLogTable); err != nil {
+		return fmt.Errorf("create forecast_log: %w", err)
+	}
+	for _, c := range encodedColumns {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'forecast_log' AND name = ?",
+			c.name).Scan(&n); err != nil {
+			return fmt.Errorf("read forecast_log columns: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		if err := conn.Exec(ctx, "ALTER TABLE forecast_log ADD COLUMN "+c.name+" "+c.typ); err != nil {
+			if err2 := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'forecast_log' AND name = ?",
+				c.name).Scan(&n); err2 == nil && n > 0 {
+				continue // added by another process meanwhile
+			}
+			return fmt.Errorf("add column %s to forecast_log: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
 const columns = `forecast_id, event_id, series_key, sku, location, as_of, as_of_ns, issued_at, issued_at_ns,
-	start_day, horizon, means, quantile_levels, quantiles, lead_times, lt_means, lt_quantiles,
+	start_day, horizon, means, quantile_levels, lead_times, lt_means,
 	model, model_version, demand_class, reason_code, reason_detail, reason_change,
-	component_names, component_values, component_details, cause`
+	cause, quantiles_le, lt_quantiles_le, components_pb, global_pb, reason_pb`
+
+// readColumns adds the version 1 arrays, read when the encoded columns are
+// empty.
+const readColumns = columns + `, quantiles, lt_quantiles, component_names, component_values, component_details`
 
 // ErrNotFound is returned by Latest when the series has no forecast.
 var ErrNotFound = errors.New("no forecast")
@@ -104,33 +155,71 @@ func (l *ForecastLog) Insert(ctx context.Context, results []*scoring.Result) err
 func rowValues(r *scoring.Result) []any {
 	ev := r.Event
 	startDay, _ := time.Parse(time.DateOnly, ev.GetStartDay())
+	levels := len(ev.GetQuantileLevels())
 	means := make([]float64, len(ev.GetDaily()))
-	quantiles := make([][]float64, len(ev.GetDaily()))
+	quantiles := make([]byte, 0, 8*levels*len(ev.GetDaily()))
 	for i, d := range ev.GetDaily() {
-		means[i], quantiles[i] = d.GetMean(), nonNil(d.GetQuantiles())
+		means[i] = d.GetMean()
+		quantiles = appendFloats(quantiles, d.GetQuantiles(), levels)
 	}
 	leadTimes := make([]int32, len(ev.GetLeadTimeDemand()))
 	ltMeans := make([]float64, len(ev.GetLeadTimeDemand()))
-	ltQuantiles := make([][]float64, len(ev.GetLeadTimeDemand()))
+	ltQuantiles := make([]byte, 0, 8*levels*len(ev.GetLeadTimeDemand()))
 	for i, lt := range ev.GetLeadTimeDemand() {
-		leadTimes[i], ltMeans[i], ltQuantiles[i] = lt.GetLeadTimeDays(), lt.GetMean(), nonNil(lt.GetQuantiles())
+		leadTimes[i], ltMeans[i] = lt.GetLeadTimeDays(), lt.GetMean()
+		ltQuantiles = appendFloats(ltQuantiles, lt.GetQuantiles(), levels)
 	}
-	names := make([]string, len(r.Components))
-	values := make([]float64, len(r.Components))
-	details := make([]string, len(r.Components))
+	comps := &forecastv1.ExplainResponse{Components: make([]*forecastv1.Component, len(r.Components))}
 	for i, c := range r.Components {
-		names[i], values[i], details[i] = c.Name, c.Value, c.Detail
+		comps.Components[i] = &forecastv1.Component{Name: c.Name, Value: c.Value, Detail: c.Detail}
 	}
-	cause, _ := proto.Marshal(ev.GetCause()) // a message just decoded always encodes
+	// messages just built or decoded always encode
+	components, _ := proto.Marshal(comps)
+	cause, _ := proto.Marshal(ev.GetCause())
+	var global []byte
+	if ev.GetGlobal() != nil {
+		global, _ = proto.Marshal(ev.GetGlobal())
+	}
+	reason, _ := proto.Marshal(ev.GetReason())
 	asOf, issued := ev.GetAsOf().AsTime(), ev.GetIssuedAt().AsTime()
 	return []any{
 		ev.GetForecastId(), ev.GetEventId(), ev.GetSeriesKey(), ev.GetSku(), ev.GetLocation(),
 		asOf, asOf.UnixNano(), issued, issued.UnixNano(),
-		startDay, uint16(len(means)), means, nonNil(ev.GetQuantileLevels()), quantiles, leadTimes, ltMeans, ltQuantiles,
+		startDay, uint16(len(means)), means, nonNil(ev.GetQuantileLevels()), leadTimes, ltMeans,
 		ev.GetModel(), ev.GetModelVersion(), ev.GetDemandClass(),
 		ev.GetReason().GetCode().String(), ev.GetReason().GetDetail(), ev.GetReason().GetChange(),
-		names, values, details, string(cause),
+		string(cause), string(quantiles), string(ltQuantiles), string(components), string(global), string(reason),
 	}
+}
+
+// appendFloats appends n values of q (NaN past its end) as little-endian
+// float64 bits.
+func appendFloats(b []byte, q []float64, n int) []byte {
+	for k := range n {
+		v := math.NaN()
+		if k < len(q) {
+			v = q[k]
+		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+// decodeFloats splits b into rows of n float64s; want is the number of
+// rows.
+func decodeFloats(b string, n, want int) ([][]float64, error) {
+	if len(b) != 8*n*want {
+		return nil, fmt.Errorf("encoded quantiles: %d bytes, want %d x %d float64", len(b), want, n)
+	}
+	out := make([][]float64, want)
+	for r := range out {
+		out[r] = make([]float64, n)
+		for k := range n {
+			off := 8 * (r*n + k)
+			out[r][k] = math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[off : off+8])))
+		}
+	}
+	return out, nil
 }
 
 func nonNil(v []float64) []float64 {
@@ -143,7 +232,7 @@ func nonNil(v []float64) []float64 {
 // Latest returns the latest forecast of a series (largest as_of; FINAL
 // drops replaced duplicates), or ErrNotFound.
 func (l *ForecastLog) Latest(ctx context.Context, seriesKey string) (*scoring.Result, error) {
-	rows, err := l.conn.Query(ctx, "SELECT "+columns+" FROM forecast_log FINAL WHERE series_key = ? "+
+	rows, err := l.conn.Query(ctx, "SELECT "+readColumns+" FROM forecast_log FINAL WHERE series_key = ? "+
 		"ORDER BY as_of DESC, as_of_ns DESC, issued_at_ns DESC LIMIT 1", seriesKey)
 	if err != nil {
 		return nil, fmt.Errorf("query latest forecast of %s: %w", seriesKey, err)
@@ -166,12 +255,42 @@ func (l *ForecastLog) Latest(ctx context.Context, seriesKey string) (*scoring.Re
 		reasonCode, reasonDetail, cause string
 		reasonChange                    float64
 		names, details                  []string
+		qEnc, ltEnc, compEnc, globalEnc string
+		reasonEnc                       string
 	)
 	if err := rows.Scan(&ev.ForecastId, &ev.EventId, &ev.SeriesKey, &ev.Sku, &ev.Location,
-		&asOf, &asOfNS, &issued, &issuedNS, &startDay, &horizon, &means, &levels, &quantiles, &leadTimes, &ltMeans, &ltQuantiles,
+		&asOf, &asOfNS, &issued, &issuedNS, &startDay, &horizon, &means, &levels, &leadTimes, &ltMeans,
 		&ev.Model, &ev.ModelVersion, &ev.DemandClass, &reasonCode, &reasonDetail, &reasonChange,
-		&names, &values, &details, &cause); err != nil {
+		&cause, &qEnc, &ltEnc, &compEnc, &globalEnc, &reasonEnc,
+		&quantiles, &ltQuantiles, &names, &values, &details); err != nil {
 		return nil, fmt.Errorf("scan latest forecast of %s: %w", seriesKey, err)
+	}
+	// a version 2 row: the encoded columns; a version 1 row: the arrays
+	if len(quantiles) == 0 && len(means) > 0 {
+		q, err := decodeFloats(qEnc, len(levels), len(means))
+		if err != nil {
+			return nil, fmt.Errorf("decode forecast %s: %w", ev.ForecastId, err)
+		}
+		lq, err := decodeFloats(ltEnc, len(levels), len(leadTimes))
+		if err != nil {
+			return nil, fmt.Errorf("decode forecast %s lead times: %w", ev.ForecastId, err)
+		}
+		quantiles, ltQuantiles = q, lq
+		var comps forecastv1.ExplainResponse
+		if err := proto.Unmarshal([]byte(compEnc), &comps); err != nil {
+			return nil, fmt.Errorf("decode components of forecast %s: %w", ev.ForecastId, err)
+		}
+		names, values, details = nil, nil, nil
+		for _, c := range comps.GetComponents() {
+			names, values, details = append(names, c.GetName()), append(values, c.GetValue()), append(details, c.GetDetail())
+		}
+		if globalEnc != "" {
+			var g forecastv1.GlobalForecast
+			if err := proto.Unmarshal([]byte(globalEnc), &g); err != nil {
+				return nil, fmt.Errorf("decode global part of forecast %s: %w", ev.ForecastId, err)
+			}
+			ev.Global = &g
+		}
 	}
 	ev.AsOf = timestamppb.New(time.Unix(0, asOfNS).UTC())
 	ev.IssuedAt = timestamppb.New(time.Unix(0, issuedNS).UTC())
@@ -187,6 +306,11 @@ func (l *ForecastLog) Latest(ctx context.Context, seriesKey string) (*scoring.Re
 		Code:   forecastv1.ReasonCode(forecastv1.ReasonCode_value[reasonCode]),
 		Detail: reasonDetail,
 		Change: reasonChange,
+	}
+	if reasonEnc != "" { // version 2: the whole reason, factors included
+		if err := proto.Unmarshal([]byte(reasonEnc), ev.Reason); err != nil {
+			return nil, fmt.Errorf("decode reason of forecast %s: %w", ev.ForecastId, err)
+		}
 	}
 	if cause != "" {
 		var ce demandv1.DemandEvent

@@ -48,7 +48,7 @@ func TestForecastLogRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+	if err := Migrate(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	log := NewForecastLog(conn)
@@ -91,7 +91,7 @@ func TestForecastLogConcurrentInserts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+	if err := Migrate(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	log := NewForecastLog(conn)
@@ -143,7 +143,7 @@ func TestForecastLogInsertFailsWhenDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+	if err := Migrate(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	log := NewForecastLog(conn)
