@@ -30,8 +30,6 @@ type simulateFlags struct {
 	maxSeries    int
 	policies     string
 	band         float64
-	recal        bool
-	spread       string
 	maxLevel     float64
 }
 
@@ -53,8 +51,6 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.plot, "plot", "", "write the fill rate vs inventory value curves to this PNG file")
 	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
 	fs.Float64Var(&f.band, "class-band", 0.02, "stockcast holds each demand class's expected fill rate within this much of the target (0: one lambda for the whole portfolio, no per-class bounds)")
-	fs.BoolVar(&f.recal, "recalibrate", false, "stockcast recalibrates each series' lead-time demand quantiles from the PITs of its own past forecasts (rolling, sales only)")
-	fs.StringVar(&f.spread, "spread", "forecast", "spread of stockcast's lead-time demand: forecast (the forecast's lead-time quantiles) or record (the forecast's mean, the variance-to-mean ratio measured on the series' own past windows)")
 	fs.Float64Var(&f.maxLevel, "max-level-factor", 0, "stockcast never orders a series above this multiple of its largest sales of lead time + review period days in the last year; the allocation serves the target through the others (0: no limit)")
 	fs.StringVar(&f.policies, "policies", "stockcast,classic,seasonal-naive,odoo-minmax",
 		"policies to run, comma-separated: stockcast, classic, seasonal-naive, odoo-minmax, stockcast-uniform (stockcast's forecasts with the same target for every series)")
@@ -90,8 +86,6 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		MaxCoverDays:   f.maxCover,
 		PeakFactor:     f.peakFactor,
 		ClassBand:      f.band,
-		Recalibrate:    f.recal,
-		RecordSpread:   f.spread == "record",
 		MaxLevelFactor: f.maxLevel,
 		Constraints:    replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
@@ -105,9 +99,6 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if f.maxSeries > 0 && len(series) > f.maxSeries {
 		series = series[:f.maxSeries]
-	}
-	if f.spread != "forecast" && f.spread != "record" {
-		return fmt.Errorf("simulate: -spread %q: forecast or record", f.spread)
 	}
 	specs, err := pickSpecs(f.policies)
 	if err != nil {

@@ -170,20 +170,10 @@ type StockcastPortfolio struct {
 	// sales seen) within band of the target, ex ante.
 	band  float64
 	class []string
-	// cal, when set, recalibrates each series' distributions from its
-	// own record (calibrate.go), started calWindows reviews before the
-	// end of the warm-up.
-	cal []calibration
 	// maxFactor > 0 limits each series' level to maxFactor times its
 	// largest sales of L+R consecutive days in the last year (years).
 	maxFactor float64
 	years     []salesYear
-	// protect and lead, when set, are the records of -spread record
-	// (spread.go).
-	recProtect, recLead []spanRecord
-	warmup              int
-	firstDay            forecasting.Day
-	started             bool
 }
 
 // NewStockcastPortfolio returns the stockcast policy for n series and a
@@ -192,19 +182,6 @@ func NewStockcastPortfolio(target float64, c Config, n int) Portfolio {
 	p := &StockcastPortfolio{states: make([]forecasting.State, n), fill: target, lead: c.LeadTimeDays,
 		review: c.ReviewDays, levels: stockcastLevels(), items: make([]replenish.AllocItem, n),
 		band: c.ClassBand, class: make([]string, n)}
-	if c.Recalibrate {
-		p.cal = make([]calibration, n)
-		for i := range p.cal {
-			p.cal[i].span = c.LeadTimeDays + c.ReviewDays
-		}
-	}
-	if c.RecordSpread {
-		p.recProtect, p.recLead = make([]spanRecord, n), make([]spanRecord, n)
-		for i := range n {
-			p.recProtect[i].span, p.recLead[i].span = c.LeadTimeDays+c.ReviewDays, c.LeadTimeDays
-		}
-	}
-	p.warmup = c.WarmupDays
 	if c.MaxLevelFactor > 0 {
 		p.maxFactor, p.years = c.MaxLevelFactor, make([]salesYear, n)
 	}
@@ -216,37 +193,6 @@ func (p *StockcastPortfolio) Observe(i int, day forecasting.Day, sales float64, 
 	p.states[i].Observe(day, sales, censored)
 	if p.years != nil {
 		p.years[i].add(sales)
-	}
-	if p.cal == nil && p.recProtect == nil {
-		return
-	}
-	if !p.started {
-		p.firstDay, p.started = day, true
-	}
-	if p.cal != nil {
-		p.cal[i].observe(day, sales, censored)
-	}
-	if p.recProtect != nil {
-		p.recProtect[i].observe(day, sales, censored)
-		p.recLead[i].observe(day, sales, censored)
-	}
-	// In the warm-up, forecast on the review calendar (every R days up to
-	// the first review) to start the records.
-	next := int(day-p.firstDay) + 1
-	if left := p.warmup - next; left > 0 && left%p.review == 0 && left <= calWindows*p.review+p.lead+p.review {
-		it, _ := leadTimeItem(&p.states[i], day+1, p.lead, p.review, p.levels)
-		p.track(i, day+1, it)
-	}
-}
-
-// track starts the records' windows of series i on day.
-func (p *StockcastPortfolio) track(i int, day forecasting.Day, it replenish.AllocItem) {
-	if p.cal != nil {
-		p.cal[i].track(day, it.Protect)
-	}
-	if p.recProtect != nil {
-		p.recProtect[i].track(day, it.ProtectMean)
-		p.recLead[i].track(day, it.LeadMean)
 	}
 }
 
@@ -272,43 +218,13 @@ func (p *StockcastPortfolio) Levels(day forecasting.Day, value []float64) []floa
 			// At least one unit: a series without sales this year may sell.
 			p.items[i].MaxLevel = max(p.maxFactor*p.years[i].peak(p.lead+p.review), 1)
 		}
-		p.track(i, day, p.items[i])
-		if p.cal != nil {
-			p.recalibrate(i)
-		}
 		p.class[i] = string(class)
-	}
-	if p.recProtect != nil {
-		pp, pl := pooled(p.recProtect), pooled(p.recLead)
-		for i := range p.items {
-			it := &p.items[i]
-			it.Protect = recordQuantiles(&p.recProtect[i], it.ProtectMean, pp, p.levels)
-			if it.Lead != nil {
-				q := recordQuantiles(&p.recLead[i], it.LeadMean, pl, p.levels)
-				it.Lead = &q
-			}
-		}
 	}
 	a, _, err := replenish.AllocateFillRateBounded(p.items, p.class, replenish.LostSalesTarget(p.fill), bands)
 	if err != nil {
 		return make([]float64, len(p.states))
 	}
 	return a.Levels
-}
-
-// recalibrate replaces item i's distributions by their recalibration and
-// its means by theirs, so that expected stock and shortage stay
-// consistent.
-func (p *StockcastPortfolio) recalibrate(i int) {
-	it := &p.items[i]
-	at := p.cal[i].levels(it.Protect.Levels)
-	it.Protect = recalibrated(it.Protect, at)
-	it.ProtectMean = it.Protect.ExpectedShortage(0)
-	if it.Lead != nil {
-		q := recalibrated(*it.Lead, at)
-		it.Lead = &q
-		it.LeadMean = q.ExpectedShortage(0)
-	}
 }
 
 // leadTimeItem is a series' demand over the L+R days an order placed on

@@ -75,15 +75,6 @@ type Config struct {
 	// target (replenish.AllocateFillRateBounded); 0 allocates over the
 	// whole portfolio with one lambda.
 	ClassBand float64
-	// Recalibrate makes the stockcast policy recalibrate each series'
-	// lead-time demand distributions from its own record of past
-	// forecasts and sales (calibrate.go).
-	Recalibrate bool
-	// RecordSpread makes the stockcast policy take the spread of lead-time
-	// demand from each series' own record of past windows (spread.go)
-	// instead of the forecast's lead-time quantiles; the means stay the
-	// forecast's.
-	RecordSpread bool
 	// MaxLevelFactor > 0 limits the stockcast policy's level of each
 	// series to this multiple of its largest sales of L+R consecutive
 	// days in the last 364 days it has seen (replenish.AllocItem.MaxLevel:
