@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
 	"github.com/stockcast/stockcast/pkg/forecasting"
@@ -39,6 +40,9 @@ type Model struct {
 	link    string
 	// columns the service fills itself
 	item, dept, cat, store, priceRel int
+	// explanation texts, made once
+	compNames                []string
+	weightDetail, biasDetail string
 }
 
 // LoadModel reads an artefact and its series codes (an artefact without
@@ -68,6 +72,11 @@ func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) 
 	if a.Model.Params.Objective == "squared" {
 		m.link = "identity"
 	}
+	for _, name := range m.names {
+		m.compNames = append(m.compNames, "contribution_"+name)
+	}
+	m.weightDetail = "share of the global model " + m.Version + " in the daily means"
+	m.biasDetail = "global model's output with no feature known (" + m.link + " scale)"
 	for _, c := range []struct {
 		name string
 		to   *int
@@ -109,8 +118,18 @@ type globalPart struct {
 	factors         []*forecastv1.Attribution // moved since the previous part (same model)
 }
 
+// startOr returns the part's start day, or def without a part.
+func (g *globalPart) startOr(def forecasting.Day) forecasting.Day {
+	if g == nil {
+		return def
+	}
+	return g.start
+}
+
+func samePrice(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+
 func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept, cat string) bool {
-	return g != nil && g.version == m.Version && g.start == start && (g.price == price || math.IsNaN(g.price) && math.IsNaN(price)) &&
+	return g != nil && g.version == m.Version && g.start == start && samePrice(g.price, price) &&
 		g.dept == dept && g.cat == cat
 }
 
@@ -133,25 +152,51 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	ds := &backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: []backtest.Series{s}}
 	panel := globalmodel.NewPanel(ds)
 	g := &globalPart{version: m.Version, start: start, price: price, dept: dept, cat: cat, means: make([]float64, days)}
-	cols := len(m.names)
-	rows := make([]float64, days*cols)
-	for h := range days {
-		row := rows[h*cols : (h+1)*cols]
-		panel.Row(0, HistoryDays+h, row)
-		m.codes(row, sku, location, dept, cat, price)
+	// The row of a calendar day reads only days at least MinLag before
+	// it, so its prediction does not depend on the forecast's start: the
+	// days the previous part (same model, price and category, k days
+	// earlier) already predicted are copied, and only the k days new at the
+	// end of the horizon are predicted (one, when one day closed).
+	from := 0
+	if k := int(start - prev.startOr(start)); k > 0 && k < days && prev.version == m.Version && len(prev.means) == days &&
+		samePrice(prev.price, price) && prev.dept == dept && prev.cat == cat {
+		from = days - k
+		copy(g.means, prev.means[k:])
 	}
-	m.predictRows(rows, cols, g.means)
+	cols := len(m.names)
+	rows := make([]float64, (days-from+1)*cols) // row 0 (for the attributions), then days from..
+	panel.Row(0, HistoryDays, rows[:cols])
+	m.codes(rows[:cols], sku, location, dept, cat, price)
+	if from == 0 {
+		rows = rows[:days*cols]
+		for h := 1; h < days; h++ {
+			row := rows[h*cols : (h+1)*cols]
+			panel.Row(0, HistoryDays+h, row)
+			m.codes(row, sku, location, dept, cat, price)
+		}
+		m.predictRows(rows, cols, g.means)
+	} else {
+		for h := from; h < days; h++ {
+			row := rows[(h-from+1)*cols : (h-from+2)*cols]
+			panel.Row(0, HistoryDays+h, row)
+			m.codes(row, sku, location, dept, cat, price)
+		}
+		m.predictRows(rows[cols:], cols, g.means[from:])
+	}
 	g.values = rows[:cols:cols]
 	bias, contrib := m.gbt.Contributions(g.values)
 	g.contrib = contrib
 	g.msg = &forecastv1.GlobalForecast{Version: m.Version, Weight: m.Weight, Means: g.means, Link: m.link, Bias: bias}
 	same := prev != nil && prev.version == m.Version
+	attrs := make([]forecastv1.Attribution, len(m.names)) // one allocation; used by pointer only
+	g.msg.Attributions = make([]*forecastv1.Attribution, len(m.names))
 	for k, name := range m.names {
-		a := &forecastv1.Attribution{Feature: name, Value: g.values[k], Contribution: contrib[k]}
+		a := &attrs[k]
+		a.Feature, a.Value, a.Contribution = name, g.values[k], contrib[k]
 		if same {
 			a.Change = contrib[k] - prev.contrib[k]
 		}
-		g.msg.Attributions = append(g.msg.Attributions, a)
+		g.msg.Attributions[k] = a
 	}
 	if same {
 		moved := slices.Clone(g.msg.Attributions)
@@ -170,16 +215,24 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 			}
 		}
 	}
+	g.comps = make([]Component, 0, 3+len(m.names))
 	g.comps = append(g.comps,
-		Component{Name: "global_weight", Value: m.Weight, Detail: "share of the global model " + m.Version + " in the daily means"},
+		Component{Name: "global_weight", Value: m.Weight, Detail: m.weightDetail},
 		Component{Name: "global_mean", Value: g.means[0], Detail: "global model's mean of " + start.String()},
-		Component{Name: "global_bias", Value: bias, Detail: "global model's output with no feature known (" + m.link + " scale)"})
-	for k, name := range m.names {
-		detail := fmt.Sprintf("value %g", g.values[k])
+		Component{Name: "global_bias", Value: bias, Detail: m.biasDetail})
+	var buf []byte
+	for k := range m.names {
+		buf = append(buf[:0], "value "...)
+		buf = strconv.AppendFloat(buf, g.values[k], 'g', -1, 64)
 		if same {
-			detail += fmt.Sprintf(", %+.4f since the previous forecast", contrib[k]-prev.contrib[k])
+			buf = append(buf, ", "...)
+			if d := contrib[k] - prev.contrib[k]; d >= 0 {
+				buf = append(buf, '+')
+			}
+			buf = strconv.AppendFloat(buf, contrib[k]-prev.contrib[k], 'f', 4, 64)
+			buf = append(buf, " since the previous forecast"...)
 		}
-		g.comps = append(g.comps, Component{Name: "contribution_" + name, Value: contrib[k], Detail: detail})
+		g.comps = append(g.comps, Component{Name: m.compNames[k], Value: contrib[k], Detail: string(buf)})
 	}
 	return g
 }
