@@ -74,7 +74,9 @@ func benchModel(b *testing.B, src testSeries) *Model {
 // model of the m5-tiny champion's size. The global model's forecast of a
 // series depends only on closed days, so it is computed on the first
 // event of a day and reused by the day's other events: same_day/global
-// measures the reuse, day_closed/global the computation.
+// measures the reuse, day_closed/global a closed day (one new day
+// predicted, the others carried over), price_changed/global the full
+// 28-day computation (after a price or model change, or a cold series).
 func BenchmarkScore(b *testing.B) {
 	const days = 2000
 	src := testSeries{start: 19000, demand: weekly(days)}
@@ -82,10 +84,16 @@ func BenchmarkScore(b *testing.B) {
 	for i := range snaps {
 		snaps[i] = src.snapshot(i, fmt.Sprintf("e%d", i))
 	}
+	var priced [2]*featurev1.FeatureSnapshot // day 100 at two prices
+	for k := range priced {
+		priced[k] = src.snapshot(100, fmt.Sprintf("p%d", k))
+		priced[k].Price = float64(3 + k)
+	}
 	for _, bc := range []struct {
-		name    string
-		nextDay bool
-	}{{"same_day", false}, {"day_closed", true}} {
+		name     string
+		nextDay  bool
+		newPrice bool // every event changes the price: the global forecast is computed in full
+	}{{"same_day", false, false}, {"day_closed", true, false}, {"price_changed", false, true}} {
 		for _, withModel := range []bool{false, true} {
 			name := bc.name + "/ensemble"
 			if withModel {
@@ -129,8 +137,12 @@ func BenchmarkScore(b *testing.B) {
 							b.StartTimer()
 						}
 					}
+					snap := snaps[day]
+					if bc.newPrice {
+						snap = priced[i%2]
+					}
 					batch := sc.Begin()
-					if _, err := batch.Score(ctx, snaps[day]); err != nil {
+					if _, err := batch.Score(ctx, snap); err != nil {
 						b.Fatal(err)
 					}
 					batch.Commit()
