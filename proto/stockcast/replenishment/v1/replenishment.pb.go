@@ -790,8 +790,11 @@ type GetSeriesStateResponse struct {
 	SupplierLeadTimes []*LeadTimeStats  `protobuf:"bytes,12,rep,name=supplier_lead_times,json=supplierLeadTimes,proto3" json:"supplier_lead_times,omitempty"`
 	// The learned lead time replaces the policy's in decisions (enough samples).
 	LeadTimeLearned bool `protobuf:"varint,13,opt,name=lead_time_learned,json=leadTimeLearned,proto3" json:"lead_time_learned,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// From the latest item attributes event; selects the policy file's
+	// category policies.
+	Category      string `protobuf:"bytes,14,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSeriesStateResponse) Reset() {
@@ -913,6 +916,13 @@ func (x *GetSeriesStateResponse) GetLeadTimeLearned() bool {
 		return x.LeadTimeLearned
 	}
 	return false
+}
+
+func (x *GetSeriesStateResponse) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
 }
 
 type ApproveRequest struct {
@@ -1559,7 +1569,7 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"E\n" +
 	"\x15GetSeriesStateRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\blocation\x18\x02 \x01(\tR\blocation\"\xa0\x05\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\"\xbc\x05\n" +
 	"\x16GetSeriesStateResponse\x12\x17\n" +
 	"\aon_hand\x18\x01 \x01(\x01R\x06onHand\x12\x19\n" +
 	"\bon_order\x18\x02 \x01(\x01R\aonOrder\x12\x1e\n" +
@@ -1577,7 +1587,8 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	" \x03(\v2*.stockcast.replenishment.v1.StockoutPeriodR\tstockouts\x12F\n" +
 	"\tlead_time\x18\v \x01(\v2).stockcast.replenishment.v1.LeadTimeStatsR\bleadTime\x12Y\n" +
 	"\x13supplier_lead_times\x18\f \x03(\v2).stockcast.replenishment.v1.LeadTimeStatsR\x11supplierLeadTimes\x12*\n" +
-	"\x11lead_time_learned\x18\r \x01(\bR\x0fleadTimeLearned\"\x92\x01\n" +
+	"\x11lead_time_learned\x18\r \x01(\bR\x0fleadTimeLearned\x12\x1a\n" +
+	"\bcategory\x18\x0e \x01(\tR\bcategory\"\x92\x01\n" +
 	"\x0eApproveRequest\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\tR\n" +
 	"proposalId\x12\x1f\n" +

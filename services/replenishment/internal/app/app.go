@@ -153,6 +153,13 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.Planning.PolicyFile != "" {
+		pf, err := planning.LoadPolicyFile(cfg.Planning.PolicyFile)
+		if err != nil {
+			return err
+		}
+		policies.WithFile(pf)
+	}
 	state := store.NewStateWith(rdb, cfg.State)
 	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)
 	proposals := store.NewProposals(ch)

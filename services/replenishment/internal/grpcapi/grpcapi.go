@@ -26,6 +26,7 @@ const (
 // Policies reads and changes policies.
 type Policies interface {
 	Effective(ctx context.Context, scope planning.Scope) (planning.EffectivePolicy, error)
+	EffectiveIn(ctx context.Context, scopes []planning.Scope, categories map[planning.Scope]string) (map[planning.Scope]planning.EffectivePolicy, error)
 	Set(ctx context.Context, scope planning.Scope, p replenish.Policy) error
 }
 
@@ -118,25 +119,28 @@ func decidedBy(ctx context.Context, field string) string {
 // is stored under, so it can be sent back to SetPolicy unchanged.
 func (s *Server) GetPolicy(ctx context.Context, req *replenishmentv1.GetPolicyRequest) (*replenishmentv1.GetPolicyResponse, error) {
 	scope := planning.Scope{SKU: req.GetSku(), Location: req.GetLocation()}
-	eff, err := s.policies.Effective(ctx, scope)
+	if err := scope.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	var st *replenishmentv1.GetSeriesStateResponse
+	if scope.SKU != "" {
+		var err error
+		st, err = s.series.Inspect(ctx, scope)
+		if err != nil && !errors.Is(err, planning.ErrNotFound) {
+			return nil, toStatus(err)
+		}
+	}
+	all, err := s.policies.EffectiveIn(ctx, []planning.Scope{scope}, map[planning.Scope]string{scope: st.GetCategory()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &replenishmentv1.GetPolicyResponse{
-		Policy: planning.PolicyToProto(eff.From, eff.Policy),
-		Source: string(eff.Source),
-	}
-	if scope.SKU != "" {
-		st, err := s.series.Inspect(ctx, scope)
-		switch {
-		case errors.Is(err, planning.ErrNotFound):
-		case err != nil:
-			return nil, toStatus(err)
-		default:
-			resp.LearnedLeadTime, resp.LeadTimeLearned = st.GetLeadTime(), st.GetLeadTimeLearned()
-		}
-	}
-	return resp, nil
+	eff := all[scope]
+	return &replenishmentv1.GetPolicyResponse{
+		Policy:          planning.PolicyToProto(eff.From, eff.Policy),
+		Source:          string(eff.Source),
+		LearnedLeadTime: st.GetLeadTime(),
+		LeadTimeLearned: st.GetLeadTimeLearned(),
+	}, nil
 }
 
 // SetPolicy validates and stores a policy; the next event of each series it

@@ -99,7 +99,9 @@ func changeOf(cause *demandv1.DemandEvent) (Change, error) {
 		default:
 			ch = Change{Kind: ChangeNone}
 		}
-	default: // price, promotion, item attributes: no stock change
+	case cause.GetItem() != nil:
+		ch = Change{Kind: ChangeItem, Category: cause.GetItem().GetCategory()}
+	default: // price, promotion: no stock change
 		ch = Change{Kind: ChangeNone}
 	}
 	if bad(ch.Quantity) || bad(ch.Reserved) {

@@ -58,44 +58,46 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	if len(events) == 0 {
 		return res, nil
 	}
-	scopes := make([]Scope, 0, len(events))
-	for _, ev := range events {
-		scopes = append(scopes, ev.Series)
-	}
-	policies, err := p.policies.EffectiveAll(ctx, scopes)
-	if err != nil {
-		return res, err
-	}
 	steps := make([]Step, len(events))
 	last := make(map[Scope]int, len(events))
 	for i, ev := range events {
-		pol := policies[ev.Series]
-		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change, Policy: pol}
+		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change}
 		last[ev.Series] = i
 	}
 	for _, i := range last {
 		steps[i].Forecast = latestForecast(events[i].Source)
 	}
-	// Learned lead times change with receipts: the steps are applied in
-	// runs that end at a receipt, each run deciding with the lead times
-	// learned before it, so every event sees the receipts before it
-	// whatever the batch boundaries.
+	// Learned lead times change with receipts and categories with item
+	// events: the steps are applied in runs that end at such an event, each
+	// run deciding with the state before it, so every event sees the events
+	// before it whatever the batch boundaries.
 	outcomes := make([]Outcome, 0, len(events))
 	for start := 0; start < len(steps); {
 		end := start + 1
-		for end < len(steps) && steps[end-1].Change.Kind != ChangeReceipt {
+		for end < len(steps) && steps[end-1].Change.Kind != ChangeReceipt && steps[end-1].Change.Kind != ChangeItem {
 			end++
 		}
-		if p.minSamples <= 0 {
-			end = len(steps)
+		info, err := p.seriesInfo(ctx, steps[start:end])
+		if err != nil {
+			return res, err
 		}
-		learned, err := p.leadTimes(ctx, steps[start:end])
+		scopes := make([]Scope, 0, end-start)
+		categories := make(map[Scope]string, len(info))
+		for i := start; i < end; i++ {
+			scopes = append(scopes, steps[i].Series)
+			categories[steps[i].Series] = info[steps[i].Series].Category
+		}
+		policies, err := p.policies.EffectiveIn(ctx, scopes, categories)
 		if err != nil {
 			return res, err
 		}
 		for i := start; i < end; i++ {
 			ev := events[i]
-			lt := learned[ev.Series]
+			steps[i].Policy = policies[ev.Series]
+			var lt replenish.LeadTimeStats
+			if l := info[ev.Series].LeadTime; p.minSamples > 0 && l.N >= p.minSamples {
+				lt = l
+			}
 			levels, err := levelsOf(ev, steps[i].Policy.Policy, lt)
 			if err != nil {
 				// The position still moves; the crossing waits for a forecast
@@ -133,11 +135,8 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	return res, nil
 }
 
-// leadTimes reads the learned lead times that replace policies' (enough samples).
-func (p *Planner) leadTimes(ctx context.Context, steps []Step) (map[Scope]replenish.LeadTimeStats, error) {
-	if p.minSamples <= 0 {
-		return nil, nil
-	}
+// seriesInfo reads the steps' series' learned lead times and categories.
+func (p *Planner) seriesInfo(ctx context.Context, steps []Step) (map[Scope]SeriesInfo, error) {
 	series := make([]Scope, 0, len(steps))
 	seen := make(map[Scope]bool, len(steps))
 	for _, st := range steps {
@@ -146,16 +145,7 @@ func (p *Planner) leadTimes(ctx context.Context, steps []Step) (map[Scope]replen
 			series = append(series, st.Series)
 		}
 	}
-	all, err := p.state.LeadTimes(ctx, series)
-	if err != nil {
-		return nil, err
-	}
-	for s, lt := range all {
-		if lt.N < p.minSamples {
-			delete(all, s)
-		}
-	}
-	return all, nil
+	return p.state.SeriesInfo(ctx, series)
 }
 
 // levelsOf computes the levels with the policy's lead time, or with the
@@ -303,10 +293,15 @@ func (p *Planner) Reevaluate(ctx context.Context, series Scope) (Result, error) 
 	if err := proto.Unmarshal(raw, &fe); err != nil {
 		return Result{}, fmt.Errorf("decode latest forecast of %s|%s: %w", series.SKU, series.Location, err)
 	}
-	eff, err := p.policies.Effective(ctx, series)
+	info, err := p.state.SeriesInfo(ctx, []Scope{series})
 	if err != nil {
 		return Result{}, err
 	}
+	all, err := p.policies.EffectiveIn(ctx, []Scope{series}, map[Scope]string{series: info[series].Category})
+	if err != nil {
+		return Result{}, err
+	}
+	eff := all[series]
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", eff)))
 	ev := Event{
 		Series:  series,

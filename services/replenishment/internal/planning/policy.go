@@ -87,6 +87,14 @@ type PolicyStore interface {
 type Policies struct {
 	store   PolicyStore
 	builtIn replenish.Policy
+	file    *PolicyFile
+}
+
+// WithFile adds the policies of a policy file under the stored ones (see
+// EffectiveIn).
+func (p *Policies) WithFile(f *PolicyFile) *Policies {
+	p.file = f
+	return p
 }
 
 // NewPolicies returns policies backed by store, falling back to builtIn.
@@ -109,8 +117,18 @@ func (p *Policies) Effective(ctx context.Context, scope Scope) (EffectivePolicy,
 	return all[scope], nil
 }
 
-// EffectiveAll resolves many scopes with one store lookup.
+// EffectiveAll resolves many scopes with one store lookup, without categories.
 func (p *Policies) EffectiveAll(ctx context.Context, scopes []Scope) (map[Scope]EffectivePolicy, error) {
+	return p.EffectiveIn(ctx, scopes, nil)
+}
+
+// EffectiveIn resolves scopes whose series may have a category. Most
+// specific first, SetPolicy (stored) before the file at the same level:
+// stored series > file item > file category at the location > file
+// category > stored location > file location > stored global > file
+// defaults > built-in. File levels are merged field by field over the
+// levels below them and the built-in policy.
+func (p *Policies) EffectiveIn(ctx context.Context, scopes []Scope, categories map[Scope]string) (map[Scope]EffectivePolicy, error) {
 	seen := make(map[Scope]bool)
 	var lookup []Scope
 	for _, s := range scopes {
@@ -128,15 +146,35 @@ func (p *Policies) EffectiveAll(ctx context.Context, scopes []Scope) (map[Scope]
 	out := make(map[Scope]EffectivePolicy, len(scopes))
 	for _, s := range scopes {
 		eff := EffectivePolicy{Policy: p.builtIn, Source: SourceBuiltIn}
+		fromFile := p.file.levels(s, categories[s], p.builtIn)
+	levels:
 		for _, f := range s.fallbacks() {
 			if pol, ok := stored[f]; ok {
 				eff = EffectivePolicy{Policy: pol, From: f, Source: f.source()}
 				break
 			}
+			for _, e := range fromFile {
+				if fileLevel(e.Source) == f.source() {
+					eff = e
+					break levels
+				}
+			}
 		}
 		out[s] = eff
 	}
 	return out, nil
+}
+
+// fileLevel is the stored level a file source sits at.
+func fileLevel(s Source) Source {
+	switch s {
+	case SourceFileItem, SourceFileCategoryLocation, SourceFileCategory:
+		return SourceSeries
+	case SourceFileLocation:
+		return SourceLocation
+	default:
+		return SourceGlobal
+	}
 }
 
 // Set validates and stores the policy of a scope; it applies from the next
@@ -160,6 +198,8 @@ type Config struct {
 	// Receipts after which a series' learned lead time replaces its
 	// policy's (0: never).
 	LeadTimeMinSamples int
+	// YAML or JSON policy file (-policies.file); empty: none.
+	PolicyFile string
 }
 
 // RegisterFlags registers the built-in policy flags, e.g. -replenishment.service-level.
@@ -171,6 +211,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.Float64Var(&c.Defaults.PackSize, prefix+"pack-size", 1, "built-in pack size: orders are rounded up to a multiple (0: none)")
 	fs.Float64Var(&c.Defaults.MaxOrder, prefix+"max-order", 0, "built-in largest order (0: no maximum)")
 	fs.IntVar(&c.Defaults.OrderCoverDays, prefix+"order-cover-days", 14, "built-in days of forecast demand an order covers beyond the reorder point")
+	fs.StringVar(&c.PolicyFile, "policies.file", "",
+		"YAML or JSON file of policies: defaults, locations, categories (optionally per location) and items, merged field by field; SetPolicy overrides win at the same level")
 	fs.IntVar(&c.LeadTimeMinSamples, prefix+"lead-time-min-samples", 3,
 		"receipts after which a series' lead time learned from them (mean and variance) replaces its policy's lead time (0: never)")
 }
@@ -182,6 +224,11 @@ func (c *Config) Validate() error {
 	}
 	if c.LeadTimeMinSamples < 0 {
 		return fmt.Errorf("lead time min samples %d: want >= 0", c.LeadTimeMinSamples)
+	}
+	if c.PolicyFile != "" {
+		if _, err := LoadPolicyFile(c.PolicyFile); err != nil {
+			return err
+		}
 	}
 	return nil
 }

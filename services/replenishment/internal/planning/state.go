@@ -29,6 +29,8 @@ const (
 	ChangeStockoutEnded   ChangeKind = "stockout_ended"
 	// A policy change re-evaluating the series (SetPolicy): no stock moves.
 	ChangePolicy ChangeKind = "policy"
+	// Item attributes: no stock moves; the category is kept.
+	ChangeItem ChangeKind = "item"
 )
 
 // Change is one event's effect on stock.
@@ -45,6 +47,8 @@ type Change struct {
 	ExpectedDay string
 	// Purchase order: the supplier, for lead-time statistics.
 	SupplierID string
+	// Item attributes: the category (empty: unchanged).
+	Category string
 	// Event time in ns since the epoch (the cause's occurred_at); 0 when
 	// unknown: then the event is applied in log order and not journaled.
 	OccurredAtNs int64
@@ -88,12 +92,19 @@ type Outcome struct {
 	LeadTime     replenish.LeadTimeStats
 }
 
+// SeriesInfo is what decisions read from a series' state besides its position.
+type SeriesInfo struct {
+	LeadTime replenish.LeadTimeStats
+	Category string
+}
+
 // StateStore applies steps atomically and exactly once per (series, event),
 // in the order given.
 type StateStore interface {
 	Apply(ctx context.Context, steps []Step) ([]Outcome, error)
-	// LeadTimes returns the series' learned lead times (absent: none).
-	LeadTimes(ctx context.Context, series []Scope) (map[Scope]replenish.LeadTimeStats, error)
+	// SeriesInfo returns the series' learned lead times and categories
+	// (absent: neither).
+	SeriesInfo(ctx context.Context, series []Scope) (map[Scope]SeriesInfo, error)
 	// LastForecast returns the series' latest forecast event (nil: none).
 	LastForecast(ctx context.Context, series Scope) ([]byte, error)
 }

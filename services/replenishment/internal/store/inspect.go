@@ -38,6 +38,7 @@ func (s *State) Inspect(ctx context.Context, series planning.Scope, minSamples i
 	r := &replenishmentv1.GetSeriesStateResponse{
 		OnHand: f("on_hand"), OnOrder: f("on_order"), Backorders: f("backorders"),
 		ReorderPoint: f("reorder_point"), BelowReorderPoint: h["below"] == "1", LastEventId: h["last_event_id"],
+		Category: h["category"],
 	}
 	r.InventoryPosition = r.OnHand + r.OnOrder - r.Backorders
 	r.DecisionSeq, _ = strconv.ParseInt(h["decision_seq"], 10, 64)

@@ -105,7 +105,7 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
 			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
 			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,
-			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime))
+			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category)
 		if st.Forecast != nil {
 			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
 		}
@@ -129,30 +129,31 @@ func (s *State) LastForecast(ctx context.Context, series planning.Scope) ([]byte
 	return raw, nil
 }
 
-// LeadTimes reads the series' learned lead times (field "lt").
-func (s *State) LeadTimes(ctx context.Context, series []planning.Scope) (map[planning.Scope]replenish.LeadTimeStats, error) {
+// SeriesInfo reads the series' learned lead times (field "lt") and categories.
+func (s *State) SeriesInfo(ctx context.Context, series []planning.Scope) (map[planning.Scope]planning.SeriesInfo, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(series))
+	cmds := make([]*redis.SliceCmd, len(series))
 	for i, sc := range series {
-		cmds[i] = pipe.HGet(ctx, StateKey(seriesKey(sc)), "lt")
+		cmds[i] = pipe.HMGet(ctx, StateKey(seriesKey(sc)), "lt", "category")
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read lead times of %d series: %w", len(series), err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read lead times and categories of %d series: %w", len(series), err)
 	}
-	out := make(map[planning.Scope]replenish.LeadTimeStats)
+	out := make(map[planning.Scope]planning.SeriesInfo)
 	for i, cmd := range cmds {
-		raw, err := cmd.Result()
-		if errors.Is(err, redis.Nil) {
-			continue
+		vals := cmd.Val()
+		var info planning.SeriesInfo
+		if raw, ok := vals[0].(string); ok {
+			lt, err := parseLeadTime(raw)
+			if err != nil {
+				return nil, fmt.Errorf("lead time of %s: %w", seriesKey(series[i]), err)
+			}
+			info.LeadTime = lt
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read lead time of %s: %w", seriesKey(series[i]), err)
+		info.Category, _ = vals[1].(string)
+		if info != (planning.SeriesInfo{}) {
+			out[series[i]] = info
 		}
-		lt, err := parseLeadTime(raw)
-		if err != nil {
-			return nil, fmt.Errorf("lead time of %s: %w", seriesKey(series[i]), err)
-		}
-		out[series[i]] = lt
 	}
 	return out, nil
 }

@@ -20,6 +20,7 @@
 -- ARGV[14] journal window in ns: how late a snapshot may arrive and still
 --          be reconciled at its event time
 -- ARGV[15] learned lead time of the decision, "n mean variance" or "" (recorded when crossed)
+-- ARGV[16] item category ("" = unchanged)
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
 --
@@ -163,6 +164,8 @@ elseif kind == 'receipt' then
       if supplier ~= '' then learn('lt:' .. supplier, days) end
     end
   end
+elseif kind == 'item' then
+  if ARGV[16] ~= '' then redis.call('HSET', KEYS[1], 'category', ARGV[16]) end
 elseif kind == 'stockout_started' then
   redis.call('HSET', KEYS[1], 'stockout', '1')
   if not stockout_since then stockout_since = ARGV[12] end
