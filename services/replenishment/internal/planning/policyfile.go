@@ -307,4 +307,3 @@ func (f *PolicyFile) levels(s Scope, category string, builtIn replenish.Policy) 
 	}
 	return out
 }
-
