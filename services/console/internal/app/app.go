@@ -196,13 +196,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	defer ch.Close()
 
-	var dialOpts []grpc.DialOption
-	if cfg.Upstream.TLS.Enabled() {
-		o, err := grpcx.WithClientTLS(cfg.Upstream.TLS)
-		if err != nil {
-			return err
-		}
-		dialOpts = append(dialOpts, o)
+	dialOpts, err := grpcx.ClientOptions(cfg.Upstream.TLS) // TLS and the bearer token, when configured
+	if err != nil {
+		return err
 	}
 	conns := map[string]*grpc.ClientConn{}
 	for name, addr := range map[string]string{"feature": cfg.Upstream.FeatureAddr, "forecast": cfg.Upstream.ForecastAddr, "replenishment": cfg.Upstream.ReplenishmentAddr} {

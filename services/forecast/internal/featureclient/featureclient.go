@@ -17,15 +17,12 @@ import (
 )
 
 // Dial connects to the feature service at addr, over TLS when tlsCfg sets
-// any TLS option (-feature.tls-ca, -feature.tls-cert, ...), else plaintext.
+// any TLS option (-feature.tls-ca, -feature.tls-cert, ...), else plaintext,
+// sending the bearer token of -feature.token-file / STOCKCAST_FEATURE_TOKEN.
 func Dial(addr string, tlsCfg grpcx.ClientTLSConfig, tel *telemetry.Telemetry) (*grpc.ClientConn, error) {
-	var opts []grpc.DialOption
-	if tlsCfg.Enabled() {
-		o, err := grpcx.WithClientTLS(tlsCfg)
-		if err != nil {
-			return nil, fmt.Errorf("feature service tls: %w", err)
-		}
-		opts = append(opts, o)
+	opts, err := grpcx.ClientOptions(tlsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("feature service client options: %w", err)
 	}
 	return grpcx.Dial(addr, tel, opts...)
 }
