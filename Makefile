@@ -13,6 +13,10 @@ BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.0
 HELM_VERSION               ?= v3.22.0
+# govulncheck and the Go vulnerability database: golang.org/x/vulndb is a Go
+# module, so its OSV files come through the module proxy (docs/security.md).
+GOVULNCHECK_VERSION        ?= v1.9.0
+VULNDB_VERSION             ?= v0.0.0-20261105234957-e22db6528018
 
 SERVICES := ingest feature forecast replenishment console
 TEST_TIMEOUT ?= 30m
@@ -138,6 +142,34 @@ bench-replenishment: build ## Replenishment policies on real tiny_m5 demand (lea
 .PHONY: bench
 bench: ## Go micro-benchmarks of the hot paths.
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./services/...
+
+# Fuzzing: each target of FUZZ_PKGS for FUZZTIME; the seed corpora in
+# testdata/fuzz run in every `go test` anyway.
+FUZZTIME  ?= 20s
+FUZZ_PKGS := ./services/ingest/internal/events
+
+.PHONY: fuzz
+fuzz: ## Run every Go fuzz target for FUZZTIME each (default 20s); not part of `make test`.
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -parallel $${FUZZ_PARALLEL:-2} $$pkg; \
+	  done; \
+	done
+
+VULNDB := $(BIN)/vulndb/$(VULNDB_VERSION)
+
+$(TOOLS)/govulncheck:
+	GOBIN=$(TOOLS) GOWORK=off GOFLAGS= $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+$(VULNDB)/index/db.json:
+	rm -rf $(VULNDB).tmp && GOWORK=off GOFLAGS= $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) \
+	  -vulns "$$(GOWORK=off $(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB).tmp
+	rm -rf $(VULNDB) && mv $(VULNDB).tmp $(VULNDB)
+
+.PHONY: vuln
+vuln: $(TOOLS)/govulncheck $(VULNDB)/index/db.json ## govulncheck's source analysis against the Go vulnerability database of VULNDB_VERSION (built offline).
+	govulncheck -db file://$(VULNDB) ./...
 
 .PHONY: mod-check
 mod-check: ## Fail if go.mod/go.sum are not tidy.
