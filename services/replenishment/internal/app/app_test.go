@@ -82,7 +82,7 @@ type instance struct {
 	done                chan error
 }
 
-func start(t *testing.T, brokers []string, redisAddr string, ch chx.Config) *instance {
+func start(t *testing.T, brokers []string, redisAddr string, ch chx.Config, extra ...string) *instance {
 	t.Helper()
 	s := &instance{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,6 +93,7 @@ func start(t *testing.T, brokers []string, redisAddr string, ch chx.Config) *ins
 		"-clickhouse.addr", ch.Addr, "-clickhouse.database", ch.Database,
 		"-grpc.addr", s.grpcAddr, "-admin.addr", s.adminAddr, "-log.level", "warn",
 	}
+	args = append(args, extra...)
 	go func() { s.done <- Run(ctx, args, func(string) string { return "" }, io.Discard) }()
 	testenv.Eventually(t, 60*time.Second, "replenishment ready", func() bool {
 		resp, err := http.Get("http://" + s.adminAddr + "/readyz")

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,6 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	catalogv1 "github.com/stockcast/stockcast/proto/stockcast/catalog/v1"
+	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
 	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
@@ -133,5 +137,55 @@ func TestLearnedLeadTimeAndPolicyChange(t *testing.T) {
 	listed, err := client.ListProposals(ctx, &replenishmentv1.ListProposalsRequest{Sku: "85123A"})
 	if err != nil || len(listed.GetProposals()) != 2 {
 		t.Fatalf("ListProposals = %v, %v; want 2", listed, err)
+	}
+}
+
+// TestPolicyFileCategory: -policies.file gives the HOBBIES category a lead
+// time of 3 days; an item event puts the series in it, and its decisions
+// use q95(3) = 40 instead of the built-in q95(7) = 85.
+func TestPolicyFileCategory(t *testing.T) {
+	ctx := context.Background()
+	brokers := testenv.Kafka(t)
+	file := filepath.Join(t.TempDir(), "policies.yaml")
+	if err := os.WriteFile(file, []byte("categories:\n  HOBBIES:\n    lead_time_days: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := start(t, brokers, testenv.Redis(t), testenv.ClickHouse(t), "-policies.file", file)
+	defer svc.stop(t)
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	conn, err := grpc.NewClient(svc.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := replenishmentv1.NewReplenishmentServiceClient(conn)
+	out := newOutputs(t, brokers, topics.Proposals)
+	item := &demandv1.DemandEvent{Change: &demandv1.DemandEvent_Item{Item: &catalogv1.ItemAttributes{Sku: "85123A", Category: "HOBBIES"}}}
+	recs := []*kgo.Record{
+		forecastRecord(t, 1, "e1", stock(&inventoryv1.InventoryEvent{Kind: &inventoryv1.InventoryEvent_Snapshot{Snapshot: &inventoryv1.Snapshot{OnHand: 100}}})),
+		forecastRecord(t, 2, "e2", item),
+		forecastRecord(t, 3, "e3", order(50)), // 50: above 40 (the built-in policy would propose here)
+		forecastRecord(t, 4, "e4", order(15)), // 35 < 40
+	}
+	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	filePolicy := &replenishmentv1.Policy{Location: "online", ServiceLevel: 0.95, LeadTimeDays: 3, Moq: 1, PackSize: 1, OrderCoverDays: 14}
+	p1 := expected("e4", 4, 1, &replenishmentv1.Proposal{
+		// order-up-to 40 + 14 days at 10 = 180; 180 - 35 = 145.
+		Quantity: 145, UnconstrainedQuantity: 145, ReorderPoint: 40, OrderUpTo: 180,
+		InventoryPosition: 35, OnHand: 35, SafetyStock: 10, ExpectedLeadTimeDemand: 30,
+		Policy: filePolicy, ProjectedStockoutDay: "2011-03-04", ExpectedArrivalDay: "2011-03-04",
+	})
+	p1.ProposalId = "76fa7afe053500660288f480e6303648" // printf '%s' '85123A|online|e4' | sha256sum
+	got := decodeProposals(t, out.waitFor(t, 1))
+	assertSame(t, "file category", got, []*replenishmentv1.Proposal{p1})
+	pol, err := client.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: "85123A", Location: "online"})
+	if err != nil || pol.GetSource() != "file:category" || !proto.Equal(pol.GetPolicy(), filePolicy) {
+		t.Fatalf("GetPolicy = %v, %v; want %v from file:category", pol, err, filePolicy)
 	}
 }
