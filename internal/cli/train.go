@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -156,6 +157,10 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	path, err := a.Save(*out)
 	if err != nil {
 		return fmt.Errorf("save artefact: %w", err)
+	}
+	// the registry tells other processes where the artefact is
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
 	}
 	if err := modelregistry.NewSeries(a.Version, ds).Save(path); err != nil {
 		return fmt.Errorf("save the artefact's series codes: %w", err)
