@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -313,6 +315,62 @@ type Forecast struct {
 	ReasonDetail   string        `json:"reason_detail"`
 	ReasonChange   float64       `json:"reason_change"`
 	Components     []Component   `json:"components"`
+	// Factors are the global model's features whose contributions moved
+	// most since the series' previous forecast (why it changed).
+	Factors              []Attribution `json:"factors"`
+	PreviousModelVersion string        `json:"previous_model_version"`
+	// Global is the global model's part, when the service has a champion.
+	Global *GlobalPart `json:"global"`
+}
+
+// Attribution is one feature's contribution to the global prediction (on
+// the model's link scale); a missing value is null.
+type Attribution struct {
+	Feature      string   `json:"feature"`
+	Value        *float64 `json:"value"`
+	Contribution float64  `json:"contribution"`
+	Change       float64  `json:"change"`
+}
+
+// GlobalPart is the global model's share of a forecast and its largest
+// contributions.
+type GlobalPart struct {
+	Version      string        `json:"version"`
+	Weight       float64       `json:"weight"`
+	Link         string        `json:"link"`
+	Bias         float64       `json:"bias"`
+	Attributions []Attribution `json:"attributions"` // the largest |contribution| first, at most maxAttributions
+}
+
+// maxAttributions bounds the contributions the series page shows.
+const maxAttributions = 10
+
+func toAttributions(as []*forecastv1.Attribution, limit int) []Attribution {
+	out := []Attribution{}
+	for _, a := range as {
+		out = append(out, Attribution{Feature: a.GetFeature(), Value: finite(a.GetValue()), Contribution: zeroNaN(a.GetContribution()), Change: zeroNaN(a.GetChange())})
+	}
+	if limit > 0 {
+		sort.SliceStable(out, func(i, j int) bool { return math.Abs(out[i].Contribution) > math.Abs(out[j].Contribution) })
+		if len(out) > limit {
+			out = out[:limit]
+		}
+	}
+	return out
+}
+
+func finite(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+func zeroNaN(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }
 
 // ForecastDay is one forecast day.
@@ -482,7 +540,13 @@ func toForecast(ex *forecastv1.ExplainResponse) *Forecast {
 		f.Daily = append(f.Daily, ForecastDay{Day: d.GetDay(), Mean: d.GetMean(), Quantiles: q})
 	}
 	for _, c := range ex.GetComponents() {
-		f.Components = append(f.Components, Component{Name: c.GetName(), Value: c.GetValue(), Detail: c.GetDetail()})
+		f.Components = append(f.Components, Component{Name: c.GetName(), Value: zeroNaN(c.GetValue()), Detail: c.GetDetail()})
+	}
+	f.Factors = toAttributions(fe.GetReason().GetFactors(), 0)
+	f.PreviousModelVersion = fe.GetReason().GetPreviousModelVersion()
+	if g := fe.GetGlobal(); g != nil {
+		f.Global = &GlobalPart{Version: g.GetVersion(), Weight: g.GetWeight(), Link: g.GetLink(), Bias: zeroNaN(g.GetBias()),
+			Attributions: toAttributions(g.GetAttributions(), maxAttributions)}
 	}
 	return f
 }

@@ -410,19 +410,55 @@ func TestReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := conn.Query(context.Background(), `SELECT series_key, as_of_ns, issued_at_ns, means FROM forecast_log`)
+	// Open purchase orders: placed minus received per order id.
+	type po struct {
+		open     float64
+		expected string
+		placed   bool
+	}
+	pos := map[[2]string]*po{}
+	rows, err := conn.Query(context.Background(), `SELECT series_key, reference, kind, quantity, expected_at FROM inventory_events FINAL
+		WHERE kind IN ('purchase_order_placed', 'receipt')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k, ref, kind string
+		var q float64
+		var exp *time.Time
+		if err := rows.Scan(&k, &ref, &kind, &q, &exp); err != nil {
+			t.Fatal(err)
+		}
+		o := pos[[2]string{k, ref}]
+		if o == nil {
+			o = &po{}
+			pos[[2]string{k, ref}] = o
+		}
+		if kind == "receipt" {
+			o.open -= q
+		} else {
+			o.open += q
+			o.placed = true
+			if exp != nil {
+				o.expected = exp.UTC().Format(time.DateOnly)
+			}
+		}
+	}
+	rows.Close()
+	rows, err = conn.Query(context.Background(), `SELECT series_key, as_of_ns, issued_at_ns, toString(start_day), means FROM forecast_log`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	type fc struct {
 		at, issued int64
+		start      string
 		means      []float64
 	}
 	newest := map[string]fc{}
 	for rows.Next() {
 		var k string
 		var f fc
-		if err := rows.Scan(&k, &f.at, &f.issued, &f.means); err != nil {
+		if err := rows.Scan(&k, &f.at, &f.issued, &f.start, &f.means); err != nil {
 			t.Fatal(err)
 		}
 		// The newest by event time; of equal ones the last computed.
@@ -438,8 +474,16 @@ func TestReports(t *testing.T) {
 			d += f.means[i]
 		}
 		if d > 0 {
+			start, _ := time.Parse(time.DateOnly, f.start)
+			last := start.AddDate(0, 0, 6).Format(time.DateOnly)
+			supply := math.Max(onHand[k], 0)
+			for key, o := range pos {
+				if key[0] == k && o.placed && o.open > 0 && o.expected <= last {
+					supply += o.open
+				}
+			}
 			demand += d
-			served += math.Min(d, math.Max(onHand[k], 0)) // the replay places no purchase orders
+			served += math.Min(d, supply)
 		}
 	}
 	if rep.KPIs.ProjectedFillRate == nil || !near(rep.KPIs.ExpectedDemand, demand) || !near(rep.KPIs.ServedDemand, served) ||

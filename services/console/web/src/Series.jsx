@@ -83,9 +83,22 @@ function Detail({ seriesKey, me }) {
                 ? `MAE ${num(d.recent_error.mae, 2)}/day, bias ${d.recent_error.bias == null ? '–' : num(d.recent_error.bias * 100, 0) + '%'} over ${d.recent_error.days} days to ${d.error_to}`
                 : `no complete day with a forecast (${d.error_from || '–'}…${d.error_to || '–'})`}</dd>
               <dt>why it changed</dt><dd>{short(f.reason_code, '')} {f.reason_detail} ({num(f.reason_change * 100, 1)}%)</dd>
-              {f.components.map((c) => <Fragment key={c.name}><dt>{c.name}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
+              {f.previous_model_version !== undefined && f.previous_model_version !== f.model_version && f.previous_model_version !== '' && (
+                <><dt>previous model</dt><dd>{f.previous_model_version}</dd></>)}
+              {f.components.filter((c) => !c.name.startsWith('contribution_')).map((c) => <Fragment key={c.name}><dt>{c.name}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
             </dl>
-          ) : <p className="muted">No forecast yet.</p>}
+          ) : null}
+          {f && f.factors?.length > 0 && (
+            <><h4>What moved</h4>
+              <table data-testid="factors"><thead><tr><th>feature</th><th className="n">contribution</th><th className="n">change</th></tr></thead>
+                <tbody>{f.factors.map((a) => <tr key={a.feature}><td>{a.feature}</td><td className="n">{num(a.contribution, 3)}</td><td className="n">{num(a.change, 3)}</td></tr>)}</tbody></table></>
+          )}
+          {f && f.global && (
+            <><h4>Global model <small className="muted">{f.global.version}, weight {num(f.global.weight, 2)}</small></h4>
+              <table data-testid="attributions"><thead><tr><th>feature</th><th className="n">value</th><th className="n">contribution</th></tr></thead>
+                <tbody>{f.global.attributions.map((a) => <tr key={a.feature}><td>{a.feature}</td><td className="n">{num(a.value, 2)}</td><td className="n">{num(a.contribution, 3)}</td></tr>)}</tbody></table></>
+          )}
+          {!f && <p className="muted">No forecast yet.</p>}
           {d.features && (<><h4>Features</h4><dl>
             <dt>mean 7 / 28 d</dt><dd>{num(d.features.mean_7, 2)} / {num(d.features.mean_28, 2)}</dd>
             <dt>history</dt><dd>{d.features.history_days} days, {num(d.features.events_applied)} events</dd>
