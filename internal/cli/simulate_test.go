@@ -59,6 +59,8 @@ func TestSimulateRejects(t *testing.T) {
 		{[]string{"simulate", "-dataset", "nope"}, `unknown -dataset "nope"`},
 		{[]string{"simulate", "-m5", m5File, "-review", "0"}, "review period 0"},
 		{[]string{"simulate", "-m5", m5File, "-eval-days", "5000"}, "simulated days"},
+		{[]string{"simulate", "-m5", m5File, "-policies", "classic,seasonal-naive"}, "must include stockcast"},
+		{[]string{"simulate", "-m5", m5File, "-policies", "stockcast,nope"}, `unknown policy "nope"`},
 	}
 	for _, tt := range tests {
 		var out, errOut syncBuffer

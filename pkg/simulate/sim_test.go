@@ -418,3 +418,36 @@ func TestStockcastPortfolio(t *testing.T) {
 		t.Errorf("portfolio at 0.95: %.4f at %.0f; uniform at 0.9: %.4f at %.0f", p.FillRate(), p.AvgOnHandValue(), u.FillRate(), u.AvgOnHandValue())
 	}
 }
+
+// TestStockcastPortfolioMaxLevel: with a max-level factor of 1 a series
+// that sold exactly 3 a day is never ordered above its largest 14-day
+// sales (42), however high the target.
+func TestStockcastPortfolioMaxLevel(t *testing.T) {
+	c := Config{LeadTimeDays: 7, ReviewDays: 7, MaxLevelFactor: 1}
+	p := NewStockcastPortfolio(0.995, c, 1)
+	for d := range forecasting.Day(200) {
+		p.Observe(0, d, 3, false)
+	}
+	if s := p.Levels(200, []float64{1})[0]; !(s <= 42 && s >= 40) {
+		t.Errorf("S = %v, want at most 42 and at least 40", s)
+	}
+	free := NewStockcastPortfolio(0.995, Config{LeadTimeDays: 7, ReviewDays: 7}, 1)
+	for d := range forecasting.Day(200) {
+		free.Observe(0, d, 3, false)
+	}
+	if s := free.Levels(200, []float64{1})[0]; !(s > 42) {
+		t.Errorf("S = %v without the limit, want above 42 at a 99.5%% target", s)
+	}
+}
+
+// TestSalesYearPeak: the largest sums of 2 and 3 consecutive days of
+// 1 5 2 0 7 1 are 8 and 9.
+func TestSalesYearPeak(t *testing.T) {
+	var h salesYear
+	for _, y := range []float64{1, 5, 2, 0, 7, 1} {
+		h.add(y)
+	}
+	if a, b := h.peak(2), h.peak(3); a != 8 || b != 9 {
+		t.Errorf("peak(2), peak(3) = %v, %v; want 8, 9", a, b)
+	}
+}
