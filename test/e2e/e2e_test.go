@@ -228,9 +228,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 			t.Errorf("missing proposal %s (series %s, event %s, qty %.0f)", w.id, w.series, w.eventID, w.quantity)
 			continue
 		}
-		if g.GetQuantity() != w.quantity || g.GetReorderPoint() != w.rop || g.GetEventId() != w.eventID {
-			t.Errorf("proposal %s: qty %v rop %v event %s, want qty %v rop %v event %s",
-				w.id, g.GetQuantity(), g.GetReorderPoint(), g.GetEventId(), w.quantity, w.rop, w.eventID)
+		if g.GetQuantity() != w.quantity || g.GetReorderPoint() != w.rop || g.GetEventId() != w.eventID || g.GetReason().String() != w.reason {
+			t.Errorf("proposal %s: qty %v rop %v event %s reason %v, want qty %v rop %v event %s reason %s",
+				w.id, g.GetQuantity(), g.GetReorderPoint(), g.GetEventId(), g.GetReason(), w.quantity, w.rop, w.eventID, w.reason)
 		}
 	}
 	if err := conn.QueryRow(ctx, "SELECT count() FROM proposals FINAL").Scan(&n); err != nil {

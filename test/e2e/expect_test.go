@@ -182,6 +182,7 @@ type expectedProposal struct {
 	eventID  string
 	quantity float64
 	rop      float64
+	reason   string
 }
 
 // Built-in policy of the replenishment service (its flag defaults).
@@ -215,22 +216,32 @@ func expectProposals(t *testing.T, bySeries map[string][]*forecastv1.ForecastEve
 			for d := leadTime + 1; d <= leadTime+coverDays; d++ {
 				upTo += f.GetDaily()[d].GetMean()
 			}
+			reason := "PROPOSAL_REASON_CROSSED_REORDER_POINT"
+			if inv := f.GetCause().GetInventory(); inv.GetSnapshot() != nil || inv.GetAdjustment() != nil {
+				reason = "PROPOSAL_REASON_STOCK_CORRECTED"
+			}
 			if p.below {
 				// An open proposal is revised when the order-up-to level
 				// moved by more than the revise threshold.
 				if math.Abs(upTo-p.openUpTo) <= reviseThreshold*math.Max(p.openUpTo, 1) {
 					continue
 				}
+				reason = "PROPOSAL_REASON_FORECAST_CHANGED"
 			}
 			p.below, p.openUpTo = true, upTo
 			qty := math.Max(1, math.Ceil(upTo-pos-1e-9))
 			sum := sha256.Sum256([]byte(series + "|" + f.GetEventId()))
 			out = append(out, expectedProposal{
-				id: hex.EncodeToString(sum[:16]), series: series, eventID: f.GetEventId(), quantity: qty, rop: rop,
+				id: hex.EncodeToString(sum[:16]), series: series, eventID: f.GetEventId(), quantity: qty, rop: rop, reason: reason,
 			})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	reasons := map[string]int{}
+	for _, p := range out {
+		reasons[p.reason]++
+	}
+	t.Logf("expected proposals by reason: %v", reasons)
 	return out
 }
 
