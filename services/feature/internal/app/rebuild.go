@@ -20,6 +20,7 @@ type rebuildConfig struct {
 	Store      store.Config
 	Series     string
 	All        bool
+	Parallel   int
 }
 
 func (c *rebuildConfig) RegisterFlags(fs *flag.FlagSet) {
@@ -28,10 +29,14 @@ func (c *rebuildConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Store.RegisterFlags(fs, "feature.")
 	fs.StringVar(&c.Series, "series", "", "series key (sku|location) to rebuild")
 	fs.BoolVar(&c.All, "all", false, "rebuild every series and item with events in ClickHouse")
+	fs.IntVar(&c.Parallel, "parallel", 1, "-all: series written to Redis at a time (ClickHouse is read in one scan per table)")
 }
 
 func (c *rebuildConfig) Validate() error {
 	var errs []error
+	if c.Parallel < 1 {
+		errs = append(errs, errors.New("rebuild: -parallel must be at least 1"))
+	}
 	if (c.Series == "") == !c.All {
 		errs = append(errs, errors.New("rebuild: give exactly one of -series or -all"))
 	}
@@ -65,7 +70,7 @@ func runRebuild(ctx context.Context, args []string, getenv func(string) string, 
 	s := store.NewRedis(rdb, cfg.Store)
 
 	if cfg.All {
-		st, err := store.RebuildAll(ctx, conn, s)
+		st, err := store.RebuildAll(ctx, conn, s, cfg.Parallel)
 		if err != nil {
 			return err
 		}

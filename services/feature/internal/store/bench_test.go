@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/services/feature/internal/features"
 )
@@ -42,5 +43,71 @@ func BenchmarkApply(b *testing.B) {
 				b.Log(l)
 			}
 		}
+	}
+}
+
+// BenchmarkRebuild measures `rebuild -all` against the live path in the
+// same run: 200 series x 50 demand events are applied through Apply in
+// batches of 1000 (the consumer's path, the baseline), then rebuilt from
+// ClickHouse after a FLUSHDB, with 1 and with 8 workers. It reports the
+// rates, the ratios to the baseline and the time per series.
+func BenchmarkRebuild(b *testing.B) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(b)})
+	defer rdb.Close()
+	s := NewRedis(rdb, Config{DedupTTL: time.Hour})
+	conn, err := chx.Open(ctx, testenv.ClickHouse(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if err := chx.Migrate(ctx, conn, orderLinesDDL, inventoryDDL, catalogDDL); err != nil {
+		b.Fatal(err)
+	}
+	const seriesN, perSeries = 200, 50
+	var all []features.Change
+	var rows []orderLine
+	for i := range perSeries {
+		for sn := range seriesN {
+			c := demand(fmt.Sprintf("e%d-%d", sn, i), monday+features.Day(i), 9+i%12, float64(1+i%5))
+			c.SKU = fmt.Sprint("sku", sn)
+			all = append(all, c)
+			rows = append(rows, orderLine{change: c, isDemand: true})
+		}
+	}
+	insertOrderLines(b, conn, rows)
+
+	var applyTime time.Duration
+	rebuildTime := map[int]time.Duration{}
+	b.ResetTimer()
+	for range b.N {
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for i := 0; i < len(all); i += 1000 {
+			if _, err := s.Apply(ctx, all[i:min(i+1000, len(all))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		applyTime += time.Since(start)
+		for _, workers := range []int{1, 8} {
+			if err := rdb.FlushDB(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			start = time.Now()
+			st, err := RebuildAll(ctx, conn, s, workers)
+			if err != nil || st.Series != seriesN || st.Events != len(all) {
+				b.Fatalf("rebuild: %+v, %v", st, err)
+			}
+			rebuildTime[workers] += time.Since(start)
+		}
+	}
+	events := float64(b.N * len(all))
+	b.ReportMetric(events/applyTime.Seconds(), "live_events/s")
+	for _, w := range []int{1, 8} {
+		b.ReportMetric(events/rebuildTime[w].Seconds(), fmt.Sprintf("rebuild_p%d_events/s", w))
+		b.ReportMetric(float64(rebuildTime[w])/float64(applyTime), fmt.Sprintf("rebuild_p%d/live", w))
+		b.ReportMetric(rebuildTime[w].Seconds()*1000/float64(b.N*seriesN), fmt.Sprintf("rebuild_p%d_ms/series", w))
 	}
 }

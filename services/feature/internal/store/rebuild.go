@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -26,23 +28,18 @@ import (
 // carry the whole event as protojson (payload); order lines carry the
 // quantity, already signed.
 const (
-	orderHistory = `SELECT event_id, sku, location, occurred_at, quantity
+	orderHistory = `SELECT event_id, sku, location, occurred_at, quantity, ingested_at
 	FROM order_lines FINAL
 	WHERE series_key = ? AND is_demand = 1`
-	inventoryHistory = `SELECT event_id, sku, location, occurred_at, payload
+	inventoryHistory = `SELECT event_id, sku, location, occurred_at, payload, ingested_at
 	FROM inventory_events FINAL
 	WHERE series_key = ?`
-	catalogHistory = `SELECT event_id, sku, location, occurred_at, payload
+	catalogHistory = `SELECT event_id, sku, location, occurred_at, payload, ingested_at
 	FROM catalog_events FINAL
 	WHERE series_key = ? AND kind != 'item'`
-	itemHistory = `SELECT event_id, sku, location, occurred_at, payload
+	itemHistory = `SELECT event_id, sku, location, occurred_at, payload, ingested_at
 	FROM catalog_events FINAL
 	WHERE kind = 'item'`
-	allSeries = `SELECT series_key FROM (
-		SELECT DISTINCT series_key FROM order_lines WHERE is_demand = 1
-		UNION ALL SELECT DISTINCT series_key FROM inventory_events
-		UNION ALL SELECT DISTINCT series_key FROM catalog_events WHERE kind != 'item'
-	) GROUP BY series_key ORDER BY series_key`
 )
 
 // dayLayout is the DemandEvent day format ingest writes.
@@ -53,7 +50,7 @@ const dayLayout = "2006-01-02"
 // published for each row, passed through features.ChangeOf like the live
 // consumer does. Events the live service rejects (dead-lettered) are left
 // out and counted in rejected.
-func History(ctx context.Context, conn driver.Conn, series string) (changes []features.Change, rejected int, err error) {
+func History(ctx context.Context, conn driver.Conn, series string) (h history, rejected int, err error) {
 	var evs []*demandv1.DemandEvent
 	for _, q := range []struct {
 		query string
@@ -65,7 +62,7 @@ func History(ctx context.Context, conn driver.Conn, series string) (changes []fe
 	} {
 		got, err := readEvents(ctx, conn, q.query, q.build, series)
 		if err != nil {
-			return nil, 0, fmt.Errorf("history of %s: %w", series, err)
+			return history{}, 0, fmt.Errorf("history of %s: %w", series, err)
 		}
 		evs = append(evs, got...)
 	}
@@ -73,35 +70,17 @@ func History(ctx context.Context, conn driver.Conn, series string) (changes []fe
 }
 
 // ItemHistory returns every item (category, department) change, oldest first.
-func ItemHistory(ctx context.Context, conn driver.Conn) (changes []features.Change, rejected int, err error) {
+func ItemHistory(ctx context.Context, conn driver.Conn) (h history, rejected int, err error) {
 	evs, err := readEvents(ctx, conn, itemHistory, catalogEvent)
 	if err != nil {
-		return nil, 0, fmt.Errorf("item history: %w", err)
+		return history{}, 0, fmt.Errorf("item history: %w", err)
 	}
 	return toChanges(evs)
 }
 
-// DemandSeries lists the series (sku|location) with events in ClickHouse.
-func DemandSeries(ctx context.Context, conn driver.Conn) ([]string, error) {
-	rows, err := conn.Query(ctx, allSeries)
-	if err != nil {
-		return nil, fmt.Errorf("list series: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("list series: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
 type historyRow struct {
 	eventID, sku, location string
-	occurredAt             time.Time
+	occurredAt, ingestedAt time.Time
 	quantity               float64 // order lines
 	payload                string  // inventory and catalog events
 }
@@ -117,9 +96,9 @@ func readEvents(ctx context.Context, conn driver.Conn, query string, build func(
 		var r historyRow
 		var err error
 		if query == orderHistory {
-			err = rows.Scan(&r.eventID, &r.sku, &r.location, &r.occurredAt, &r.quantity)
+			err = rows.Scan(&r.eventID, &r.sku, &r.location, &r.occurredAt, &r.quantity, &r.ingestedAt)
 		} else {
-			err = rows.Scan(&r.eventID, &r.sku, &r.location, &r.occurredAt, &r.payload)
+			err = rows.Scan(&r.eventID, &r.sku, &r.location, &r.occurredAt, &r.payload, &r.ingestedAt)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read row: %w", err)
@@ -143,6 +122,7 @@ func demandEvent(r historyRow, occurred time.Time, seriesKey string) *demandv1.D
 		Sku:        r.sku,
 		Location:   r.location,
 		Day:        occurred.Format(dayLayout),
+		IngestedAt: timestamppb.New(r.ingestedAt),
 	}
 }
 
@@ -193,9 +173,21 @@ func occurredOf(ts *timestamppb.Timestamp, column time.Time) time.Time {
 	return column
 }
 
+// history is a series' (or the items') changes, oldest first, with the
+// time ingest stored each event: an event's exactly-once marker is kept
+// -feature.dedup-ttl after that, as it was in the live store.
+type history struct {
+	changes  []features.Change
+	ingested []time.Time
+}
+
 // toChanges validates like the live consumer and orders by occurred_at.
-func toChanges(evs []*demandv1.DemandEvent) ([]features.Change, int, error) {
-	out := make([]features.Change, 0, len(evs))
+func toChanges(evs []*demandv1.DemandEvent) (history, int, error) {
+	type pair struct {
+		c        features.Change
+		ingested time.Time
+	}
+	ps := make([]pair, 0, len(evs))
 	rejected := 0
 	for _, ev := range evs {
 		c, err := features.ChangeOf(ev)
@@ -205,17 +197,33 @@ func toChanges(evs []*demandv1.DemandEvent) ([]features.Change, int, error) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return history{}, 0, err
 		}
-		out = append(out, c)
+		ps = append(ps, pair{c, ev.GetIngestedAt().AsTime()})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].At.Equal(out[j].At) {
-			return out[i].At.Before(out[j].At)
+	sort.SliceStable(ps, func(i, j int) bool {
+		if !ps[i].c.At.Equal(ps[j].c.At) {
+			return ps[i].c.At.Before(ps[j].c.At)
 		}
-		return out[i].EventID < out[j].EventID
+		return ps[i].c.EventID < ps[j].c.EventID
 	})
-	return out, rejected, nil
+	h := history{changes: make([]features.Change, len(ps)), ingested: make([]time.Time, len(ps))}
+	for i, p := range ps {
+		h.changes[i], h.ingested[i] = p.c, p.ingested
+	}
+	return h, rejected, nil
+}
+
+// markerTTL is what is left of an event's marker lifetime: ttl after it was
+// ingested (about when the live service applied it), at least 1 s, so a
+// rebuild keeps the markers the live store still had and not one per event
+// of the whole history.
+func markerTTL(ttl time.Duration, ingested, now time.Time) string {
+	left := ttl
+	if !ingested.IsZero() {
+		left = ttl - now.Sub(ingested)
+	}
+	return strconv.FormatInt(max(1, int64(left/time.Second)), 10)
 }
 
 // Rebuild recomputes a series' features from the ClickHouse history, for
@@ -231,14 +239,14 @@ func Rebuild(ctx context.Context, conn driver.Conn, s *Redis, series string) (in
 	if _, _, ok := topics.SplitSeriesKey(series); !ok {
 		return 0, fmt.Errorf("rebuild %q: not a series key (sku|location)", series)
 	}
-	changes, _, err := History(ctx, conn, series)
+	h, _, err := History(ctx, conn, series)
 	if err != nil {
 		return 0, err
 	}
-	if err := s.replace(ctx, series, changes); err != nil {
+	if err := s.replace(ctx, series, h); err != nil {
 		return 0, fmt.Errorf("rebuild %s: %w", series, err)
 	}
-	return len(changes), nil
+	return len(h.changes), nil
 }
 
 // RebuildStats counts what RebuildAll did.
@@ -249,81 +257,225 @@ type RebuildStats struct {
 }
 
 // RebuildAll rebuilds every item's attributes and every series with events
-// in ClickHouse.
-func RebuildAll(ctx context.Context, conn driver.Conn, s *Redis) (RebuildStats, error) {
+// in ClickHouse: it scans each history table once in series order and hands
+// each series' changes to one of workers goroutines, which replace the
+// series in Redis (one transaction each).
+func RebuildAll(ctx context.Context, conn driver.Conn, s *Redis, workers int) (RebuildStats, error) {
 	var st RebuildStats
 	items, rejected, err := ItemHistory(ctx, conn)
 	if err != nil {
 		return st, err
 	}
 	st.Rejected += rejected
-	bySKU := map[string][]features.Change{}
+	bySKU := map[string]*history{}
 	var skus []string
-	for _, c := range items {
-		if bySKU[c.SKU] == nil {
+	for i, c := range items.changes {
+		h := bySKU[c.SKU]
+		if h == nil {
+			h = &history{}
+			bySKU[c.SKU] = h
 			skus = append(skus, c.SKU)
 		}
-		bySKU[c.SKU] = append(bySKU[c.SKU], c)
+		h.changes = append(h.changes, c)
+		h.ingested = append(h.ingested, items.ingested[i])
 	}
 	for _, sku := range skus {
-		if err := s.replaceItem(ctx, sku, bySKU[sku]); err != nil {
+		if err := s.replaceItem(ctx, sku, *bySKU[sku]); err != nil {
 			return st, fmt.Errorf("rebuild item %s: %w", sku, err)
 		}
 		st.Items++
-		st.Events += len(bySKU[sku])
+		st.Events += len(bySKU[sku].changes)
 	}
 
-	all, err := DemandSeries(ctx, conn)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		series string
+		h      history
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+	}
+	jobs := make(chan job, max(1, workers))
+	for range max(1, workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := s.replace(ctx, j.series, j.h); err != nil {
+					fail(fmt.Errorf("rebuild %s: %w", j.series, err))
+					continue
+				}
+				mu.Lock()
+				st.Series++
+				st.Events += len(j.h.changes)
+				mu.Unlock()
+			}
+		}()
+	}
+	rejectedAll, err := scanSeries(ctx, conn, func(series string, h history) bool {
+		select {
+		case jobs <- job{series, h}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+	close(jobs)
+	wg.Wait()
 	if err != nil {
-		return st, err
+		fail(err)
 	}
-	for _, series := range all {
-		changes, rejected, err := History(ctx, conn, series)
-		if err != nil {
-			return st, err
-		}
-		if err := s.replace(ctx, series, changes); err != nil {
-			return st, fmt.Errorf("rebuild %s: %w", series, err)
-		}
-		st.Series++
-		st.Events += len(changes)
-		st.Rejected += rejected
+	st.Rejected += rejectedAll
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
 	}
-	return st, nil
+	return st, first
 }
 
-// replace deletes a series' hash and the markers of changes, then applies
-// changes, all in one transaction.
-func (s *Redis) replace(ctx context.Context, series string, changes []features.Change) error {
+// The whole history, one scan per table in series order, for RebuildAll:
+// three queries in all instead of three per series.
+const (
+	orderAll = `SELECT series_key, event_id, sku, location, occurred_at, quantity, ingested_at
+	FROM order_lines FINAL WHERE is_demand = 1 ORDER BY series_key`
+	inventoryAll = `SELECT series_key, event_id, sku, location, occurred_at, payload, ingested_at
+	FROM inventory_events FINAL ORDER BY series_key`
+	catalogAll = `SELECT series_key, event_id, sku, location, occurred_at, payload, ingested_at
+	FROM catalog_events FINAL WHERE kind != 'item' ORDER BY series_key`
+)
+
+// tableStream reads one table's rows in series order.
+type tableStream struct {
+	rows  driver.Rows
+	order bool // order_lines: quantity instead of payload
+	build func(historyRow) (*demandv1.DemandEvent, error)
+	key   string
+	row   historyRow
+	done  bool
+}
+
+func (t *tableStream) advance() error {
+	if !t.rows.Next() {
+		t.done = true
+		return t.rows.Err()
+	}
+	var err error
+	if t.order {
+		err = t.rows.Scan(&t.key, &t.row.eventID, &t.row.sku, &t.row.location, &t.row.occurredAt, &t.row.quantity, &t.row.ingestedAt)
+	} else {
+		err = t.rows.Scan(&t.key, &t.row.eventID, &t.row.sku, &t.row.location, &t.row.occurredAt, &t.row.payload, &t.row.ingestedAt)
+	}
+	return err
+}
+
+// scanSeries merges the three tables by series key and calls apply with
+// each series' changes (as History returns them); apply returning false
+// stops the scan. It returns the number of rejected events.
+func scanSeries(ctx context.Context, conn driver.Conn, apply func(series string, h history) bool) (int, error) {
+	var streams []*tableStream
+	defer func() {
+		for _, t := range streams {
+			t.rows.Close()
+		}
+	}()
+	for _, q := range []struct {
+		query string
+		order bool
+		build func(historyRow) (*demandv1.DemandEvent, error)
+	}{
+		{orderAll, true, orderEvent},
+		{inventoryAll, false, inventoryEvent},
+		{catalogAll, false, catalogEvent},
+	} {
+		rows, err := conn.Query(ctx, q.query)
+		if err != nil {
+			return 0, fmt.Errorf("scan history: %w", err)
+		}
+		t := &tableStream{rows: rows, order: q.order, build: q.build}
+		streams = append(streams, t)
+		if err := t.advance(); err != nil {
+			return 0, fmt.Errorf("scan history: %w", err)
+		}
+	}
+	rejected := 0
+	for {
+		key, found := "", false
+		for _, t := range streams {
+			if !t.done && (!found || t.key < key) {
+				key, found = t.key, true
+			}
+		}
+		if !found {
+			return rejected, nil
+		}
+		var evs []*demandv1.DemandEvent
+		for _, t := range streams {
+			for !t.done && t.key == key {
+				ev, err := t.build(t.row)
+				if err != nil {
+					return rejected, fmt.Errorf("event %s: %w", t.row.eventID, err)
+				}
+				evs = append(evs, ev)
+				if err := t.advance(); err != nil {
+					return rejected, fmt.Errorf("scan history: %w", err)
+				}
+			}
+		}
+		h, n, err := toChanges(evs)
+		if err != nil {
+			return rejected, err
+		}
+		rejected += n
+		if !apply(key, h) {
+			return rejected, ctx.Err()
+		}
+	}
+}
+
+// replace deletes a series' hash and the markers of its events, then
+// applies the events, all in one transaction.
+func (s *Redis) replace(ctx context.Context, series string, h history) error {
 	if err := s.loadScripts(ctx); err != nil {
 		return err
 	}
-	ttl := fmt.Sprint(int64(s.cfg.DedupTTL.Seconds()))
+	now := time.Now()
 	tx := s.rdb.TxPipeline()
 	tx.Del(ctx, SeriesKey(series))
-	for _, c := range changes {
+	for _, c := range h.changes {
 		tx.Del(ctx, SeenKey(series, c.EventID))
 	}
-	for _, c := range changes {
-		at := fmt.Sprint(c.At.UnixMilli())
+	for i, c := range h.changes {
+		at := strconv.FormatInt(c.At.UnixMilli(), 10)
+		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
 		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID)}, seriesArgs(c, ttl, at)...)
 	}
 	return execAll(ctx, tx, series)
 }
 
 // replaceItem does the same for a SKU's attributes, with item.lua.
-func (s *Redis) replaceItem(ctx context.Context, sku string, changes []features.Change) error {
+func (s *Redis) replaceItem(ctx context.Context, sku string, h history) error {
 	if err := s.loadScripts(ctx); err != nil {
 		return err
 	}
-	ttl := fmt.Sprint(int64(s.cfg.DedupTTL.Seconds()))
+	now := time.Now()
 	tx := s.rdb.TxPipeline()
 	tx.Del(ctx, ItemKey(sku))
-	for _, c := range changes {
+	for _, c := range h.changes {
 		tx.Del(ctx, SeenKey(sku, c.EventID))
 	}
-	for _, c := range changes {
-		at := fmt.Sprint(c.At.UnixMilli())
+	for i, c := range h.changes {
+		at := strconv.FormatInt(c.At.UnixMilli(), 10)
+		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
 		s.item.EvalSha(ctx, tx, []string{ItemKey(sku), SeenKey(sku, c.EventID)}, ttl, at, c.Item.Category, c.Item.Department)
 	}
 	return execAll(ctx, tx, sku)

@@ -46,6 +46,7 @@ ORDER BY (series_key, event_id)`
 type orderLine struct {
 	change   features.Change
 	isDemand bool
+	ingested time.Time // zero: now
 }
 
 func TestRebuildFromClickHouse(t *testing.T) {
@@ -74,12 +75,12 @@ func TestRebuildFromClickHouse(t *testing.T) {
 	other.SKU = "sku2"
 	postage := demand("p1", monday, 9, 1)
 	postage.EventID = "post-1"
-	rows := []orderLine{{other, true}, {postage, false}}
+	rows := []orderLine{{change: other, isDemand: true}, {change: postage}}
 	for _, c := range live {
-		rows = append(rows, orderLine{c, true})
+		rows = append(rows, orderLine{change: c, isDemand: true})
 	}
 	insertOrderLines(t, conn, rows)
-	insertOrderLines(t, conn, []orderLine{{live[0], true}}) // ingest re-inserted a line: FINAL keeps one
+	insertOrderLines(t, conn, []orderLine{{change: live[0], isDemand: true}}) // ingest re-inserted a line: FINAL keeps one
 
 	res, err := s.Apply(ctx, live)
 	if err != nil {
@@ -119,13 +120,13 @@ func TestRebuildFromClickHouse(t *testing.T) {
 	if _, err := Rebuild(ctx, conn, s, "no-location"); err == nil {
 		t.Error("rebuild accepted a key without location")
 	}
-	st, err := RebuildAll(ctx, conn, s)
+	st, err := RebuildAll(ctx, conn, s, 4)
 	if err != nil || st != (RebuildStats{Series: 2, Events: len(live) + 1}) {
 		t.Fatalf("rebuild all: %+v, %v; want 2 series, %d events", st, err, len(live)+1)
 	}
 }
 
-func insertOrderLines(t *testing.T, conn driver.Conn, rows []orderLine) {
+func insertOrderLines(t testing.TB, conn driver.Conn, rows []orderLine) {
 	t.Helper()
 	ctx := context.Background()
 	b, err := conn.PrepareBatch(ctx, `INSERT INTO order_lines (event_id, series_key, sku, location, day, occurred_at,
@@ -143,12 +144,52 @@ func insertOrderLines(t *testing.T, conn driver.Conn, rows []orderLine) {
 		if r.isDemand {
 			isDemand = 1
 		}
+		ingested := r.ingested
+		if ingested.IsZero() {
+			ingested = time.Now().UTC().Truncate(time.Second)
+		}
 		if err := b.Append(c.EventID, c.SeriesKey(), c.SKU, c.Location, c.Day.Time(), c.At, typ, c.Quantity,
-			max(c.Quantity, -c.Quantity), isDemand, time.Now().UTC().Truncate(time.Second)); err != nil {
+			max(c.Quantity, -c.Quantity), isDemand, ingested); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRebuildMarkerTTL: a rebuilt marker lives what was left of the live
+// one: -feature.dedup-ttl after the event was ingested, at least 1 s.
+func TestRebuildMarkerTTL(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := newStore(t)
+	s := NewRedis(rdb, Config{DedupTTL: 168 * time.Hour})
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := chx.Migrate(ctx, conn, orderLinesDDL, inventoryDDL, catalogDDL); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	insertOrderLines(t, conn, []orderLine{
+		{change: demand("old", monday, 9, 1), isDemand: true, ingested: now.Add(-200 * time.Hour)},
+		{change: demand("recent", monday+1, 9, 1), isDemand: true, ingested: now.Add(-time.Hour)},
+	})
+	st, err := RebuildAll(ctx, conn, s, 1)
+	if err != nil || st != (RebuildStats{Series: 1, Events: 2}) {
+		t.Fatalf("rebuild: %+v, %v", st, err)
+	}
+	old, err := rdb.TTL(ctx, SeenKey(series, "old")).Result()
+	if err != nil || old > time.Second {
+		t.Errorf("marker of an event ingested 200h ago: ttl %v, %v; want at most 1s", old, err)
+	}
+	recent, err := rdb.TTL(ctx, SeenKey(series, "recent")).Result()
+	if err != nil || recent > 167*time.Hour || recent < 167*time.Hour-time.Minute {
+		t.Errorf("marker of an event ingested 1h ago: ttl %v, %v; want 167h", recent, err)
+	}
+	if got := markerTTL(time.Hour, time.Time{}, now); got != "3600" {
+		t.Errorf("markerTTL without an ingest time = %s, want the full 3600", got)
 	}
 }
