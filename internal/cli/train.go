@@ -31,6 +31,7 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var f backtestFlags
 	f.register(fs)
+	fs.Lookup("data").Usage = "data set: m5 (long M5 format, data/m5-tiny), online-retail (daily aggregates of the order lines) or clickhouse (the history ingest stored, -clickhouse.*)"
 	var ch chx.Config
 	ch.RegisterFlags(fs)
 	var rng chRange
