@@ -54,8 +54,9 @@ type Deps struct {
 
 // Handler serves the console.
 type Handler struct {
-	d   Deps
-	mux *http.ServeMux
+	d    Deps
+	mux  *http.ServeMux
+	oidc *oidcLogin // nil without -oidc.issuer
 }
 
 // maxPageSize bounds one page of proposals.
@@ -70,6 +71,7 @@ func NewHandler(d Deps) *Handler {
 	m := h.mux
 	m.HandleFunc("POST /api/login", h.login)
 	m.HandleFunc("POST /api/logout", h.logout)
+	m.HandleFunc("GET /api/login-options", h.loginOptions)
 	m.Handle("GET /api/me", h.auth(auth.Viewer, h.me))
 	m.Handle("GET /api/overview", h.auth(auth.Viewer, h.overview))
 	m.Handle("GET /api/stream", h.auth(auth.Viewer, h.stream))
@@ -89,6 +91,19 @@ func NewHandler(d Deps) *Handler {
 	m.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) { jsonError(w, http.StatusNotFound, "no such endpoint") })
 	m.Handle("/", h.app())
 	return h
+}
+
+// EnableOIDC adds the OpenID Connect login (/api/oidc/login and
+// /api/oidc/callback); secure marks its state cookie Secure (TLS).
+func (h *Handler) EnableOIDC(cfg OIDCConfig, secure bool) error {
+	o, err := newOIDCLogin(cfg, secure)
+	if err != nil {
+		return err
+	}
+	h.oidc = o
+	h.mux.HandleFunc("GET /api/oidc/login", h.oidcStart)
+	h.mux.HandleFunc("GET /api/oidc/callback", h.oidcCallback)
+	return nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -128,6 +128,7 @@ type Config struct {
 	ClickHouse chx.Config
 	Alerts     insight.AlertConfig
 	Reports    reports.Config
+	OIDC       api.OIDCConfig
 	Admin      lifecycle.AdminConfig
 	Telemetry  telemetry.Config
 
@@ -141,6 +142,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.ClickHouse.RegisterFlags(fs)
 	c.Alerts.RegisterFlags(fs)
 	c.Reports.RegisterFlags(fs)
+	c.OIDC.RegisterFlags(fs)
 	c.Admin.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
@@ -148,7 +150,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks every part of the configuration.
 func (c *Config) Validate() error {
-	return errors.Join(c.HTTP.Validate(), c.Upstream.Validate(), c.ClickHouse.Validate(), c.Alerts.Validate(), c.Reports.Validate(),
+	return errors.Join(c.HTTP.Validate(), c.Upstream.Validate(), c.ClickHouse.Validate(), c.Alerts.Validate(), c.Reports.Validate(), c.OIDC.Validate(),
 		c.Admin.Validate(), c.Telemetry.Validate())
 }
 
@@ -247,6 +249,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Log:           log,
 		Now:           time.Now,
 	})
+	if cfg.OIDC.Enabled() {
+		if err := handler.EnableOIDC(cfg.OIDC, cfg.HTTP.TLSCert != ""); err != nil {
+			return err
+		}
+	}
 	srv := &webServer{cfg: cfg.HTTP, handler: handler}
 
 	ready := &lifecycle.Readiness{}

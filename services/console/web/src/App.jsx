@@ -30,6 +30,8 @@ function Login({ onLogin }) {
   const [username, setUser] = useState('')
   const [password, setPass] = useState('')
   const [err, setErr] = useState('')
+  const [sso, setSSO] = useState(false)
+  useEffect(() => { get('/api/login-options').then((o) => setSSO(!!o.oidc), () => {}) }, [])
   const submit = async (e) => {
     e.preventDefault()
     setErr('')
@@ -45,6 +47,7 @@ function Login({ onLogin }) {
       <label>User <input name="username" autoComplete="username" value={username} onChange={(e) => setUser(e.target.value)} autoFocus /></label>
       <label>Password <input name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPass(e.target.value)} /></label>
       <button type="submit">Log in</button>
+      {sso && <a className="button sso" href="/api/oidc/login" data-testid="sso">Log in with SSO</a>}
       {err && <p className="error" role="alert">{err}</p>}
     </form>
   )
