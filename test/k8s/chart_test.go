@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -231,6 +232,12 @@ func TestChartRendersAndDecodes(t *testing.T) {
 						t.Fatal(err)
 					}
 					checkHardenedPod(t, j.Name, &j.Spec.Template.Spec, false)
+				case "NetworkPolicy":
+					var np networkingv1.NetworkPolicy
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &np); err != nil {
+						t.Fatal(err)
+					}
+					checkConsoleScrapes(t, v.name, &np)
 				case "CronJob":
 					var c batchv1.CronJob
 					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &c); err != nil {
@@ -306,5 +313,26 @@ func TestChartRejectsBadValues(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tt.want) {
 			t.Errorf("helm template --set %v: err %v, want an error with %q; output:\n%.400s", tt.set, err, tt.want, out)
 		}
+	}
+}
+
+// checkConsoleScrapes: when the admin ports are restricted to some
+// namespaces, the console's pod may still reach them (it scrapes them).
+func checkConsoleScrapes(t *testing.T, variant string, np *networkingv1.NetworkPolicy) {
+	t.Helper()
+	if np.Name == release+"-console" {
+		return
+	}
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.Ports) != 1 || rule.Ports[0].Port.String() != "admin" || len(rule.From) == 0 {
+			continue // the gRPC rule, or admin open to all
+		}
+		for _, peer := range rule.From {
+			if peer.PodSelector != nil && peer.PodSelector.MatchLabels["app.kubernetes.io/name"] == "console" &&
+				peer.PodSelector.MatchLabels["app.kubernetes.io/instance"] == release {
+				return
+			}
+		}
+		t.Errorf("variant %s: %s admits the admin port from %+v, not the console", variant, np.Name, rule.From)
 	}
 }
