@@ -20,6 +20,8 @@ const (
 	// gamma approximation keeps a forecast within its time budget.
 	exactBelowSD = 250
 	tailSDs      = 12 // mass further below the mean than this is ignored
+
+	minZeroShare = 0.005 // capForZeros
 )
 
 func (c countDist) poisson() bool { return c.Dispersion < poissonBelow }
@@ -126,4 +128,66 @@ func normalQuantile(p float64) float64 {
 		r := q * q
 		return (((((a1*r+a2)*r+a3)*r+a4)*r+a5)*r + a6) * q / (((((b1*r+b2)*r+b3)*r+b4)*r+b5)*r + 1)
 	}
+}
+
+// cdf returns P(X <= k) for an integer k >= 0, summing the pmf upward from
+// far below the mean (as Quantiles walks it).
+func (c countDist) cdf(k float64) float64 {
+	sd := c.sd()
+	if k >= c.Mean+60*sd+100 {
+		return 1
+	}
+	lo := max(0, math.Floor(c.Mean-tailSDs*sd))
+	if k < lo {
+		return 0
+	}
+	p := math.Exp(c.logPMF(lo))
+	sum := p
+	for j := lo; j < k; j++ {
+		p *= c.ratio(j)
+		sum += p
+	}
+	return min(sum, 1)
+}
+
+// capForZeros returns the dispersion to use for a count with mean mu whose
+// share of zero periods is zeroShare: disp, lowered when the negative
+// binomial at disp would put more than zeroShare on zero. A variance
+// estimated from past errors can be large next to a mean that has fallen
+// (a big order after weeks without demand); the NB1 of that mean and
+// variance puts almost all its mass at zero and its 95% quantile (even of
+// a 7-day total) at 0 although the item sells on more than 5% of days.
+// Matching the observed frequency of zeros keeps the spread where it is.
+// A share below minZeroShare (the lowest quantile level in use; a lead
+// time's share, the daily one to the power of its days, is often far
+// below) counts as minZeroShare: zeros that rare move no quantile, and
+// the spread of a large total must stay the errors'.
+func capForZeros(mu, disp, zeroShare float64) float64 {
+	if disp < poissonBelow || mu <= 0 || !(zeroShare > 0 && zeroShare < 1) {
+		return disp
+	}
+	target := math.Log(max(zeroShare, minZeroShare))
+	logP0 := func(d float64) float64 { return -mu * math.Log(d) / (d - 1) }
+	if logP0(disp) <= target {
+		return disp // no more zeros than seen
+	}
+	if -mu >= target {
+		return 1 // even Poisson has more zeros than seen: the least spread
+	}
+	lo, hi := 1.0, disp // logP0(lo+) = -mu < target < logP0(hi)
+	for range 50 {
+		mid := math.Sqrt(lo * hi)
+		if mid <= poissonBelow {
+			mid = (lo + hi) / 2
+		}
+		if logP0(mid) > target {
+			hi = mid
+		} else {
+			lo = mid
+		}
+		if hi/lo < 1+1e-6 {
+			break
+		}
+	}
+	return lo
 }

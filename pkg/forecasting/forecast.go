@@ -132,9 +132,11 @@ func (s *State) Forecast(req Request) Forecast {
 		LeadTime:       make([]LeadTimeDemand, len(leadTimes)),
 		Class:          s.Class.Class(),
 	}
+	zeros := s.zeroShare()
 	for h := range horizon {
 		q := make([]float64, len(levels))
-		countDist{Mean: expected[h], Dispersion: disp}.Quantiles(levels, q)
+		d := capForZeros(expected[h], disp, zeros)
+		countDist{Mean: expected[h], Dispersion: d}.Quantiles(levels, q)
 		f.Means[h] = expected[h]
 		if h == 0 {
 			f.Means[0] += todaySoFar
@@ -155,11 +157,22 @@ func (s *State) Forecast(req Request) Forecast {
 	for i, l := range leadTimes {
 		l = max(l, 0)
 		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: make([]float64, len(levels))}
-		leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month)).Quantiles(levels, lt.Quantiles)
+		ld := leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month))
+		ld.Dispersion = capForZeros(ld.Mean, ld.Dispersion, math.Pow(zeros, float64(l+1)))
+		ld.Quantiles(levels, lt.Quantiles)
 		f.LeadTime[i] = lt
 	}
 	f.Components = s.components(req.StartDay, &w, expected, disp)
 	return f
+}
+
+// zeroShare is the recent share of days without demand (0, meaning
+// unknown, before the series has a demand class).
+func (s *State) zeroShare() float64 {
+	if s.Class.Class() == ClassNew {
+		return 0
+	}
+	return 1 - s.Class.Occurrence
 }
 
 // leadTimeDist is the distribution of the demand over days days with the

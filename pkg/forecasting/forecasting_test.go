@@ -180,7 +180,7 @@ func TestLargeSpreadApproximation(t *testing.T) {
 
 func modelPart(s State) State {
 	s.LastDay, s.HasDay, s.Censored = 0, false, 0
-	s.RecentKnown, s.Week.Known, s.Month.Known = 0, 0, 0
+	s.RecentKnown, s.Week.Known, s.Month.Known, s.LeadKnown = 0, 0, 0, 0
 	return s
 }
 
@@ -309,10 +309,15 @@ func TestLeadTimeCalibration(t *testing.T) {
 		}
 		for i, l := range leadTimes {
 			for j, level := range levels {
-				// Discrete quantiles cover at least their level (up to +0.08
-				// here); the level's error is estimated per series, which costs
-				// a few points of coverage in the tails (-0.05).
-				if got := covered[i][j]; got < level-0.05 || got > level+0.08 {
+				// Discrete quantiles cover at least their level: the true
+				// distribution's (Poisson of lambda*(L+1)) covers exact, up to
+				// +0.07 here; the level is estimated per series, which costs a
+				// few points of coverage (-0.06: at L=28 a level error weighs
+				// 29 times) and can add a few (+0.04).
+				q := make([]float64, 1)
+				CountQuantiles(lambda*float64(l+1), 1, []float64{level}, q)
+				exact := CountCDF(lambda*float64(l+1), 1, q[0])
+				if got := covered[i][j]; got < level-0.06 || got > exact+0.04 {
 					t.Errorf("lambda %g L=%d: quantile %.2f covered %.3f of outcomes", lambda, l, level, got)
 				} else {
 					t.Logf("lambda %g L=%d: quantile %.2f covered %.3f of outcomes", lambda, l, level, got)
@@ -456,8 +461,10 @@ func TestWeeklySeasonality(t *testing.T) {
 			t.Errorf("%s (weekday %d): mean %.2f, want %.0f", start+Day(h), (start + Day(h)).Weekday(), m, want)
 		}
 	}
-	if f.Components.Member != "seasonal_weekly" {
-		t.Errorf("heaviest member %s, want seasonal_weekly", f.Components.Member)
+	switch f.Components.Member {
+	case "seasonal_weekly", "seasonal_naive", "holt_winters_log", "holt_winters_0.05", "holt_winters_0.2":
+	default:
+		t.Errorf("heaviest member %s, want a weekly-seasonal one", f.Components.Member)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // stateFormat prefixes serialised states; bump it when State's layout changes.
-const stateFormat byte = 1
+const stateFormat byte = 2
 
 // MarshalBinary encodes the state (fixed size, little endian).
 func (s *State) MarshalBinary() ([]byte, error) {

@@ -52,3 +52,16 @@ func CountQuantiles(mean, dispersion float64, levels, out []float64) {
 	}
 	countDist{Mean: mean, Dispersion: max(dispersion, 1)}.Quantiles(levels, out)
 }
+
+// CountCDF returns P(X <= k) for the count distribution CountQuantiles
+// uses (Poisson at a dispersion of 1 or below, negative binomial above),
+// and 0 for k < 0.
+func CountCDF(mean, dispersion, k float64) float64 {
+	if k < 0 {
+		return 0
+	}
+	if math.IsNaN(mean) || mean <= 0 {
+		return 1
+	}
+	return countDist{Mean: mean, Dispersion: max(dispersion, 1)}.cdf(math.Floor(k))
+}

@@ -187,3 +187,161 @@ func (m *MovingAverage) predict() float64 {
 	}
 	return sum / float64(m.N)
 }
+
+// The members added in stat-ensemble-2: Croston and SBA, ADIDA, seasonal
+// naive and Holt-Winters (additive, and additive on the log scale).
+
+const (
+	crostonAlpha = 0.1  // Croston/SBA: smoothing of the size and the interval
+	adidaAlpha   = 0.1  // ADIDA: smoothing of the weekly totals
+	hwBeta       = 0.02 // Holt-Winters: trend
+	hwPhi        = 0.9  // Holt-Winters: damping per day (dampedPowers holds its powers)
+	hwGamma      = 0.1  // Holt-Winters: weekday effects
+	hwLogAlpha   = 0.1  // Holt-Winters on log1p: level
+)
+
+// hwAlphas are the level smoothing constants of the additive Holt-Winters
+// members (the per-series fit chooses among them by out-of-sample error).
+func hwAlpha(i int) float64 { return [numHW]float64{0.05, 0.2}[i] }
+
+// Croston (1972) smooths the non-zero demand size and the interval between
+// demands separately and forecasts size/interval; SBA (Syntetos-Boylan
+// approximation, 2005) multiplies it by 1-alpha/2 to remove Croston's bias.
+type Croston struct {
+	Size     float64
+	Interval float64
+	Since    int32 // days since the last demand (including today)
+	N        int32 // demands seen
+}
+
+func (m *Croston) update(y float64) {
+	m.Since++
+	if y <= 0 {
+		return
+	}
+	m.N++
+	if m.N == 1 {
+		m.Size, m.Interval = y, float64(m.Since)
+	} else {
+		m.Size += crostonAlpha * (y - m.Size)
+		m.Interval += crostonAlpha * (float64(m.Since) - m.Interval)
+	}
+	m.Since = 0
+}
+
+func (m *Croston) predict(sba bool) float64 {
+	if m.N == 0 || m.Interval <= 0 {
+		return 0
+	}
+	f := m.Size / m.Interval
+	if sba {
+		f *= 1 - crostonAlpha/2
+	}
+	return f
+}
+
+// ADIDA (Nikolopoulos et al. 2011): demand aggregated into non-overlapping
+// 7-day buckets, exponentially smoothed there (aggregation removes most of
+// the intermittence), and disaggregated evenly.
+type ADIDA struct {
+	Level  float64
+	Bucket float64
+	Filled int32 // days in Bucket
+	N      int32 // buckets smoothed
+}
+
+func (m *ADIDA) update(y float64) {
+	m.Bucket += y
+	m.Filled++
+	if m.Filled == 7 {
+		m.N++
+		ewAdd(&m.Level, m.N, adidaAlpha, m.Bucket)
+		m.Bucket, m.Filled = 0, 0
+	}
+}
+
+func (m *ADIDA) predict() float64 {
+	if m.N == 0 {
+		if m.Filled == 0 {
+			return 0
+		}
+		return m.Bucket / float64(m.Filled)
+	}
+	return m.Level / 7
+}
+
+// SeasonalNaive repeats the last seen value of the same weekday.
+type SeasonalNaive struct {
+	Last  [7]float64
+	Known uint8
+	Any   float64 // the last value of any weekday, for weekdays not seen yet
+}
+
+func (m *SeasonalNaive) update(day Day, y float64) {
+	wd := day.Weekday()
+	m.Last[wd] = y
+	m.Known |= 1 << wd
+	m.Any = y
+}
+
+func (m *SeasonalNaive) predict(day Day) float64 {
+	if wd := day.Weekday(); m.Known&(1<<wd) != 0 {
+		return m.Last[wd]
+	}
+	return m.Any
+}
+
+// HoltWinters is additive Holt-Winters with a damped trend and weekday
+// effects; on the log scale (Log) it models log1p(y) and back-transforms
+// with the variance of its one-step errors (a log-normal mean), which
+// makes the weekly pattern multiplicative.
+type HoltWinters struct {
+	Level, Trend float64
+	Season       [7]float64
+	SeasonN      [7]int32
+	N            int32
+	ResidVar     float64 // log scale: mean squared one-step error
+}
+
+func (m *HoltWinters) update(alpha float64, day Day, y float64, log bool) {
+	x := y
+	if log {
+		x = math.Log1p(y)
+	}
+	wd := day.Weekday()
+	m.N++
+	if m.N == 1 {
+		m.Level = x
+		return
+	}
+	s := m.Season[wd]
+	if log {
+		e := x - (m.Level + hwPhi*m.Trend + s)
+		ewAdd(&m.ResidVar, m.N-1, 1.0/56, e*e)
+	}
+	prev := m.Level
+	a := max(alpha, 1/float64(m.N))
+	m.Level = a*(x-s) + (1-a)*(m.Level+hwPhi*m.Trend)
+	m.Trend = hwBeta*(m.Level-prev) + (1-hwBeta)*hwPhi*m.Trend
+	m.SeasonN[wd]++
+	g := max(hwGamma, 1/float64(m.SeasonN[wd]))
+	m.Season[wd] = g*(x-m.Level) + (1-g)*s
+}
+
+func (m *HoltWinters) predict(day Day, ahead int, log bool) float64 {
+	if m.N == 0 {
+		return 0
+	}
+	ahead = max(ahead, 1)
+	pow := 0.0
+	if ahead < len(dampedPowers) {
+		pow = dampedPowers[ahead]
+	} else {
+		pow = math.Pow(hwPhi, float64(ahead))
+	}
+	x := m.Level + hwPhi*(1-pow)/(1-hwPhi)*m.Trend + m.Season[day.Weekday()]
+	if log {
+		return max(math.Expm1(x+m.ResidVar/2), 0)
+	}
+	return max(x, 0)
+}

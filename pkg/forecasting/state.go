@@ -1,18 +1,41 @@
 package forecasting
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // ModelName and ModelVersion identify the model in published forecasts.
 // Bump the version whenever a constant or the update rules change: states
 // and forecasts of different versions are not comparable.
 const (
 	ModelName    = "stat-ensemble"
-	ModelVersion = "stat-ensemble-1"
+	ModelVersion = "stat-ensemble-2"
 )
 
 const (
 	numSES     = 3
-	numMembers = numSES + 4 // SES..., TSB, seasonal, damped, moving average
+	numHW      = 2
+	numMembers = numSES + 4 + 5 + numHW // SES..., TSB, seasonal, damped, moving average, Croston, SBA, ADIDA, seasonal naive, HW on log1p, HW...
+
+	// member indexes after the SES members
+	mTSB      = numSES
+	mSeasonal = numSES + 1
+	mDamped   = numSES + 2
+	mMovAvg   = numSES + 3
+	mCroston  = numSES + 4
+	mSBA      = numSES + 5
+	mADIDA    = numSES + 6
+	mSNaive   = numSES + 7
+	mHWLog    = numSES + 8
+	mHW       = numSES + 9 // numHW members
+
+	// leadK is the lead of the out-of-sample errors that weight the
+	// members: the forecast each member made leadK days before a day,
+	// scored on that day. One-step errors reward the fast, flat members,
+	// which are poor a week or more ahead; a lead of 7 beat 14, 21 and 28
+	// on both data sets (docs/forecasting.md).
+	leadK = 7
 
 	scoreRate     = 1.0 / 56  // memory of the error scores (about 8 weeks)
 	minScored     = 7         // scored days before a member's weight counts
@@ -23,7 +46,8 @@ const (
 
 // memberNames names the members in Explain, index-aligned with memberOf.
 func memberNames() [numMembers]string {
-	return [numMembers]string{"ses_0.03", "ses_0.1", "ses_0.3", "tsb", "seasonal_weekly", "damped_trend", "moving_average_28"}
+	return [numMembers]string{"ses_0.03", "ses_0.1", "ses_0.3", "tsb", "seasonal_weekly", "damped_trend", "moving_average_28",
+		"croston", "sba", "adida_7", "seasonal_naive", "holt_winters_log", "holt_winters_0.05", "holt_winters_0.2"}
 }
 
 // Score is the exponentially weighted out-of-sample error of one-step-ahead
@@ -62,6 +86,21 @@ type State struct {
 	Seasonal  Seasonal
 	Damped    Damped
 	MovingAvg MovingAverage
+	Croston   Croston // Croston and SBA
+	ADIDA     ADIDA
+	SNaive    SeasonalNaive
+	HWLog     HoltWinters
+	HW        [numHW]HoltWinters
+
+	// Lead scores each member's forecast made leadK days before the day
+	// it is for (LeadRing[m][d % leadK], LeadKnown marks the slots that
+	// hold one); the weights come from them. CombinedLead scores the
+	// combination the same way (LeadComb holds its forecasts).
+	Lead         [numMembers]Score
+	LeadRing     [numMembers][leadK]float64
+	LeadComb     [leadK]float64
+	LeadKnown    uint32
+	CombinedLead Score
 
 	// Scores are the members' one-step errors; Combined is the error of the
 	// weighted combination, and PredMean the mean of its predictions: their
@@ -117,10 +156,18 @@ func (s *State) Observe(day Day, y float64, censored bool) {
 	s.Seasonal.update(day, y)
 	s.Damped.update(y)
 	s.MovingAvg.update(y)
+	s.Croston.update(y)
+	s.ADIDA.update(y)
+	s.SNaive.update(day, y)
+	s.HWLog.update(hwLogAlpha, day, y, true)
+	for i := range s.HW {
+		s.HW[i].update(hwAlpha(i), day, y, false)
+	}
 	s.Class.update(y)
 	s.Days++
 	s.LastUpdate = day
 	s.scoreWindows(day, y)
+	s.predictLead(day)
 }
 
 // score records every member's and the combination's error on day before
@@ -137,6 +184,31 @@ func (s *State) score(day Day, y float64) {
 	}
 	s.Combined.add(y - combined)
 	ewAdd(&s.PredMean, s.Combined.N, scoreRate, combined)
+	if o := slot(day, leadK); s.LeadKnown&(1<<o) != 0 {
+		for i := range s.Lead {
+			s.Lead[i].add(y - s.LeadRing[i][o])
+		}
+		s.CombinedLead.add(y - s.LeadComb[o])
+	}
+}
+
+// predictLead records every member's and the combination's forecast of
+// day+leadK, made now, for scoring on that day.
+func (s *State) predictLead(day Day) {
+	var preds [numMembers]float64
+	factors := s.Seasonal.factors()
+	target := day + leadK
+	s.memberMeans(target, leadK, &factors, &preds)
+	w := s.weights()
+	o := slot(target, leadK)
+	comb := 0.0
+	for i, p := range preds {
+		p = max(p, 0)
+		s.LeadRing[i][o] = p
+		comb += w[i] * p
+	}
+	s.LeadComb[o] = comb
+	s.LeadKnown |= 1 << o
 }
 
 // memberMeans writes each member's mean for day, ahead days after
@@ -146,25 +218,64 @@ func (s *State) memberMeans(day Day, ahead int, factors *[7]float64, out *[numMe
 	for i := range s.SES {
 		out[i] = s.SES[i].Level
 	}
-	out[numSES] = s.TSB.predict()
-	out[numSES+1] = s.Seasonal.Level * factors[day.Weekday()]
-	out[numSES+2] = s.Damped.predict(ahead)
-	out[numSES+3] = s.MovingAvg.predict()
+	out[mTSB] = s.TSB.predict()
+	out[mSeasonal] = s.Seasonal.Level * factors[day.Weekday()]
+	out[mDamped] = s.Damped.predict(ahead)
+	out[mMovAvg] = s.MovingAvg.predict()
+	out[mCroston] = s.Croston.predict(false)
+	out[mSBA] = s.Croston.predict(true)
+	out[mADIDA] = s.ADIDA.predict()
+	out[mSNaive] = s.SNaive.predict(day)
+	out[mHWLog] = s.HWLog.predict(day, ahead, true)
+	for i := range s.HW {
+		out[mHW+i] = s.HW[i].predict(day, ahead, false)
+	}
 }
 
-// weights are proportional to the inverse of each member's out-of-sample
-// MSE; equal until every member has minScored scored days.
+// weights combine the members by their out-of-sample errors at a lead of
+// leadK days (one-step errors until those are scored, equal weights before
+// any): weights proportional to MSE^-weightPower over the weightTop best
+// members, zero for the others. A high power is close to selecting the
+// best member per series (the per-series fit of the grids of SES alphas
+// and Holt-Winters alphas is this choice), without flipping abruptly
+// between members whose errors are close.
 func (s *State) weights() [numMembers]float64 {
 	var w [numMembers]float64
-	total := 0.0
-	for i, sc := range s.Scores {
-		if sc.N < minScored {
-			for j := range w {
-				w[j] = 1.0 / numMembers
-			}
-			return w
+	var mse [numMembers]float64
+	lead := true
+	for i := range s.Lead {
+		if s.Lead[i].N < minScored {
+			lead = false
+			break
 		}
-		w[i] = 1 / (sc.MSE + 1e-9)
+		mse[i] = s.Lead[i].MSE
+	}
+	if !lead {
+		for i, sc := range s.Scores {
+			if sc.N < minScored {
+				for j := range w {
+					w[j] = 1.0 / numMembers
+				}
+				return w
+			}
+			mse[i] = sc.MSE
+		}
+	}
+	// the weightTop smallest errors
+	cut := math.Inf(1)
+	if weightTop < numMembers {
+		sorted := mse
+		slices.Sort(sorted[:])
+		cut = sorted[weightTop-1]
+	}
+	best := slices.Min(mse[:])
+	total := 0.0
+	for i, e := range mse {
+		if e > cut {
+			continue
+		}
+		// relative to the best, so that the power cannot overflow
+		w[i] = math.Pow((best+1e-9)/(e+1e-9), weightPower)
 		total += w[i]
 	}
 	for i := range w {
@@ -173,11 +284,23 @@ func (s *State) weights() [numMembers]float64 {
 	return w
 }
 
+// weightPower and weightTop shape the combination (weights), chosen on
+// m5-tiny and online-retail together and on the replenishment simulation's
+// calibration (docs/forecasting.md: the best three members alone forecast
+// a little better, but their quick switching overshoots fill-rate targets
+// in pkg/simulate's TestStockcastCalibrated).
+const (
+	weightPower = 4.0
+	weightTop   = numMembers
+)
+
+// flatMembers predict the same mean for every future day.
+var flatMembers = [...]int{0, 1, 2, mTSB, mMovAvg, mCroston, mSBA, mADIDA}
+
 // meanPath writes the combined mean of len(out) consecutive days from start
-// (after LastUpdate). It is memberMeans weighted, with the members that are
-// flat over the path evaluated once (Observe calls it every day for the
-// window scores, so it is the State's hot loop); the sums run in member
-// order, so the result is the same to the bit.
+// (after LastUpdate): memberMeans weighted, with the members that are flat
+// over the path evaluated once (Observe calls it every day for the window
+// scores, so it is the State's hot loop).
 func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	if !s.Live {
 		clear(out)
@@ -185,22 +308,33 @@ func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	}
 	factors := s.Seasonal.factors()
 	ahead := max(int(start-s.LastUpdate), 1)
+	var preds [numMembers]float64
+	s.memberMeans(start, ahead, &factors, &preds)
 	flat := 0.0
-	for i := range s.SES {
-		flat += w[i] * s.SES[i].Level
+	for _, i := range flatMembers {
+		flat += w[i] * preds[i]
 	}
-	flat += w[numSES] * s.TSB.predict()
-	ma := w[numSES+3] * s.MovingAvg.predict()
-	wd := start.Weekday()
 	for h := range out {
-		m := flat + w[numSES+1]*(s.Seasonal.Level*factors[wd])
-		m += w[numSES+2] * s.Damped.predict(ahead+h)
-		m += ma
-		out[h] = max(m, 0)
-		wd++
-		if wd == 7 {
-			wd = 0
+		day := start + Day(h)
+		m := flat
+		if w[mSeasonal] != 0 {
+			m += w[mSeasonal] * (s.Seasonal.Level * factors[day.Weekday()])
 		}
+		if w[mDamped] != 0 {
+			m += w[mDamped] * s.Damped.predict(ahead+h)
+		}
+		if w[mSNaive] != 0 {
+			m += w[mSNaive] * s.SNaive.predict(day)
+		}
+		if w[mHWLog] != 0 {
+			m += w[mHWLog] * s.HWLog.predict(day, ahead+h, true)
+		}
+		for i := range s.HW {
+			if w[mHW+i] != 0 {
+				m += w[mHW+i] * s.HW[i].predict(day, ahead+h, false)
+			}
+		}
+		out[h] = max(m, 0)
 	}
 }
 

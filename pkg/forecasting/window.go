@@ -49,6 +49,7 @@ func (s *State) clearDays(from, to Day) {
 		s.RecentKnown &^= 1 << slot(d, windowDays)
 		s.Week.Known &^= 1 << slot(d, 7)
 		s.Month.Known &^= 1 << slot(d, windowDays)
+		s.LeadKnown &^= 1 << slot(d, leadK) // no lead forecast was made at d
 	}
 }
 
