@@ -24,6 +24,10 @@ type backtestFlags struct {
 	export     string
 	peers      string
 	summary    bool
+	// the direct global model's settings
+	gbtTrainDays int
+	gbtRounds    int
+	gbtCache     string
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -36,6 +40,9 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.models, "models", "all", "comma-separated models (all, or: stockcast_ensemble, stockcast_<member>, stockcast_gbt, stockcast_combined, naive, seasonal_naive, moving_average_28)")
 	fs.StringVar(&f.export, "export", "", "write the splits (series.csv, origins.csv) for peers to this directory")
 	fs.StringVar(&f.peers, "peers", "", "comma-separated peer forecast CSV files to score with the same metrics (times from <file>.times.csv if present)")
+	fs.IntVar(&f.gbtTrainDays, "gbt-train-days", 0, "direct global model: train on the last N days before the validation window (0: all)")
+	fs.StringVar(&f.gbtCache, "gbt-cache", "", "direct global model: keep trainings in this directory and reuse them (same data, origin and settings)")
+	fs.IntVar(&f.gbtRounds, "gbt-rounds", 0, "global models: maximum number of trees (0: the default)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
 
@@ -68,19 +75,28 @@ func (f *backtestFlags) load() (*backtest.Dataset, error) {
 
 // allModels lists the Go models of a backtest: the ensemble, each member
 // alone and the classical baselines.
-func allModels() []backtest.Model {
+func allModels(f *backtestFlags) []backtest.Model {
 	models := []backtest.Model{backtest.Ensemble{}}
 	for i := range forecasting.MemberNames() {
 		models = append(models, backtest.Member(i))
 	}
-	global := &globalmodel.GBT{Params: gbt.DefaultParams(), Refit: true}
+	params := gbt.DefaultParams()
+	if f != nil && f.gbtRounds > 0 {
+		params.Rounds = f.gbtRounds
+	}
+	global := &globalmodel.GBT{Params: params, Refit: true}
 	models = append(models, global, &globalmodel.Combined{Global: global})
+	direct := &globalmodel.DirectGBT{DirectParams: globalmodel.DirectParams{Params: params, Refit: true}}
+	if f != nil {
+		direct.TrainDays, direct.CacheDir = f.gbtTrainDays, f.gbtCache
+	}
+	models = append(models, direct, &globalmodel.CombinedDirect{Global: direct})
 	return append(models, backtest.Baseline{Kind: "naive"}, backtest.Baseline{Kind: "seasonal_naive"},
 		backtest.Baseline{Kind: "moving_average", Window: 28})
 }
 
-func selectModels(list string) ([]backtest.Model, error) {
-	all := allModels()
+func selectModels(list string, f *backtestFlags) ([]backtest.Model, error) {
+	all := allModels(f)
 	if list == "all" {
 		return all, nil
 	}
@@ -109,7 +125,7 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	models, err := selectModels(f.models)
+	models, err := selectModels(f.models, &f)
 	if err != nil {
 		return err
 	}
@@ -146,6 +162,11 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	results, err := backtest.Run(ctx, ds, f.cfg, models)
 	if err != nil {
 		return err
+	}
+	for _, m := range models {
+		if c, ok := m.(*globalmodel.CombinedDirect); ok {
+			fmt.Fprintf(e.stderr, "%s: global model weight by origin (learned on the validation window): %v\n", c.Name(), c.Weights)
+		}
 	}
 	fmt.Fprintf(e.stdout, "backtest %s: %d series, %d days, %d origin(s) x horizon %d\n", ds.Name, len(ds.Series), ds.Days, f.cfg.Origins, f.cfg.Horizon)
 	if err := backtest.WriteTable(e.stdout, results); err != nil {

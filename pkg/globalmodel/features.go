@@ -3,6 +3,7 @@ package globalmodel
 import (
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
 )
@@ -30,6 +31,9 @@ type Panel struct {
 	item, dept, cat, store []float64
 	eventName, eventType   []float64 // per day
 	itemPrice              []float64 // per series: mean known price of its item
+
+	directOnce sync.Once
+	directExt  *directPanel // the direct model's features (direct.go)
 }
 
 // NewPanel prepares ds. Values after any origin are read by the features

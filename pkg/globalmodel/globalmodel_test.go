@@ -93,3 +93,132 @@ func TestGlobalModelBacktest(t *testing.T) {
 		t.Error("two trainings with the same seed differ")
 	}
 }
+
+// TestDirectFeaturesAreHorizonSafe: for every bucket, the features of day t
+// do not move when any value after t-minLag changes (of the series or of
+// any other, through the item and store aggregates), and do move with the
+// value of day t-minLag.
+func TestDirectFeaturesAreHorizonSafe(t *testing.T) {
+	for _, lag := range DefaultBucketLags() {
+		ds := tail(loadM5(t), 12, 500)
+		day := 450
+		names := FeatureNamesLag(lag)
+		before := make([]float64, len(names))
+		NewPanel(ds).direct().RowLag(2, day, lag, before)
+		for i := range ds.Series {
+			for k := day - lag + 1; k < ds.Days; k++ {
+				ds.Series[i].Values[k] += 17
+			}
+		}
+		after := make([]float64, len(names))
+		NewPanel(ds).direct().RowLag(2, day, lag, after)
+		for k := range before {
+			if before[k] != after[k] && !(math.IsNaN(before[k]) && math.IsNaN(after[k])) {
+				t.Errorf("lag %d: feature %s moved from %v to %v with values after day t-%d", lag, names[k], before[k], after[k], lag)
+			}
+		}
+		ds.Series[2].Values[day-lag] += 5
+		NewPanel(ds).direct().RowLag(2, day, lag, after)
+		if after[0] != before[0]+5 {
+			t.Errorf("lag %d: %s %v, want %v", lag, names[0], after[0], before[0]+5)
+		}
+	}
+}
+
+func TestBucket(t *testing.T) {
+	lags := DefaultBucketLags()
+	for h, want := range map[int]int{0: 0, 6: 0, 7: 1, 13: 1, 14: 2, 21: 3, 27: 3} {
+		if got := bucket(lags, h); got != want {
+			t.Errorf("bucket(%d) = %d, want %d", h, got, want)
+		}
+	}
+}
+
+// TestCalibrationByHand: with a pooled dispersion of 1 (Poisson errors
+// exactly at the mean) the levels move to where the validation points put
+// them: F(y) and F(y-1) of Poisson(1) at y = 0, 1, 2.
+func TestCalibrationByHand(t *testing.T) {
+	// 120 series x 1 day: forecasts 1; 40 outcomes each of 0, 1 and 2
+	// (errors: 40*1 + 0 + 40*1 = 80 over a mean of 120: pooled 2/3 -> 1)
+	ds := &backtest.Dataset{Days: 2}
+	means := make([][]float64, 120)
+	for i := range means {
+		ds.Series = append(ds.Series, backtest.Series{Values: []float64{0, float64(i % 3)}})
+		means[i] = []float64{1}
+	}
+	c := fitCalibration(ds, 1, 1, means)
+	for i, d := range c.dispersion {
+		// series errors: y=0 or 2 -> (1 + 28*1)/(1+28) = 1; y=1 -> (0+28)/29 -> max 1
+		if d != 1 {
+			t.Fatalf("series %d dispersion %v, want 1", i, d)
+		}
+	}
+	e := math.Exp(-1)
+	f0, f1 := e, 2*e // Poisson(1): F(0), F(1)
+	for k, u := range backtest.Levels {
+		var want float64
+		switch {
+		case u < 0.5: // the u-quantile of F(y) in {F(0), F(1), F(2)} x 40
+			want = []float64{f0, f1, f1 + e/2}[min(int(math.Ceil(u*120))-1, 119)/40]
+		case u > 0.5: // of F(y-1) in {0, F(0), F(1)}
+			want = []float64{0, f0, f1}[min(int(math.Ceil(u*120))-1, 119)/40]
+		default:
+			want = (f1 + f0) / 2
+		}
+		got := c.levels[k]
+		if k > 0 && want+1e-9 < c.levels[k-1] {
+			want = c.levels[k-1] - 1e-9 // kept ascending
+		}
+		if math.Abs(got-(want+1e-9)) > 1e-6 && !(got == 1e-4 && want < 1e-4) {
+			t.Errorf("level %v: calibrated %v, want %v", u, got, want)
+		}
+	}
+}
+
+// TestDirectModelBacktest trains the direct global model small (30 series x
+// 500 days, few trees) and requires it to beat seasonal naive, its
+// validation-window forecasts to be out of sample (made before the refit)
+// and its training to be deterministic, and the cache to give back the
+// same model.
+func TestDirectModelBacktest(t *testing.T) {
+	ds := tail(loadM5(t), 30, 500)
+	params := gbt.DefaultParams()
+	params.Rounds, params.MaxDepth, params.Eta, params.EarlyStoppingRounds = 60, 5, 0.15, 10
+	dir := t.TempDir()
+	direct := &DirectGBT{DirectParams: DirectParams{Params: params, Refit: true}, CacheDir: dir}
+	res, err := backtest.Run(context.Background(), ds, backtest.Config{Horizon: 28, Origins: 1},
+		[]backtest.Model{direct, &CombinedDirect{Global: direct}, backtest.Baseline{Kind: "seasonal_naive"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		t.Logf("%-26s WRMSSE %.4f WSPL %.4f coverage %.3f %.3f %.3f", r.Model, r.Summary.WRMSSE, r.Summary.WSPL,
+			r.Summary.Coverage[0], r.Summary.Coverage[1], r.Summary.Coverage[2])
+	}
+	for _, r := range res[:2] {
+		if r.Summary.WRMSSE >= res[2].Summary.WRMSSE {
+			t.Errorf("%s WRMSSE %.4f not below seasonal naive's %.4f", r.Model, r.Summary.WRMSSE, res[2].Summary.WRMSSE)
+		}
+	}
+	origin := ds.Days - 28
+	first := direct.trained[origin]
+	again, err := TrainDirect(NewPanel(ds), origin, 28, direct.DirectParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range again.Models {
+		if !reflect.DeepEqual(first.Models[b].Trees, again.Models[b].Trees) {
+			t.Errorf("bucket %d: two trainings with the same seed differ", b)
+		}
+	}
+	if !reflect.DeepEqual(first.Valid, again.Valid) {
+		t.Error("validation forecasts differ between trainings")
+	}
+	cached := &DirectGBT{DirectParams: direct.DirectParams, CacheDir: dir}
+	if _, _, err := cached.train(ds, origin, 28); err != nil {
+		t.Fatal(err)
+	}
+	if tr := cached.trained[origin]; !reflect.DeepEqual(tr.Valid, first.Valid) || !reflect.DeepEqual(tr.Models[0].Trees, first.Models[0].Trees) {
+		t.Error("the cached training differs")
+	}
+}

@@ -1,0 +1,110 @@
+package globalmodel
+
+import (
+	"math"
+	"slices"
+
+	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/forecasting"
+)
+
+// Quantile calibration on the validation window (conformal in spirit: the
+// spread is learned from out-of-sample forecasts of days before the
+// origin, never from the test days).
+//
+// 1. Each series' dispersion (variance-to-mean ratio of its errors) is its
+//    validation errors' ratio shrunk toward the pooled ratio of all series
+//    (28 days are too few for a per-series variance on their own).
+// 2. The count distributions (negative binomial at that dispersion) are
+//    then recalibrated level by level: for a nominal level u of an upper
+//    quantile (u > 0.5) the level used is the u-quantile of F(y-1) over the
+//    validation points, so that a share u of them falls at or below the
+//    quantile; for a lower quantile the u-quantile of F(y), so that a share
+//    u falls strictly below it (counts are discrete: both rules are the
+//    definition of a quantile, P(Y < q) <= u <= P(Y <= q)); the median takes
+//    the average of the two. An interval [q_lo, q_hi] then covers on the
+//    validation window the nominal share u_hi - u_lo.
+
+// shrinkUnits is the weight (in units of mean demand) of the pooled
+// dispersion in a series' estimate.
+const shrinkUnits = 28
+
+// calibration holds what fitCalibration learned.
+type calibration struct {
+	dispersion []float64 // per series
+	levels     []float64 // used level per backtest.Levels
+}
+
+// fitCalibration learns the calibration from the validation forecasts
+// means[i][h] of days validOrigin+h.
+func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64) *calibration {
+	c := &calibration{dispersion: make([]float64, len(ds.Series)), levels: slices.Clone(backtest.Levels)}
+	sq, mu := make([]float64, len(ds.Series)), make([]float64, len(ds.Series))
+	var sqAll, muAll float64
+	for i, s := range ds.Series {
+		for h := range horizon {
+			e := s.Values[validOrigin+h] - means[i][h]
+			sq[i] += e * e
+			mu[i] += means[i][h]
+		}
+		sqAll += sq[i]
+		muAll += mu[i]
+	}
+	pooled := 1.0
+	if muAll > 0 {
+		pooled = max(sqAll/muAll, 1)
+	}
+	var lower, upper []float64 // F(y) and F(y-1) of the validation points
+	for i, s := range ds.Series {
+		c.dispersion[i] = max((sq[i]+shrinkUnits*pooled)/(mu[i]+shrinkUnits), 1)
+		for h := range horizon {
+			m := means[i][h]
+			if m <= 0 {
+				continue // a zero forecast has no spread to calibrate
+			}
+			y := s.Values[validOrigin+h]
+			lower = append(lower, forecasting.CountCDF(m, c.dispersion[i], y))
+			upper = append(upper, forecasting.CountCDF(m, c.dispersion[i], y-1))
+		}
+	}
+	if len(lower) < 100 {
+		return c // too few points: nominal levels
+	}
+	slices.Sort(lower)
+	slices.Sort(upper)
+	at := func(sorted []float64, u float64) float64 {
+		k := min(max(int(math.Ceil(u*float64(len(sorted))))-1, 0), len(sorted)-1)
+		return sorted[k]
+	}
+	const eps = 1e-9
+	prev := 0.0
+	for k, u := range backtest.Levels {
+		var v float64
+		switch {
+		case u < 0.5:
+			v = at(lower, u) + eps
+		case u > 0.5:
+			v = at(upper, u) + eps
+		default:
+			v = (at(lower, u)+at(upper, u))/2 + eps
+		}
+		v = min(max(v, prev, 1e-4), 1-1e-4)
+		c.levels[k], prev = v, v
+	}
+	return c
+}
+
+// predictions turns the means of every series from origin into
+// predictions with the calibrated quantiles.
+func (c *calibration) predictions(ds *backtest.Dataset, origin int, means [][]float64) []backtest.Prediction {
+	out := make([]backtest.Prediction, len(ds.Series))
+	for i := range ds.Series {
+		p := backtest.Prediction{Means: means[i], Quantiles: make([][]float64, len(means[i]))}
+		for h, m := range means[i] {
+			p.Quantiles[h] = make([]float64, len(c.levels))
+			forecasting.CountQuantiles(m, c.dispersion[i], c.levels, p.Quantiles[h])
+		}
+		out[i] = p
+	}
+	return out
+}
