@@ -149,7 +149,9 @@ func decode(r *kgo.Record) (planning.Event, error) {
 	if err := proto.Unmarshal(r.Value, &ev); err != nil {
 		return planning.Event{}, &planning.InvalidEventError{Reason: ReasonUndecodable, Detail: "not a ForecastEvent: " + err.Error()}
 	}
-	return planning.NewEvent(&ev)
+	e, err := planning.NewEvent(&ev)
+	e.Raw = r.Value
+	return e, err
 }
 
 func proposalRecord(p *replenishmentv1.Proposal) (*kgo.Record, error) {

@@ -37,6 +37,9 @@ type Event struct {
 	EventID string
 	Change  Change
 	Source  *forecastv1.ForecastEvent
+	// Source as received (the Kafka record's value), kept as the series'
+	// latest forecast without encoding it again; nil: encoded when needed.
+	Raw []byte
 }
 
 // SeriesKey is sku|location.

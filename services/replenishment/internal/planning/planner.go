@@ -65,7 +65,10 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 		last[ev.Series] = i
 	}
 	for _, i := range last {
-		steps[i].Forecast = latestForecast(events[i].Source)
+		steps[i].Forecast = events[i].Raw
+		if steps[i].Forecast == nil {
+			steps[i].Forecast = latestForecast(events[i].Source)
+		}
 	}
 	// Learned lead times change with receipts and categories with item
 	// events: the steps are applied in runs that end at such an event, each

@@ -51,6 +51,7 @@ local seq = tonumber(raw[5]) or 0
 local snap_at = tonumber(raw[6])
 local open_out = tonumber(raw[7])
 local stockout_since = raw[8]
+local had_since, had_open_out = raw[8] ~= false and raw[8] ~= nil, raw[7] ~= false and raw[7] ~= nil
 local t = tonumber(ARGV[12])
 local window = tonumber(ARGV[14]) or 0
 local prev_on_hand, prev_back = on_hand, backorders
@@ -197,8 +198,8 @@ if kind ~= 'stockout_started' and kind ~= 'stockout_ended' then
   end
 end
 if stockout_since then
-  redis.call('HSET', KEYS[1], 'stockout_since', stockout_since)
-else
+  if stockout_since ~= raw[8] then redis.call('HSET', KEYS[1], 'stockout_since', stockout_since) end
+elseif had_since then
   redis.call('HDEL', KEYS[1], 'stockout_since')
 end
 if snap_at ~= nil then
@@ -239,15 +240,15 @@ if ARGV[7] ~= '' then
     below = false
     open_out = nil
   end
-  redis.call('HSET', KEYS[1], 'reorder_point', ARGV[7])
   if open_out ~= nil then
-    redis.call('HSET', KEYS[1], 'open_order_up_to', num(open_out))
-  else
+    if crossed then redis.call('HSET', KEYS[1], 'open_order_up_to', num(open_out)) end
+  elseif had_open_out then
     redis.call('HDEL', KEYS[1], 'open_order_up_to')
   end
 end
 
 local below_flag = below and '1' or '0'
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'reorder_point', ARGV[7]) end
 redis.call('HSET', KEYS[1],
   'on_hand', num(on_hand), 'on_order', num(on_order), 'backorders', num(backorders),
   'below', below_flag, 'decision_seq', tostring(seq), 'last_event_id', ARGV[9])
