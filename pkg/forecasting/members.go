@@ -284,8 +284,10 @@ func (m *SeasonalNaive) update(day Day, y float64) {
 	m.Any = y
 }
 
-func (m *SeasonalNaive) predict(day Day) float64 {
-	if wd := day.Weekday(); m.Known&(1<<wd) != 0 {
+func (m *SeasonalNaive) predict(day Day) float64 { return m.predictWeekday(day.Weekday()) }
+
+func (m *SeasonalNaive) predictWeekday(wd int) float64 {
+	if m.Known&(1<<wd) != 0 {
 		return m.Last[wd]
 	}
 	return m.Any
@@ -329,6 +331,10 @@ func (m *HoltWinters) update(alpha float64, day Day, y float64, log bool) {
 }
 
 func (m *HoltWinters) predict(day Day, ahead int, log bool) float64 {
+	return m.predictWeekday(day.Weekday(), ahead, log)
+}
+
+func (m *HoltWinters) predictWeekday(wd, ahead int, log bool) float64 {
 	if m.N == 0 {
 		return 0
 	}
@@ -339,7 +345,7 @@ func (m *HoltWinters) predict(day Day, ahead int, log bool) float64 {
 	} else {
 		pow = math.Pow(hwPhi, float64(ahead))
 	}
-	x := m.Level + hwPhi*(1-pow)/(1-hwPhi)*m.Trend + m.Season[day.Weekday()]
+	x := m.Level + hwPhi*(1-pow)/(1-hwPhi)*m.Trend + m.Season[wd]
 	if log {
 		return max(math.Expm1(x+m.ResidVar/2), 0)
 	}

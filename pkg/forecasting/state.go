@@ -166,8 +166,9 @@ func (s *State) Observe(day Day, y float64, censored bool) {
 	s.Class.update(y)
 	s.Days++
 	s.LastUpdate = day
-	s.scoreWindows(day, y)
-	s.predictLead(day)
+	w := s.weights()
+	s.scoreWindows(day, y, &w)
+	s.predictLead(day, &w)
 }
 
 // score records every member's and the combination's error on day before
@@ -194,12 +195,11 @@ func (s *State) score(day Day, y float64) {
 
 // predictLead records every member's and the combination's forecast of
 // day+leadK, made now, for scoring on that day.
-func (s *State) predictLead(day Day) {
+func (s *State) predictLead(day Day, w *[numMembers]float64) {
 	var preds [numMembers]float64
 	factors := s.Seasonal.factors()
 	target := day + leadK
 	s.memberMeans(target, leadK, &factors, &preds)
-	w := s.weights()
 	o := slot(target, leadK)
 	comb := 0.0
 	for i, p := range preds {
@@ -275,7 +275,9 @@ func (s *State) weights() [numMembers]float64 {
 			continue
 		}
 		// relative to the best, so that the power cannot overflow
-		w[i] = math.Pow((best+1e-9)/(e+1e-9), weightPower)
+		r := (best + 1e-9) / (e + 1e-9)
+		r *= r
+		w[i] = r * r // ^weightPower
 		total += w[i]
 	}
 	for i := range w {
@@ -290,7 +292,7 @@ func (s *State) weights() [numMembers]float64 {
 // a little better, but their quick switching overshoots fill-rate targets
 // in pkg/simulate's TestStockcastCalibrated).
 const (
-	weightPower = 4.0
+	weightPower = 4 // weights() squares twice
 	weightTop   = numMembers
 )
 
@@ -314,27 +316,30 @@ func (s *State) meanPath(start Day, w *[numMembers]float64, out []float64) {
 	for _, i := range flatMembers {
 		flat += w[i] * preds[i]
 	}
+	wd := start.Weekday()
 	for h := range out {
-		day := start + Day(h)
 		m := flat
 		if w[mSeasonal] != 0 {
-			m += w[mSeasonal] * (s.Seasonal.Level * factors[day.Weekday()])
+			m += w[mSeasonal] * (s.Seasonal.Level * factors[wd])
 		}
 		if w[mDamped] != 0 {
 			m += w[mDamped] * s.Damped.predict(ahead+h)
 		}
 		if w[mSNaive] != 0 {
-			m += w[mSNaive] * s.SNaive.predict(day)
+			m += w[mSNaive] * s.SNaive.predictWeekday(wd)
 		}
 		if w[mHWLog] != 0 {
-			m += w[mHWLog] * s.HWLog.predict(day, ahead+h, true)
+			m += w[mHWLog] * s.HWLog.predictWeekday(wd, ahead+h, true)
 		}
 		for i := range s.HW {
 			if w[mHW+i] != 0 {
-				m += w[mHW+i] * s.HW[i].predict(day, ahead+h, false)
+				m += w[mHW+i] * s.HW[i].predictWeekday(wd, ahead+h, false)
 			}
 		}
 		out[h] = max(m, 0)
+		if wd++; wd == 7 {
+			wd = 0
+		}
 	}
 }
 

@@ -57,13 +57,12 @@ func slot(d Day, k int) uint32 { return uint32((int64(d)%int64(k) + int64(k)) % 
 
 // scoreWindows records y for day and scores the K-day totals that end on it,
 // then forecasts the totals that start after it. Call after the members saw
-// day.
-func (s *State) scoreWindows(day Day, y float64) {
+// day; wts are the combination weights.
+func (s *State) scoreWindows(day Day, y float64, wts *[numMembers]float64) {
 	s.Recent[slot(day, windowDays)] = y
 	s.RecentKnown |= 1 << slot(day, windowDays)
-	wts := s.weights()
 	var path [windowDays]float64
-	s.meanPath(day+1, &wts, path[:])
+	s.meanPath(day+1, wts, path[:])
 	for _, win := range []struct {
 		k     int
 		score *WindowScore
