@@ -1,27 +1,47 @@
 #!/usr/bin/env bash
 # The forecasting peer harness (make bench-forecast): exports the splits
 # from Go, runs the R and Python peers on them, and scores stockcast's
-# models and the peers' forecasts with the same Go metrics in one table.
-#   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,croston,sba,tsb,arima,prophet
-#   PY_MODELS=statsmodels_ets,xgboost  STOCKCAST=bin/stockcast
+# models and the peers' forecasts with the same Go metrics in one table,
+# ending with the summary line.
+#   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,arima,croston,sba,tsb,prophet
+#   PY_MODELS=statsmodels_ets,xgboost,xgboost_direct  MODELS=all  STOCKCAST=bin/stockcast
+# Each peer's forecasts are kept in $OUT/r_<model>.csv or py_<model>.csv
+# and reused while the exported splits are unchanged (their SHA-256 is in
+# $OUT/splits.sha256); the global models' trainings are kept in
+# $OUT/gbt-cache the same way. Delete $OUT to run everything again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 DATA=${DATA:-m5}
 ORIGINS=${ORIGINS:-1}
-R_MODELS=${R_MODELS:-ets,croston,sba,tsb,arima}
-PY_MODELS=${PY_MODELS:-statsmodels_ets,xgboost}
+R_MODELS=${R_MODELS:-ets,arima,croston,sba,tsb,prophet}
+PY_MODELS=${PY_MODELS:-statsmodels_ets,xgboost,xgboost_direct}
+MODELS=${MODELS:-all}
 STOCKCAST=${STOCKCAST:-bin/stockcast}
 OUT=${OUT:-.data/peers/$DATA-$ORIGINS}
 "$here/install.sh"
 mkdir -p "$OUT"
 "$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --export "$OUT" --models none
+sum=$(cat "$OUT/series.csv" "$OUT/origins.csv" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$OUT/splits.sha256" 2>/dev/null)" != "$sum" ]; then
+  rm -rf "$OUT"/r_*.csv "$OUT"/py_*.csv "$OUT/gbt-cache"
+  echo "$sum" > "$OUT/splits.sha256"
+fi
 peers=()
-if [ -n "$R_MODELS" ]; then
-  /usr/bin/Rscript "$here/peers.R" "$OUT" "$OUT/r.csv" "$R_MODELS"
-  peers+=("$OUT/r.csv")
-fi
-if [ -n "$PY_MODELS" ]; then
-  /usr/bin/python3 "$here/peers.py" "$OUT" "$OUT/py.csv" "$PY_MODELS"
-  peers+=("$OUT/py.csv")
-fi
-"$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --peers "$(IFS=,; echo "${peers[*]}")" --summary
+run_peer() { # lang model
+  local lang=$1 m=$2 f="$OUT/$1_$2.csv"
+  if [ ! -s "$f" ]; then
+    echo "running peer $lang $m" >&2
+    if [ "$lang" = r ]; then
+      /usr/bin/Rscript "$here/peers.R" "$OUT" "$f.tmp.csv" "$m"
+    else
+      /usr/bin/python3 "$here/peers.py" "$OUT" "$f.tmp.csv" "$m"
+    fi
+    mv "$f.tmp.times.csv" "$OUT/$1_$2.times.csv"
+    mv "$f.tmp.csv" "$f"
+  fi
+  peers+=("$f")
+}
+for m in ${R_MODELS//,/ }; do run_peer r "$m"; done
+for m in ${PY_MODELS//,/ }; do run_peer py "$m"; done
+"$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --models "$MODELS" --gbt-cache "$OUT/gbt-cache" \
+  --peers "$(IFS=,; echo "${peers[*]}")" --summary
