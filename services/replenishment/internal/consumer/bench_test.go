@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +63,7 @@ func benchRecord(b *testing.B, sku, eventID string, minute int) *kgo.Record {
 type discard struct{}
 
 func (discard) Save(context.Context, []*replenishmentv1.Proposal) error { return nil }
-func (discard) Produce(context.Context, ...*kgo.Record) error          { return nil }
+func (discard) Produce(context.Context, ...*kgo.Record) error           { return nil }
 
 // BenchmarkHandle: batches of 500 records over 100 series (one Kafka
 // fetch), decoded and planned against a real redis-server; reports events/s.
@@ -87,11 +90,44 @@ func BenchmarkHandle(b *testing.B) {
 			recs[r] = append(recs[r], benchRecord(b, fmt.Sprintf("S%d", i%100), fmt.Sprintf("e%d-%d", r, i), r*batch+i))
 		}
 	}
+	redisCPU0, selfCPU0 := redisCPU(b, rdb), selfCPU()
 	b.ResetTimer()
 	for r := range rounds {
 		if err := h.Handle(ctx, recs[r]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(rounds*batch)/b.Elapsed().Seconds(), "events/s")
+	b.StopTimer()
+	n := float64(rounds * batch)
+	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
+	// CPU time is less disturbed than wall time by other load on the machine.
+	b.ReportMetric((redisCPU(b, rdb)-redisCPU0)/n*1e6, "redis_cpu_us/event")
+	b.ReportMetric((selfCPU()-selfCPU0)/n*1e6, "go_cpu_us/event")
+}
+
+// redisCPU is redis-server's user + system CPU seconds (INFO cpu).
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += x
+		}
+	}
+	return total
+}
+
+// selfCPU is this process's user + system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
