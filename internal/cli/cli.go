@@ -40,6 +40,7 @@ func commands() []command {
 		{"offsets", "offsets reset --group G --topic T --to-time T: move a stopped group's offsets", runOffsets},
 		{"backtest", "rolling-origin evaluation of the forecasting models (and peers' forecasts) with the M5 metrics", runBacktest},
 		{"train", "train the global forecasting model, backtest it (against a champion) and write a versioned artefact", runTrain},
+		{"models", "models list | models promote -version V: the model registry; promoting an earlier version rolls the model back", runModels},
 		{"version", "print the version", runVersion},
 	}
 }
