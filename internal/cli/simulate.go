@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,11 @@ type simulateFlags struct {
 	policies     string
 	band         float64
 	maxLevel     float64
+	intermittent string
+	historyDays  int
+	jitter       bool
+	targets      string
+	censored     string
 }
 
 func (f *simulateFlags) register(fs *flag.FlagSet) {
@@ -52,6 +59,11 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSeries, "max-series", 0, "simulate at most this many series (0: all)")
 	fs.Float64Var(&f.band, "class-band", 0.02, "stockcast holds each demand class's expected fill rate within this much of the target (0: one lambda for the whole portfolio, no per-class bounds)")
 	fs.Float64Var(&f.maxLevel, "max-level-factor", 0, "stockcast never orders a series above this multiple of its largest sales of lead time + review period days in the last year; the allocation serves the target through the others (0: no limit)")
+	fs.StringVar(&f.intermittent, "intermittent", simulate.IntermittentForecast, "stockcast's lead-time demand for the series its own class (from the last -history-days of sales) calls intermittent or lumpy: compound (Markov occurrence, the series' own sizes, convolved exactly), compound-iid (independent occurrence), compound-windows (the number of demand days from the series' own windows of as many days) or forecast (the forecast's, as for the other series; the compound models under-serve these classes, see docs/replenishment.md)")
+	fs.IntVar(&f.historyDays, "history-days", simulate.DefaultHistoryDays, "days of its own sales stockcast's class and compound demand are estimated from")
+	fs.StringVar(&f.censored, "censored", simulate.CensoredImpute, "how stockcast's forecasts learn from a day that ended with an empty shelf: impute (E[demand | demand >= sales] under the forecast of that day) or drop (left out, as the forecast service does)")
+	fs.BoolVar(&f.jitter, "jitter", false, "jitter the compound demand's sizes (Willemain's bootstrap jitter, centred)")
+	fs.StringVar(&f.targets, "targets", "", "stockcast's fill-rate targets, comma-separated (default: the sweep 0.6..0.995); must include -target")
 	fs.StringVar(&f.policies, "policies", "stockcast,classic,seasonal-naive,odoo-minmax",
 		"policies to run, comma-separated: stockcast, classic, seasonal-naive, odoo-minmax, stockcast-uniform (stockcast's forecasts with the same target for every series)")
 }
@@ -87,6 +99,10 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		PeakFactor:     f.peakFactor,
 		ClassBand:      f.band,
 		MaxLevelFactor: f.maxLevel,
+		Intermittent:   f.intermittent,
+		HistoryDays:    f.historyDays,
+		Jitter:         f.jitter,
+		Censored:       f.censored,
 		Constraints:    replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
 	evalDays := f.evalDays
@@ -100,9 +116,35 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if f.maxSeries > 0 && len(series) > f.maxSeries {
 		series = series[:f.maxSeries]
 	}
+	switch f.intermittent {
+	case simulate.IntermittentCompound, simulate.IntermittentCompoundIID, simulate.IntermittentCompoundWindows, simulate.IntermittentForecast:
+	default:
+		return fmt.Errorf("simulate: unknown -intermittent %q (compound, compound-iid, forecast)", f.intermittent)
+	}
+	if f.censored != simulate.CensoredImpute && f.censored != simulate.CensoredDrop {
+		return fmt.Errorf("simulate: unknown -censored %q (impute, drop)", f.censored)
+	}
 	specs, err := pickSpecs(f.policies)
 	if err != nil {
 		return err
+	}
+	if f.targets != "" {
+		var ts []float64
+		for _, v := range strings.Split(f.targets, ",") {
+			t, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || !(t > 0 && t < 1) {
+				return fmt.Errorf("simulate: -targets: %q is not a fill rate in (0, 1)", v)
+			}
+			ts = append(ts, t)
+		}
+		if !slices.Contains(ts, f.target) {
+			return fmt.Errorf("simulate: -targets must include -target %g", f.target)
+		}
+		for i := range specs {
+			if specs[i].Name == "stockcast" {
+				specs[i].Targets = ts
+			}
+		}
 	}
 	fmt.Fprintf(e.stderr, "simulate: %d series of %s, %d warm-up + %d simulated days, lead time %d, review %d days, %d workers\n",
 		len(series), f.dataset, cfg.WarmupDays, len(series[0].Demand)-cfg.WarmupDays, f.lead, f.review, f.workers)

@@ -80,6 +80,23 @@ type Config struct {
 	// days in the last 364 days it has seen (replenish.AllocItem.MaxLevel:
 	// the allocation serves the target through the other series).
 	MaxLevelFactor float64
+	// Intermittent is the stockcast policy's lead-time demand model for
+	// the series its own Syntetos-Boylan class (from the last HistoryDays
+	// of sales it has seen) calls intermittent or lumpy:
+	// IntermittentForecast (the default, "" too: the forecast's, as for
+	// the other series), IntermittentCompound, IntermittentCompoundIID or
+	// IntermittentCompoundWindows (measured, not the default: they
+	// under-serve these classes, docs/replenishment.md).
+	Intermittent string
+	// HistoryDays is that window (0: DefaultHistoryDays).
+	HistoryDays int
+	// Censored is how the stockcast policy's forecasts learn from a day
+	// that ended with an empty shelf: CensoredImpute (the default, "" too)
+	// or CensoredDrop (the day is left out, as the forecast service does;
+	// the day's class is then the forecast's too).
+	Censored string
+	// Jitter jitters the compound model's sizes (replenish.Compound.Jitter).
+	Jitter bool
 	// Supplier constraints: MOQ, PackSize, MaxOrder of a replenish.Policy
 	// (the other fields are not read).
 	Constraints replenish.Policy
