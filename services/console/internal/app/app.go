@@ -231,6 +231,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	defer producer.Close()
 	reader := insight.NewReader(ch)
 	evaluator := insight.NewEvaluator(cfg.Alerts, reader, hub.DLQTimes, producer, log, time.Now)
+	// Alerts already on the topic (an earlier run) are not published again.
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	if n, err := evaluator.SeedPublished(sctx, cfg.Upstream.Brokers); err != nil {
+		log.Warn("read published alerts", "err", err)
+	} else {
+		log.Info("published alerts found", "topic", topics.Alerts, "ids", n)
+	}
+	scancel()
 	scheduler := reports.NewScheduler(cfg.Reports, reader, log, time.Now)
 
 	handler := api.NewHandler(api.Deps{
