@@ -35,10 +35,10 @@ func baselineTargets() []float64 {
 		1 - 1e-5, 1 - 1e-7, 1 - 1e-10, 1 - 1e-15}
 }
 
-// minMaxSafetyDays are the odoo-minmax sweep's safety days, up to 10 weeks
+// minMaxSafetyDays are the odoo-minmax sweep's safety days, up to 120
 // for the same reason.
 func minMaxSafetyDays() []float64 {
-	return []float64{0, 1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25, 30, 40, 50, 70}
+	return []float64{0, 1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25, 30, 40, 50, 70, 90, 120}
 }
 
 // Specs returns stockcast's policy and the three baselines, all periodic
