@@ -37,12 +37,24 @@ func Plot(w io.Writer, points []Point, specs []Spec) error {
 		}
 		yMax = max(yMax, p.Total.AvgOnHandValue())
 	}
+	// A baseline swept far beyond stockcast's range (min/max at 120
+	// safety days) would flatten every other curve: the y scale stops at
+	// twice stockcast's largest value, points above it sit on the top edge.
+	var own float64
+	for _, p := range points {
+		if p.Policy == "stockcast" {
+			own = max(own, p.Total.AvgOnHandValue())
+		}
+	}
+	if own > 0 {
+		yMax = min(yMax, 2*own)
+	}
 	xMin = math.Floor(xMin*20) / 20
 	if xMin >= 1 || yMax <= 0 {
 		return fmt.Errorf("plot: nothing to draw")
 	}
 	x := func(f float64) int { return margin + int((f-xMin)/(1-xMin)*float64(width-2*margin)) }
-	y := func(v float64) int { return height - margin - int(v/yMax*float64(height-2*margin)) }
+	y := func(v float64) int { return height - margin - int(min(v, yMax)/yMax*float64(height-2*margin)) }
 	grey, dark := color.RGBA{0xdd, 0xdd, 0xdd, 0xff}, color.RGBA{0x66, 0x66, 0x66, 0xff}
 	for f := xMin; f <= 1+1e-9; f += 0.05 {
 		c := grey
