@@ -30,6 +30,9 @@ const (
 	ProposalReason_PROPOSAL_REASON_FORECAST_CHANGED      ProposalReason = 2
 	ProposalReason_PROPOSAL_REASON_POLICY_CHANGED        ProposalReason = 3
 	ProposalReason_PROPOSAL_REASON_STOCK_CORRECTED       ProposalReason = 4
+	// A review day of a periodic review (R, S) policy found the position
+	// below the order-up-to level.
+	ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW ProposalReason = 5
 )
 
 // Enum value maps for ProposalReason.
@@ -40,6 +43,7 @@ var (
 		2: "PROPOSAL_REASON_FORECAST_CHANGED",
 		3: "PROPOSAL_REASON_POLICY_CHANGED",
 		4: "PROPOSAL_REASON_STOCK_CORRECTED",
+		5: "PROPOSAL_REASON_PERIODIC_REVIEW",
 	}
 	ProposalReason_value = map[string]int32{
 		"PROPOSAL_REASON_UNSPECIFIED":           0,
@@ -47,6 +51,7 @@ var (
 		"PROPOSAL_REASON_FORECAST_CHANGED":      2,
 		"PROPOSAL_REASON_POLICY_CHANGED":        3,
 		"PROPOSAL_REASON_STOCK_CORRECTED":       4,
+		"PROPOSAL_REASON_PERIODIC_REVIEW":       5,
 	}
 )
 
@@ -75,6 +80,126 @@ func (x ProposalReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use ProposalReason.Descriptor instead.
 func (ProposalReason) EnumDescriptor() ([]byte, []int) {
 	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{0}
+}
+
+// How the service decides with a policy.
+type PolicyKind int32
+
+const (
+	// Continuous review (s, S) with S = s + order_cover_days of demand (or
+	// s + EOQ when order_cost and holding_cost are set): the default.
+	PolicyKind_POLICY_KIND_UNSPECIFIED PolicyKind = 0
+	// Continuous review (s, S), as UNSPECIFIED.
+	PolicyKind_POLICY_KIND_S_S PolicyKind = 1
+	// Continuous review (s, Q): below s, order the smallest multiple of Q
+	// (order_quantity, or the EOQ from order_cost and holding_cost) that lifts
+	// the position above s.
+	PolicyKind_POLICY_KIND_S_Q PolicyKind = 2
+	// Periodic review (R, S): on review days only (review_weekdays, or every
+	// review_period_days from review_anchor_date, by event time), order up to
+	// S = the target level of demand over lead time + review period.
+	PolicyKind_POLICY_KIND_R_S PolicyKind = 3
+)
+
+// Enum value maps for PolicyKind.
+var (
+	PolicyKind_name = map[int32]string{
+		0: "POLICY_KIND_UNSPECIFIED",
+		1: "POLICY_KIND_S_S",
+		2: "POLICY_KIND_S_Q",
+		3: "POLICY_KIND_R_S",
+	}
+	PolicyKind_value = map[string]int32{
+		"POLICY_KIND_UNSPECIFIED": 0,
+		"POLICY_KIND_S_S":         1,
+		"POLICY_KIND_S_Q":         2,
+		"POLICY_KIND_R_S":         3,
+	}
+)
+
+func (x PolicyKind) Enum() *PolicyKind {
+	p := new(PolicyKind)
+	*p = x
+	return p
+}
+
+func (x PolicyKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PolicyKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_stockcast_replenishment_v1_replenishment_proto_enumTypes[1].Descriptor()
+}
+
+func (PolicyKind) Type() protoreflect.EnumType {
+	return &file_stockcast_replenishment_v1_replenishment_proto_enumTypes[1]
+}
+
+func (x PolicyKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PolicyKind.Descriptor instead.
+func (PolicyKind) EnumDescriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{1}
+}
+
+// What the reorder point (s, or S of R_S) targets.
+type PolicyTarget int32
+
+const (
+	// The quantile at service_level (cycle service level).
+	PolicyTarget_POLICY_TARGET_UNSPECIFIED         PolicyTarget = 0
+	PolicyTarget_POLICY_TARGET_CYCLE_SERVICE_LEVEL PolicyTarget = 1
+	// The smallest level whose expected shortage per order cycle is at most
+	// (1 - fill_rate) of the cycle's demand.
+	PolicyTarget_POLICY_TARGET_FILL_RATE PolicyTarget = 2
+	// The quantile at shortage_cost / (shortage_cost + holding_cost * cycle
+	// days), cycle days = review_period_days (R_S) or order_cover_days.
+	PolicyTarget_POLICY_TARGET_NEWSVENDOR PolicyTarget = 3
+)
+
+// Enum value maps for PolicyTarget.
+var (
+	PolicyTarget_name = map[int32]string{
+		0: "POLICY_TARGET_UNSPECIFIED",
+		1: "POLICY_TARGET_CYCLE_SERVICE_LEVEL",
+		2: "POLICY_TARGET_FILL_RATE",
+		3: "POLICY_TARGET_NEWSVENDOR",
+	}
+	PolicyTarget_value = map[string]int32{
+		"POLICY_TARGET_UNSPECIFIED":         0,
+		"POLICY_TARGET_CYCLE_SERVICE_LEVEL": 1,
+		"POLICY_TARGET_FILL_RATE":           2,
+		"POLICY_TARGET_NEWSVENDOR":          3,
+	}
+)
+
+func (x PolicyTarget) Enum() *PolicyTarget {
+	p := new(PolicyTarget)
+	*p = x
+	return p
+}
+
+func (x PolicyTarget) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PolicyTarget) Descriptor() protoreflect.EnumDescriptor {
+	return file_stockcast_replenishment_v1_replenishment_proto_enumTypes[2].Descriptor()
+}
+
+func (PolicyTarget) Type() protoreflect.EnumType {
+	return &file_stockcast_replenishment_v1_replenishment_proto_enumTypes[2]
+}
+
+func (x PolicyTarget) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PolicyTarget.Descriptor instead.
+func (PolicyTarget) EnumDescriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{2}
 }
 
 type ProposalStatus int32
@@ -113,11 +238,11 @@ func (x ProposalStatus) String() string {
 }
 
 func (ProposalStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_stockcast_replenishment_v1_replenishment_proto_enumTypes[1].Descriptor()
+	return file_stockcast_replenishment_v1_replenishment_proto_enumTypes[3].Descriptor()
 }
 
 func (ProposalStatus) Type() protoreflect.EnumType {
-	return &file_stockcast_replenishment_v1_replenishment_proto_enumTypes[1]
+	return &file_stockcast_replenishment_v1_replenishment_proto_enumTypes[3]
 }
 
 func (x ProposalStatus) Number() protoreflect.EnumNumber {
@@ -126,7 +251,7 @@ func (x ProposalStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProposalStatus.Descriptor instead.
 func (ProposalStatus) EnumDescriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{1}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{3}
 }
 
 // Proposal is a purchase proposal on topic replenishment.v1 (key:
@@ -418,9 +543,26 @@ type Policy struct {
 	// 0 means no maximum.
 	MaxOrder float64 `protobuf:"fixed64,8,opt,name=max_order,json=maxOrder,proto3" json:"max_order,omitempty"`
 	// Days of forecast demand an order covers beyond the reorder point.
-	OrderCoverDays int32 `protobuf:"varint,9,opt,name=order_cover_days,json=orderCoverDays,proto3" json:"order_cover_days,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	OrderCoverDays int32        `protobuf:"varint,9,opt,name=order_cover_days,json=orderCoverDays,proto3" json:"order_cover_days,omitempty"`
+	Kind           PolicyKind   `protobuf:"varint,10,opt,name=kind,proto3,enum=stockcast.replenishment.v1.PolicyKind" json:"kind,omitempty"`
+	Target         PolicyTarget `protobuf:"varint,11,opt,name=target,proto3,enum=stockcast.replenishment.v1.PolicyTarget" json:"target,omitempty"`
+	// Fill-rate target in (0, 1), for POLICY_TARGET_FILL_RATE.
+	FillRate float64 `protobuf:"fixed64,12,opt,name=fill_rate,json=fillRate,proto3" json:"fill_rate,omitempty"`
+	// Cost of placing an order (EOQ).
+	OrderCost float64 `protobuf:"fixed64,13,opt,name=order_cost,json=orderCost,proto3" json:"order_cost,omitempty"`
+	// Cost of holding one unit for one day (EOQ, newsvendor).
+	HoldingCost float64 `protobuf:"fixed64,14,opt,name=holding_cost,json=holdingCost,proto3" json:"holding_cost,omitempty"`
+	// Cost of one unit short (newsvendor).
+	ShortageCost float64 `protobuf:"fixed64,15,opt,name=shortage_cost,json=shortageCost,proto3" json:"shortage_cost,omitempty"`
+	// Q of POLICY_KIND_S_Q; 0: the EOQ.
+	OrderQuantity float64 `protobuf:"fixed64,16,opt,name=order_quantity,json=orderQuantity,proto3" json:"order_quantity,omitempty"`
+	// Review days of POLICY_KIND_R_S, 0 = Sunday .. 6 = Saturday (UTC days of
+	// the event time); empty: every review_period_days from review_anchor_date.
+	ReviewWeekdays []int32 `protobuf:"varint,17,rep,packed,name=review_weekdays,json=reviewWeekdays,proto3" json:"review_weekdays,omitempty"`
+	// "YYYY-MM-DD".
+	ReviewAnchorDate string `protobuf:"bytes,18,opt,name=review_anchor_date,json=reviewAnchorDate,proto3" json:"review_anchor_date,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -514,6 +656,69 @@ func (x *Policy) GetOrderCoverDays() int32 {
 		return x.OrderCoverDays
 	}
 	return 0
+}
+
+func (x *Policy) GetKind() PolicyKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PolicyKind_POLICY_KIND_UNSPECIFIED
+}
+
+func (x *Policy) GetTarget() PolicyTarget {
+	if x != nil {
+		return x.Target
+	}
+	return PolicyTarget_POLICY_TARGET_UNSPECIFIED
+}
+
+func (x *Policy) GetFillRate() float64 {
+	if x != nil {
+		return x.FillRate
+	}
+	return 0
+}
+
+func (x *Policy) GetOrderCost() float64 {
+	if x != nil {
+		return x.OrderCost
+	}
+	return 0
+}
+
+func (x *Policy) GetHoldingCost() float64 {
+	if x != nil {
+		return x.HoldingCost
+	}
+	return 0
+}
+
+func (x *Policy) GetShortageCost() float64 {
+	if x != nil {
+		return x.ShortageCost
+	}
+	return 0
+}
+
+func (x *Policy) GetOrderQuantity() float64 {
+	if x != nil {
+		return x.OrderQuantity
+	}
+	return 0
+}
+
+func (x *Policy) GetReviewWeekdays() []int32 {
+	if x != nil {
+		return x.ReviewWeekdays
+	}
+	return nil
+}
+
+func (x *Policy) GetReviewAnchorDate() string {
+	if x != nil {
+		return x.ReviewAnchorDate
+	}
+	return ""
 }
 
 // LeadTimeStats are supplier lead times (placed -> received, in days)
@@ -1539,7 +1744,7 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x11status_changed_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x12+\n" +
 	"\x11approved_quantity\x18\x1a \x01(\x01R\x10approvedQuantity\x12\x1f\n" +
 	"\vstatus_note\x18\x1b \x01(\tR\n" +
-	"statusNote\"\xa5\x02\n" +
+	"statusNote\"\xa5\x05\n" +
 	"\x06Policy\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\blocation\x18\x02 \x01(\tR\blocation\x12#\n" +
@@ -1549,7 +1754,18 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x03moq\x18\x06 \x01(\x01R\x03moq\x12\x1b\n" +
 	"\tpack_size\x18\a \x01(\x01R\bpackSize\x12\x1b\n" +
 	"\tmax_order\x18\b \x01(\x01R\bmaxOrder\x12(\n" +
-	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\"\x88\x01\n" +
+	"\x10order_cover_days\x18\t \x01(\x05R\x0eorderCoverDays\x12:\n" +
+	"\x04kind\x18\n" +
+	" \x01(\x0e2&.stockcast.replenishment.v1.PolicyKindR\x04kind\x12@\n" +
+	"\x06target\x18\v \x01(\x0e2(.stockcast.replenishment.v1.PolicyTargetR\x06target\x12\x1b\n" +
+	"\tfill_rate\x18\f \x01(\x01R\bfillRate\x12\x1d\n" +
+	"\n" +
+	"order_cost\x18\r \x01(\x01R\torderCost\x12!\n" +
+	"\fholding_cost\x18\x0e \x01(\x01R\vholdingCost\x12#\n" +
+	"\rshortage_cost\x18\x0f \x01(\x01R\fshortageCost\x12%\n" +
+	"\x0eorder_quantity\x18\x10 \x01(\x01R\rorderQuantity\x12'\n" +
+	"\x0freview_weekdays\x18\x11 \x03(\x05R\x0ereviewWeekdays\x12,\n" +
+	"\x12review_anchor_date\x18\x12 \x01(\tR\x10reviewAnchorDate\"\x88\x01\n" +
 	"\rLeadTimeStats\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x1b\n" +
 	"\tmean_days\x18\x02 \x01(\x01R\bmeanDays\x12\x1f\n" +
@@ -1629,13 +1845,25 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"\x83\x01\n" +
 	"\x15ListProposalsResponse\x12B\n" +
 	"\tproposals\x18\x01 \x03(\v2$.stockcast.replenishment.v1.ProposalR\tproposals\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xcb\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xf0\x01\n" +
 	"\x0eProposalReason\x12\x1f\n" +
 	"\x1bPROPOSAL_REASON_UNSPECIFIED\x10\x00\x12)\n" +
 	"%PROPOSAL_REASON_CROSSED_REORDER_POINT\x10\x01\x12$\n" +
 	" PROPOSAL_REASON_FORECAST_CHANGED\x10\x02\x12\"\n" +
 	"\x1ePROPOSAL_REASON_POLICY_CHANGED\x10\x03\x12#\n" +
-	"\x1fPROPOSAL_REASON_STOCK_CORRECTED\x10\x04*\x8b\x01\n" +
+	"\x1fPROPOSAL_REASON_STOCK_CORRECTED\x10\x04\x12#\n" +
+	"\x1fPROPOSAL_REASON_PERIODIC_REVIEW\x10\x05*h\n" +
+	"\n" +
+	"PolicyKind\x12\x1b\n" +
+	"\x17POLICY_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fPOLICY_KIND_S_S\x10\x01\x12\x13\n" +
+	"\x0fPOLICY_KIND_S_Q\x10\x02\x12\x13\n" +
+	"\x0fPOLICY_KIND_R_S\x10\x03*\x8f\x01\n" +
+	"\fPolicyTarget\x12\x1d\n" +
+	"\x19POLICY_TARGET_UNSPECIFIED\x10\x00\x12%\n" +
+	"!POLICY_TARGET_CYCLE_SERVICE_LEVEL\x10\x01\x12\x1b\n" +
+	"\x17POLICY_TARGET_FILL_RATE\x10\x02\x12\x1c\n" +
+	"\x18POLICY_TARGET_NEWSVENDOR\x10\x03*\x8b\x01\n" +
 	"\x0eProposalStatus\x12\x1f\n" +
 	"\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_PROPOSED\x10\x01\x12\x1c\n" +
@@ -1661,69 +1889,73 @@ func file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP() []byte {
 	return file_stockcast_replenishment_v1_replenishment_proto_rawDescData
 }
 
-var file_stockcast_replenishment_v1_replenishment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_stockcast_replenishment_v1_replenishment_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_stockcast_replenishment_v1_replenishment_proto_goTypes = []any{
 	(ProposalReason)(0),            // 0: stockcast.replenishment.v1.ProposalReason
-	(ProposalStatus)(0),            // 1: stockcast.replenishment.v1.ProposalStatus
-	(*Proposal)(nil),               // 2: stockcast.replenishment.v1.Proposal
-	(*Policy)(nil),                 // 3: stockcast.replenishment.v1.Policy
-	(*LeadTimeStats)(nil),          // 4: stockcast.replenishment.v1.LeadTimeStats
-	(*OpenPurchaseOrder)(nil),      // 5: stockcast.replenishment.v1.OpenPurchaseOrder
-	(*StockoutPeriod)(nil),         // 6: stockcast.replenishment.v1.StockoutPeriod
-	(*GetSeriesStateRequest)(nil),  // 7: stockcast.replenishment.v1.GetSeriesStateRequest
-	(*GetSeriesStateResponse)(nil), // 8: stockcast.replenishment.v1.GetSeriesStateResponse
-	(*ApproveRequest)(nil),         // 9: stockcast.replenishment.v1.ApproveRequest
-	(*ApproveResponse)(nil),        // 10: stockcast.replenishment.v1.ApproveResponse
-	(*RejectRequest)(nil),          // 11: stockcast.replenishment.v1.RejectRequest
-	(*RejectResponse)(nil),         // 12: stockcast.replenishment.v1.RejectResponse
-	(*GetPolicyRequest)(nil),       // 13: stockcast.replenishment.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),      // 14: stockcast.replenishment.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),       // 15: stockcast.replenishment.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),      // 16: stockcast.replenishment.v1.SetPolicyResponse
-	(*ListProposalsRequest)(nil),   // 17: stockcast.replenishment.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil),  // 18: stockcast.replenishment.v1.ListProposalsResponse
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(PolicyKind)(0),                // 1: stockcast.replenishment.v1.PolicyKind
+	(PolicyTarget)(0),              // 2: stockcast.replenishment.v1.PolicyTarget
+	(ProposalStatus)(0),            // 3: stockcast.replenishment.v1.ProposalStatus
+	(*Proposal)(nil),               // 4: stockcast.replenishment.v1.Proposal
+	(*Policy)(nil),                 // 5: stockcast.replenishment.v1.Policy
+	(*LeadTimeStats)(nil),          // 6: stockcast.replenishment.v1.LeadTimeStats
+	(*OpenPurchaseOrder)(nil),      // 7: stockcast.replenishment.v1.OpenPurchaseOrder
+	(*StockoutPeriod)(nil),         // 8: stockcast.replenishment.v1.StockoutPeriod
+	(*GetSeriesStateRequest)(nil),  // 9: stockcast.replenishment.v1.GetSeriesStateRequest
+	(*GetSeriesStateResponse)(nil), // 10: stockcast.replenishment.v1.GetSeriesStateResponse
+	(*ApproveRequest)(nil),         // 11: stockcast.replenishment.v1.ApproveRequest
+	(*ApproveResponse)(nil),        // 12: stockcast.replenishment.v1.ApproveResponse
+	(*RejectRequest)(nil),          // 13: stockcast.replenishment.v1.RejectRequest
+	(*RejectResponse)(nil),         // 14: stockcast.replenishment.v1.RejectResponse
+	(*GetPolicyRequest)(nil),       // 15: stockcast.replenishment.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),      // 16: stockcast.replenishment.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),       // 17: stockcast.replenishment.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),      // 18: stockcast.replenishment.v1.SetPolicyResponse
+	(*ListProposalsRequest)(nil),   // 19: stockcast.replenishment.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),  // 20: stockcast.replenishment.v1.ListProposalsResponse
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
 }
 var file_stockcast_replenishment_v1_replenishment_proto_depIdxs = []int32{
-	19, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
+	21, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: stockcast.replenishment.v1.Proposal.reason:type_name -> stockcast.replenishment.v1.ProposalReason
-	3,  // 2: stockcast.replenishment.v1.Proposal.policy:type_name -> stockcast.replenishment.v1.Policy
-	1,  // 3: stockcast.replenishment.v1.Proposal.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	19, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
-	19, // 5: stockcast.replenishment.v1.OpenPurchaseOrder.placed_at:type_name -> google.protobuf.Timestamp
-	19, // 6: stockcast.replenishment.v1.StockoutPeriod.start:type_name -> google.protobuf.Timestamp
-	19, // 7: stockcast.replenishment.v1.StockoutPeriod.end:type_name -> google.protobuf.Timestamp
-	5,  // 8: stockcast.replenishment.v1.GetSeriesStateResponse.open_orders:type_name -> stockcast.replenishment.v1.OpenPurchaseOrder
-	6,  // 9: stockcast.replenishment.v1.GetSeriesStateResponse.stockouts:type_name -> stockcast.replenishment.v1.StockoutPeriod
-	4,  // 10: stockcast.replenishment.v1.GetSeriesStateResponse.lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
-	4,  // 11: stockcast.replenishment.v1.GetSeriesStateResponse.supplier_lead_times:type_name -> stockcast.replenishment.v1.LeadTimeStats
-	2,  // 12: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	2,  // 13: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	3,  // 14: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	4,  // 15: stockcast.replenishment.v1.GetPolicyResponse.learned_lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
-	3,  // 16: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
-	3,  // 17: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	2,  // 18: stockcast.replenishment.v1.SetPolicyResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	1,  // 19: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	2,  // 20: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	13, // 21: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
-	15, // 22: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
-	17, // 23: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
-	9,  // 24: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
-	11, // 25: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
-	7,  // 26: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:input_type -> stockcast.replenishment.v1.GetSeriesStateRequest
-	14, // 27: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
-	16, // 28: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
-	18, // 29: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
-	10, // 30: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
-	12, // 31: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
-	8,  // 32: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:output_type -> stockcast.replenishment.v1.GetSeriesStateResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	5,  // 2: stockcast.replenishment.v1.Proposal.policy:type_name -> stockcast.replenishment.v1.Policy
+	3,  // 3: stockcast.replenishment.v1.Proposal.status:type_name -> stockcast.replenishment.v1.ProposalStatus
+	21, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
+	1,  // 5: stockcast.replenishment.v1.Policy.kind:type_name -> stockcast.replenishment.v1.PolicyKind
+	2,  // 6: stockcast.replenishment.v1.Policy.target:type_name -> stockcast.replenishment.v1.PolicyTarget
+	21, // 7: stockcast.replenishment.v1.OpenPurchaseOrder.placed_at:type_name -> google.protobuf.Timestamp
+	21, // 8: stockcast.replenishment.v1.StockoutPeriod.start:type_name -> google.protobuf.Timestamp
+	21, // 9: stockcast.replenishment.v1.StockoutPeriod.end:type_name -> google.protobuf.Timestamp
+	7,  // 10: stockcast.replenishment.v1.GetSeriesStateResponse.open_orders:type_name -> stockcast.replenishment.v1.OpenPurchaseOrder
+	8,  // 11: stockcast.replenishment.v1.GetSeriesStateResponse.stockouts:type_name -> stockcast.replenishment.v1.StockoutPeriod
+	6,  // 12: stockcast.replenishment.v1.GetSeriesStateResponse.lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	6,  // 13: stockcast.replenishment.v1.GetSeriesStateResponse.supplier_lead_times:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	4,  // 14: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	4,  // 15: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	5,  // 16: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	6,  // 17: stockcast.replenishment.v1.GetPolicyResponse.learned_lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	5,  // 18: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
+	5,  // 19: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	4,  // 20: stockcast.replenishment.v1.SetPolicyResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	3,  // 21: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
+	4,  // 22: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	15, // 23: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
+	17, // 24: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
+	19, // 25: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
+	11, // 26: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
+	13, // 27: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
+	9,  // 28: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:input_type -> stockcast.replenishment.v1.GetSeriesStateRequest
+	16, // 29: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
+	18, // 30: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
+	20, // 31: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
+	12, // 32: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
+	14, // 33: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
+	10, // 34: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:output_type -> stockcast.replenishment.v1.GetSeriesStateResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_replenishment_v1_replenishment_proto_init() }
@@ -1737,7 +1969,7 @@ func file_stockcast_replenishment_v1_replenishment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_replenishment_v1_replenishment_proto_rawDesc), len(file_stockcast_replenishment_v1_replenishment_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      4,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,

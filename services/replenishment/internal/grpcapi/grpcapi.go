@@ -27,7 +27,7 @@ const (
 type Policies interface {
 	Effective(ctx context.Context, scope planning.Scope) (planning.EffectivePolicy, error)
 	EffectiveIn(ctx context.Context, scopes []planning.Scope, categories map[planning.Scope]string) (map[planning.Scope]planning.EffectivePolicy, error)
-	Set(ctx context.Context, scope planning.Scope, p replenish.Policy) error
+	Set(ctx context.Context, scope planning.Scope, p replenish.ServicePolicy) error
 }
 
 // Proposals lists proposals.
@@ -136,7 +136,7 @@ func (s *Server) GetPolicy(ctx context.Context, req *replenishmentv1.GetPolicyRe
 	}
 	eff := all[scope]
 	return &replenishmentv1.GetPolicyResponse{
-		Policy:          planning.PolicyToProto(eff.From, eff.Policy),
+		Policy:          planning.PolicyToProto(eff.From, eff.ServicePolicy),
 		Source:          string(eff.Source),
 		LearnedLeadTime: st.GetLeadTime(),
 		LeadTimeLearned: st.GetLeadTimeLearned(),

@@ -101,7 +101,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 			if l := info[ev.Series].LeadTime; p.minSamples > 0 && l.N >= p.minSamples {
 				lt = l
 			}
-			levels, err := levelsOf(ev, steps[i].Policy.Policy, lt)
+			levels, err := levelsOf(ev, steps[i].Policy.ServicePolicy, lt)
 			if err != nil {
 				// The position still moves; the crossing waits for a forecast
 				// that covers the policy.
@@ -111,6 +111,12 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 			}
 			steps[i].HasReorderPoint, steps[i].ReorderPoint, steps[i].OrderUpTo = true, levels.ReorderPoint, levels.OrderUpTo
 			steps[i].LeadTime = lt
+			if pol := steps[i].Policy; pol.Kind == replenish.KindPeriodic {
+				steps[i].Periodic = true
+				if at := eventTime(ev); pol.IsReviewDay(at) {
+					steps[i].ReviewDay = at.Format(time.DateOnly)
+				}
+			}
 		}
 		out, err := p.state.Apply(ctx, steps[start:end])
 		if err != nil {
@@ -151,17 +157,23 @@ func (p *Planner) seriesInfo(ctx context.Context, steps []Step) (map[Scope]Serie
 	return p.state.SeriesInfo(ctx, series)
 }
 
-// levelsOf computes the levels with the policy's lead time, or with the
-// learned one (lt.N > 0) as a mixture over lead times.
-func levelsOf(ev Event, pol replenish.Policy, lt replenish.LeadTimeStats) (replenish.Levels, error) {
+// levelsOf computes the policy kind's levels with the policy's lead time, or
+// with the learned one (lt.N > 0) as a mixture over lead times.
+func levelsOf(ev Event, pol replenish.ServicePolicy, lt replenish.LeadTimeStats) (replenish.ServiceDecision, error) {
 	f, err := forecastOf(ev.Source)
 	if err != nil {
-		return replenish.Levels{}, err
+		return replenish.ServiceDecision{}, err
 	}
-	if lt.N > 0 {
-		return replenish.MixtureLevels(f, pol, lt)
+	return replenish.ServiceLevels(f, pol, lt)
+}
+
+// eventTime is when the event happened (its cause's occurred_at), else the
+// forecast's as_of: the day a periodic policy's review calendar is read on.
+func eventTime(ev Event) time.Time {
+	if ns := ev.Change.OccurredAtNs; ns != 0 {
+		return time.Unix(0, ns).UTC()
 	}
-	return replenish.ComputeLevels(f, pol)
+	return ev.Source.GetAsOf().AsTime().UTC()
 }
 
 // latestForecast is the forecast event without its cause, as kept for
@@ -176,22 +188,24 @@ func latestForecast(ev *forecastv1.ForecastEvent) []byte {
 	return raw
 }
 
-// planOf is replenish.NewPlan with the levels of levelsOf: a learned lead
-// time also sets the expected arrival (decision day + its rounded mean).
-func planOf(f replenish.Forecast, pol replenish.Policy, lt replenish.LeadTimeStats, pos replenish.Position, day time.Time) (replenish.Plan, error) {
-	if lt.N == 0 {
-		return replenish.NewPlan(f, pol, pos, day)
-	}
-	levels, err := replenish.MixtureLevels(f, pol, lt)
+// planOf is replenish.NewPlan with the levels and order size of the
+// policy's kind (levelsOf): a learned lead time also sets the expected
+// arrival (decision day + its rounded mean).
+func planOf(f replenish.Forecast, pol replenish.ServicePolicy, lt replenish.LeadTimeStats, pos replenish.Position, day time.Time) (replenish.Plan, error) {
+	d, err := replenish.ServiceLevels(f, pol, lt)
 	if err != nil {
 		return replenish.Plan{}, err
 	}
+	lead := pol.LeadTimeDays
+	if lt.N > 0 {
+		lead = int(math.Round(math.Max(lt.Mean, 0)))
+	}
 	plan := replenish.Plan{
-		Levels:             levels,
+		Levels:             d.Levels,
 		Position:           pos,
 		InventoryPosition:  pos.Inventory(),
-		Quantities:         replenish.OrderQuantity(levels.OrderUpTo, pos.Inventory(), pol),
-		ExpectedArrivalDay: day.AddDate(0, 0, int(math.Round(math.Max(lt.Mean, 0)))),
+		Quantities:         replenish.ServiceOrderQuantity(pol, d, pos.Inventory()),
+		ExpectedArrivalDay: day.AddDate(0, 0, lead),
 	}
 	if d, ok := replenish.ProjectedStockout(f, pos.OnHand); ok {
 		plan.ProjectedStockoutDay = d
@@ -213,7 +227,7 @@ func newProposal(ev Event, o Outcome) (*replenishmentv1.Proposal, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planOf(f, o.Policy.Policy, o.LeadTime, o.Position, f.StartDay)
+	plan, err := planOf(f, o.Policy.ServicePolicy, o.LeadTime, o.Position, f.StartDay)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +254,7 @@ func newProposal(ev Event, o Outcome) (*replenishmentv1.Proposal, error) {
 		Backorders:             plan.Backorders,
 		SafetyStock:            plan.SafetyStock,
 		ExpectedLeadTimeDemand: plan.ExpectedLeadTimeDemand,
-		Policy:                 PolicyToProto(o.Policy.From, o.Policy.Policy),
+		Policy:                 PolicyToProto(o.Policy.From, o.Policy.ServicePolicy),
 		ExpectedArrivalDay:     plan.ExpectedArrivalDay.Format(time.DateOnly),
 		Status:                 replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED,
 		DecisionSeq:            o.DecisionSeq,
@@ -254,9 +268,36 @@ func newProposal(ev Event, o Outcome) (*replenishmentv1.Proposal, error) {
 	return prop, nil
 }
 
+var (
+	kindToProto = map[replenish.PolicyKind]replenishmentv1.PolicyKind{
+		replenish.KindDefault:         replenishmentv1.PolicyKind_POLICY_KIND_UNSPECIFIED,
+		replenish.KindReorderUpTo:     replenishmentv1.PolicyKind_POLICY_KIND_S_S,
+		replenish.KindReorderQuantity: replenishmentv1.PolicyKind_POLICY_KIND_S_Q,
+		replenish.KindPeriodic:        replenishmentv1.PolicyKind_POLICY_KIND_R_S,
+	}
+	targetToProto = map[replenish.TargetKind]replenishmentv1.PolicyTarget{
+		replenish.TargetCycleServiceLevel: replenishmentv1.PolicyTarget_POLICY_TARGET_UNSPECIFIED,
+		replenish.TargetFillRate:          replenishmentv1.PolicyTarget_POLICY_TARGET_FILL_RATE,
+		replenish.TargetNewsvendor:        replenishmentv1.PolicyTarget_POLICY_TARGET_NEWSVENDOR,
+	}
+)
+
 // PolicyToProto is the contract form of a policy stored under scope.
-func PolicyToProto(scope Scope, p replenish.Policy) *replenishmentv1.Policy {
+func PolicyToProto(scope Scope, p replenish.ServicePolicy) *replenishmentv1.Policy {
+	var days []int32
+	for _, d := range p.ReviewWeekdays.Days() {
+		days = append(days, int32(d))
+	}
 	return &replenishmentv1.Policy{
+		Kind:             kindToProto[p.Kind],
+		Target:           targetToProto[p.Target],
+		FillRate:         p.FillRate,
+		OrderCost:        p.OrderCost,
+		HoldingCost:      p.HoldingCost,
+		ShortageCost:     p.ShortageCost,
+		OrderQuantity:    p.FixedQuantity,
+		ReviewWeekdays:   days,
+		ReviewAnchorDate: p.ReviewAnchor,
 		Sku:              scope.SKU,
 		Location:         scope.Location,
 		ServiceLevel:     p.ServiceLevel,
@@ -269,9 +310,44 @@ func PolicyToProto(scope Scope, p replenish.Policy) *replenishmentv1.Policy {
 	}
 }
 
-// PolicyFromProto reads the scope and policy of a contract policy.
-func PolicyFromProto(p *replenishmentv1.Policy) (Scope, replenish.Policy) {
-	return Scope{SKU: p.GetSku(), Location: p.GetLocation()}, replenish.Policy{
+// PolicyFromProto reads the scope and policy of a contract policy. An
+// unknown kind or target enum value becomes a kind or target that Validate
+// rejects.
+func PolicyFromProto(p *replenishmentv1.Policy) (Scope, replenish.ServicePolicy) {
+	sp := replenish.ServicePolicy{
+		Kind:          replenish.PolicyKind(fmt.Sprintf("unknown kind %d", p.GetKind())),
+		Target:        replenish.TargetKind(fmt.Sprintf("unknown target %d", p.GetTarget())),
+		FillRate:      p.GetFillRate(),
+		OrderCost:     p.GetOrderCost(),
+		HoldingCost:   p.GetHoldingCost(),
+		ShortageCost:  p.GetShortageCost(),
+		FixedQuantity: p.GetOrderQuantity(),
+		ReviewAnchor:  p.GetReviewAnchorDate(),
+	}
+	for k, v := range kindToProto {
+		if v == p.GetKind() {
+			sp.Kind = k
+		}
+	}
+	if p.GetKind() == replenishmentv1.PolicyKind_POLICY_KIND_UNSPECIFIED {
+		sp.Kind = replenish.KindDefault
+	}
+	for k, v := range targetToProto {
+		if v == p.GetTarget() {
+			sp.Target = k
+		}
+	}
+	if t := p.GetTarget(); t == replenishmentv1.PolicyTarget_POLICY_TARGET_UNSPECIFIED || t == replenishmentv1.PolicyTarget_POLICY_TARGET_CYCLE_SERVICE_LEVEL {
+		sp.Target = replenish.TargetCycleServiceLevel
+	}
+	for _, d := range p.GetReviewWeekdays() {
+		if d < 0 || d > 6 {
+			sp.ReviewWeekdays = 1 << 7 // rejected by Validate
+			continue
+		}
+		sp.ReviewWeekdays |= 1 << uint(d)
+	}
+	sp.Policy = replenish.Policy{
 		ServiceLevel:     p.GetServiceLevel(),
 		LeadTimeDays:     int(p.GetLeadTimeDays()),
 		ReviewPeriodDays: int(p.GetReviewPeriodDays()),
@@ -280,6 +356,7 @@ func PolicyFromProto(p *replenishmentv1.Policy) (Scope, replenish.Policy) {
 		MaxOrder:         p.GetMaxOrder(),
 		OrderCoverDays:   int(p.GetOrderCoverDays()),
 	}
+	return Scope{SKU: p.GetSku(), Location: p.GetLocation()}, sp
 }
 
 // Reevaluate decides a series again, at once, with its latest forecast and

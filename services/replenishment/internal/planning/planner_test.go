@@ -105,7 +105,7 @@ func TestPlannerDecidesOncePerCrossingAndReplaysIdentically(t *testing.T) {
 		Reason:   replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT,
 		Quantity: 145, UnconstrainedQuantity: 145, ReorderPoint: 85, OrderUpTo: 225,
 		InventoryPosition: 80, OnHand: 80, SafetyStock: 15, ExpectedLeadTimeDemand: 70,
-		Policy:               planning.PolicyToProto(planning.Scope{}, builtIn),
+		Policy:               planning.PolicyToProto(planning.Scope{}, replenish.ServicePolicy{Policy: builtIn}),
 		ProjectedStockoutDay: "2011-03-08", // 80 on hand at 10 a day: cumulative 80 on day index 7
 		ExpectedArrivalDay:   "2011-03-08",
 		Status:               replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED,
@@ -117,7 +117,7 @@ func TestPlannerDecidesOncePerCrossingAndReplaysIdentically(t *testing.T) {
 	// 40 + 7*10 = 110; packs of 50, at least 100.
 	online := planning.Scope{Location: "online"}
 	locPolicy := replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 3, MOQ: 100, PackSize: 50, OrderCoverDays: 7}
-	if err := policies.Set(ctx, online, locPolicy); err != nil {
+	if err := policies.Set(ctx, online, replenish.ServicePolicy{Policy: locPolicy}); err != nil {
 		t.Fatal(err)
 	}
 	second, err := planner.Plan(ctx, events(t,
@@ -135,7 +135,7 @@ func TestPlannerDecidesOncePerCrossingAndReplaysIdentically(t *testing.T) {
 		// need 110 - 35 = 75 -> 100 in packs of 50 (and the MOQ).
 		Quantity: 100, UnconstrainedQuantity: 75, ReorderPoint: 40, OrderUpTo: 110,
 		InventoryPosition: 35, OnHand: 35, SafetyStock: 10, ExpectedLeadTimeDemand: 30,
-		Policy:               planning.PolicyToProto(online, locPolicy),
+		Policy:               planning.PolicyToProto(online, replenish.ServicePolicy{Policy: locPolicy}),
 		ProjectedStockoutDay: "2011-03-04", // cumulative 10, 20, 30, 40
 		ExpectedArrivalDay:   "2011-03-04",
 		Status:               replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED,

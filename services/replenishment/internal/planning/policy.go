@@ -69,7 +69,7 @@ func (s Scope) fallbacks() []Scope {
 // EffectivePolicy is the policy in force for a scope and the scope it was
 // stored under (empty for the built-in default).
 type EffectivePolicy struct {
-	replenish.Policy
+	replenish.ServicePolicy
 	From   Scope
 	Source Source
 }
@@ -77,8 +77,8 @@ type EffectivePolicy struct {
 // PolicyStore keeps policies by scope.
 type PolicyStore interface {
 	// Lookup returns the stored policies of the scopes; missing ones are absent.
-	Lookup(ctx context.Context, scopes []Scope) (map[Scope]replenish.Policy, error)
-	Save(ctx context.Context, scope Scope, p replenish.Policy) error
+	Lookup(ctx context.Context, scopes []Scope) (map[Scope]replenish.ServicePolicy, error)
+	Save(ctx context.Context, scope Scope, p replenish.ServicePolicy) error
 }
 
 // Policies resolves and changes policies: series > location > global >
@@ -86,7 +86,7 @@ type PolicyStore interface {
 // so what GetPolicy shows is exactly what decisions use.
 type Policies struct {
 	store   PolicyStore
-	builtIn replenish.Policy
+	builtIn replenish.ServicePolicy
 	file    *PolicyFile
 }
 
@@ -102,7 +102,7 @@ func NewPolicies(store PolicyStore, builtIn replenish.Policy) (*Policies, error)
 	if err := builtIn.Validate(); err != nil {
 		return nil, fmt.Errorf("built-in policy: %w", err)
 	}
-	return &Policies{store: store, builtIn: builtIn}, nil
+	return &Policies{store: store, builtIn: replenish.ServicePolicy{Policy: builtIn}}, nil
 }
 
 // Effective returns the policy in force for scope.
@@ -145,12 +145,12 @@ func (p *Policies) EffectiveIn(ctx context.Context, scopes []Scope, categories m
 	}
 	out := make(map[Scope]EffectivePolicy, len(scopes))
 	for _, s := range scopes {
-		eff := EffectivePolicy{Policy: p.builtIn, Source: SourceBuiltIn}
+		eff := EffectivePolicy{ServicePolicy: p.builtIn, Source: SourceBuiltIn}
 		fromFile := p.file.levels(s, categories[s], p.builtIn)
 	levels:
 		for _, f := range s.fallbacks() {
 			if pol, ok := stored[f]; ok {
-				eff = EffectivePolicy{Policy: pol, From: f, Source: f.source()}
+				eff = EffectivePolicy{ServicePolicy: pol, From: f, Source: f.source()}
 				break
 			}
 			for _, e := range fromFile {
@@ -179,7 +179,7 @@ func fileLevel(s Source) Source {
 
 // Set validates and stores the policy of a scope; it applies from the next
 // event of the series on.
-func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.Policy) error {
+func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.ServicePolicy) error {
 	if err := scope.Validate(); err != nil {
 		return err
 	}
@@ -226,8 +226,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("lead time min samples %d: want >= 0", c.LeadTimeMinSamples)
 	}
 	if c.PolicyFile != "" {
-		if _, err := LoadPolicyFile(c.PolicyFile); err != nil {
+		f, err := LoadPolicyFile(c.PolicyFile)
+		if err != nil {
 			return err
+		}
+		if err := f.Check(c.Defaults); err != nil {
+			return fmt.Errorf("policy file %s: %w", c.PolicyFile, err)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -32,10 +33,60 @@ type filePolicy struct {
 	PackSize         *float64 `yaml:"pack_size"`
 	MaxOrder         *float64 `yaml:"max_order"`
 	OrderCoverDays   *int     `yaml:"order_cover_days"`
+	// Decision rule (replenish.ServicePolicy): kind s_S, s_Q or R_S; target
+	// cycle_service_level, fill_rate or newsvendor; review weekdays as
+	// names (monday or mon, ...).
+	Kind             *string   `yaml:"kind"`
+	Target           *string   `yaml:"target"`
+	FillRate         *float64  `yaml:"fill_rate"`
+	OrderCost        *float64  `yaml:"order_cost"`
+	HoldingCost      *float64  `yaml:"holding_cost"`
+	ShortageCost     *float64  `yaml:"shortage_cost"`
+	OrderQuantity    *float64  `yaml:"order_quantity"`
+	ReviewWeekdays   *[]string `yaml:"review_weekdays"`
+	ReviewAnchorDate *string   `yaml:"review_anchor_date"`
+}
+
+// weekdayNames maps the policy file's weekday names to days.
+var weekdayNames = func() map[string]time.Weekday {
+	m := map[string]time.Weekday{}
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		n := strings.ToLower(d.String())
+		m[n], m[n[:3]] = d, d
+	}
+	return m
+}()
+
+// kindOf and targetOf read the file's kind and target names.
+func kindOf(s string) (replenish.PolicyKind, bool) {
+	switch s {
+	case "s_S", "s_s", "default", "":
+		if s == "default" || s == "" {
+			return replenish.KindDefault, true
+		}
+		return replenish.KindReorderUpTo, true
+	case "s_Q", "s_q":
+		return replenish.KindReorderQuantity, true
+	case "R_S", "r_s":
+		return replenish.KindPeriodic, true
+	}
+	return "", false
+}
+
+func targetOf(s string) (replenish.TargetKind, bool) {
+	switch s {
+	case "", "cycle_service_level":
+		return replenish.TargetCycleServiceLevel, true
+	case "fill_rate":
+		return replenish.TargetFillRate, true
+	case "newsvendor":
+		return replenish.TargetNewsvendor, true
+	}
+	return "", false
 }
 
 // over returns p with the layer's fields set.
-func (l *filePolicy) over(p replenish.Policy) replenish.Policy {
+func (l *filePolicy) over(p replenish.ServicePolicy) replenish.ServicePolicy {
 	if l == nil {
 		return p
 	}
@@ -56,6 +107,26 @@ func (l *filePolicy) over(p replenish.Policy) replenish.Policy {
 	setF(&p.PackSize, l.PackSize)
 	setF(&p.MaxOrder, l.MaxOrder)
 	setI(&p.OrderCoverDays, l.OrderCoverDays)
+	if l.Kind != nil {
+		p.Kind, _ = kindOf(*l.Kind) // checked by layer
+	}
+	if l.Target != nil {
+		p.Target, _ = targetOf(*l.Target)
+	}
+	setF(&p.FillRate, l.FillRate)
+	setF(&p.OrderCost, l.OrderCost)
+	setF(&p.HoldingCost, l.HoldingCost)
+	setF(&p.ShortageCost, l.ShortageCost)
+	setF(&p.FixedQuantity, l.OrderQuantity)
+	if l.ReviewWeekdays != nil {
+		p.ReviewWeekdays = 0
+		for _, n := range *l.ReviewWeekdays {
+			p.ReviewWeekdays |= 1 << uint(weekdayNames[strings.ToLower(n)])
+		}
+	}
+	if l.ReviewAnchorDate != nil {
+		p.ReviewAnchor = *l.ReviewAnchorDate
+	}
 	return p
 }
 
@@ -228,7 +299,9 @@ func layer(n *yaml.Node, where string, extra func(key string, v *yaml.Node) bool
 	var l filePolicy
 	lines := fieldLines(fields)
 	known := map[string]bool{"service_level": true, "lead_time_days": true, "review_period_days": true, "moq": true,
-		"pack_size": true, "max_order": true, "order_cover_days": true}
+		"pack_size": true, "max_order": true, "order_cover_days": true, "kind": true, "target": true, "fill_rate": true,
+		"order_cost": true, "holding_cost": true, "shortage_cost": true, "order_quantity": true, "review_weekdays": true,
+		"review_anchor_date": true}
 	for k, line := range lines {
 		if !known[k] {
 			names := make([]string, 0, len(known))
@@ -264,14 +337,41 @@ func layer(n *yaml.Node, where string, extra func(key string, v *yaml.Node) bool
 	if l.ServiceLevel != nil && !(*l.ServiceLevel > 0 && *l.ServiceLevel < 1) {
 		return nil, bad("service_level", fmt.Sprintf("%v: must be in (0, 1)", *l.ServiceLevel))
 	}
+	if l.Kind != nil {
+		if _, ok := kindOf(*l.Kind); !ok {
+			return nil, bad("kind", fmt.Sprintf("%q: want s_S, s_Q or R_S", *l.Kind))
+		}
+	}
+	if l.Target != nil {
+		if _, ok := targetOf(*l.Target); !ok {
+			return nil, bad("target", fmt.Sprintf("%q: want cycle_service_level, fill_rate or newsvendor", *l.Target))
+		}
+	}
+	if l.FillRate != nil && !(*l.FillRate > 0 && *l.FillRate < 1) {
+		return nil, bad("fill_rate", fmt.Sprintf("%v: must be in (0, 1)", *l.FillRate))
+	}
+	if l.ReviewWeekdays != nil {
+		for _, n := range *l.ReviewWeekdays {
+			if _, ok := weekdayNames[strings.ToLower(n)]; !ok {
+				return nil, bad("review_weekdays", fmt.Sprintf("%q: want a weekday name (monday or mon, ...)", n))
+			}
+		}
+	}
+	if l.ReviewAnchorDate != nil {
+		if _, err := time.Parse(time.DateOnly, *l.ReviewAnchorDate); err != nil {
+			return nil, bad("review_anchor_date", fmt.Sprintf("%q: want YYYY-MM-DD", *l.ReviewAnchorDate))
+		}
+	}
 	return &l, errors.Join(days("lead_time_days", l.LeadTimeDays), days("review_period_days", l.ReviewPeriodDays),
-		days("order_cover_days", l.OrderCoverDays), nonNeg("moq", l.MOQ), nonNeg("pack_size", l.PackSize), nonNeg("max_order", l.MaxOrder))
+		days("order_cover_days", l.OrderCoverDays), nonNeg("moq", l.MOQ), nonNeg("pack_size", l.PackSize), nonNeg("max_order", l.MaxOrder),
+		nonNeg("order_cost", l.OrderCost), nonNeg("holding_cost", l.HoldingCost), nonNeg("shortage_cost", l.ShortageCost),
+		nonNeg("order_quantity", l.OrderQuantity))
 }
 
 // levels returns the file's policies for s (with its category, maybe
 // empty) over builtIn, most specific first: item, category at the
 // location, category, location, defaults; only the levels the file has.
-func (f *PolicyFile) levels(s Scope, category string, builtIn replenish.Policy) []EffectivePolicy {
+func (f *PolicyFile) levels(s Scope, category string, builtIn replenish.ServicePolicy) []EffectivePolicy {
 	if f == nil {
 		return nil
 	}
@@ -288,22 +388,67 @@ func (f *PolicyFile) levels(s Scope, category string, builtIn replenish.Policy) 
 	}
 	if s.SKU != "" {
 		if l, ok := f.items[s]; ok {
-			out = append(out, EffectivePolicy{Policy: l.over(catLoc), From: s, Source: SourceFileItem})
+			out = append(out, EffectivePolicy{ServicePolicy: l.over(catLoc), From: s, Source: SourceFileItem})
 		}
 		if _, ok := f.catLoc[[2]string{category, s.Location}]; ok && category != "" {
-			out = append(out, EffectivePolicy{Policy: catLoc, From: Scope{Location: s.Location}, Source: SourceFileCategoryLocation})
+			out = append(out, EffectivePolicy{ServicePolicy: catLoc, From: Scope{Location: s.Location}, Source: SourceFileCategoryLocation})
 		}
 		if _, ok := f.categories[category]; ok && category != "" {
-			out = append(out, EffectivePolicy{Policy: cat, From: Scope{Location: s.Location}, Source: SourceFileCategory})
+			out = append(out, EffectivePolicy{ServicePolicy: cat, From: Scope{Location: s.Location}, Source: SourceFileCategory})
 		}
 	}
 	if s.Location != "" {
 		if _, ok := f.locations[s.Location]; ok {
-			out = append(out, EffectivePolicy{Policy: loc, From: Scope{Location: s.Location}, Source: SourceFileLocation})
+			out = append(out, EffectivePolicy{ServicePolicy: loc, From: Scope{Location: s.Location}, Source: SourceFileLocation})
 		}
 	}
 	if f.defaults != nil {
-		out = append(out, EffectivePolicy{Policy: global, Source: SourceFileGlobal})
+		out = append(out, EffectivePolicy{ServicePolicy: global, Source: SourceFileGlobal})
 	}
 	return out
+}
+
+// Check validates every policy the file can produce over builtIn (each
+// layer merged with the layers below it), so a rule that needs fields from
+// several layers (e.g. kind R_S and its review calendar) is complete.
+func (f *PolicyFile) Check(builtIn replenish.Policy) error {
+	if f == nil {
+		return nil
+	}
+	base := replenish.ServicePolicy{Policy: builtIn}
+	cats := []string{""}
+	for c := range f.categories {
+		cats = append(cats, c)
+	}
+	for cl := range f.catLoc {
+		cats = append(cats, cl[0])
+	}
+	var scopes []Scope
+	for s := range f.items {
+		scopes = append(scopes, s)
+	}
+	for l := range f.locations {
+		scopes = append(scopes, Scope{Location: l}, Scope{SKU: "\x00any", Location: l})
+	}
+	for cl := range f.catLoc {
+		scopes = append(scopes, Scope{SKU: "\x00any", Location: cl[1]})
+	}
+	scopes = append(scopes, Scope{}, Scope{SKU: "\x00any", Location: "\x00any"})
+	for _, s := range scopes {
+		for _, c := range cats {
+			for _, e := range f.levels(s, c, base) {
+				if err := e.ServicePolicy.Validate(); err != nil {
+					where := string(e.Source)
+					if e.From != (Scope{}) {
+						where += " " + e.From.SKU + "|" + e.From.Location
+					}
+					if c != "" {
+						where += " category " + c
+					}
+					return fmt.Errorf("%s: %w", where, err)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -92,13 +92,13 @@ func TestPolicyFilePrecedence(t *testing.T) {
 
 	// SetPolicy wins at its level, and only there.
 	set := pol(0.99, 3, 1, 1, 0, 7)
-	if err := policies.Set(ctx, online, set); err != nil {
+	if err := policies.Set(ctx, online, replenish.ServicePolicy{Policy: set}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, c, "TOYS", set, planning.SourceLocation)                             // stored location over file location
 	check(t, c, "FOODS", pol(0.98, 5, 10, 1, 0, 14), planning.SourceFileCategory) // a file category is more specific
 	check(t, a, "HOBBIES", pol(0.9, 5, 10, 6, 600, 21), planning.SourceFileItem)  // so is a file item
-	if err := policies.Set(ctx, a, set); err != nil {
+	if err := policies.Set(ctx, a, replenish.ServicePolicy{Policy: set}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, a, "HOBBIES", set, planning.SourceSeries) // stored series over file item

@@ -201,7 +201,7 @@ func withDecision(p *replenishmentv1.Proposal, d Decision) *replenishmentv1.Prop
 
 func policyOf(p *replenishmentv1.Proposal) replenish.Policy {
 	_, pol := PolicyFromProto(p.GetPolicy())
-	return pol
+	return pol.Policy
 }
 
 // ValidateOrderQuantity checks an order quantity against a policy's supplier

@@ -66,6 +66,12 @@ type Step struct {
 	// The order-up-to level under the same forecast and policy; a move
 	// beyond the revise threshold revises an open proposal.
 	OrderUpTo float64
+	// Periodic review (R, S): decide only on a review day, once per day,
+	// whenever the position is below the order-up-to level (ReorderPoint
+	// = OrderUpTo = S). ReviewDay is the event time's day when it is a
+	// review day, else empty.
+	Periodic  bool
+	ReviewDay string
 	// The learned lead time the levels used (N = 0: the policy's).
 	LeadTime replenish.LeadTimeStats
 	// The forecast event without its cause, set on a batch's last event of

@@ -39,25 +39,44 @@ type policyJSON struct {
 	PackSize         float64 `json:"pack_size"`
 	MaxOrder         float64 `json:"max_order"`
 	OrderCoverDays   int     `json:"order_cover_days"`
+	// Decision rule; absent in policies stored before kinds existed (the
+	// default kind and target).
+	Kind           string             `json:"kind,omitempty"`
+	Target         string             `json:"target,omitempty"`
+	FillRate       float64            `json:"fill_rate,omitempty"`
+	OrderCost      float64            `json:"order_cost,omitempty"`
+	HoldingCost    float64            `json:"holding_cost,omitempty"`
+	ShortageCost   float64            `json:"shortage_cost,omitempty"`
+	OrderQuantity  float64            `json:"order_quantity,omitempty"`
+	ReviewWeekdays replenish.Weekdays `json:"review_weekdays,omitempty"`
+	ReviewAnchor   string             `json:"review_anchor_date,omitempty"`
 }
 
-func toJSON(p replenish.Policy) policyJSON {
+func toJSON(p replenish.ServicePolicy) policyJSON {
 	return policyJSON{
 		ServiceLevel: p.ServiceLevel, LeadTimeDays: p.LeadTimeDays, ReviewPeriodDays: p.ReviewPeriodDays,
 		MOQ: p.MOQ, PackSize: p.PackSize, MaxOrder: p.MaxOrder, OrderCoverDays: p.OrderCoverDays,
+		Kind: string(p.Kind), Target: string(p.Target), FillRate: p.FillRate, OrderCost: p.OrderCost,
+		HoldingCost: p.HoldingCost, ShortageCost: p.ShortageCost, OrderQuantity: p.FixedQuantity,
+		ReviewWeekdays: p.ReviewWeekdays, ReviewAnchor: p.ReviewAnchor,
 	}
 }
 
-func (j policyJSON) policy() replenish.Policy {
-	return replenish.Policy{
-		ServiceLevel: j.ServiceLevel, LeadTimeDays: j.LeadTimeDays, ReviewPeriodDays: j.ReviewPeriodDays,
-		MOQ: j.MOQ, PackSize: j.PackSize, MaxOrder: j.MaxOrder, OrderCoverDays: j.OrderCoverDays,
+func (j policyJSON) policy() replenish.ServicePolicy {
+	return replenish.ServicePolicy{
+		Policy: replenish.Policy{
+			ServiceLevel: j.ServiceLevel, LeadTimeDays: j.LeadTimeDays, ReviewPeriodDays: j.ReviewPeriodDays,
+			MOQ: j.MOQ, PackSize: j.PackSize, MaxOrder: j.MaxOrder, OrderCoverDays: j.OrderCoverDays,
+		},
+		Kind: replenish.PolicyKind(j.Kind), Target: replenish.TargetKind(j.Target), FillRate: j.FillRate,
+		OrderCost: j.OrderCost, HoldingCost: j.HoldingCost, ShortageCost: j.ShortageCost,
+		FixedQuantity: j.OrderQuantity, ReviewWeekdays: j.ReviewWeekdays, ReviewAnchor: j.ReviewAnchor,
 	}
 }
 
 // Lookup reads the scopes' policies in one pipeline (no MGET: the keys may
 // live in different cluster slots).
-func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[planning.Scope]replenish.Policy, error) {
+func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[planning.Scope]replenish.ServicePolicy, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(scopes))
 	for i, sc := range scopes {
@@ -66,7 +85,7 @@ func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[pla
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read %d policies: %w", len(scopes), err)
 	}
-	out := make(map[planning.Scope]replenish.Policy)
+	out := make(map[planning.Scope]replenish.ServicePolicy)
 	for i, cmd := range cmds {
 		raw, err := cmd.Result()
 		if errors.Is(err, redis.Nil) {
@@ -85,7 +104,7 @@ func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[pla
 }
 
 // Save replaces the policy of a scope.
-func (s *Policies) Save(ctx context.Context, scope planning.Scope, p replenish.Policy) error {
+func (s *Policies) Save(ctx context.Context, scope planning.Scope, p replenish.ServicePolicy) error {
 	raw, err := json.Marshal(toJSON(p))
 	if err != nil {
 		return fmt.Errorf("encode policy: %w", err)
@@ -98,7 +117,7 @@ func (s *Policies) Save(ctx context.Context, scope planning.Scope, p replenish.P
 
 // encodeEffective is how a decision's policy is recorded in the event marker.
 func encodeEffective(e planning.EffectivePolicy) string {
-	j := toJSON(e.Policy)
+	j := toJSON(e.ServicePolicy)
 	j.SKU, j.Location, j.Source = e.From.SKU, e.From.Location, string(e.Source)
 	raw, _ := json.Marshal(j) // plain numbers and strings: cannot fail
 	return string(raw)
@@ -110,8 +129,8 @@ func decodeEffective(raw string) (planning.EffectivePolicy, error) {
 		return planning.EffectivePolicy{}, fmt.Errorf("decode recorded policy: %w", err)
 	}
 	return planning.EffectivePolicy{
-		Policy: j.policy(),
-		From:   planning.Scope{SKU: j.SKU, Location: j.Location},
-		Source: planning.Source(j.Source),
+		ServicePolicy: j.policy(),
+		From:          planning.Scope{SKU: j.SKU, Location: j.Location},
+		Source:        planning.Source(j.Source),
 	}, nil
 }

@@ -105,7 +105,8 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
 			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
 			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,
-			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category)
+			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category,
+			periodicArg(st), st.ReviewDay)
 		if st.Forecast != nil {
 			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
 		}
@@ -269,6 +270,7 @@ var reasons = map[string]replenishmentv1.ProposalReason{
 	"forecast_changed": replenishmentv1.ProposalReason_PROPOSAL_REASON_FORECAST_CHANGED,
 	"policy_changed":   replenishmentv1.ProposalReason_PROPOSAL_REASON_POLICY_CHANGED,
 	"stock_corrected":  replenishmentv1.ProposalReason_PROPOSAL_REASON_STOCK_CORRECTED,
+	"periodic_review":  replenishmentv1.ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW,
 }
 
 // Defaults of StateConfig.
@@ -309,4 +311,13 @@ func (c *StateConfig) Validate() error {
 		return fmt.Errorf("snapshot window %v: want at least 1s", c.SnapshotWindow)
 	}
 	return nil
+}
+
+// periodicArg is the script's ARGV[17]: "periodic" for a periodic review
+// (R, S) decision rule, else empty.
+func periodicArg(st planning.Step) string {
+	if st.Periodic {
+		return "periodic"
+	}
+	return ""
 }

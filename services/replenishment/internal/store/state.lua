@@ -21,6 +21,8 @@
 --          be reconciled at its event time
 -- ARGV[15] learned lead time of the decision, "n mean variance" or "" (recorded when crossed)
 -- ARGV[16] item category ("" = unchanged)
+-- ARGV[17] decision rule: "" continuous review (crossings), "periodic" (R, S)
+-- ARGV[18] (R, S): the event's day when it is a review day, else ""
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
 --
@@ -42,7 +44,7 @@ local function num(x)
 end
 
 local raw = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'below', 'decision_seq',
-  'snap_at', 'open_order_up_to', 'stockout_since')
+  'snap_at', 'open_order_up_to', 'stockout_since', 'review_day')
 local on_hand = tonumber(raw[1]) or 0
 local on_order = tonumber(raw[2]) or 0
 local backorders = tonumber(raw[3]) or 0
@@ -213,7 +215,20 @@ end
 local position = on_hand + on_order - backorders
 local crossed = false
 local reason = ''
-if ARGV[7] ~= '' then
+if ARGV[17] == 'periodic' then
+  -- Periodic review (R, S): the first event of each review day decides,
+  -- when the position is below S (ARGV[7] = S); no crossing state.
+  if ARGV[7] ~= '' and ARGV[18] ~= '' and ARGV[18] ~= raw[9] then
+    redis.call('HSET', KEYS[1], 'review_day', ARGV[18])
+    if position < tonumber(ARGV[7]) then
+      seq = seq + 1
+      crossed = true
+      reason = (kind == 'policy') and 'policy_changed' or 'periodic_review'
+    end
+  end
+  below = false
+  if had_open_out then redis.call('HDEL', KEYS[1], 'open_order_up_to') end
+elseif ARGV[7] ~= '' then
   local rop = tonumber(ARGV[7])
   local out = tonumber(ARGV[10]) or rop
   local thr = tonumber(ARGV[11]) or 0

@@ -149,8 +149,8 @@ func TestStateCrossingFiresOncePerCrossing(t *testing.T) {
 	st := NewState(rdb, time.Hour)
 	series := planning.Scope{SKU: "85123A", Location: "online"}
 	pol := planning.EffectivePolicy{
-		Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, PackSize: 1, OrderCoverDays: 14},
-		From:   planning.Scope{Location: "online"}, Source: planning.SourceLocation,
+		ServicePolicy: replenish.ServicePolicy{Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, PackSize: 1, OrderCoverDays: 14}},
+		From:          planning.Scope{Location: "online"}, Source: planning.SourceLocation,
 	}
 	steps := []step{
 		{"e1", snapshot(20, 0), 10, false, 0},

@@ -163,7 +163,7 @@ func TestStateReasons(t *testing.T) {
 	rdb := newRedis(t)
 	st := NewStateWith(rdb, StateConfig{SeenTTL: time.Hour, ReviseThreshold: 0.25, SnapshotWindow: time.Hour})
 	series := planning.Scope{SKU: "R", Location: "online"}
-	pol := planning.EffectivePolicy{Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7}, Source: planning.SourceBuiltIn}
+	pol := planning.EffectivePolicy{ServicePolicy: replenish.ServicePolicy{Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7}}, Source: planning.SourceBuiltIn}
 	const (
 		none      = replenishmentv1.ProposalReason_PROPOSAL_REASON_UNSPECIFIED
 		crossed   = replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT
