@@ -198,6 +198,11 @@ const (
 	hwPhi        = 0.9  // Holt-Winters: damping per day (dampedPowers holds its powers)
 	hwGamma      = 0.1  // Holt-Winters: weekday effects
 	hwLogAlpha   = 0.1  // Holt-Winters on log1p: level
+	// hwLogMaxVar caps the log-scale error variance used in the log-normal
+	// back-transform exp(x + var/2): early on a single jump (18 units, then
+	// 1,824) makes the estimate ~20 and the mean 30,000x the data. A variance
+	// of 1 allows at most a 1.65x correction.
+	hwLogMaxVar = 1.0
 )
 
 // hwAlphas are the level smoothing constants of the additive Holt-Winters
@@ -347,7 +352,7 @@ func (m *HoltWinters) predictWeekday(wd, ahead int, log bool) float64 {
 	}
 	x := m.Level + hwPhi*(1-pow)/(1-hwPhi)*m.Trend + m.Season[wd]
 	if log {
-		return max(math.Expm1(x+m.ResidVar/2), 0)
+		return max(math.Expm1(x+min(m.ResidVar, hwLogMaxVar)/2), 0)
 	}
 	return max(x, 0)
 }
