@@ -73,7 +73,7 @@ var variants = []struct {
 		"training.timeZone=Europe/Berlin", "training.args={-top,500,-rounds,300}",
 		"imagePullSecrets[0].name=registry",
 	}, want: map[string]int{
-		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 13,
+		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 14,
 		"Job": 3, "CronJob": 1, "PersistentVolumeClaim": 0, "Secret": 0,
 	}},
 	{name: "no-topics-no-policies", set: []string{"topics.mode=none", "networkPolicy.enabled=false", "podDisruptionBudget.enabled=false",
