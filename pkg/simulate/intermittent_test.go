@@ -146,3 +146,67 @@ func TestImputeCensoredLearnsMore(t *testing.T) {
 		t.Errorf("impute %.3f, drop %.3f, true 3", mean[CensoredImpute], mean[CensoredDrop])
 	}
 }
+
+// recording wraps a portfolio policy and keeps the levels it names.
+type recording struct {
+	Portfolio
+	days   []forecasting.Day
+	levels [][]float64
+	cens   int
+}
+
+func (r *recording) Observe(i int, day forecasting.Day, sales float64, censored bool) {
+	if censored && sales > 0 {
+		r.cens++
+	}
+	r.Portfolio.Observe(i, day, sales, censored)
+}
+
+func (r *recording) Levels(day forecasting.Day, value []float64) []float64 {
+	l := r.Portfolio.Levels(day, value)
+	r.days = append(r.days, day)
+	r.levels = append(r.levels, append([]float64(nil), l...))
+	return l
+}
+
+// TestStockcastPortfolioNoPeeking: two runs whose demand is the same
+// before day 403 and different from it on (twice the demand plus one) name
+// the same levels on every review up to day 403 included, censored days imputed included (the
+// target of 0.8 runs out often), and different ones later.
+func TestStockcastPortfolioNoPeeking(t *testing.T) {
+	const cut = 403 // a review day (200 + 29*7): its levels see days before it only
+	base := []Series{poissonSeries(21, 2, 700), poissonSeries(22, 0.3, 700)}
+	changed := make([]Series, len(base))
+	for k, s := range base {
+		c := s
+		c.Demand = append([]float64(nil), s.Demand...)
+		for i := cut; i < len(c.Demand); i++ {
+			c.Demand[i] = 2*c.Demand[i] + 1
+		}
+		changed[k] = c
+	}
+	c := Config{LeadTimeDays: 7, ReviewDays: 7, WarmupDays: 200, ClassBand: 0.02}
+	var runs []*recording
+	for _, series := range [][]Series{base, changed} {
+		r := &recording{Portfolio: NewStockcastPortfolio(0.8, c, len(series))}
+		if _, err := RunPortfolio(series, r, c); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	a, b := runs[0], runs[1]
+	if a.cens == 0 {
+		t.Fatal("no censored day with sales: the imputation is not exercised")
+	}
+	differ := false
+	for j, day := range a.days {
+		same := a.levels[j][0] == b.levels[j][0] && a.levels[j][1] == b.levels[j][1]
+		if int(day-base[0].Start) <= cut && !same {
+			t.Errorf("day %d (before the change on %d): levels %v and %v", day-base[0].Start, cut, a.levels[j], b.levels[j])
+		}
+		differ = differ || !same
+	}
+	if !differ {
+		t.Error("the levels never differ after the demand does")
+	}
+}
