@@ -31,7 +31,7 @@ const ReasonUndecodable = "undecodable"
 // Planner applies events and decides.
 type Planner interface {
 	Plan(ctx context.Context, events []planning.Event) (planning.Result, error)
-	Reevaluate(ctx context.Context, series planning.Scope) (planning.Result, error)
+	ReevaluateScope(ctx context.Context, scope planning.Scope, emit func(planning.Result) error) error
 }
 
 // ProposalStore makes proposals durable.
@@ -105,19 +105,25 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	return h.emit(ctx, res, dlq)
 }
 
-// Reevaluate decides a series again after its policy changed and makes
-// the proposals durable (ClickHouse, then replenishment.v1) before it
-// returns them. Safe to retry: the decision point is the policy and the
-// series' latest event.
-func (h *Handler) Reevaluate(ctx context.Context, series planning.Scope) ([]*replenishmentv1.Proposal, error) {
-	res, err := h.planner.Reevaluate(ctx, series)
+// Reevaluate decides again the series a policy scope governs after its
+// policy changed (a series; or every series of a location or all of them
+// that the location's or global policy governs, in bounded batches) and
+// makes each batch's proposals durable (ClickHouse, then replenishment.v1)
+// before the next batch and before it returns them. Safe to retry: the
+// decision point is the policy and each series' latest event.
+func (h *Handler) Reevaluate(ctx context.Context, scope planning.Scope) ([]*replenishmentv1.Proposal, error) {
+	var out []*replenishmentv1.Proposal
+	err := h.planner.ReevaluateScope(ctx, scope, func(res planning.Result) error {
+		if err := h.emit(ctx, res, nil); err != nil {
+			return err
+		}
+		out = append(out, res.Proposals...)
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("re-evaluate %s|%s: %w", series.SKU, series.Location, err)
+		return nil, fmt.Errorf("re-evaluate %s|%s: %w", scope.SKU, scope.Location, err)
 	}
-	if err := h.emit(ctx, res, nil); err != nil {
-		return nil, err
-	}
-	return res.Proposals, nil
+	return out, nil
 }
 
 // emit saves the proposals, then publishes them with the rejects.

@@ -43,7 +43,7 @@ type Reviewer interface {
 
 // Series inspects and re-evaluates series.
 type Series interface {
-	// Reevaluate decides a series again after its policy changed.
+	// Reevaluate decides the series of a scope again after its policy changed.
 	Reevaluate(ctx context.Context, series planning.Scope) ([]*replenishmentv1.Proposal, error)
 	Inspect(ctx context.Context, series planning.Scope) (*replenishmentv1.GetSeriesStateResponse, error)
 }
@@ -154,15 +154,14 @@ func (s *Server) SetPolicy(ctx context.Context, req *replenishmentv1.SetPolicyRe
 		return nil, toStatus(err)
 	}
 	resp := &replenishmentv1.SetPolicyResponse{Policy: planning.PolicyToProto(scope, pol)}
-	if scope.SKU != "" {
-		// A series policy re-evaluates the series at once; location and
-		// global ones apply from each series' next event.
-		props, err := s.series.Reevaluate(ctx, scope)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		resp.Proposals = props
+	// The series the policy governs are decided again at once: the series,
+	// or every series of the location (all series for the global scope)
+	// whose policy in force is this one.
+	props, err := s.series.Reevaluate(ctx, scope)
+	if err != nil {
+		return nil, toStatus(err)
 	}
+	resp.Proposals = props
 	return resp, nil
 }
 

@@ -365,29 +365,98 @@ func PolicyFromProto(p *replenishmentv1.Policy) (Scope, replenish.ServicePolicy)
 // id, recorded outcome), and a series without a forecast yet waits for its
 // next event.
 func (p *Planner) Reevaluate(ctx context.Context, series Scope) (Result, error) {
-	raw, err := p.state.LastForecast(ctx, series)
-	if err != nil || raw == nil {
-		return Result{}, err
+	return p.reevaluate(ctx, []Scope{series}, nil)
+}
+
+// ReevaluateBatch is how many series ReevaluateScope decides in one Plan.
+const ReevaluateBatch = 500
+
+// ReevaluateScope decides again, at once, every series whose policy in
+// force is the one stored under a location or the global scope (after
+// SetPolicy there): the series with a latest forecast are scanned in pages
+// of about ReevaluateBatch, each page planned as one batch and handed to
+// emit before the next is read. Series that another (more specific) policy
+// governs are skipped. The decision points are Reevaluate's, so a retried
+// SetPolicy decides nothing new and emits the recorded decisions again.
+func (p *Planner) ReevaluateScope(ctx context.Context, scope Scope, emit func(Result) error) error {
+	if scope.SKU != "" {
+		res, err := p.Reevaluate(ctx, scope)
+		if err != nil {
+			return err
+		}
+		return emit(res)
 	}
-	var fe forecastv1.ForecastEvent
-	if err := proto.Unmarshal(raw, &fe); err != nil {
-		return Result{}, fmt.Errorf("decode latest forecast of %s|%s: %w", series.SKU, series.Location, err)
+	from := func(eff EffectivePolicy) bool { return eff.From == scope && eff.Source == scope.source() }
+	var cursor uint64
+	for {
+		page, next, err := p.state.ScanSeries(ctx, scope.Location, cursor, ReevaluateBatch)
+		if err != nil {
+			return err
+		}
+		if len(page) > 0 {
+			res, err := p.reevaluate(ctx, page, from)
+			if err != nil {
+				return err
+			}
+			if err := emit(res); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	info, err := p.state.SeriesInfo(ctx, []Scope{series})
+}
+
+// reevaluate decides the series with their latest forecasts, those whose
+// effective policy keep accepts (nil: all), in one Plan.
+func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(EffectivePolicy) bool) (Result, error) {
+	seen := make(map[Scope]bool, len(series))
+	uniq := series[:0:0]
+	for _, s := range series {
+		if !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, s)
+		}
+	}
+	info, err := p.state.SeriesInfo(ctx, uniq)
 	if err != nil {
 		return Result{}, err
 	}
-	all, err := p.policies.EffectiveIn(ctx, []Scope{series}, map[Scope]string{series: info[series].Category})
+	categories := make(map[Scope]string, len(uniq))
+	for _, s := range uniq {
+		categories[s] = info[s].Category
+	}
+	all, err := p.policies.EffectiveIn(ctx, uniq, categories)
 	if err != nil {
 		return Result{}, err
 	}
-	eff := all[series]
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", eff)))
-	ev := Event{
-		Series:  series,
-		EventID: "policy:" + hex.EncodeToString(sum[:8]) + "@" + fe.GetEventId(),
-		Change:  Change{Kind: ChangePolicy},
-		Source:  &fe,
+	var evs []Event
+	for _, s := range uniq {
+		eff := all[s]
+		if keep != nil && !keep(eff) {
+			continue
+		}
+		raw, err := p.state.LastForecast(ctx, s)
+		if err != nil {
+			return Result{}, err
+		}
+		if raw == nil {
+			continue // no forecast yet: the series' next event decides
+		}
+		var fe forecastv1.ForecastEvent
+		if err := proto.Unmarshal(raw, &fe); err != nil {
+			return Result{}, fmt.Errorf("decode latest forecast of %s|%s: %w", s.SKU, s.Location, err)
+		}
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", eff)))
+		evs = append(evs, Event{
+			Series:  s,
+			EventID: "policy:" + hex.EncodeToString(sum[:8]) + "@" + fe.GetEventId(),
+			Change:  Change{Kind: ChangePolicy},
+			Source:  &fe,
+			Raw:     raw,
+		})
 	}
-	return p.Plan(ctx, []Event{ev})
+	return p.Plan(ctx, evs)
 }

@@ -113,4 +113,8 @@ type StateStore interface {
 	SeriesInfo(ctx context.Context, series []Scope) (map[Scope]SeriesInfo, error)
 	// LastForecast returns the series' latest forecast event (nil: none).
 	LastForecast(ctx context.Context, series Scope) ([]byte, error)
+	// ScanSeries returns a page of the series with a latest forecast, at
+	// location (all series when empty), from cursor (0 first); the next
+	// cursor is 0 after the last page. A series may come back twice.
+	ScanSeries(ctx context.Context, location string, cursor uint64, count int64) ([]Scope, uint64, error)
 }

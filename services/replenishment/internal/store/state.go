@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -128,6 +129,42 @@ func (s *State) LastForecast(ctx context.Context, series planning.Scope) ([]byte
 		return nil, fmt.Errorf("read latest forecast of %s: %w", seriesKey(series), err)
 	}
 	return raw, nil
+}
+
+// ScanSeries pages through the latest-forecast keys (SCAN, so Redis is never
+// blocked), of one location or of all.
+func (s *State) ScanSeries(ctx context.Context, location string, cursor uint64, count int64) ([]planning.Scope, uint64, error) {
+	match := ForecastKey("*|" + globEscape(location))
+	if location == "" {
+		match = ForecastKey("*")
+	}
+	keys, next, err := s.rdb.Scan(ctx, cursor, match, count).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("scan series: %w", err)
+	}
+	out := make([]planning.Scope, 0, len(keys))
+	for _, k := range keys {
+		inner := strings.TrimSuffix(strings.TrimPrefix(k, "stockcast:r:{"), "}:forecast")
+		sku, loc, ok := strings.Cut(inner, "|")
+		if !ok || sku == "" || (location != "" && loc != location) {
+			continue
+		}
+		out = append(out, planning.Scope{SKU: sku, Location: loc})
+	}
+	return out, next, nil
+}
+
+// globEscape quotes the glob characters of a SCAN MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\', '^', '-':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // SeriesInfo reads the series' learned lead times (field "lt") and categories.
