@@ -321,6 +321,9 @@ func TestApplyToAPIServer(t *testing.T) {
 			t.Fatalf("deployment %s: %v", name, err)
 		}
 		checkHardened(t, d)
+		if sum := d.Spec.Template.Annotations["checksum/secret"]; len(sum) != 64 {
+			t.Errorf("%s: checksum/secret %q, want a sha256 (pods restart when a Secret changes)", d.Name, sum)
+		}
 		if d.Spec.Template.Spec.ServiceAccountName != release+"-stockcast" {
 			t.Errorf("%s runs as %q", d.Name, d.Spec.Template.Spec.ServiceAccountName)
 		}
@@ -411,6 +414,19 @@ func TestApplyToAPIServer(t *testing.T) {
 		}
 		if want := "feature=stockcast-feature:9464,forecast=stockcast-forecast:9464,ingest=stockcast-ingest:9464,replenishment=stockcast-replenishment:9464"; env["STOCKCAST_CONSOLE_ADMINS"] != want {
 			t.Errorf("console admins %q, want %q", env["STOCKCAST_CONSOLE_ADMINS"], want)
+		}
+		if env["STOCKCAST_REPORTS_DIR"] != "/var/lib/stockcast/reports" {
+			t.Errorf("console reports dir %q", env["STOCKCAST_REPORTS_DIR"])
+		}
+		var reportsVol bool
+		for _, v := range con.Spec.Template.Spec.Volumes {
+			reportsVol = reportsVol || (v.Name == "reports" && v.EmptyDir != nil)
+		}
+		if !reportsVol {
+			t.Errorf("console: no emptyDir reports volume in %+v", con.Spec.Template.Spec.Volumes)
+		}
+		if sum := con.Spec.Template.Annotations["checksum/secret"]; len(sum) != 64 {
+			t.Errorf("console: checksum/secret %q", sum)
 		}
 		if env["STOCKCAST_FORECAST_ADDR"] != "stockcast-forecast:9090" || env["STOCKCAST_REPLENISHMENT_ADDR"] != "stockcast-replenishment:9090" {
 			t.Errorf("console upstreams %q %q", env["STOCKCAST_FORECAST_ADDR"], env["STOCKCAST_REPLENISHMENT_ADDR"])

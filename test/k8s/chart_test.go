@@ -72,10 +72,21 @@ var variants = []struct {
 		"console.usersSecret=console-users", "training.artefacts.existingClaim=models",
 		"training.timeZone=Europe/Berlin", "training.args={-top,500,-rounds,300}",
 		"imagePullSecrets[0].name=registry",
+		"grpcAuth.enabled=true", "grpcAuth.existingSecret=grpc-tokens", "grpcAuth.methodRoles.feature=*=forecast|admin",
+		"console.httpTLS.secretName=console-https", "console.reports.schedule=06:00", "console.reports.existingClaim=console-reports",
+		"console.oidc.issuer=https://idp.example.com", "console.oidc.clientID=stockcast",
+		"console.oidc.redirectURL=https://console.example.com/api/oidc/callback", "console.oidc.roles={ops@example.com=admin}",
+		"console.oidc.existingSecret=console-oidc", "console.egress.enabled=true",
+		"console.egress.kafkaTo[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=kafka",
+		"console.egress.extra[0].ports[0].port=4317",
 	}, want: map[string]int{
 		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 14,
 		"Job": 3, "CronJob": 1, "PersistentVolumeClaim": 0, "Secret": 0,
 	}},
+	// The Secrets the chart creates for tokens and OIDC.
+	{name: "chart-secrets", set: append([]string{"console.oidc.issuer=https://idp.example.com", "console.oidc.clientID=stockcast",
+		"console.oidc.redirectURL=https://console.example.com/api/oidc/callback", "console.oidc.clientSecret=s3cret"}, authValues...),
+		want: map[string]int{"Deployment": 5, "Secret": 5}},
 	{name: "no-topics-no-policies", set: []string{"topics.mode=none", "networkPolicy.enabled=false", "podDisruptionBudget.enabled=false",
 		"migrations.enabled=false", "training.enabled=false", "console.enabled=false", "autoscaling.enabled=false"},
 		want: map[string]int{
@@ -304,6 +315,20 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{[]string{"kafka.partitions=0"}, "/kafka/partitions"},
 		{[]string{"console.replicas=2"}, "/console/replicas"},
 		{[]string{"console.users={alice:root:hash}"}, "/console/users/0"},
+		// grpcAuth, the console's reports, OIDC.
+		{[]string{"grpcAuth.enabled=true"}, "grpcAuth.tokens: list the servers' token lines, or name grpcAuth.existingSecret"},
+		{[]string{"grpcAuth.enabled=true", "grpcAuth.tokens={a b 0123456789abcdef}"}, "grpcAuth.featureToken: forecast's token for the feature service"},
+		{[]string{"grpcAuth.enabled=true", "grpcAuth.tokens={a b 0123456789abcdef}", "grpcAuth.featureToken=x"}, "grpcAuth.consoleToken: the console's token"},
+		{[]string{"grpcAuth.tokens={a b c;d e f}"}, "/grpcAuth/tokens/0"},
+		{[]string{"grpcAuth.methodRoles.feature=forecast"}, "/grpcAuth/methodRoles/feature"},
+		{[]string{"grpcAuth.methodRoles.console=*=admin"}, "additional properties 'console' not allowed"},
+		{[]string{"console.reports.schedule=6am"}, "/console/reports/schedule"},
+		{[]string{"console.reports.schedule=24:00"}, "/console/reports/schedule"},
+		{[]string{"console.oidc.issuer=https://idp"}, "console.oidc: issuer needs clientID and redirectURL"},
+		{[]string{"console.oidc.issuer=https://idp", "console.oidc.clientID=c", "console.oidc.redirectURL=https://c/api/oidc/callback"},
+			"console.oidc.clientSecret or console.oidc.existingSecret is required"},
+		{[]string{"console.oidc.redirectURL=https://c/callback"}, "/console/oidc/redirectURL"},
+		{[]string{"console.oidc.roles={ops@example.com=root}"}, "/console/oidc/roles/0"},
 	} {
 		args := []string{"template", release, chartDir}
 		for _, s := range tt.set {

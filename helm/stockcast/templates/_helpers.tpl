@@ -63,3 +63,33 @@ feature: {group: stockcast-feature, topics: [demand.v1]}
 forecast: {group: stockcast-forecast, topics: [features.v1]}
 replenishment: {group: stockcast-replenishment, topics: [forecasts.v1]}
 {{- end -}}
+
+{{- /* gRPC bearer tokens (grpcAuth) of one pod: a gRPC server gets the
+     token lines and its method-role rules; forecast and the console get the
+     token their clients send. Nothing when grpcAuth is off. */ -}}
+{{- define "stockcast.grpcAuthEnv" -}}
+{{- $v := .root.Values.grpcAuth -}}
+{{- if $v.enabled -}}
+{{- $secret := include "stockcast.grpcAuthSecretName" .root -}}
+{{- if ne .name "console" }}
+- name: STOCKCAST_GRPC_AUTH_TOKENS
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: tokens}
+{{- with index $v.methodRoles .name }}
+- {name: STOCKCAST_GRPC_AUTH_METHOD_ROLES, value: {{ . | quote }}}
+{{- end }}
+{{- end }}
+{{- if eq .name "forecast" }}
+# forecast's client of the feature service
+- name: STOCKCAST_FEATURE_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: feature-token}
+{{- end }}
+{{- if eq .name "console" }}
+# the console's clients of feature, forecast and replenishment
+- name: STOCKCAST_UPSTREAM_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: console-token}
+{{- end }}
+{{- end -}}
+{{- end -}}
