@@ -371,7 +371,7 @@ func TestRunPortfolioLikeRun(t *testing.T) {
 // TestStockcastPortfolio: eight Poisson series, means 0.5 to 12 a day and
 // unit values 1 to 40, L = R = 7, one lambda (no class band). The
 // allocation, learning from sales only (censored days imputed), achieves
-// the portfolio target within 1.5 points at 0.95 (2.5 at 0.9, see below); at a 95% target it serves more than stockcast-uniform
+// the portfolio target within 1.5 points; at a 95% target it serves more than stockcast-uniform
 // at 90% (which over-delivers) with less stock value; the dear slow series
 // gets less service than the cheap fast one.
 func TestStockcastPortfolio(t *testing.T) {
@@ -406,12 +406,12 @@ func TestStockcastPortfolio(t *testing.T) {
 		t.Logf("target %v: portfolio fill %.4f value %.0f; uniform fill %.4f value %.0f; dear slow %.3f, cheap fast %.3f",
 			target, total.FillRate(), total.AvgOnHandValue(), u.FillRate(), u.AvgOnHandValue(),
 			rs[0].FillRate(), rs[7].FillRate())
-		// The target (0.95) within its 1.5 points; at 0.9 the
-		// forecast itself over-delivers on Poisson demand (dispersion
-		// 1.23 learnt from Poisson(4) days: stockcast-uniform, same
-		// forecasts, reaches 92.6%), so 2.5 points.
-		if tol := map[float64]float64{0.9: 0.025, 0.95: 0.015}[target]; math.Abs(total.FillRate()-target) > tol {
-			t.Errorf("target %v: portfolio fill %.4f, more than %v from it", target, total.FillRate(), tol)
+		// Within 1.5 points (0.9: 91.45%, 0.95: 95.78% at 1e831a4).
+		// The forecast itself over-delivers on Poisson demand
+		// (dispersion 1.22 learnt from Poisson(4) days):
+		// stockcast-uniform, same forecasts, reaches 92.6% for 90%.
+		if math.Abs(total.FillRate()-target) > 0.015 {
+			t.Errorf("target %v: portfolio fill %.4f", target, total.FillRate())
 		}
 		if !(rs[0].FillRate() < rs[7].FillRate()) {
 			t.Errorf("target %v: dear slow series served %.3f, cheap fast %.3f", target, rs[0].FillRate(), rs[7].FillRate())
