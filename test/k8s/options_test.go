@@ -332,3 +332,23 @@ func TestSecretChecksumRestartsPods(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaSettingsInConfigMap: the services (which create missing topics
+// when topics.mode is none) get the partition count and the replication
+// factor of the values.
+func TestKafkaSettingsInConfigMap(t *testing.T) {
+	r := renderTyped(t, []string{"kafka.partitions=12", "kafka.replicationFactor=3", "kafka.brokers=k0:9092\\,k1:9092"})
+	cm := r.configMaps[release+"-stockcast-env"]
+	if cm == nil {
+		t.Fatalf("no env ConfigMap among %v", r.configMaps)
+	}
+	for k, v := range map[string]string{"STOCKCAST_KAFKA_BROKERS": "k0:9092,k1:9092", "STOCKCAST_KAFKA_PARTITIONS": "12", "STOCKCAST_KAFKA_REPLICATION_FACTOR": "3"} {
+		if cm.Data[k] != v {
+			t.Errorf("%s = %q, want %q", k, cm.Data[k], v)
+		}
+	}
+	// The console reads the brokers from the same ConfigMap.
+	if ef := r.deployments["console"].Spec.Template.Spec.Containers[0].EnvFrom; len(ef) != 1 || ef[0].ConfigMapRef == nil || ef[0].ConfigMapRef.Name != cm.Name {
+		t.Errorf("console envFrom %+v", ef)
+	}
+}
