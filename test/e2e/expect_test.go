@@ -262,3 +262,51 @@ func reorderPoint(f *forecastv1.ForecastEvent) (float64, bool) {
 	}
 	return 0, false
 }
+
+// expectedStockout is a stockout period's start or end the replenishment
+// service must publish: on hand reaching 0 from above / back above 0, by the
+// documented position rules, for series whose platform reports none.
+type expectedStockout struct {
+	id, series, day string
+	started         bool
+}
+
+// stockoutPrefix starts the service's stockout event ids.
+const stockoutPrefix = "replenishment-stockout:"
+
+// expectStockouts replays each series' forecasts (the service's own
+// stockout events excluded: they move nothing) through the position rules.
+func expectStockouts(bySeries map[string][]*forecastv1.ForecastEvent) []expectedStockout {
+	var out []expectedStockout
+	for series, fs := range bySeries {
+		p := &position{}
+		open := false
+		for _, f := range fs {
+			if strings.HasPrefix(f.GetEventId(), stockoutPrefix) {
+				continue
+			}
+			prev := p.onHand
+			p.apply(f)
+			signal := ""
+			switch {
+			case !open && prev > 0 && p.onHand <= 0:
+				signal, open = "started", true
+			case open && p.onHand > 0:
+				signal, open = "ended", false
+			}
+			if signal == "" {
+				continue
+			}
+			at := f.GetCause().GetOccurredAt()
+			if at == nil {
+				at = f.GetAsOf()
+			}
+			sum := sha256.Sum256([]byte(series + "|" + f.GetEventId() + "|" + signal))
+			out = append(out, expectedStockout{
+				id: stockoutPrefix + hex.EncodeToString(sum[:16]), series: series,
+				day: at.AsTime().UTC().Format(time.DateOnly), started: signal == "started",
+			})
+		}
+	}
+	return out
+}

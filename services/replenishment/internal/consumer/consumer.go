@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/kafkax"
@@ -141,8 +142,15 @@ func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Reco
 		h.log.Debug("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
 			"quantity", p.GetQuantity(), "decision_seq", p.GetDecisionSeq())
 	}
+	for _, ev := range res.Stockouts {
+		rec, err := StockoutRecord(ev)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+	}
 	if err := h.producer.Produce(ctx, out...); err != nil {
-		return fmt.Errorf("publish %d proposals and %d rejects: %w", len(res.Proposals), len(dlq), err)
+		return fmt.Errorf("publish %d proposals, %d stockout events and %d rejects: %w", len(res.Proposals), len(res.Stockouts), len(dlq), err)
 	}
 	h.ins.proposals.Add(ctx, int64(len(res.Proposals)))
 	h.ins.undecided.Add(ctx, int64(res.Undecided))
@@ -158,6 +166,26 @@ func decode(r *kgo.Record) (planning.Event, error) {
 	e, err := planning.NewEvent(&ev)
 	e.Raw = r.Value
 	return e, err
+}
+
+// StockoutRecord is a stockout period the service detected, for
+// inventory.v1 (through ingest to the feature service, which marks the days
+// censored): keyed by the series like the platform's inventory events,
+// protobuf, header stockcast-event-id = its deterministic event_id.
+func StockoutRecord(ev *inventoryv1.InventoryEvent) (*kgo.Record, error) {
+	value, err := proto.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode stockout event %s: %w", ev.GetEventId(), err)
+	}
+	return &kgo.Record{
+		Topic: topics.Inventory,
+		Key:   []byte(topics.SeriesKey(ev.GetSku(), ev.GetLocation())),
+		Value: value,
+		Headers: []kgo.RecordHeader{
+			{Key: topics.HeaderEventID, Value: []byte(ev.GetEventId())},
+			{Key: topics.HeaderContentType, Value: []byte(topics.ContentTypeProtobuf)},
+		},
+	}, nil
 }
 
 func proposalRecord(p *replenishmentv1.Proposal) (*kgo.Record, error) {

@@ -15,7 +15,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
@@ -49,6 +52,10 @@ type Result struct {
 	Undecided int
 	// Events that had been applied before.
 	Replayed int
+	// Stockout periods the service detected and the platform did not
+	// report, as inventory events for inventory.v1 (censoring flags for
+	// forecasting), in event order.
+	Stockouts []*inventoryv1.InventoryEvent
 }
 
 // Plan applies the events, in order, and returns the proposals they cause.
@@ -128,6 +135,9 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	for i, o := range outcomes {
 		if o.Replayed {
 			res.Replayed++
+		}
+		if o.StockoutSignal != "" {
+			res.Stockouts = append(res.Stockouts, StockoutEvent(events[i], o.StockoutSignal))
 		}
 		if !o.Crossed {
 			continue
@@ -459,4 +469,28 @@ func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(Effe
 		})
 	}
 	return p.Plan(ctx, evs)
+}
+
+// StockoutEventPrefix starts the event ids of the stockout events the
+// service publishes; the state script ignores them when they come back.
+const StockoutEventPrefix = "replenishment-stockout:"
+
+// StockoutEvent is the inventory event publishing a stockout period's start
+// or end ("started" / "ended") detected at ev: event id
+// StockoutEventPrefix + hex(sha256(series_key|event_id|signal)[:16]), time
+// the event's (its cause's occurred_at, else the forecast's as_of).
+func StockoutEvent(ev Event, signal string) *inventoryv1.InventoryEvent {
+	sum := sha256.Sum256([]byte(ev.SeriesKey() + "|" + ev.EventID + "|" + signal))
+	out := &inventoryv1.InventoryEvent{
+		EventId:    StockoutEventPrefix + hex.EncodeToString(sum[:16]),
+		OccurredAt: timestamppb.New(eventTime(ev)),
+		Sku:        ev.Series.SKU,
+		Location:   ev.Series.Location,
+	}
+	if signal == "ended" {
+		out.Kind = &inventoryv1.InventoryEvent_StockoutEnded{StockoutEnded: &inventoryv1.StockoutEnded{}}
+	} else {
+		out.Kind = &inventoryv1.InventoryEvent_StockoutStarted{StockoutStarted: &inventoryv1.StockoutStarted{}}
+	}
+	return out
 }

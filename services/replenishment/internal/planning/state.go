@@ -91,6 +91,11 @@ type Outcome struct {
 	Crossed bool
 	// The event had been applied before; nothing changed now.
 	Replayed bool
+	// "started" / "ended": the event began or ended a stockout period that
+	// the platform did not report (on hand reached 0 / came back above 0),
+	// to publish as a stockout event (recorded: a redelivery publishes the
+	// same event again, which ingest de-duplicates).
+	StockoutSignal string
 	// As recorded when Crossed.
 	ReorderPoint float64
 	Policy       EffectivePolicy

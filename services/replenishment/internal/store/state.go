@@ -286,6 +286,7 @@ func parseOutcome(v any) (planning.Outcome, error) {
 		}
 	}
 	o.Crossed = fields["crossed"] == "1"
+	o.StockoutSignal = fields["stockout_signal"]
 	if o.Crossed {
 		o.ReorderPoint = num("reorder_point")
 		if err == nil {

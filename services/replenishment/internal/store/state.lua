@@ -44,7 +44,7 @@ local function num(x)
 end
 
 local raw = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'below', 'decision_seq',
-  'snap_at', 'open_order_up_to', 'stockout_since', 'review_day')
+  'snap_at', 'open_order_up_to', 'stockout_since', 'review_day', 'stockout', 'stockout_own')
 local on_hand = tonumber(raw[1]) or 0
 local on_order = tonumber(raw[2]) or 0
 local backorders = tonumber(raw[3]) or 0
@@ -84,6 +84,13 @@ local function learn(field, days)
 end
 
 local kind = ARGV[2]
+-- The service's own stockout events (below) come back through ingest: they
+-- change nothing here.
+if (kind == 'stockout_started' or kind == 'stockout_ended') and string.find(ARGV[9], '^replenishment%-stockout:') then
+  kind = 'none'
+end
+-- A stockout period this service detected and published ("started" / "ended").
+local signal = ''
 local qty = tonumber(ARGV[3]) or 0
 local po_field = 'po:' .. ARGV[5]
 
@@ -170,10 +177,13 @@ elseif kind == 'receipt' then
 elseif kind == 'item' then
   if ARGV[16] ~= '' then redis.call('HSET', KEYS[1], 'category', ARGV[16]) end
 elseif kind == 'stockout_started' then
+  -- The platform reports the stockout: it will report its end too.
   redis.call('HSET', KEYS[1], 'stockout', '1')
+  redis.call('HDEL', KEYS[1], 'stockout_own')
   if not stockout_since then stockout_since = ARGV[12] end
 elseif kind == 'stockout_ended' then
   redis.call('HSET', KEYS[1], 'stockout', '0')
+  redis.call('HDEL', KEYS[1], 'stockout_own')
   if stockout_since then
     redis.call('LPUSH', KEYS[4], stockout_since .. ' ' .. ARGV[12])
     redis.call('LTRIM', KEYS[4], 0, 99)
@@ -191,12 +201,22 @@ end
 -- Stockout periods: from on hand reaching 0 with demand waiting or taken
 -- to 0 (or a stockout_started event) until stock is back.
 if kind ~= 'stockout_started' and kind ~= 'stockout_ended' then
+  -- A period the platform did not report (its stockout flag is not set)
+  -- is published as stockout_started / stockout_ended for forecasting.
   if on_hand <= 0 and prev_on_hand > 0 and not stockout_since then
     stockout_since = ARGV[12]
+    if raw[10] ~= '1' then
+      signal = 'started'
+      redis.call('HSET', KEYS[1], 'stockout_own', '1')
+    end
   elseif on_hand > 0 and stockout_since then
     redis.call('LPUSH', KEYS[4], stockout_since .. ' ' .. ARGV[12])
     redis.call('LTRIM', KEYS[4], 0, 99)
     stockout_since = nil
+    if raw[11] == '1' then
+      signal = 'ended'
+      redis.call('HDEL', KEYS[1], 'stockout_own')
+    end
   end
 end
 if stockout_since then
@@ -272,6 +292,9 @@ local out = {
   'on_hand', num(on_hand), 'on_order', num(on_order), 'backorders', num(backorders),
   'decision_seq', tostring(seq), 'crossed', crossed and '1' or '0',
 }
+if signal ~= '' then
+  table.insert(out, 'stockout_signal'); table.insert(out, signal)
+end
 if crossed then
   table.insert(out, 'reorder_point'); table.insert(out, ARGV[7])
   table.insert(out, 'policy'); table.insert(out, ARGV[8])
