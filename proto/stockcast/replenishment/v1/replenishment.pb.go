@@ -1523,8 +1523,10 @@ func (x *SetPolicyRequest) GetPolicy() *Policy {
 type SetPolicyResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	// A series policy re-evaluates the series at once with its latest
-	// forecast: the proposals that caused (reason POLICY_CHANGED), if any.
+	// The policy re-evaluates at once, with their latest forecasts, the
+	// series it governs (the series; or every series of the location, or
+	// all, whose policy in force it is): the proposals that caused (reason
+	// POLICY_CHANGED), if any.
 	Proposals     []*Proposal `protobuf:"bytes,2,rep,name=proposals,proto3" json:"proposals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -118,6 +119,11 @@ func TestPolicyFileErrors(t *testing.T) {
 		{"item twice", "items:\n  - {sku: A, location: x}\n  - {sku: A, location: x}\n", "line 3: items[1]: A|x is listed twice"},
 		{"category location layer checked", "categories:\n  F:\n    locations:\n      online:\n        pack_size: -2\n", "line 5: categories.F.locations.online: pack_size -2: must be >= 0"},
 		{"not yaml", "defaults: [\n", "yaml:"},
+		{"unknown kind", "defaults:\n  kind: s_T\n", `line 2: defaults: kind "s_T": want s_S, s_Q or R_S`},
+		{"unknown target", "defaults:\n  target: profit\n", `line 2: defaults: target "profit": want cycle_service_level, fill_rate or newsvendor`},
+		{"bad weekday", "locations:\n  online:\n    review_weekdays: [tue, fry]\n", `line 3: locations.online: review_weekdays "fry": want a weekday name`},
+		{"bad anchor", "defaults:\n  review_anchor_date: 2011-13-01\n", `line 2: defaults: review_anchor_date "2011-13-01": want YYYY-MM-DD`},
+		{"fill rate out of range", "defaults:\n  fill_rate: 1\n", "line 2: defaults: fill_rate 1: must be in (0, 1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,5 +153,45 @@ func TestPolicyFileErrors(t *testing.T) {
 	cfg := planning.Config{Defaults: builtIn, PolicyFile: bad}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("Config.Validate with a bad file: %v", err)
+	}
+	// A kind whose fields come from several layers is checked merged: R_S at
+	// a location needs a review period and a calendar from some layer.
+	incomplete := filepath.Join(dir, "incomplete.yaml")
+	if err := os.WriteFile(incomplete, []byte("locations:\n  online: {kind: R_S, review_weekdays: [tue]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = planning.Config{Defaults: builtIn, PolicyFile: incomplete}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "file:location |online: kind R_S needs review period days >= 1") {
+		t.Fatalf("Config.Validate with R_S and no review period: %v", err)
+	}
+	complete := filepath.Join(dir, "complete.yaml")
+	if err := os.WriteFile(complete, []byte("defaults: {review_period_days: 7}\nlocations:\n  online: {kind: R_S, review_weekdays: [tue, Friday], target: fill_rate, fill_rate: 0.97}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = planning.Config{Defaults: builtIn, PolicyFile: complete}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := planning.LoadPolicyFile(complete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	policies, err := planning.NewPolicies(store.NewPolicies(rdb), builtIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies.WithFile(pf)
+	got, err := policies.Effective(context.Background(), planning.Scope{SKU: "A", Location: "online"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	days, _ := replenish.WeekdaysOf(time.Tuesday, time.Friday)
+	want := replenish.ServicePolicy{Policy: builtIn, Kind: replenish.KindPeriodic, ReviewWeekdays: days,
+		Target: replenish.TargetFillRate, FillRate: 0.97}
+	want.ReviewPeriodDays = 7
+	if got.ServicePolicy != want || got.Source != planning.SourceFileLocation {
+		t.Fatalf("effective %+v from %s, want %+v", got.ServicePolicy, got.Source, want)
 	}
 }
