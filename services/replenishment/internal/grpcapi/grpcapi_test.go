@@ -129,6 +129,18 @@ func TestPolicies(t *testing.T) {
 		{"negative moq", with(func(p *replenishmentv1.Policy) { p.Moq = -1 })},
 		{"negative pack", with(func(p *replenishmentv1.Policy) { p.PackSize = -1 })},
 		{"negative max", with(func(p *replenishmentv1.Policy) { p.MaxOrder = -1 })},
+		{"unknown kind", with(func(p *replenishmentv1.Policy) { p.Kind = 9 })},
+		{"unknown target", with(func(p *replenishmentv1.Policy) { p.Target = 9 })},
+		{"s_Q without Q or costs", with(func(p *replenishmentv1.Policy) { p.Kind = replenishmentv1.PolicyKind_POLICY_KIND_S_Q })},
+		{"R_S without calendar", with(func(p *replenishmentv1.Policy) {
+			p.Kind, p.ReviewPeriodDays = replenishmentv1.PolicyKind_POLICY_KIND_R_S, 7
+		})},
+		{"R_S weekday 7", with(func(p *replenishmentv1.Policy) {
+			p.Kind, p.ReviewPeriodDays, p.ReviewWeekdays = replenishmentv1.PolicyKind_POLICY_KIND_R_S, 7, []int32{2, 7}
+		})},
+		{"fill rate target without fill rate", with(func(p *replenishmentv1.Policy) { p.Target = replenishmentv1.PolicyTarget_POLICY_TARGET_FILL_RATE })},
+		{"newsvendor without costs", with(func(p *replenishmentv1.Policy) { p.Target = replenishmentv1.PolicyTarget_POLICY_TARGET_NEWSVENDOR })},
+		{"negative holding cost", with(func(p *replenishmentv1.Policy) { p.HoldingCost = -1 })},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,6 +181,26 @@ func TestPolicies(t *testing.T) {
 				t.Fatalf("GetPolicy = %v, want source %s policy %v", got, l.source, want)
 			}
 		})
+	}
+	// The kind, target, costs and calendar round-trip through Redis.
+	periodic := valid("P", "online")
+	periodic.Kind, periodic.ReviewPeriodDays, periodic.ReviewWeekdays = replenishmentv1.PolicyKind_POLICY_KIND_R_S, 7, []int32{2, 5}
+	periodic.Target, periodic.ShortageCost, periodic.HoldingCost, periodic.OrderCost = replenishmentv1.PolicyTarget_POLICY_TARGET_NEWSVENDOR, 9, 0.125, 20
+	sq := valid("Q", "online")
+	sq.Kind, sq.OrderQuantity, sq.Target, sq.FillRate = replenishmentv1.PolicyKind_POLICY_KIND_S_Q, 48, replenishmentv1.PolicyTarget_POLICY_TARGET_FILL_RATE, 0.97
+	anchored := valid("R", "online")
+	anchored.Kind, anchored.ReviewPeriodDays, anchored.ReviewAnchorDate = replenishmentv1.PolicyKind_POLICY_KIND_R_S, 3, "2011-02-26"
+	for _, p := range []*replenishmentv1.Policy{periodic, sq, anchored} {
+		if _, err := srv.SetPolicy(ctx, &replenishmentv1.SetPolicyRequest{Policy: p}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := srv.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: p.GetSku(), Location: p.GetLocation()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.GetPolicy(), p) {
+			t.Fatalf("GetPolicy = %v, want %v", got.GetPolicy(), p)
+		}
 	}
 	if _, err := srv.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: "A"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("GetPolicy of a sku without location: %v, want InvalidArgument", err)
