@@ -40,14 +40,22 @@ securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
 
-{{- /* Passwords as environment variables from the release's Secret. */ -}}
+{{- /* Passwords as environment variables from the release's Secret: each
+     binary gets only the ones it has flags for (name: the service; none
+     given, both). feature has no ClickHouse flags outside its rebuild mode,
+     forecast and the console no Redis. */ -}}
 {{- define "stockcast.passwordEnv" -}}
+{{- $name := .name | default "" -}}
+{{- if not (has $name (list "forecast" "console")) }}
 - name: STOCKCAST_REDIS_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ .secret }}, key: redis-password, optional: true}
+{{- end }}
+{{- if ne $name "feature" }}
 - name: STOCKCAST_CLICKHOUSE_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ .secret }}, key: clickhouse-password, optional: true}
+{{- end }}
 {{- end -}}
 
 {{- /* The Secret the pre-install/pre-upgrade hooks read: hooks run before
