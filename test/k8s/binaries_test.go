@@ -33,6 +33,7 @@ func TestEnvReachesTheBinaries(t *testing.T) {
 	for _, n := range names {
 		args = append(args, "./services/"+n+"/cmd/"+n)
 	}
+	args = append(args, "./cmd/stockcast")
 	build := exec.Command(goBin, args...)
 	build.Dir = "../.."
 	// The test runs with GOWORK=off for its own module; the services build
@@ -60,6 +61,7 @@ func TestEnvReachesTheBinaries(t *testing.T) {
 		c            corev1.Container
 	}
 	var pods []pod
+	var trainCronJob *corev1.Container
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "ConfigMap":
@@ -88,10 +90,38 @@ func TestEnvReachesTheBinaries(t *testing.T) {
 			if n, ok := strings.CutSuffix(strings.TrimPrefix(j.Name, release+"-"), "-migrate"); ok {
 				pods = append(pods, pod{"Job " + j.Name, n, j.Spec.Template.Spec.Containers[0].Args, j.Spec.Template.Spec.Containers[0]})
 			}
+		case "CronJob":
+			var cj batchv1.CronJob
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cj); err != nil {
+				t.Fatal(err)
+			}
+			c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+			trainCronJob = &c
 		}
 	}
-	if len(pods) != 8 {
-		t.Fatalf("%d pods (5 Deployments, 3 migration Jobs expected)", len(pods))
+	if len(pods) != 8 || trainCronJob == nil {
+		t.Fatalf("%d pods (5 Deployments, 3 migration Jobs expected), training CronJob %v", len(pods), trainCronJob != nil)
+	}
+	// `stockcast train` has no -config.print: its own variables must be
+	// flags its usage lists (it reads STOCKCAST_<FLAG> the same way).
+	if trainCronJob.Args[0] != "train" {
+		t.Fatalf("training CronJob args %v", trainCronJob.Args)
+	}
+	usage, _ := exec.Command(filepath.Join(bin, "stockcast"), "train", "-h").CombinedOutput()
+	trainFlags := map[string]bool{}
+	for _, l := range strings.Split(string(usage), "\n") {
+		if f, ok := strings.CutPrefix(l, "  -"); ok {
+			name, _, _ := strings.Cut(f, " ")
+			trainFlags["STOCKCAST_"+strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(name))] = true
+		}
+	}
+	if !trainFlags["STOCKCAST_CLICKHOUSE_ADDR"] {
+		t.Fatalf("no -clickhouse.addr in `stockcast train -h`:\n%s", usage)
+	}
+	for _, e := range trainCronJob.Env {
+		if !trainFlags[e.Name] {
+			t.Errorf("training CronJob sets %s, which is not a flag of `stockcast train`", e.Name)
+		}
 	}
 
 	cmKeyUsed := map[string]bool{}

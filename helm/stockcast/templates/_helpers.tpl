@@ -42,11 +42,11 @@ securityContext:
 
 {{- /* Passwords as environment variables from the release's Secret: each
      binary gets only the ones it has flags for (name: the service; none
-     given, both). feature has no ClickHouse flags outside its rebuild mode,
-     forecast and the console no Redis. */ -}}
+     given, both). feature has no ClickHouse flags outside its rebuild mode;
+     forecast, the console and `stockcast train` have no Redis flags. */ -}}
 {{- define "stockcast.passwordEnv" -}}
 {{- $name := .name | default "" -}}
-{{- if not (has $name (list "forecast" "console")) }}
+{{- if not (has $name (list "forecast" "console" "train")) }}
 - name: STOCKCAST_REDIS_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ .secret }}, key: redis-password, optional: true}
