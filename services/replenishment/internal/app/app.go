@@ -47,6 +47,9 @@ type Config struct {
 	State       store.StateConfig
 	PrintConfig bool
 	MigrateOnly bool
+	// Publish the stockout periods the service detects (and the platform
+	// did not report) to inventory.v1 as censoring flags for forecasting.
+	PublishStockouts bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -59,6 +62,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Admin.RegisterFlags(fs)
 	c.Planning.RegisterFlags(fs, "replenishment.")
 	c.State.RegisterFlags(fs, "replenishment.")
+	fs.BoolVar(&c.PublishStockouts, "replenishment.publish-stockouts", true,
+		"publish stockout periods the service detects (on hand reaching 0 and back) and the platform did not report to inventory.v1 as stockout_started/ended (censoring flags for forecasting)")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
 }
@@ -132,7 +137,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		err = errors.Join(err, shutdownTelemetry(sctx))
 	}()
 
-	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Forecasts, topics.DLQ(topics.Forecasts), topics.Proposals); err != nil {
+	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Forecasts, topics.DLQ(topics.Forecasts), topics.Proposals, topics.Inventory); err != nil {
 		return err
 	}
 	rdb, err := redisx.Open(ctx, cfg.Redis)
@@ -173,6 +178,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	handler.PublishStockouts(cfg.PublishStockouts)
 	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, handler, tel)
 	if err != nil {
 		return err

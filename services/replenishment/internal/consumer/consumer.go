@@ -52,6 +52,8 @@ type Handler struct {
 	producer  Producer
 	log       *slog.Logger
 	ins       instruments
+	// Publish detected stockout periods to inventory.v1.
+	publishStockouts bool
 }
 
 var _ kafkax.Handler = (*Handler)(nil)
@@ -60,6 +62,7 @@ type instruments struct {
 	proposals metric.Int64Counter
 	undecided metric.Int64Counter
 	replayed  metric.Int64Counter
+	stockouts metric.Int64Counter
 }
 
 // NewHandler returns the handler.
@@ -78,8 +81,16 @@ func NewHandler(planner Planner, proposals ProposalStore, producer Producer, met
 		metric.WithDescription("Events seen again (redelivery or replay): state unchanged.")); err != nil {
 		return nil, fmt.Errorf("create replayed counter: %w", err)
 	}
-	return &Handler{planner: planner, proposals: proposals, producer: producer, log: log, ins: ins}, nil
+	if ins.stockouts, err = meter.Int64Counter("stockcast.replenishment.stockout_events",
+		metric.WithDescription("Stockout started/ended events published to inventory.v1 (periods the platform did not report), redeliveries included.")); err != nil {
+		return nil, fmt.Errorf("create stockout events counter: %w", err)
+	}
+	return &Handler{planner: planner, proposals: proposals, producer: producer, log: log, ins: ins, publishStockouts: true}, nil
 }
+
+// PublishStockouts turns the publication of detected stockout periods to
+// inventory.v1 on (the default) or off (-replenishment.publish-stockouts).
+func (h *Handler) PublishStockouts(on bool) { h.publishStockouts = on }
 
 // Handle processes one partition's records in order. An error means a store
 // or the broker failed; the whole batch is retried, which is safe because
@@ -142,7 +153,11 @@ func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Reco
 		h.log.Debug("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
 			"quantity", p.GetQuantity(), "decision_seq", p.GetDecisionSeq())
 	}
-	for _, ev := range res.Stockouts {
+	stockouts := res.Stockouts
+	if !h.publishStockouts {
+		stockouts = nil
+	}
+	for _, ev := range stockouts {
 		rec, err := StockoutRecord(ev)
 		if err != nil {
 			return err
@@ -150,8 +165,9 @@ func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Reco
 		out = append(out, rec)
 	}
 	if err := h.producer.Produce(ctx, out...); err != nil {
-		return fmt.Errorf("publish %d proposals, %d stockout events and %d rejects: %w", len(res.Proposals), len(res.Stockouts), len(dlq), err)
+		return fmt.Errorf("publish %d proposals, %d stockout events and %d rejects: %w", len(res.Proposals), len(stockouts), len(dlq), err)
 	}
+	h.ins.stockouts.Add(ctx, int64(len(stockouts)))
 	h.ins.proposals.Add(ctx, int64(len(res.Proposals)))
 	h.ins.undecided.Add(ctx, int64(res.Undecided))
 	h.ins.replayed.Add(ctx, int64(res.Replayed))

@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"os"
@@ -9,11 +11,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
+	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
@@ -122,5 +127,82 @@ func TestHandleFailsWhileRedisIsDown(t *testing.T) {
 	err := h.Handle(ctx, []*kgo.Record{record(t, &forecastv1.ForecastEvent{EventId: "e1", SeriesKey: "a|b", Cause: order})})
 	if err == nil {
 		t.Fatal("Handle succeeded with Redis down; want an error so the batch is retried")
+	}
+}
+
+// TestHandlePublishesStockouts: a stockout the position shows is published
+// once to inventory.v1 with its deterministic id (also when the batch is
+// redelivered: the same record again, for ingest to de-duplicate), and not
+// at all with publication off.
+func TestHandlePublishesStockouts(t *testing.T) {
+	ctx := context.Background()
+	brokers := testenv.Kafka(t)
+	if err := kafkax.EnsureTopics(ctx, kafkax.Config{Brokers: brokers}, topics.Proposals, topics.Inventory); err != nil {
+		t.Fatal(err)
+	}
+	redisAddr := testenv.Redis(t)
+	h := newHandler(t, redisAddr, brokers)
+	stockEvent := func(series, id string, cause *demandv1.DemandEvent) *kgo.Record {
+		cause.EventId = id
+		cause.OccurredAt = timestamppb.New(time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC))
+		sku, loc, _ := topics.SplitSeriesKey(series)
+		return record(t, &forecastv1.ForecastEvent{EventId: id, SeriesKey: series, Sku: sku, Location: loc,
+			AsOf: cause.OccurredAt, StartDay: "2011-03-01", Cause: cause})
+	}
+	snap := func(q float64) *demandv1.DemandEvent {
+		return &demandv1.DemandEvent{Change: &demandv1.DemandEvent_Inventory{Inventory: &inventoryv1.InventoryEvent{
+			Kind: &inventoryv1.InventoryEvent_Snapshot{Snapshot: &inventoryv1.Snapshot{OnHand: q}}}}}
+	}
+	order := func(q float64) *demandv1.DemandEvent {
+		return &demandv1.DemandEvent{Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: q, Kind: demandv1.DemandKind_DEMAND_KIND_ORDER}}}
+	}
+	// Off: series A|x runs out, nothing is published.
+	off := newHandler(t, redisAddr, brokers)
+	off.PublishStockouts(false)
+	if err := off.Handle(ctx, []*kgo.Record{stockEvent("A|x", "a1", snap(5)), stockEvent("A|x", "a2", order(5))}); err != nil {
+		t.Fatal(err)
+	}
+	// On: B|x runs out with b2; the batch is handled twice.
+	batch := []*kgo.Record{stockEvent("B|x", "b1", snap(5)), stockEvent("B|x", "b2", order(7))}
+	for range 2 {
+		if err := h.Handle(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := sha256.Sum256([]byte("B|x|b2|started"))
+	wantID := planning.StockoutEventPrefix + hex.EncodeToString(sum[:16])
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.Inventory),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []*kgo.Record
+	testenv.Eventually(t, 30*time.Second, "2 stockout records", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		got = append(got, cl.PollFetches(pctx).Records()...)
+		return len(got) >= 2
+	})
+	for _, r := range got {
+		var ev inventoryv1.InventoryEvent
+		if err := proto.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != "B|x" || ev.GetEventId() != wantID || kafkax.HeaderValue(r, topics.HeaderEventID) != wantID ||
+			ev.GetStockoutStarted() == nil || ev.GetSku() != "B" || ev.GetLocation() != "x" ||
+			!ev.GetOccurredAt().AsTime().Equal(time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC)) {
+			t.Fatalf("record key %q event %v, want a stockout_started of B|x with id %s", r.Key, &ev, wantID)
+		}
+	}
+	// Nothing for A|x: read to the end of the topic.
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != 2 {
+		t.Fatalf("inventory.v1 has %d records, want 2 (B's start, published twice)", total)
 	}
 }
