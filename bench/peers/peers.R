@@ -78,10 +78,14 @@ for (m in models) {
         mean <- tsb_fc(y, h)
       } else if (m == "prophet") {
         suppressPackageStartupMessages(library(prophet))
-        df <- data.frame(ds = as.Date(dates[[id]][first:n]), y = y)
-        fit <- suppressMessages(prophet(df, yearly.seasonality = TRUE, weekly.seasonality = TRUE, daily.seasonality = FALSE, uncertainty.samples = 0))
-        fut <- make_future_dataframe(fit, periods = h, include_history = FALSE)
-        mean <- pmax(predict(fit, fut)$yhat, 0)
+        if (length(y) < 2) {
+          mean <- rep(mean(y), h) # Prophet needs two days: a series first sold on the last day
+        } else {
+          df <- data.frame(ds = as.Date(dates[[id]][first:n]), y = y)
+          fit <- suppressMessages(prophet(df, yearly.seasonality = TRUE, weekly.seasonality = TRUE, daily.seasonality = FALSE, uncertainty.samples = 0))
+          fut <- make_future_dataframe(fit, periods = h, include_history = FALSE)
+          mean <- pmax(predict(fit, fut)$yhat, 0)
+        }
       } else stop(paste("unknown model", m))
       qdf <- as.data.frame(matrix(as.numeric(q), nrow = h))
       names(qdf) <- qnames
