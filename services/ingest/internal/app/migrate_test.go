@@ -3,14 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/testenv"
 )
 
@@ -37,33 +34,13 @@ func TestMigrateOnly(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := chx.Open(ctx, ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s'", ch.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, name)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(got)
+	got := testenv.Tables(t, ch)
 	if want := []string{"catalog_events", "inventory_events", "order_lines"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	bad := []string{"-migrate-only", "-kafka.brokers", closed, "-clickhouse.addr", closed, "-clickhouse.dial-timeout", "300ms"}
 	if err := Run(ctx, bad, func(string) string { return "" }, &bytes.Buffer{}); err == nil {
 		t.Fatal("migrate-only against a closed ClickHouse port returned nil")
