@@ -2,7 +2,7 @@
 # SERVICE is ingest, feature, forecast, replenishment, console, or stockcast
 # (the command, used by the chart's topics Job and training CronJob). `make images` builds them all;
 # `make build` (run by `make test`) compiles with the same flags.
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.3
 
 FROM golang:${GO_VERSION}-bookworm AS build
 ARG SERVICE
