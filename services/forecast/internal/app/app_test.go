@@ -201,8 +201,8 @@ func TestForecastService(t *testing.T) {
 		if got := headerValue(r, topics.HeaderEventID); got != ev.GetEventId() || ev.GetCause().GetEventId() != ev.GetEventId() {
 			t.Errorf("forecast %s: header event id %q, cause %q", ev.GetEventId(), got, ev.GetCause().GetEventId())
 		}
-		if ev.GetForecastId() != scoring.ForecastID(ev.GetEventId()) {
-			t.Errorf("forecast %s: id %s, want %s", ev.GetEventId(), ev.GetForecastId(), scoring.ForecastID(ev.GetEventId()))
+		if want := scoring.ForecastID(ev.GetSeriesKey(), ev.GetEventId(), ev.GetModelVersion()); ev.GetForecastId() != want {
+			t.Errorf("forecast %s: id %s, want %s", ev.GetEventId(), ev.GetForecastId(), want)
 		}
 		byEvent[ev.GetEventId()] = append(byEvent[ev.GetEventId()], &ev)
 	}

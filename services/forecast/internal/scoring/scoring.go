@@ -202,9 +202,14 @@ func validate(snap *featurev1.FeatureSnapshot) (snapshotView, error) {
 	return v, nil
 }
 
-// ForecastID is the deterministic id of the forecast caused by eventID.
-func ForecastID(eventID string) string {
-	sum := sha256.Sum256([]byte(eventID + "|" + forecasting.ModelVersion))
+// ForecastID is the deterministic id of the forecast of a series caused by
+// eventID and made by the models modelVersion names (the event's
+// model_version: the ensemble's version, and the global model's after a
+// "+"): a redelivery scored by the same models repeats the id, one scored
+// after a model swap gets another id (and its own forecast_log row), so
+// two records with one id always hold the same forecast.
+func ForecastID(seriesKey, eventID, modelVersion string) string {
+	sum := sha256.Sum256([]byte(seriesKey + "|" + eventID + "|" + modelVersion))
 	return hex.EncodeToString(sum[:16])
 }
 
@@ -337,7 +342,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		model, version = forecasting.ModelName+"+gbt", forecasting.ModelVersion+"+"+global.version
 	}
 	ev := &forecastv1.ForecastEvent{
-		ForecastId:     ForecastID(snap.GetEventId()),
+		ForecastId:     ForecastID(snap.GetSeriesKey(), snap.GetEventId(), version),
 		EventId:        snap.GetEventId(),
 		SeriesKey:      snap.GetSeriesKey(),
 		Sku:            sku,
@@ -374,7 +379,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 func (b *Batch) itemResult(v snapshotView) *Result {
 	snap := v.snap
 	return &Result{Event: &forecastv1.ForecastEvent{
-		ForecastId:   ForecastID(snap.GetEventId()),
+		ForecastId:   ForecastID(snap.GetSeriesKey(), snap.GetEventId(), forecasting.ModelVersion),
 		EventId:      snap.GetEventId(),
 		SeriesKey:    snap.GetSeriesKey(),
 		Sku:          snap.GetSku(),

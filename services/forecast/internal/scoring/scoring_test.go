@@ -139,7 +139,7 @@ func TestReasonsAndIDs(t *testing.T) {
 	if c := score(t, sc, price).Event.GetReason().GetCode(); c != forecastv1.ReasonCode_REASON_CODE_PRICE_CHANGED {
 		t.Errorf("price reason %v, want PRICE_CHANGED", c)
 	}
-	sum := sha256.Sum256([]byte("e1|" + forecasting.ModelVersion))
+	sum := sha256.Sum256([]byte("A|online|e1|" + forecasting.ModelVersion))
 	if got, want := closed.Event.GetForecastId(), hex.EncodeToString(sum[:16]); got != want {
 		t.Errorf("forecast id %q, want %q", got, want)
 	}
