@@ -29,6 +29,11 @@ type backtestFlags struct {
 	gbtRounds    int
 	gbtCache     string
 	gbtTweedie   float64
+	gbtBag       string
+	bag          []globalmodel.BagMember
+	gbtScale     bool
+	perBucket    bool
+	series       int
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -45,6 +50,10 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gbtCache, "gbt-cache", "", "direct global model: keep trainings in this directory and reuse them (same data, origin and settings)")
 	fs.Float64Var(&f.gbtTweedie, "gbt-tweedie", 0, "global models: Tweedie variance power (0: the default)")
 	fs.IntVar(&f.gbtRounds, "gbt-rounds", 0, "global models: maximum number of trees (0: the default)")
+	fs.StringVar(&f.gbtBag, "gbt-bag", "", "direct global model: a bag of trainings averaged, as days:seed,... (days 0: all; empty: one, --gbt-train-days and seed 1)")
+	fs.BoolVar(&f.gbtScale, "gbt-scale", false, "direct global model: multiply its forecasts by the level correction (0.80..1.20) with the best validation-window WRMSSE")
+	fs.BoolVar(&f.perBucket, "combine-per-bucket", false, "stockcast_combined_direct: learn the global model's weight per horizon bucket on the validation window")
+	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
 
@@ -92,10 +101,13 @@ func allModels(f *backtestFlags) []backtest.Model {
 	global := &globalmodel.GBT{Params: params, Refit: true}
 	models = append(models, global, &globalmodel.Combined{Global: global})
 	direct := &globalmodel.DirectGBT{DirectParams: globalmodel.DirectParams{Params: params, Refit: true}}
+	combined := &globalmodel.CombinedDirect{Global: direct}
 	if f != nil {
-		direct.TrainDays, direct.CacheDir = f.gbtTrainDays, f.gbtCache
+		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
+		direct.Bag = f.bag
+		combined.PerBucket = f.perBucket
 	}
-	models = append(models, direct, &globalmodel.CombinedDirect{Global: direct})
+	models = append(models, direct, combined)
 	return append(models, backtest.Baseline{Kind: "naive"}, backtest.Baseline{Kind: "seasonal_naive"},
 		backtest.Baseline{Kind: "moving_average", Window: 28})
 }
@@ -130,6 +142,11 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
+	bag, err := globalmodel.ParseBag(f.gbtBag)
+	if err != nil {
+		return err
+	}
+	f.bag = bag
 	models, err := selectModels(f.models, &f)
 	if err != nil {
 		return err
@@ -137,6 +154,9 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	ds, err := f.load()
 	if err != nil {
 		return fmt.Errorf("load %s: %w", f.data, err)
+	}
+	if f.series > 0 && f.series < len(ds.Series) {
+		ds.Series = ds.Series[:f.series]
 	}
 	if f.export != "" {
 		if err := backtest.WriteSplits(f.export, ds, f.cfg); err != nil {
@@ -171,6 +191,9 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	for _, m := range models {
 		if c, ok := m.(*globalmodel.CombinedDirect); ok {
 			fmt.Fprintf(e.stderr, "%s: global model weight by origin (learned on the validation window): %v\n", c.Name(), c.Weights)
+		}
+		if g, ok := m.(*globalmodel.DirectGBT); ok && g.Scale {
+			fmt.Fprintf(e.stderr, "%s: level correction by origin (learned on the validation window): %v\n", g.Name(), g.Scales)
 		}
 	}
 	fmt.Fprintf(e.stdout, "backtest %s: %d series, %d days, %d origin(s) x horizon %d\n", ds.Name, len(ds.Series), ds.Days, f.cfg.Origins, f.cfg.Horizon)

@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
@@ -162,53 +164,189 @@ func (p *Panel) direct() *directPanel {
 	return p.directExt
 }
 
+// BagMember is one member of the direct model's bag: a training window
+// (TrainDays, as DirectParams.TrainDays) and a booster seed.
+type BagMember struct {
+	TrainDays int
+	Seed      uint64
+}
+
+// ParseBag reads a bag as "days:seed,days:seed,..." (days 0: all).
+func ParseBag(spec string) ([]BagMember, error) {
+	var out []BagMember
+	for _, f := range strings.Split(spec, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var m BagMember
+		if _, err := fmt.Sscanf(f, "%d:%d", &m.TrainDays, &m.Seed); err != nil || m.TrainDays < 0 {
+			return nil, fmt.Errorf("bag member %q: want days:seed", f)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // DirectGBT is the direct global model as a backtest.Model; it trains
 // once per data set and origin (CombinedDirect reuses that training).
+//
+// With a Bag it trains one direct model per member (its own training
+// window and seed, the other settings from DirectParams) and forecasts
+// their mean; with Scale it multiplies the forecasts by the level
+// correction of 0.80, 0.81, ..., 1.20 with the lowest WRMSSE on the
+// validation window. Both are decided before the origin: the test days
+// are never read.
 type DirectGBT struct {
 	DirectParams
+	Bag   []BagMember
+	Scale bool
 	// CacheDir, if set, keeps each training in a file named by what it
 	// was trained on and how, and reuses it (a deterministic training
 	// gives the same model: the cache only saves time). The wall time
 	// reported is then the original training's.
 	CacheDir string
-	panel    *Panel
-	trained  map[int]*DirectTrained
-	elapsed  time.Duration
+	// Scales records the level correction chosen per origin.
+	Scales  map[int]float64
+	panel   *Panel
+	trained map[int]*directBag
+	elapsed time.Duration
+}
+
+// directBag is the bag's training at one origin: its members, their
+// mean forecast of the validation window (scaled) and the scale.
+type directBag struct {
+	members     []*DirectTrained
+	ValidOrigin int
+	Valid       [][]float64
+	Elapsed     time.Duration
+	scale       float64
+}
+
+// Forecast is the members' mean forecast, scaled.
+func (b *directBag) Forecast(p *Panel, i, origin, horizon int) []float64 {
+	out := make([]float64, horizon)
+	for _, m := range b.members {
+		for h, v := range m.Forecast(p, i, origin, horizon) {
+			out[h] += v
+		}
+	}
+	for h := range out {
+		out[h] *= b.scale / float64(len(b.members))
+	}
+	return out
 }
 
 // Name implements backtest.Model.
 func (g *DirectGBT) Name() string { return "stockcast_gbt_direct" }
 
+// members lists the bag (one member from DirectParams when empty).
+func (g *DirectGBT) members() []BagMember {
+	if len(g.Bag) > 0 {
+		return g.Bag
+	}
+	return []BagMember{{TrainDays: g.TrainDays, Seed: g.Params.Seed}}
+}
+
 // train returns the training at origin (training it, or reading it from
 // the cache, on first use) and the time spent here.
-func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (tr *DirectTrained, spent time.Duration, err error) {
+func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *directBag, spent time.Duration, err error) {
 	start := time.Now()
 	defer func() { spent = time.Since(start) }()
 	if g.panel == nil || g.panel.ds != ds {
-		g.panel, g.trained = NewPanel(ds), map[int]*DirectTrained{}
+		g.panel, g.trained = NewPanel(ds), map[int]*directBag{}
 	}
-	if tr := g.trained[origin]; tr != nil {
-		return tr, 0, nil
+	if b := g.trained[origin]; b != nil {
+		return b, 0, nil
 	}
-	var path string
-	if g.CacheDir != "" {
-		path = g.cachePath(ds, origin, horizon)
-		if tr, err := loadDirect(path); err == nil {
-			g.trained[origin] = tr
-			return tr, 0, nil
+	bag = &directBag{scale: 1}
+	for _, m := range g.members() {
+		dp := g.DirectParams
+		dp.TrainDays, dp.Params.Seed = m.TrainDays, m.Seed
+		tr, err := trainCached(g.panel, ds, origin, horizon, dp, g.CacheDir)
+		if err != nil {
+			return nil, 0, err
+		}
+		bag.members = append(bag.members, tr)
+		bag.Elapsed += tr.Elapsed
+	}
+	bag.ValidOrigin = bag.members[0].ValidOrigin
+	bag.Valid = make([][]float64, len(ds.Series))
+	for i := range bag.Valid {
+		bag.Valid[i] = make([]float64, horizon)
+		for _, m := range bag.members {
+			for h, v := range m.Valid[i] {
+				bag.Valid[i][h] += v / float64(len(bag.members))
+			}
 		}
 	}
-	tr, err = TrainDirect(g.panel, origin, horizon, g.DirectParams)
+	if g.Scale {
+		best, bestLoss := 1.0, validWRMSSE(ds, bag.ValidOrigin, horizon, bag.Valid)
+		for k := 80; k <= 120; k++ {
+			s := float64(k) / 100
+			scaled := make([][]float64, len(bag.Valid))
+			for i, v := range bag.Valid {
+				scaled[i] = make([]float64, len(v))
+				for h := range v {
+					scaled[i][h] = s * v[h]
+				}
+			}
+			if l := validWRMSSE(ds, bag.ValidOrigin, horizon, scaled); l < bestLoss-1e-12 {
+				best, bestLoss = s, l
+			}
+		}
+		bag.scale = best
+		for _, v := range bag.Valid {
+			for h := range v {
+				v[h] *= best
+			}
+		}
+	}
+	if g.Scales == nil {
+		g.Scales = map[int]float64{}
+	}
+	g.Scales[origin] = bag.scale
+	g.trained[origin] = bag
+	return bag, 0, nil
+}
+
+// trainCached trains a direct model, or reads it from the cache under
+// dir (if set) where an earlier training with the same settings left it.
+func trainCached(p *Panel, ds *backtest.Dataset, origin, horizon int, dp DirectParams, dir string) (*DirectTrained, error) {
+	var path string
+	if dir != "" {
+		path = cachePath(dir, dp, ds, origin, horizon)
+		if tr, err := loadDirect(path); err == nil {
+			return tr, nil
+		}
+	}
+	tr, err := TrainDirect(p, origin, horizon, dp)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if path != "" {
 		if err := saveDirect(path, tr); err != nil {
-			return nil, 0, fmt.Errorf("cache the global model: %w", err)
+			return nil, fmt.Errorf("cache the global model: %w", err)
 		}
 	}
-	g.trained[origin] = tr
-	return tr, 0, nil
+	return tr, nil
+}
+
+// validWRMSSE is the WRMSSE of the forecasts means[i][h] of the days
+// validOrigin+h (the validation window), weighted as at validOrigin.
+func validWRMSSE(ds *backtest.Dataset, v, horizon int, means [][]float64) float64 {
+	var num, den float64
+	for i, s := range ds.Series {
+		sc := backtest.ScoreSeries(s.Values[:v], s.Prices[:v], s.Values[v:v+horizon], backtest.Prediction{Means: means[i]})
+		if sc.Valid {
+			num += sc.Weight * sc.RMSSE
+			den += sc.Weight
+		}
+	}
+	if den == 0 {
+		return math.Inf(1)
+	}
+	return num / den
 }
 
 // Elapsed reports the row's time: the trainings' (also when they came
@@ -236,14 +374,18 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 // model (the statistical ensemble): the weight of the global model is
 // the one of 0, 0.05, ..., 1 with the lowest WRMSSE on the validation
 // window (both models forecasting it out of sample), and the quantiles
-// are calibrated on the same window. Its wall time includes the global
-// model's training when this row trained it.
+// are calibrated on the same window. With PerBucket the weight is learned
+// per horizon bucket (coordinate descent from the single weight, on the
+// same window). Its wall time includes the global model's training when
+// this row trained it.
 type CombinedDirect struct {
 	Global *DirectGBT
 	// Series is the per-series model (backtest.Ensemble{} if nil).
-	Series backtest.Model
-	// Weights records the chosen global weight per origin.
-	Weights map[int]float64
+	Series    backtest.Model
+	PerBucket bool
+	// Weights records the chosen global weights per origin (one per
+	// bucket with PerBucket).
+	Weights map[int][]float64
 	extra   time.Duration
 }
 
@@ -275,36 +417,64 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 	if err != nil {
 		return nil, err
 	}
-	best, bestLoss := 0.0, math.Inf(1)
-	for k := 0; k <= 20; k++ {
-		w := float64(k) / 20
-		var num, den float64
-		for i, s := range ds.Series {
-			m := make([]float64, horizon)
-			for h := range m {
-				m[h] = w*tr.Valid[i][h] + (1-w)*sv[i].Means[h]
-			}
-			sc := backtest.ScoreSeries(s.Values[:v], s.Prices[:v], s.Values[v:v+horizon], backtest.Prediction{Means: m})
-			if sc.Valid {
-				num += sc.Weight * sc.RMSSE
-				den += sc.Weight
+	lags := c.Global.Lags
+	if lags == nil {
+		lags = DefaultBucketLags()
+	}
+	nb := 1
+	if c.PerBucket {
+		nb = len(lags)
+	}
+	wOf := func(w []float64, h int) float64 {
+		if len(w) == 1 {
+			return w[0]
+		}
+		return w[bucket(lags, h)]
+	}
+	loss := func(w []float64) float64 {
+		m := make([][]float64, len(ds.Series))
+		for i := range ds.Series {
+			m[i] = make([]float64, horizon)
+			for h := range horizon {
+				m[i][h] = wOf(w, h)*tr.Valid[i][h] + (1-wOf(w, h))*sv[i].Means[h]
 			}
 		}
-		if den > 0 && num/den < bestLoss-1e-12 {
-			best, bestLoss = w, num/den
+		return validWRMSSE(ds, v, horizon, m)
+	}
+	// one weight for all days, then (PerBucket) each bucket's in turn
+	w := []float64{0}
+	bestLoss := math.Inf(1)
+	for k := 0; k <= 20; k++ {
+		if l := loss([]float64{float64(k) / 20}); l < bestLoss-1e-12 {
+			w[0], bestLoss = float64(k)/20, l
+		}
+	}
+	if nb > 1 {
+		w = slices.Repeat(w, nb)
+		for range 2 {
+			for b := range nb {
+				for k := 0; k <= 20; k++ {
+					try := slices.Clone(w)
+					try[b] = float64(k) / 20
+					if l := loss(try); l < bestLoss-1e-12 {
+						w, bestLoss = try, l
+					}
+				}
+			}
 		}
 	}
 	if c.Weights == nil {
-		c.Weights = map[int]float64{}
+		c.Weights = map[int][]float64{}
 	}
-	c.Weights[origin] = best
+	c.Weights[origin] = w
 	valid, means := make([][]float64, len(ds.Series)), make([][]float64, len(ds.Series))
 	for i := range ds.Series {
 		g := tr.Forecast(c.Global.panel, i, origin, horizon)
 		valid[i], means[i] = make([]float64, horizon), make([]float64, horizon)
 		for h := range horizon {
-			valid[i][h] = best*tr.Valid[i][h] + (1-best)*sv[i].Means[h]
-			means[i][h] = best*g[h] + (1-best)*st[i].Means[h]
+			a := wOf(w, h)
+			valid[i][h] = a*tr.Valid[i][h] + (1-a)*sv[i].Means[h]
+			means[i][h] = a*g[h] + (1-a)*st[i].Means[h]
 		}
 	}
 	out := fitCalibration(ds, v, horizon, valid).predictions(ds, origin, means)
@@ -314,7 +484,7 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 
 // cachePath names the file a training with these settings at origin is
 // kept in under dir: what it was trained on and how, hashed.
-func (g *DirectGBT) cachePath(ds *backtest.Dataset, origin, horizon int) string {
+func cachePath(dir string, g DirectParams, ds *backtest.Dataset, origin, horizon int) string {
 	lags := g.Lags
 	if lags == nil {
 		lags = DefaultBucketLags()
@@ -335,7 +505,7 @@ func (g *DirectGBT) cachePath(ds *backtest.Dataset, origin, horizon int) string 
 		V            int
 	}{g.Params, lags, g.TrainDays, 0, g.Refit, names, ds.Name, ds.Days, len(ds.Series), origin, horizon, directCacheVersion})
 	sum := sha256.Sum256(body)
-	return filepath.Join(g.CacheDir, fmt.Sprintf("direct-%s-%d-%s.gob", ds.Name, origin, hex.EncodeToString(sum[:6])))
+	return filepath.Join(dir, fmt.Sprintf("direct-%s-%d-%s.gob", ds.Name, origin, hex.EncodeToString(sum[:6])))
 }
 
 // directCacheVersion changes when the features' code changes meaning

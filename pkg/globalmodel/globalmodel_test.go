@@ -201,7 +201,7 @@ func TestDirectModelBacktest(t *testing.T) {
 		}
 	}
 	origin := ds.Days - 28
-	first := direct.trained[origin]
+	first := direct.trained[origin].members[0]
 	again, err := TrainDirect(NewPanel(ds), origin, 28, direct.DirectParams)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestDirectModelBacktest(t *testing.T) {
 	if _, _, err := cached.train(ds, origin, 28); err != nil {
 		t.Fatal(err)
 	}
-	if tr := cached.trained[origin]; !reflect.DeepEqual(tr.Valid, first.Valid) || !reflect.DeepEqual(tr.Models[0].Trees, first.Models[0].Trees) {
+	if tr := cached.trained[origin].members[0]; !reflect.DeepEqual(tr.Valid, first.Valid) || !reflect.DeepEqual(tr.Models[0].Trees, first.Models[0].Trees) {
 		t.Error("the cached training differs")
 	}
 }
