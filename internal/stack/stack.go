@@ -549,3 +549,44 @@ func (s *Stack) Stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// StopRedis stops redis-server (fault tests): it keeps nothing on disk, so
+// its data is lost. The services keep running and retry.
+func (s *Stack) StopRedis() error {
+	if err := s.redis.Stop(); err != nil {
+		return fmt.Errorf("stop redis: %w", err)
+	}
+	s.log.Info("redis stopped", "addr", s.redis.Addr())
+	return nil
+}
+
+// StartRedis starts a stopped redis-server again, empty, on the same address.
+func (s *Stack) StartRedis(ctx context.Context) error {
+	if err := s.redis.Start(ctx); err != nil {
+		return err
+	}
+	s.log.Info("redis started again", "addr", s.redis.Addr())
+	return nil
+}
+
+// StopClickHouse stops clickhouse-server (fault tests); its data stays on disk.
+func (s *Stack) StopClickHouse() error {
+	if err := s.ch.Stop(); err != nil {
+		return fmt.Errorf("stop clickhouse: %w", err)
+	}
+	s.log.Info("clickhouse stopped", "addr", s.ch.Addr())
+	return nil
+}
+
+// StartClickHouse starts a stopped clickhouse-server again on the same ports
+// with its data.
+func (s *Stack) StartClickHouse(ctx context.Context) error {
+	if err := s.ch.Start(ctx); err != nil {
+		return err
+	}
+	s.log.Info("clickhouse started again", "addr", s.ch.Addr())
+	return nil
+}
+
+// Binary returns the path of a service binary.
+func (s *Stack) Binary(name string) string { return s.service(name).bin }

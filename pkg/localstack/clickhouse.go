@@ -24,6 +24,9 @@ type ClickHouse struct {
 	addr     string
 	httpAddr string
 	started  time.Duration
+	// What Start needs to run the same server again.
+	bin, cfgPath, dir string
+	log               *slog.Logger
 }
 
 // StartClickHouse writes a config for clickhouse-server (18.16 and current
@@ -64,7 +67,8 @@ func StartClickHouse(ctx context.Context, dir string, log *slog.Logger) (*ClickH
 		if err == nil {
 			took := time.Since(start)
 			log.Info("clickhouse started", "addr", addr, "dir", dir, "pid", proc.cmd.Process.Pid, "took", took)
-			return &ClickHouse{proc: proc, addr: addr, httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])), started: took}, nil
+			return &ClickHouse{proc: proc, addr: addr, httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])), started: took,
+				bin: bin, cfgPath: cfgPath, dir: dir, log: log}, nil
 		}
 		if errLog := tailFile(filepath.Join(dir, "log", "clickhouse-server.err.log"), 20); errLog != "" {
 			err = fmt.Errorf("%w\nerror log:\n%s", err, errLog)
@@ -91,6 +95,24 @@ func (c *ClickHouse) StartDuration() time.Duration { return c.started }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after a deadline).
 func (c *ClickHouse) Stop() error { return c.proc.stop() }
+
+// Start starts a stopped server again with the same configuration, ports
+// and data (fault tests). It does nothing if the server runs.
+func (c *ClickHouse) Start(ctx context.Context) error {
+	if !c.proc.hasExited() {
+		return nil
+	}
+	proc, err := startProcess("clickhouse", c.bin, []string{"--config-file=" + c.cfgPath}, c.dir, filepath.Join(c.dir, "log", "stdout.log"), c.log)
+	if err != nil {
+		return err
+	}
+	c.proc = proc
+	addr := c.addr
+	if err := waitReady(ctx, proc, clickHouseStartTimeout, func(ctx context.Context) error { return pingClickHouse(ctx, addr) }); err != nil {
+		return fmt.Errorf("restart clickhouse on %s: %w", addr, err)
+	}
+	return nil
+}
 
 func pingClickHouse(ctx context.Context, addr string) error {
 	conn, err := clickhouse.Open(&clickhouse.Options{

@@ -1,9 +1,11 @@
 package localstack
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +43,66 @@ func TestStartRedis(t *testing.T) {
 	}
 	if err := r.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
+	}
+	if r.PID() != 0 {
+		t.Fatalf("PID() = %d after Stop, want 0", r.PID())
+	}
+
+	// Start runs it again on the same address, without the data it had.
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	if err := pingRedis(ctx, r.Addr()); err != nil {
+		t.Fatalf("ping restarted redis: %v", err)
+	}
+	if r.PID() == 0 || r.PID() == pid {
+		t.Fatalf("PID() = %d after Start (was %d)", r.PID(), pid)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatalf("Start of a running server: %v", err)
+	}
+}
+
+// TestRedisStartLosesData: a restart without persistence is a Redis that
+// lost its data (the fault suite's Redis loss).
+func TestRedisStartLosesData(t *testing.T) {
+	ctx := context.Background()
+	r, err := StartRedis(ctx, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	cmd := func(line string) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(line + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(reply)
+	}
+	if got := cmd("SET k v"); got != "+OK" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := cmd("DBSIZE"); got != ":1" {
+		t.Fatalf("DBSIZE before the restart: %q", got)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := cmd("DBSIZE"); got != ":0" {
+		t.Fatalf("DBSIZE after the restart: %q, want :0", got)
 	}
 }
 
@@ -101,6 +163,30 @@ func TestStartClickHouseKeepsData(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("after restart: %d rows, want 3", n)
+	}
+	conn.Close()
+
+	// Stop and Start: the same ports, the same data.
+	addr := ch2.Addr()
+	if err := ch2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ch2.Addr() != addr {
+		t.Fatalf("address after Start %s, was %s", ch2.Addr(), addr)
+	}
+	conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.QueryRow(ctx, "SELECT count() FROM default.kept").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("after Stop and Start: %d rows, want 3", n)
 	}
 }
 

@@ -27,6 +27,11 @@ const (
 type Redis struct {
 	proc *process
 	addr string
+	// What Start needs to run the same server again.
+	bin  string
+	args []string
+	dir  string
+	log  *slog.Logger
 }
 
 // StartRedis starts redis-server on a free loopback port with its working
@@ -59,7 +64,7 @@ func StartRedis(ctx context.Context, dir string, log *slog.Logger) (*Redis, erro
 		err = waitReady(ctx, proc, redisStartTimeout, func(ctx context.Context) error { return pingRedis(ctx, addr) })
 		if err == nil {
 			log.Debug("redis started", "addr", addr, "dir", dir, "pid", proc.cmd.Process.Pid)
-			return &Redis{proc: proc, addr: addr}, nil
+			return &Redis{proc: proc, addr: addr, bin: bin, args: args, dir: dir, log: log}, nil
 		}
 		lastErr = err
 		if stopErr := proc.stop(); stopErr != nil {
@@ -76,7 +81,35 @@ func StartRedis(ctx context.Context, dir string, log *slog.Logger) (*Redis, erro
 func (r *Redis) Addr() string { return r.addr }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after a deadline).
+// Without persistence its data is gone.
 func (r *Redis) Stop() error { return r.proc.stop() }
+
+// Start starts a stopped server again on the same address, empty (fault
+// tests: a Redis restart without persistence). It does nothing if the
+// server runs.
+func (r *Redis) Start(ctx context.Context) error {
+	if !r.proc.hasExited() {
+		return nil
+	}
+	proc, err := startProcess("redis", r.bin, r.args, r.dir, filepath.Join(r.dir, "redis.log"), r.log)
+	if err != nil {
+		return err
+	}
+	r.proc = proc
+	addr := r.addr
+	if err := waitReady(ctx, proc, redisStartTimeout, func(ctx context.Context) error { return pingRedis(ctx, addr) }); err != nil {
+		return fmt.Errorf("restart redis on %s: %w", addr, err)
+	}
+	return nil
+}
+
+// PID returns the server's process id, 0 when it is not running.
+func (r *Redis) PID() int {
+	if r.proc.hasExited() {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
 
 // pingRedis sends an inline PING and expects +PONG.
 func pingRedis(ctx context.Context, addr string) error {
