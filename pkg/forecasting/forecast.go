@@ -119,7 +119,11 @@ func (s *State) Forecast(req Request) Forecast {
 	// expected[h] is the demand still to come on StartDay+h.
 	w := s.weights()
 	days := max(horizon, maxLead+1)
-	expected := make([]float64, days)
+	// one allocation for the working paths and one for all the quantiles
+	// (a forecast is made on every event: allocations are a good part of
+	// its cost); each quantile slice is capped at its own length
+	work := make([]float64, 2*days)
+	expected, cum := work[:days:days], work[days:]
 	s.meanPath(req.StartDay, &w, expected)
 	expected[0] *= 1 - share
 
@@ -133,8 +137,10 @@ func (s *State) Forecast(req Request) Forecast {
 		Class:          s.Class.Class(),
 	}
 	zeros := s.zeroShare()
+	nq := len(levels)
+	quantiles := make([]float64, (horizon+len(leadTimes))*nq)
 	for h := range horizon {
-		q := make([]float64, len(levels))
+		q := quantiles[h*nq : (h+1)*nq : (h+1)*nq]
 		d := capForZeros(expected[h], disp, zeros)
 		countDist{Mean: expected[h], Dispersion: d}.Quantiles(levels, q)
 		f.Means[h] = expected[h]
@@ -146,7 +152,6 @@ func (s *State) Forecast(req Request) Forecast {
 		}
 		f.Quantiles[h] = q
 	}
-	cum := make([]float64, days)
 	for h, m := range expected {
 		cum[h] = m
 		if h > 0 {
@@ -156,7 +161,8 @@ func (s *State) Forecast(req Request) Forecast {
 	week, month := s.Week.levelVariance(7, disp), s.Month.levelVariance(windowDays, disp)
 	for i, l := range leadTimes {
 		l = max(l, 0)
-		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: make([]float64, len(levels))}
+		k := horizon + i
+		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: quantiles[k*nq : (k+1)*nq : (k+1)*nq]}
 		ld := leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month))
 		ld.Dispersion = capForZeros(ld.Mean, ld.Dispersion, math.Pow(zeros, float64(l+1)))
 		ld.Quantiles(levels, lt.Quantiles)

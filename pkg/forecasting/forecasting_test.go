@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 const day0 = Day(19000) // 2022-01-08, any day works
@@ -59,6 +60,18 @@ func TestDay(t *testing.T) {
 	}
 	if _, err := ParseDay("2024-13-01"); err == nil {
 		t.Error("ParseDay accepted month 13")
+	}
+	// String's own calendar arithmetic against time's, every day of
+	// 1600-2400 (leap centuries included) and years outside 0-9999
+	for d := Day(-135140); d <= Day(157000); d++ {
+		if got, want := d.String(), d.Time().Format(time.DateOnly); got != want {
+			t.Fatalf("day %d: %s, time says %s", d, got, want)
+		}
+	}
+	for _, d := range []Day{-800000, -719529, -719528, 2932896, 2932897, 5000000} {
+		if got, want := d.String(), d.Time().Format(time.DateOnly); got != want {
+			t.Fatalf("day %d: %s, time says %s", d, got, want)
+		}
 	}
 }
 

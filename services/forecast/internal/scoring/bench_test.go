@@ -76,7 +76,10 @@ func benchModel(b *testing.B, src testSeries) *Model {
 // event of a day and reused by the day's other events: same_day/global
 // measures the reuse, day_closed/global a closed day (one new day
 // predicted, the others carried over), price_changed/global the full
-// 28-day computation (after a price or model change, or a cold series).
+// 28-day computation by the trees that read the price (the others' margins
+// carried over), model_swapped the full computation by every tree (a new
+// model, a cold series, 28 days without events): the baseline the ratios
+// printed at the end compare with.
 func BenchmarkScore(b *testing.B) {
 	const days = 2000
 	src := testSeries{start: 19000, demand: weekly(days)}
@@ -89,20 +92,29 @@ func BenchmarkScore(b *testing.B) {
 		priced[k] = src.snapshot(100, fmt.Sprintf("p%d", k))
 		priced[k].Price = float64(3 + k)
 	}
+	cpu := map[string]float64{} // µs per event by case
 	for _, bc := range []struct {
-		name     string
-		nextDay  bool
-		newPrice bool // every event changes the price: the global forecast is computed in full
-	}{{"same_day", false, false}, {"day_closed", true, false}, {"price_changed", false, true}} {
+		name      string
+		nextDay   bool
+		newPrice  bool // every event changes the price: the volatile trees predict 28 days
+		swapModel bool // every event under another model version: every tree predicts 28 days
+	}{{"same_day", false, false, false}, {"day_closed", true, false, false}, {"price_changed", false, true, false},
+		{"model_swapped", false, false, true}} {
 		for _, withModel := range []bool{false, true} {
+			if bc.swapModel && !withModel {
+				continue
+			}
 			name := bc.name + "/ensemble"
 			if withModel {
 				name = bc.name + "/global"
 			}
 			b.Run(name, func(b *testing.B) {
-				var model *Model
+				var model, other *Model
 				if withModel {
 					model = benchModel(b, src)
+					o := *model
+					o.Version += "-other" // the same trees under another version
+					other = &o
 				}
 				ctx := context.Background()
 				var sc *Scorer
@@ -141,6 +153,13 @@ func BenchmarkScore(b *testing.B) {
 					if bc.newPrice {
 						snap = priced[i%2]
 					}
+					if bc.swapModel {
+						if i%2 == 0 {
+							sc.SetModel(other)
+						} else {
+							sc.SetModel(model)
+						}
+					}
 					batch := sc.Begin()
 					if _, err := batch.Score(ctx, snap); err != nil {
 						b.Fatal(err)
@@ -149,9 +168,25 @@ func BenchmarkScore(b *testing.B) {
 				}
 				b.StopTimer()
 				if cpu1, ok := threadCPU(); ok && cpuOK {
-					b.ReportMetric(float64((cpu1-cpu0-paused).Nanoseconds())/1e3/float64(b.N), "cpu-µs/event")
+					us := float64((cpu1 - cpu0 - paused).Nanoseconds()) / 1e3 / float64(b.N)
+					b.ReportMetric(us, "cpu-µs/event")
+					cpu[name] = us
 				}
 			})
+		}
+	}
+	// the ratios of this run: each case with the global model against the
+	// plain recompute (model_swapped: all 28 days by every tree, as every
+	// global forecast cost before the carry-overs) and against the
+	// ensemble alone on the same case
+	if full := cpu["model_swapped/global"]; full > 0 {
+		m := benchModel(b, src)
+		fmt.Printf("benchmark model: %d trees, %d of them split on the price's or the category's features\n",
+			len(m.gbt.Trees), len(m.volatile.roots))
+		for _, c := range []string{"same_day", "day_closed", "price_changed"} {
+			if g, e := cpu[c+"/global"], cpu[c+"/ensemble"]; g > 0 && e > 0 {
+				fmt.Printf("ratio %s/global: %.3f of model_swapped/global (%.1f µs), %.3f of %s/ensemble\n", c, g/full, full, g/e, c)
+			}
 		}
 	}
 }

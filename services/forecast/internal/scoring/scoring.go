@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,11 +360,22 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	if global != nil {
 		ev.Global = global.msg
 	}
+	// one allocation each for the days, their names and the lead times
+	// (used by pointer only, as protobuf messages must be)
+	daily := make([]forecastv1.DailyForecast, len(f.Means))
+	ev.Daily = make([]*forecastv1.DailyForecast, len(f.Means))
+	names := dayNames(v.asOf, len(f.Means))
 	for h, m := range f.Means {
-		ev.Daily = append(ev.Daily, &forecastv1.DailyForecast{Day: (v.asOf + forecasting.Day(h)).String(), Mean: m, Quantiles: f.Quantiles[h]})
+		d := &daily[h]
+		d.Day, d.Mean, d.Quantiles = names[h*10:(h+1)*10], m, f.Quantiles[h]
+		ev.Daily[h] = d
 	}
-	for _, lt := range f.LeadTime {
-		ev.LeadTimeDemand = append(ev.LeadTimeDemand, &forecastv1.LeadTimeDemand{LeadTimeDays: int32(lt.Days), Mean: lt.Mean, Quantiles: lt.Quantiles})
+	lts := make([]forecastv1.LeadTimeDemand, len(f.LeadTime))
+	ev.LeadTimeDemand = make([]*forecastv1.LeadTimeDemand, len(f.LeadTime))
+	for i, lt := range f.LeadTime {
+		l := &lts[i]
+		l.LeadTimeDays, l.Mean, l.Quantiles = int32(lt.Days), lt.Mean, lt.Quantiles
+		ev.LeadTimeDemand[i] = l
 	}
 	ev.Reason = reason(reasonInput{
 		snap: snap, asOf: v.asOf, forecast: &f, prev: prev, before: before, after: state,
@@ -396,6 +408,18 @@ func (b *Batch) itemResult(v snapshotView) *Result {
 	}}
 }
 
+// dayNames returns the names ("YYYY-MM-DD", 10 bytes each) of n days from
+// start, concatenated: one string whose slices name the forecast's days.
+func dayNames(start forecasting.Day, n int) string {
+	buf := make([]byte, 0, 10*n)
+	for h := range n {
+		if buf = (start + forecasting.Day(h)).AppendString(buf); len(buf) != 10*(h+1) {
+			panic("scoring: day " + string(buf[10*h:]) + " is not YYYY-MM-DD")
+		}
+	}
+	return string(buf)
+}
+
 // intradayShare is the share of the as-of day's demand usually seen by the
 // cause's time, from the series' intraday profile (uniform without one).
 func intradayShare(snap *featurev1.FeatureSnapshot, asOf forecasting.Day) float64 {
@@ -423,9 +447,26 @@ func intradayShare(snap *featurev1.FeatureSnapshot, asOf forecasting.Day) float6
 	return min(max(prev+frac*(cum[hour]-prev), 0), 1)
 }
 
+// weightNames are the member weights' component names, made once.
+var weightNames = func() map[string]string {
+	out := map[string]string{}
+	for _, name := range forecasting.MemberNames() {
+		out[name] = "weight_" + name
+	}
+	return out
+}()
+
+func weightName(member string) string {
+	if n, ok := weightNames[member]; ok {
+		return n
+	}
+	return "weight_" + member
+}
+
 func components(f *forecasting.Forecast, share float64) []Component {
 	c := f.Components
-	out := []Component{
+	out := make([]Component, 0, 10+len(c.Weights))
+	out = append(out, []Component{
 		{Name: "level", Value: c.Level, Detail: "mean daily demand over the next 7 days"},
 		{Name: "trend", Value: c.Trend, Detail: "damped-trend member's slope, units per day"},
 		{Name: "weekday_factor", Value: c.WeekdayFactor, Detail: "weekly-seasonal multiplier of " + f.StartDay.Time().Weekday().String()},
@@ -436,9 +477,11 @@ func components(f *forecasting.Forecast, share float64) []Component {
 		{Name: "adi", Value: c.ADI, Detail: "average days between demands (class " + string(c.Class) + ")"},
 		{Name: "cv2", Value: c.CV2, Detail: "squared coefficient of variation of non-zero demand"},
 		{Name: "intraday_share", Value: share, Detail: "share of today's demand usually seen by now"},
-	}
+	}...)
+	var buf []byte
 	for _, w := range c.Weights {
-		out = append(out, Component{Name: "weight_" + w.Name, Value: w.Weight, Detail: fmt.Sprintf("one-step RMSE %.3f", w.RMSE)})
+		buf = strconv.AppendFloat(append(buf[:0], "one-step RMSE "...), w.RMSE, 'f', 3, 64) // as %.3f
+		out = append(out, Component{Name: weightName(w.Name), Value: w.Weight, Detail: string(buf)})
 	}
 	return out
 }
