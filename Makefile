@@ -138,6 +138,10 @@ demo: deps build ## Run the whole pipeline locally on the real Online Retail ord
 bench-pipeline: deps build ## Replay throughput and order-to-forecast latency against the raw broker rate.
 	$(BIN)/stockcast bench-pipeline --bin-dir $(BIN) $(BENCH_FLAGS)
 
+.PHONY: bench-load
+bench-load: deps build ## stockcast loadgen: synthetic Zipf order lines at a target rate; throughput, p50/p99/p999 latency, CPU and memory per service (docs/load.md).
+	$(BIN)/stockcast loadgen --bin-dir $(BIN) $(LOAD_FLAGS)
+
 .PHONY: bench-forecast
 bench-forecast: build ## stockcast's forecasters vs R forecast, Prophet, statsmodels and XGBoost on the same splits (DATA=m5|online-retail, ORIGINS=1).
 	STOCKCAST=$(BIN)/stockcast bench/peers/run.sh

@@ -34,6 +34,7 @@ func commands() []command {
 		{"demo", "start the local stack, replay the Online Retail data through it, print what happened", runDemo},
 		{"replay", "replay the Online Retail data into an already running system and measure it", runReplay},
 		{"bench-pipeline", "raw broker rate vs. end-to-end pipeline throughput and latency", runBench},
+		{"loadgen", "synthetic order lines (Zipf series, steady or burst rate): throughput, latency, CPU and memory per service", runLoadgen},
 		{"simulate", "replay real daily demand through replenishment policies and compare them", runSimulate},
 		{"topics", "topics create: create every stockcast topic and its dead-letter topic", runTopics},
 		{"dlq", "dlq redrive --topic X.dlq: produce dead-lettered records back to their topic", runDLQ},
