@@ -220,6 +220,7 @@ func WriteTable(w io.Writer, points []Point, specs []Spec, target float64) error
 	if err != nil {
 		return err
 	}
+	writeClassComparison(w, points, specs, s.Fill)
 	names := make([]string, 0, len(s.Baselines))
 	for n := range s.Baselines {
 		names = append(names, n)
@@ -239,4 +240,63 @@ func WriteTable(w io.Writer, points []Point, specs []Spec, target float64) error
 	_, err = fmt.Fprintf(w, "\nsummary: fill_stockcast=%.4f inv_value_stockcast=%.0f inv_value_classic_at_same_fill=%.0f saving_pct=%.1f\n",
 		s.Fill, s.Value, classic, 100*(1-s.Value/classic))
 	return err
+}
+
+// NearestPoint returns the policy's swept point whose achieved fill rate
+// is nearest fill (the first of equals, in sweep order); false when the
+// policy has no point.
+func NearestPoint(points []Point, policy string, fill float64) (Point, bool) {
+	var best Point
+	found := false
+	for _, p := range points {
+		if p.Policy != policy {
+			continue
+		}
+		if !found || math.Abs(p.Total.FillRate()-fill) < math.Abs(best.Total.FillRate()-fill) {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+// writeClassComparison writes every policy's fill rate per demand class at
+// its swept point nearest stockcast's achieved fill: how each policy serves
+// the classes at about the same overall service. The classes are those of
+// the simulated days (Prepare), so a class holds the series whose demand
+// turned out that way: one whose sizes happened to be regular is called
+// intermittent rather than lumpy and is easy to serve under every policy.
+func writeClassComparison(w io.Writer, points []Point, specs []Spec, fill float64) {
+	var present []forecasting.Class
+	for _, c := range classes {
+		for _, p := range points {
+			if _, ok := p.ByClass[c]; ok {
+				present = append(present, c)
+				break
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nby demand class, each policy at its swept point nearest %.2f%% overall:\n\n| policy | target | fill rate |", 100*fill)
+	for _, c := range present {
+		fmt.Fprintf(w, " %s |", c)
+	}
+	fmt.Fprint(w, "\n|---|---:|---:|")
+	for range present {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, sp := range specs {
+		p, ok := NearestPoint(points, sp.Name, fill)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %g | %.2f%% |", p.Policy, p.Target, 100*p.Total.FillRate())
+		for _, c := range present {
+			if r, ok := p.ByClass[c]; ok {
+				fmt.Fprintf(w, " %.2f%% |", 100*r.FillRate())
+			} else {
+				fmt.Fprint(w, " |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
