@@ -65,9 +65,18 @@ func (c countDist) Quantiles(levels, out []float64) {
 	p := math.Exp(c.logPMF(k))
 	cdf := p
 	limit := c.Mean + 60*sd + 100
+	// the steps of ratio, with its loop-invariant parts computed once (the
+	// same operations in the same order: the same values)
+	poisson := c.poisson()
+	r := c.Mean / (c.Dispersion - 1)
+	succ := 1 - 1/c.Dispersion
 	for i, q := range levels {
 		for cdf < q && k < limit {
-			p *= c.ratio(k)
+			if poisson {
+				p *= c.Mean / (k + 1)
+			} else {
+				p *= (k + r) / (k + 1) * succ
+			}
 			k++
 			cdf += p
 		}

@@ -447,18 +447,20 @@ func intradayShare(snap *featurev1.FeatureSnapshot, asOf forecasting.Day) float6
 	return min(max(prev+frac*(cum[hour]-prev), 0), 1)
 }
 
-// weightNames are the member weights' component names, made once.
-var weightNames = func() map[string]string {
-	out := map[string]string{}
-	for _, name := range forecasting.MemberNames() {
-		out[name] = "weight_" + name
+// memberNames and weightNames are the members' names and their weights'
+// component names, made once (index-aligned with Components.Weights).
+var memberNames, weightNames = func() ([]string, []string) {
+	names := forecasting.MemberNames()
+	out := make([]string, len(names))
+	for i, name := range names {
+		out[i] = "weight_" + name
 	}
-	return out
+	return names, out
 }()
 
-func weightName(member string) string {
-	if n, ok := weightNames[member]; ok {
-		return n
+func weightName(i int, member string) string {
+	if i < len(weightNames) && memberNames[i] == member {
+		return weightNames[i]
 	}
 	return "weight_" + member
 }
@@ -478,10 +480,18 @@ func components(f *forecasting.Forecast, share float64) []Component {
 		{Name: "cv2", Value: c.CV2, Detail: "squared coefficient of variation of non-zero demand"},
 		{Name: "intraday_share", Value: share, Detail: "share of today's demand usually seen by now"},
 	}...)
-	var buf []byte
-	for _, w := range c.Weights {
-		buf = strconv.AppendFloat(append(buf[:0], "one-step RMSE "...), w.RMSE, 'f', 3, 64) // as %.3f
-		out = append(out, Component{Name: weightName(w.Name), Value: w.Weight, Detail: string(buf)})
+	// the weights' details into one string (one allocation), each a slice
+	buf := make([]byte, 0, 24*len(c.Weights))
+	ends := make([]int, len(c.Weights))
+	for i, w := range c.Weights {
+		buf = strconv.AppendFloat(append(buf, "one-step RMSE "...), w.RMSE, 'f', 3, 64) // as %.3f
+		ends[i] = len(buf)
+	}
+	details := string(buf)
+	begin := 0
+	for i, w := range c.Weights {
+		out = append(out, Component{Name: weightName(i, w.Name), Value: w.Weight, Detail: details[begin:ends[i]]})
+		begin = ends[i]
 	}
 	return out
 }
