@@ -30,6 +30,15 @@ func (c countDist) sd() float64 { return math.Sqrt(c.Mean * max(c.Dispersion, 1)
 
 // logPMF returns log P(X = k).
 func (c countDist) logPMF(k float64) float64 {
+	if k == 0 {
+		// the walks of small means start here: the general formulas'
+		// log-gamma terms cancel exactly (lgamma(r) - lgamma(r), lgamma(1)
+		// = 0), so the same value without computing them
+		if c.poisson() {
+			return -c.Mean
+		}
+		return c.Mean / (c.Dispersion - 1) * math.Log(1/c.Dispersion)
+	}
 	if c.poisson() {
 		return k*math.Log(c.Mean) - c.Mean - lgamma(k+1)
 	}
