@@ -10,10 +10,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/config"
 	"github.com/stockcast/stockcast/pkg/grpcx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/lifecycle"
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/redisx"
 	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/topics"
@@ -28,13 +30,17 @@ const service = "feature"
 
 // Config is the feature service's configuration.
 type Config struct {
-	Telemetry   telemetry.Config
-	Kafka       kafkax.Config
-	Redis       redisx.Config
-	GRPC        grpcx.Config
-	Admin       lifecycle.AdminConfig
-	Store       store.Config
-	PrintConfig bool
+	Telemetry telemetry.Config
+	Kafka     kafkax.Config
+	Redis     redisx.Config
+	GRPC      grpcx.Config
+	Admin     lifecycle.AdminConfig
+	Store     store.Config
+	// Redis-loss recovery: ClickHouse is read only to rebuild the state.
+	Recovery        recovery.Config
+	ClickHouse      chx.Config
+	RebuildParallel int
+	PrintConfig     bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -45,12 +51,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.GRPC.RegisterFlags(fs, "grpc.")
 	c.Admin.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs, "feature.")
+	c.Recovery.RegisterFlags(fs, "feature.")
+	c.ClickHouse.RegisterFlags(fs)
+	fs.IntVar(&c.RebuildParallel, "feature.rebuild-parallel", 1, "automatic recovery: series written to Redis at a time (as rebuild -parallel)")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	return errors.Join(c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.GRPC.Validate(), c.Admin.Validate(), c.Store.Validate())
+	var errs []error
+	if c.RebuildParallel < 1 {
+		errs = append(errs, errors.New("feature.rebuild-parallel: must be at least 1"))
+	}
+	return errors.Join(append(errs, c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.GRPC.Validate(), c.Admin.Validate(),
+		c.Store.Validate(), c.Recovery.Validate(), c.ClickHouse.Validate())...)
 }
 
 // Run runs the service until ctx is done, or `rebuild` when args start with it.
@@ -106,11 +120,19 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer producer.Close()
-	handler, err := consumer.New(features, producer, log, tel.Meter.Meter("github.com/stockcast/stockcast/services/feature"))
+	meter := tel.Meter.Meter("github.com/stockcast/stockcast/services/feature")
+	handler, err := consumer.New(features, producer, log, meter)
 	if err != nil {
 		return err
 	}
-	cons, err := kafkax.NewConsumer(cfg.Kafka, consumer.Group, []string{topics.Demand}, handler, tel)
+	// Ready once the Redis state is complete, not while it is lost.
+	ready := &lifecycle.Readiness{}
+	rec, err := recovery.New(recovery.NewGuard(rdb, store.Service), cfg.Recovery, rebuildAfterLoss(cfg, features, log),
+		recovery.HasKeys(rdb, "stockcast:f:{*}"), log, meter, runbookRebuild, ready.Set)
+	if err != nil {
+		return err
+	}
+	cons, err := kafkax.NewConsumer(cfg.Kafka, consumer.Group, []string{topics.Demand}, recovery.Handler(handler, rec), tel)
 	if err != nil {
 		return err
 	}
@@ -121,7 +143,6 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	}
 	featurev1.RegisterFeatureServiceServer(grpcServer.GRPC(), grpcapi.New(features))
 
-	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
 	log.Info("feature service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
@@ -129,8 +150,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		admin.Run,
 		grpcServer.Run,
 		cons.Run,
+		rec.Run,
 		func(ctx context.Context) error {
-			ready.Set(true)
 			<-ctx.Done()
 			ready.Set(false) // first step of the shutdown: stop receiving traffic
 			return nil

@@ -48,7 +48,7 @@ type running struct {
 }
 
 // start runs app.Run with the given dependencies and waits until it is ready.
-func start(t *testing.T, brokers []string, redisAddr string) *running {
+func start(t *testing.T, brokers []string, redisAddr string, extra ...string) *running {
 	t.Helper()
 	s := &running{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -58,6 +58,7 @@ func start(t *testing.T, brokers []string, redisAddr string) *running {
 		"-redis.addr", redisAddr, "-grpc.addr", s.grpcAddr, "-admin.addr", s.adminAddr,
 		"-log.level", "warn",
 	}
+	args = append(args, extra...)
 	go func() { s.done <- Run(ctx, args, func(string) string { return "" }, testWriter{t}) }()
 	waitFor(t, 30*time.Second, "feature ready", func() bool {
 		resp, err := http.Get("http://" + s.adminAddr + "/readyz")

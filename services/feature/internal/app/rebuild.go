@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/redisx"
 	"github.com/stockcast/stockcast/services/feature/internal/store"
 )
@@ -43,6 +45,9 @@ func (c *rebuildConfig) Validate() error {
 	return errors.Join(append(errs, c.Redis.Validate(), c.ClickHouse.Validate(), c.Store.Validate())...)
 }
 
+// lockTTL is the recovery lock's lifetime during a manual rebuild (renewed).
+const lockTTL = 30 * time.Second
+
 // runRebuild recomputes series (and, with -all, item attributes) from the
 // ClickHouse history ingest writes: `feature rebuild -all` after Redis lost
 // its data (docs/operations.md, "Recovery from Redis loss").
@@ -70,12 +75,29 @@ func runRebuild(ctx context.Context, args []string, getenv func(string) string, 
 	s := store.NewRedis(rdb, cfg.Store)
 
 	if cfg.All {
-		st, err := store.RebuildAll(ctx, conn, s, cfg.Parallel)
+		// With the state lost (the sentinel missing) the rebuild holds the
+		// recovery lock, writes with it, and marks the state complete: the
+		// paused services then resume. With the state complete it rewrites
+		// the series in place (e.g. after a bug fix).
+		var st store.RebuildStats
+		complete, gen, err := recovery.Exclusive(ctx, recovery.NewGuard(rdb, store.Service), lockTTL, func(ctx context.Context, token string) error {
+			var err error
+			st, err = store.RebuildAll(ctx, conn, s.Rebuilding(token), cfg.Parallel)
+			return err
+		})
 		if err != nil {
 			return err
 		}
+		if complete {
+			if st, err = store.RebuildAll(ctx, conn, s, cfg.Parallel); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "rebuilt %d series and %d items from %d events (%d rejected by validation, as the live service does)\n",
 			st.Series, st.Items, st.Events, st.Rejected)
+		if gen != "" {
+			fmt.Fprintf(stdout, "redis state marked complete (generation %s): the feature service resumes\n", gen)
+		}
 		return nil
 	}
 	events, err := store.Rebuild(ctx, conn, s, cfg.Series)

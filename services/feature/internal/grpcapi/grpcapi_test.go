@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/testenv"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	"github.com/stockcast/stockcast/services/feature/internal/features"
@@ -24,6 +25,9 @@ func TestGetFeatures(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
 	defer rdb.Close()
 	s := store.NewRedis(rdb, store.Config{DedupTTL: time.Hour})
+	if err := recovery.NewGuard(rdb, store.Service).Set(ctx, "test"); err != nil { // state complete, as after a start
+		t.Fatal(err)
+	}
 	day := features.Day(19996) // 2024-09-30
 	if _, err := s.Apply(ctx, []features.Change{
 		{EventID: "a", SKU: "s", Location: "l", Day: day - 1, At: (day - 1).Time(), Kind: features.KindStockoutStarted},

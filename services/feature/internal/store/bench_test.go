@@ -20,6 +20,7 @@ func BenchmarkApply(b *testing.B) {
 	defer rdb.Close()
 	s := NewRedis(rdb, Config{DedupTTL: time.Hour})
 	ctx := context.Background()
+	markComplete(b, rdb)
 	if err := s.LoadScripts(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -84,6 +85,7 @@ func BenchmarkRebuild(b *testing.B) {
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
 			b.Fatal(err)
 		}
+		markComplete(b, rdb)
 		start := time.Now()
 		for i := 0; i < len(all); i += 1000 {
 			if _, err := s.Apply(ctx, all[i:min(i+1000, len(all))]); err != nil {
@@ -95,6 +97,7 @@ func BenchmarkRebuild(b *testing.B) {
 			if err := rdb.FlushDB(ctx).Err(); err != nil {
 				b.Fatal(err)
 			}
+			markComplete(b, rdb)
 			start = time.Now()
 			st, err := RebuildAll(ctx, conn, s, workers)
 			if err != nil || st.Series != seriesN || st.Events != len(all) {

@@ -261,11 +261,38 @@ type RebuildStats struct {
 // each series' changes to one of workers goroutines, which replace the
 // series in Redis (one transaction each).
 func RebuildAll(ctx context.Context, conn driver.Conn, s *Redis, workers int) (RebuildStats, error) {
+	return RebuildAllExcept(ctx, conn, s, workers, nil)
+}
+
+// Skip tells RebuildAllExcept to leave an event out (by its id and the time
+// ingest stored it): the events the consumer has not applied yet, which it
+// applies itself after the rebuild.
+type Skip func(eventID string, ingested time.Time) bool
+
+// without is h less the events skip names.
+func (h history) without(skip Skip) history {
+	if skip == nil {
+		return h
+	}
+	out := history{changes: h.changes[:0:0], ingested: h.ingested[:0:0]}
+	for i, c := range h.changes {
+		if !skip(c.EventID, h.ingested[i]) {
+			out.changes = append(out.changes, c)
+			out.ingested = append(out.ingested, h.ingested[i])
+		}
+	}
+	return out
+}
+
+// RebuildAllExcept is RebuildAll without the events skip names (nil: none).
+// Series and items left without events are not written.
+func RebuildAllExcept(ctx context.Context, conn driver.Conn, s *Redis, workers int, skip Skip) (RebuildStats, error) {
 	var st RebuildStats
 	items, rejected, err := ItemHistory(ctx, conn)
 	if err != nil {
 		return st, err
 	}
+	items = items.without(skip)
 	st.Rejected += rejected
 	bySKU := map[string]*history{}
 	var skus []string
@@ -324,6 +351,12 @@ func RebuildAll(ctx context.Context, conn driver.Conn, s *Redis, workers int) (R
 		}()
 	}
 	rejectedAll, err := scanSeries(ctx, conn, func(series string, h history) bool {
+		if kept := h.without(skip); len(kept.changes) < len(h.changes) {
+			if len(kept.changes) == 0 {
+				return true // all its events are still to come
+			}
+			h = kept
+		}
 		select {
 		case jobs <- job{series, h}:
 			return true
@@ -457,7 +490,7 @@ func (s *Redis) replace(ctx context.Context, series string, h history) error {
 	for i, c := range h.changes {
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
-		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID)}, seriesArgs(c, ttl, at)...)
+		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID), s.guardKey}, append(seriesArgs(c, ttl, at), s.guardToken)...)
 	}
 	return execAll(ctx, tx, series)
 }
@@ -476,7 +509,7 @@ func (s *Redis) replaceItem(ctx context.Context, sku string, h history) error {
 	for i, c := range h.changes {
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
-		s.item.EvalSha(ctx, tx, []string{ItemKey(sku), SeenKey(sku, c.EventID)}, ttl, at, c.Item.Category, c.Item.Department)
+		s.item.EvalSha(ctx, tx, []string{ItemKey(sku), SeenKey(sku, c.EventID), s.guardKey}, ttl, at, c.Item.Category, c.Item.Department, s.guardToken)
 	}
 	return execAll(ctx, tx, sku)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,12 @@ func TestRebuildFromClickHouse(t *testing.T) {
 	if err := rdb.FlushDB(ctx).Err(); err != nil { // Redis lost everything
 		t.Fatal(err)
 	}
+	// The scripts refuse to write until the state is being rebuilt (here
+	// without the recovery lock: the sentinel set by hand).
+	if _, err := Rebuild(ctx, conn, s, series); err == nil || !strings.Contains(err.Error(), "STATELOST") {
+		t.Fatalf("rebuild into a Redis that lost the state: %v, want STATELOST", err)
+	}
+	markComplete(t, rdb)
 
 	n, err := Rebuild(ctx, conn, s, series)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/services/feature/internal/features"
 )
 
@@ -66,11 +67,27 @@ type Redis struct {
 	cfg    Config
 	series *redis.Script
 	item   *redis.Script
+	// The scripts write only while the guard key exists (and, with a
+	// token, holds it): the state sentinel live, the rebuild lock in a
+	// rebuild (pkg/recovery).
+	guardKey, guardToken string
 }
+
+// Service names the feature service's state in pkg/recovery.
+const Service = "feature"
 
 // NewRedis returns a store on rdb.
 func NewRedis(rdb redis.Cmdable, cfg Config) *Redis {
-	return &Redis{rdb: rdb, cfg: cfg, series: redis.NewScript(seriesLua), item: redis.NewScript(itemLua)}
+	return &Redis{rdb: rdb, cfg: cfg, series: redis.NewScript(seriesLua), item: redis.NewScript(itemLua),
+		guardKey: recovery.Key(Service)}
+}
+
+// Rebuilding returns the store as a rebuild holding the recovery lock with
+// token writes it.
+func (s *Redis) Rebuilding(token string) *Redis {
+	c := *s
+	c.guardKey, c.guardToken = recovery.LockKey(Service), token
+	return &c
 }
 
 // Apply applies changes in order, each at most once, and returns the state
@@ -131,10 +148,10 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		seen := SeenKey(c.SeriesKey(), c.EventID)
 		if c.Kind == features.KindItem {
-			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen}, ttl, at, c.Item.Category, c.Item.Department)
+			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey}, ttl, at, c.Item.Category, c.Item.Department, s.guardToken)
 			continue
 		}
-		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen}, seriesArgs(c, ttl, at)...)
+		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey}, append(seriesArgs(c, ttl, at), s.guardToken)...)
 		sent[i].attrs = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command, in order

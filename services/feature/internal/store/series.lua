@@ -2,9 +2,11 @@
 --
 -- KEYS[1] series hash   stockcast:f:{sku|location}
 -- KEYS[2] dedup marker  stockcast:f:{sku|location}:seen:<event_id>
+-- KEYS[3] state guard   stockcast:state:feature (live), or the rebuild lock
 -- ARGV    1 dedup ttl (s)   2 kind   3 day number   4 occurred_at (ms)   5 event_id
 --         6 hour (UTC)      7 quantity (milli-units) or price   8 promotion id
 --         9 promotion start (ms)   10 promotion end (ms)
+--         11 '' (live: the guard must exist) or the rebuild lock's token
 -- Returns {applied (0/1), note, HGETALL of the series after the event}; note
 -- is '' or why the day's bucket was not changed ('outside_ring', 'day_overflow').
 --
@@ -15,6 +17,13 @@
 local RING = 400
 local INT32_MAX, INT32_MIN = 2147483647, -2147483648
 local series = KEYS[1]
+
+-- Redis lost the state (restart without persistence, FLUSHALL): write
+-- nothing until it is rebuilt (pkg/recovery).
+local guard = redis.call('GET', KEYS[3])
+if not guard or (ARGV[11] ~= '' and guard ~= ARGV[11]) then
+  return redis.error_reply('STATELOST feature state is not complete (' .. KEYS[3] .. ')')
+end
 
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return {0, '', redis.call('HGETALL', series)}
