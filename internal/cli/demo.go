@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/stockcast/stockcast/internal/replay"
 	"github.com/stockcast/stockcast/internal/stack"
 	"github.com/stockcast/stockcast/pkg/config"
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/retail"
 )
 
@@ -31,6 +33,8 @@ type stackFlags struct {
 	fresh       bool
 	// consoleUsers, when set, start the web console too.
 	consoleUsers []string
+	// serviceFlags are extra flags per service (the demo's model polling).
+	serviceFlags map[string][]string
 }
 
 func (f *stackFlags) register(fs *flag.FlagSet, defaultDir string) {
@@ -52,8 +56,16 @@ func (f *stackFlags) start(ctx context.Context, log *slog.Logger, stdout io.Writ
 	return stack.Start(ctx, stack.Config{
 		Dir: f.dir, BinDir: f.binDir, KafkaBrokers: f.brokers, Partitions: f.partitions,
 		Logger: log, Stdout: stdout, ConsoleUsers: f.consoleUsers,
-		ServiceFlags: map[string][]string{stack.Ingest: {"-ingest.non-product-skus=" + strings.Join(nonProduct, ",")}},
+		ServiceFlags: f.withServiceFlags(map[string][]string{stack.Ingest: {"-ingest.non-product-skus=" + strings.Join(nonProduct, ",")}}),
 	})
+}
+
+// withServiceFlags adds f.serviceFlags to flags.
+func (f *stackFlags) withServiceFlags(flags map[string][]string) map[string][]string {
+	for name, fl := range f.serviceFlags {
+		flags[name] = append(flags[name], fl...)
+	}
+	return flags
 }
 
 // stopStack stops the stack; it logs rather than prints, so that the
@@ -74,11 +86,15 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		rc          replay.Config
 		logs        logFlags
 		keepRunning bool
+		training    = demoTraining{poll: 2 * time.Second, timeout: 2 * time.Minute}
 	)
 	sf.register(fs, ".data/demo")
 	rc.RegisterFlags(fs, "")
 	logs.register(fs)
 	fs.BoolVar(&keepRunning, "keep-running", false, "leave the stack up after the replay until Ctrl-C")
+	fs.StringVar(&training.at, "train-at", "2011-10-01", "when the replayed history reaches this day, train the global model on the days before it "+
+		"(stockcast train -data clickhouse) and promote it; the forecast service loads it (off: no training)")
+	config.StringsVar(fs, &training.extra, "train-flags", nil, "more flags for the training, e.g. -rounds=50")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -90,6 +106,14 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 
+	train := training.at != "" && training.at != "off"
+	if train {
+		if _, err := forecasting.ParseDay(training.at); err != nil {
+			return fmt.Errorf("-train-at: %w", err)
+		}
+		// the champion is polled often, so that it is used soon after its promotion
+		sf.serviceFlags = map[string][]string{stack.Forecast: {"-model.poll-interval=2s"}}
+	}
 	password, err := sf.withDemoConsole()
 	if err != nil {
 		return err
@@ -103,7 +127,31 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	printConsole(e.stdout, st, password)
 
 	fmt.Fprintf(e.stdout, "\nreplaying %s (speed %s, limit %s)\n", rc.Data, speedText(rc.Speed), limitText(rc.Limit))
+	replayed := make(chan struct{})
+	var trainDone chan error
+	if train {
+		fmt.Fprintf(e.stdout, "the global model is trained when the history reaches %s\n", training.at)
+		trainDone = make(chan error, 1)
+		go func() {
+			logPath := filepath.Join(sf.dir, "logs", "train.log")
+			res, err := training.run(ctx, st, replayed, filepath.Join(sf.dir, "models"), logPath)
+			if err == nil {
+				fmt.Fprintln(e.stdout)
+				res.print(e.stdout, logPath)
+			}
+			trainDone <- err
+		}()
+	}
 	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
+	close(replayed)
+	if trainDone != nil {
+		switch terr := <-trainDone; {
+		case errors.Is(terr, errHistoryShort):
+			fmt.Fprintf(e.stdout, "\nmodel: not trained: the replay ended before %s\n", training.at)
+		case terr != nil && ctx.Err() == nil:
+			fmt.Fprintf(e.stdout, "\nmodel: %v\n", terr)
+		}
+	}
 	fmt.Fprintln(e.stdout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -146,8 +194,12 @@ func showcase(ctx context.Context, st *stack.Stack, w io.Writer) {
 				}
 				days = append(days, fmt.Sprintf("%.1f", d.GetMean()))
 			}
+			model := f.GetModel()
+			if v := f.GetGlobal().GetVersion(); v != "" {
+				model += " " + v
+			}
 			fmt.Fprintf(w, "  forecast as of %s (%s, %s, class %s): next days %s\n",
-				f.GetAsOf().AsTime().Format(time.RFC3339), f.GetModel(), f.GetReason().GetCode(), f.GetDemandClass(), strings.Join(days, " "))
+				f.GetAsOf().AsTime().Format(time.RFC3339), model, f.GetReason().GetCode(), f.GetDemandClass(), strings.Join(days, " "))
 			var ltd []string
 			for _, l := range f.GetLeadTimeDemand() {
 				ltd = append(ltd, fmt.Sprintf("%dd %.1f (p95 %.1f)", l.GetLeadTimeDays()+l.GetReviewPeriodDays(), l.GetMean(),
