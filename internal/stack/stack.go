@@ -330,6 +330,7 @@ func (s *Stack) args(svc *service) []string {
 		args = append(args, "-ingest.non-product-skus="+strings.Join(retail.NonProductCodes(), ","))
 	case Feature:
 		args = append(args, redis)
+		args = append(args, ch...) // to rebuild after a Redis loss
 	case Forecast:
 		args = append(args, ch...)
 		args = append(args, "-feature.addr="+s.service(Feature).grpcAddr)

@@ -42,8 +42,8 @@ securityContext:
 
 {{- /* Passwords as environment variables from the release's Secret: each
      binary gets only the ones it has flags for (name: the service; none
-     given, both). feature has no ClickHouse flags outside its rebuild mode;
-     forecast, the console and `stockcast train` have no Redis flags. */ -}}
+     given, both). forecast, the console and `stockcast train` have no Redis
+     flags; feature reads ClickHouse to rebuild after a Redis loss. */ -}}
 {{- define "stockcast.passwordEnv" -}}
 {{- $name := .name | default "" -}}
 {{- if not (has $name (list "forecast" "console" "train")) }}
@@ -51,11 +51,9 @@ securityContext:
   valueFrom:
     secretKeyRef: {name: {{ .secret }}, key: redis-password, optional: true}
 {{- end }}
-{{- if ne $name "feature" }}
 - name: STOCKCAST_CLICKHOUSE_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ .secret }}, key: clickhouse-password, optional: true}
-{{- end }}
 {{- end -}}
 
 {{- /* The Secret the pre-install/pre-upgrade hooks read: hooks run before
