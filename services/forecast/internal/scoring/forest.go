@@ -12,6 +12,7 @@ import "github.com/stockcast/stockcast/pkg/gbt"
 type forest struct {
 	base  float64
 	roots []int32
+	depth []int32 // per tree: the most splits from its root to a leaf
 	nodes []flatNode
 	// inner[i] is node i's value (the mean of its leaves, for the path
 	// attributions), apart because prediction never reads it
@@ -55,28 +56,32 @@ func newForest(m *gbt.Model) forest {
 
 // add appends a tree, breadth first.
 func (f *forest) add(tree *gbt.Tree) {
-	type item struct{ src, dst int32 }
+	type item struct{ src, dst, depth int32 }
+	depth := int32(0)
 	nodes := tree.Nodes
 	root := int32(len(f.nodes))
 	f.roots = append(f.roots, root)
 	f.nodes = append(f.nodes, flatNode{})
 	f.inner = append(f.inner, 0)
-	queue := []item{{0, root}}
+	queue := []item{{0, root, 0}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
 		n := nodes[it.src]
 		f.inner[it.dst] = n.Value
 		if n.Left < 0 {
-			f.nodes[it.dst] = flatNode{thr: n.Value, feat: -1}
+			// a leaf (kids = itself: margins' four-row walk stays there)
+			f.nodes[it.dst] = flatNode{thr: n.Value, feat: -1, kids: it.dst}
+			depth = max(depth, it.depth)
 			continue
 		}
 		kids := int32(len(f.nodes))
 		f.nodes = append(f.nodes, flatNode{}, flatNode{})
 		f.inner = append(f.inner, 0, 0)
 		f.nodes[it.dst] = flatNode{thr: n.Threshold, feat: n.Feature, kids: kids}
-		queue = append(queue, item{n.Left, kids}, item{n.Right, kids + 1})
+		queue = append(queue, item{n.Left, kids, it.depth + 1}, item{n.Right, kids + 1, it.depth + 1})
 	}
+	f.depth = append(f.depth, depth)
 }
 
 // contributions adds the forest's path attributions of row to contrib
@@ -103,14 +108,42 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 
 // margins writes the margin (base score plus the leaves) of each row
 // (len(out) rows of cols features) to out, tree by tree over all rows: a
-// tree's nodes stay in the cache across the rows.
+// tree's nodes stay in the cache across the rows. Four rows walk a tree
+// side by side, level by level for the tree's depth (a leaf leads to
+// itself), so that their independent loads overlap.
 func (f *forest) margins(rows []float64, cols int, out []float64) {
 	for r := range out {
 		out[r] = f.base
 	}
 	nodes := f.nodes
-	for _, root := range f.roots {
-		for r := range out {
+	step := func(i int32, row []float64) int32 {
+		n := &nodes[i]
+		if n.feat < 0 {
+			return i
+		}
+		if row[n.feat] > n.thr {
+			return n.kids + 1
+		}
+		return n.kids
+	}
+	n4 := len(out) &^ 3
+	for t, root := range f.roots {
+		depth := f.depth[t]
+		for r := 0; r < n4; r += 4 {
+			r0 := rows[r*cols : (r+1)*cols : (r+1)*cols]
+			r1 := rows[(r+1)*cols : (r+2)*cols : (r+2)*cols]
+			r2 := rows[(r+2)*cols : (r+3)*cols : (r+3)*cols]
+			r3 := rows[(r+3)*cols : (r+4)*cols : (r+4)*cols]
+			i0, i1, i2, i3 := root, root, root, root
+			for range depth {
+				i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
+			}
+			out[r] += nodes[i0].thr
+			out[r+1] += nodes[i1].thr
+			out[r+2] += nodes[i2].thr
+			out[r+3] += nodes[i3].thr
+		}
+		for r := n4; r < len(out); r++ {
 			row := rows[r*cols : (r+1)*cols : (r+1)*cols]
 			n := &nodes[root]
 			for n.feat >= 0 {
