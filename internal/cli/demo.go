@@ -86,6 +86,7 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		rc          replay.Config
 		logs        logFlags
 		keepRunning bool
+		retrain     bool
 		training    = demoTraining{poll: 2 * time.Second, timeout: 2 * time.Minute}
 	)
 	sf.register(fs, ".data/demo")
@@ -94,6 +95,8 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	fs.BoolVar(&keepRunning, "keep-running", false, "leave the stack up after the replay until Ctrl-C")
 	fs.StringVar(&training.at, "train-at", "2011-10-01", "when the replayed history reaches this day, train the global model on the days before it "+
 		"(stockcast train -data clickhouse) and promote it; the forecast service loads it (off: no training)")
+	fs.BoolVar(&retrain, "retrain", true, "after the replay, train again on the whole history and compare with the champion on the same days: "+
+		"promoted if better, else recorded as a challenger")
 	config.StringsVar(fs, &training.extra, "train-flags", nil, "more flags for the training, e.g. -rounds=50")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -161,6 +164,16 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		}
 		sum.Print(e.stdout)
 		return fmt.Errorf("replay: %w", err)
+	}
+	if train && retrain && ctx.Err() == nil {
+		logPath := filepath.Join(sf.dir, "logs", "retrain.log")
+		res, err := training.train(ctx, st, "", filepath.Join(sf.dir, "models"), logPath)
+		if err != nil {
+			fmt.Fprintf(e.stdout, "model: retraining: %v\n", err)
+		} else {
+			res.print(e.stdout, logPath)
+		}
+		fmt.Fprintln(e.stdout)
 	}
 	showcase(ctx, st, e.stdout)
 	sum.Print(e.stdout)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,6 +20,7 @@ import (
 	"github.com/stockcast/stockcast/internal/stack"
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
 	"github.com/stockcast/stockcast/pkg/topics"
 )
 
@@ -39,6 +41,7 @@ type trained struct {
 	Version  string
 	Status   string // the registry status it was recorded with
 	To       string // last day of the training data
+	Verdict  string // the comparison with the champion, when there was one
 	Took     time.Duration
 	LoadedIn time.Duration // from the registry record to the forecast service's load
 	Output   string        // `stockcast train`'s output
@@ -47,6 +50,8 @@ type trained struct {
 var (
 	trainedVersion = regexp.MustCompile(`artefact (gbt-[0-9a-f]+): `)
 	trainedStatus  = regexp.MustCompile(`registry: (gbt-[0-9a-f]+) recorded as (\w+)`)
+	trainedRange   = regexp.MustCompile(`(?m)^clickhouse \S+: \d+ series x (\d+) days from (\S+),`)
+	trainedVerdict = regexp.MustCompile(`champion WRMSSE \S+, new \S+: (keep the champion|promote \S+)`)
 	loadsOK        = regexp.MustCompile(`stockcast_forecast_model_loads_total\{[^}]*result="ok"[^}]*\} (\d+)`)
 )
 
@@ -136,25 +141,37 @@ func (d demoTraining) waitForIngest(ctx context.Context, st *stack.Stack) error 
 // ingestGroup is ingest's consumer group (docs/design.md).
 const ingestGroup = "stockcast-ingest"
 
-// run waits for the history, trains and promotes, and waits until the
-// forecast service loaded the new champion (or the timeout).
+// run waits for the history, trains on the days before d.at and
+// promotes the model if it is better than the champion (or there is none),
+// and waits until the forecast service loaded it (or the timeout).
 func (d demoTraining) run(ctx context.Context, st *stack.Stack, replayed <-chan struct{}, modelsDir, logPath string) (trained, error) {
 	day, err := forecasting.ParseDay(d.at)
 	if err != nil {
 		return trained{}, fmt.Errorf("demo training day: %w", err)
 	}
-	ch := st.ClickHouse()
 	if err := d.waitForHistory(ctx, st, day, replayed); err != nil {
 		return trained{}, fmt.Errorf("wait for the history to reach %s: %w", d.at, err)
 	}
+	return d.train(ctx, st, (day - 1).String(), modelsDir, logPath)
+}
+
+// train trains on the history up to the day to ("": all of it), records
+// the model in the registry (promoted if better than the champion on the
+// same days, or if there is none) and, when promoted, waits until the
+// forecast service loaded it.
+func (d demoTraining) train(ctx context.Context, st *stack.Stack, to, modelsDir, logPath string) (trained, error) {
+	ch := st.ClickHouse()
 	loadsBefore, _ := modelLoads(ctx, st)
-	res := trained{To: (day - 1).String()}
-	args := []string{"-data", "clickhouse", "-registry", "on", "-promote", "auto", "-to", res.To,
+	res := trained{To: to}
+	args := []string{"-data", "clickhouse", "-registry", "on", "-promote", "auto",
 		"-out", modelsDir, "-clickhouse.addr", ch.Addr, "-clickhouse.database", ch.Database}
+	if to != "" {
+		args = append(args, "-to", to)
+	}
 	args = append(args, d.extra...)
 	var out bytes.Buffer
 	start := time.Now()
-	err = runTrain(ctx, &env{getenv: func(string) string { return "" }, stdout: &out, stderr: &out}, args)
+	err := runTrain(ctx, &env{getenv: func(string) string { return "" }, stdout: &out, stderr: &out}, args)
 	res.Took = time.Since(start)
 	res.Output = out.String()
 	if werr := os.WriteFile(logPath, out.Bytes(), 0o644); werr != nil {
@@ -169,10 +186,19 @@ func (d demoTraining) run(ctx context.Context, st *stack.Stack, replayed <-chan 
 	if m := trainedStatus.FindStringSubmatch(res.Output); m != nil && m[1] == res.Version {
 		res.Status = m[2]
 	}
+	if m := trainedRange.FindStringSubmatch(res.Output); m != nil {
+		days, _ := strconv.Atoi(m[1])
+		if first, err := forecasting.ParseDay(m[2]); err == nil && days > 0 {
+			res.To = (first + forecasting.Day(days-1)).String()
+		}
+	}
+	if m := trainedVerdict.FindStringSubmatch(res.Output); m != nil {
+		res.Verdict = m[0]
+	}
 	if res.Version == "" || res.Status == "" {
 		return res, fmt.Errorf("train: no version or registry status in its output (log %s)", logPath)
 	}
-	if res.Status != "champion" {
+	if res.Status != modelregistry.StatusChampion || strings.Contains(res.Verdict, "keep the champion") {
 		return res, nil // the service keeps the model it has
 	}
 	recorded := time.Now()
@@ -225,12 +251,15 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// print tells what the training did, in one or two lines.
+// print tells what the training did, in a few lines.
 func (r trained) print(w io.Writer, logPath string) {
 	fmt.Fprintf(w, "model: %s trained on the history up to %s in %s, recorded as %s (log %s)\n",
 		r.Version, r.To, r.Took.Round(time.Second), r.Status, filepath.Base(logPath))
+	if r.Verdict != "" {
+		fmt.Fprintf(w, "model: %s\n", r.Verdict)
+	}
 	if r.LoadedIn > 0 {
-		fmt.Fprintf(w, "model: the forecast service loaded %s %s after its promotion; the rest of the replay is scored with it\n",
+		fmt.Fprintf(w, "model: the forecast service loaded %s %s after its promotion; its forecasts carry the version from then on\n",
 			r.Version, r.LoadedIn.Round(100*time.Millisecond))
 	}
 }

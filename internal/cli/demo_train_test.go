@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,6 +128,37 @@ func TestDemoTraining(t *testing.T) {
 	})
 	if n, err := modelLoads(ctx, st); err != nil || n != 1 {
 		t.Errorf("model loads: %d (%v), want 1", n, err)
+	}
+
+	// after the replay: trained again on the whole history (through the
+	// SA line of day 140, yesterday) and compared with the champion on
+	// the same days
+	again, err := tr.train(ctx, st, "", filepath.Join(dir, "models"), filepath.Join(dir, "retrain.log"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, again.Output)
+	}
+	t.Logf("retrained %s: %s\n%s", again.Version, again.Verdict, again.Output)
+	if again.To != (start+days).String() || again.Version == res.Version || !strings.HasPrefix(again.Verdict, "champion WRMSSE ") {
+		t.Fatalf("retrained %+v: want trained through %s, another version, compared with the champion", again, start+days)
+	}
+	m2, ok, err := modelregistry.New(ch).Get(ctx, again.Version)
+	var champOnNewDays, newWRMSSE float64
+	if _, err := fmt.Sscanf(again.Verdict, "champion WRMSSE %f, new %f:", &champOnNewDays, &newWRMSSE); err != nil {
+		t.Fatalf("verdict %q: %v", again.Verdict, err)
+	}
+	// the champion's WRMSSE on the new held-out days, as printed (4 places)
+	if err != nil || !ok || m2.ChampionVersion != res.Version || math.Abs(m2.ChampionWRMSSE-champOnNewDays) > 5e-5 ||
+		math.Abs(m2.WRMSSE-newWRMSSE) > 5e-5 {
+		t.Fatalf("registry row of the retrained model %+v (%v): want compared with %s at %v", m2, err, res.Version, champOnNewDays)
+	}
+	now, _, err := modelregistry.New(ch).Champion(ctx)
+	switch promoted := strings.Contains(again.Verdict, "promote "+again.Version); {
+	case err != nil:
+		t.Fatal(err)
+	case promoted && (now.Version != again.Version || again.Status != modelregistry.StatusChampion || again.LoadedIn <= 0):
+		t.Errorf("promoted, but the champion is %s, status %s, loaded after %v", now.Version, again.Status, again.LoadedIn)
+	case !promoted && (now.Version != res.Version || again.Status != modelregistry.StatusChallenger || again.LoadedIn != 0):
+		t.Errorf("not promoted, but the champion is %s, status %s, loaded after %v", now.Version, again.Status, again.LoadedIn)
 	}
 
 	// a day the history never reaches, after the replay: not trained
