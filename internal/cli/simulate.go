@@ -38,6 +38,7 @@ type simulateFlags struct {
 	jitter       bool
 	targets      string
 	censored     string
+	shortage     string
 }
 
 func (f *simulateFlags) register(fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.intermittent, "intermittent", simulate.IntermittentForecast, "stockcast's lead-time demand for the series its own class (from the last -history-days of sales) calls intermittent or lumpy: compound (Markov occurrence, the series' own sizes, convolved exactly), compound-iid (independent occurrence), compound-windows (the number of demand days from the series' own windows of as many days) or forecast (the forecast's, as for the other series; the compound models under-serve these classes, see docs/replenishment.md)")
 	fs.IntVar(&f.historyDays, "history-days", simulate.DefaultHistoryDays, "days of its own sales stockcast's class and compound demand are estimated from")
 	fs.StringVar(&f.censored, "censored", simulate.CensoredImpute, "how stockcast's forecasts learn from a day that ended with an empty shelf: impute (E[demand | demand >= sales] under the forecast of that day) or drop (left out, as the forecast service does)")
+	fs.StringVar(&f.shortage, "shortage", simulate.ShortageBackorder, "how stockcast counts a level's expected shortage: backorder (the backorder formula, the target corrected by (1-f)/f) or lost-sales (the units lost during the lead time stay on the shelf, at their mean: replenish.LostSalesShortage)")
 	fs.BoolVar(&f.jitter, "jitter", false, "jitter the compound demand's sizes (Willemain's bootstrap jitter, centred)")
 	fs.StringVar(&f.targets, "targets", "", "stockcast's fill-rate targets, comma-separated (default: the sweep 0.6..0.995); must include -target")
 	fs.StringVar(&f.policies, "policies", "stockcast,classic,seasonal-naive,odoo-minmax",
@@ -103,6 +105,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		HistoryDays:    f.historyDays,
 		Jitter:         f.jitter,
 		Censored:       f.censored,
+		Shortage:       f.shortage,
 		Constraints:    replenish.Policy{MOQ: f.moq, PackSize: f.pack, MaxOrder: f.maxOrder},
 	}
 	evalDays := f.evalDays
@@ -120,6 +123,9 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	case simulate.IntermittentCompound, simulate.IntermittentCompoundIID, simulate.IntermittentCompoundWindows, simulate.IntermittentForecast:
 	default:
 		return fmt.Errorf("simulate: unknown -intermittent %q (compound, compound-iid, forecast)", f.intermittent)
+	}
+	if f.shortage != simulate.ShortageBackorder && f.shortage != simulate.ShortageLostSales {
+		return fmt.Errorf("simulate: unknown -shortage %q (backorder, lost-sales)", f.shortage)
 	}
 	if f.censored != simulate.CensoredImpute && f.censored != simulate.CensoredDrop {
 		return fmt.Errorf("simulate: unknown -censored %q (impute, drop)", f.censored)

@@ -201,11 +201,12 @@ func TestConsumerCommitsHealthyPartitionsWhileOneRetries(t *testing.T) {
 	}
 }
 
-// Without ConcurrentPartitions the partitions of a poll are handled one
-// after another, as before.
-func TestConsumerSequentialByDefault(t *testing.T) {
+// With PartitionAtATime the partitions of a poll are handled one after
+// another, one call each.
+func TestConsumerPartitionAtATime(t *testing.T) {
 	e := startBroker(t, "")
 	cfg := testConfig(e.Brokers())
+	cfg.PartitionAtATime = true
 	ctx := context.Background()
 	const topic = "demand.v1"
 	if err := EnsureTopics(ctx, cfg, topic); err != nil {
@@ -231,5 +232,84 @@ func TestConsumerSequentialByDefault(t *testing.T) {
 	defer h.mu.Unlock()
 	if h.maxOverlap != 1 || len(h.errs) > 0 || h.handled != keys*perKey {
 		t.Errorf("sequential consumer: %d partitions at once (want 1), %d records (want %d), errors %v", h.maxOverlap, h.handled, keys*perKey, h.errs)
+	}
+}
+
+// wholePollTracker checks the default contract: one call may hold several
+// partitions' records, each partition's in offset order, every record once.
+type wholePollTracker struct {
+	mu       sync.Mutex
+	next     map[int32]int64
+	handled  int
+	maxParts int // most partitions in one call
+	errs     []string
+}
+
+func (w *wholePollTracker) Handle(_ context.Context, recs []*kgo.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	parts := map[int32]bool{}
+	for _, r := range recs {
+		parts[r.Partition] = true
+		if want, ok := w.next[r.Partition]; ok && r.Offset != want {
+			w.errs = append(w.errs, "partition "+strconv.Itoa(int(r.Partition))+": offset "+strconv.FormatInt(r.Offset, 10)+", want "+strconv.FormatInt(want, 10))
+		}
+		w.next[r.Partition] = r.Offset + 1
+		w.handled++
+	}
+	w.maxParts = max(w.maxParts, len(parts))
+	return nil
+}
+
+func (w *wholePollTracker) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.handled
+}
+
+// By default one call gets the whole poll: records produced before the
+// consumer starts arrive in calls that span partitions, each partition in
+// order, and a restarted group gets nothing again (all were committed).
+func TestConsumerWholePollByDefault(t *testing.T) {
+	e := startBroker(t, "")
+	cfg := testConfig(e.Brokers())
+	ctx := context.Background()
+	const topic = "demand.v1"
+	if err := EnsureTopics(ctx, cfg, topic); err != nil {
+		t.Fatal(err)
+	}
+	tel := telemetry.NewForTest(t.Output())
+	p, err := NewProducer(cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const keys, perKey = 12, 10
+	produce(t, p, ctx, keyedRecords(topic, keys, perKey))
+	h := &wholePollTracker{next: map[int32]int64{}}
+	c, err := NewConsumer(cfg, "gw", []string{topic}, h, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, c)
+	waitFor(t, 30*time.Second, "all records", func() bool { return h.count() >= keys*perKey })
+	stop()
+	h.mu.Lock()
+	if h.maxParts < 2 || len(h.errs) > 0 || h.handled != keys*perKey {
+		t.Errorf("whole-poll consumer: at most %d partitions in a call (want 2 or more), %d records (want %d), errors %v", h.maxParts, h.handled, keys*perKey, h.errs)
+	}
+	h.mu.Unlock()
+
+	again := &wholePollTracker{next: map[int32]int64{}}
+	c2, err := NewConsumer(cfg, "gw", []string{topic}, again, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop2 := runConsumer(t, c2)
+	produce(t, p, ctx, keyedRecords(topic, 1, 1))
+	waitFor(t, 30*time.Second, "the new record", func() bool { return again.count() >= 1 })
+	stop2()
+	if got := again.count(); got != 1 {
+		t.Errorf("restarted group handled %d records, want only the 1 new one (the rest was committed)", got)
 	}
 }

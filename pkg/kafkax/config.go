@@ -24,6 +24,13 @@ type Config struct {
 	// was not faster end to end on 2 shared cores (docs/benchmarks.md).
 	ConcurrentPartitions bool
 
+	// PartitionAtATime hands the handler one partition's records per call,
+	// as before session 3. By default (false) one call gets every record of
+	// a poll, each partition's in offset order, so that a poll costs one
+	// store round trip, one ClickHouse insert and one produce instead of one
+	// per partition (docs/load.md). ConcurrentPartitions implies it.
+	PartitionAtATime bool
+
 	// RetryMin and RetryMax bound the backoff between attempts of a failing
 	// batch; zero means 100ms and 5s.
 	RetryMin, RetryMax time.Duration
@@ -37,6 +44,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "replication factor of the topics stockcast creates")
 	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.BoolVar(&c.ConcurrentPartitions, "kafka.concurrent-partitions", false, "handle the partitions of a poll concurrently (one goroutine each) instead of one after another")
+	fs.BoolVar(&c.PartitionAtATime, "kafka.partition-at-a-time", false, "hand the handler one partition's records per call instead of every record of a poll in one call")
 	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
 }
 

@@ -28,7 +28,10 @@ const fetchMaxWait = 100 * time.Millisecond
 // maxSpanLinks bounds the links from a handler span to the records' traces.
 const maxSpanLinks = 128
 
-// Handler processes the records of one partition, in offset order. With
+// Handler processes records: by default every record of one poll in one
+// call (the partitions one after another, each partition's records in offset
+// order; records may come from several topics), with
+// Config.PartitionAtATime one partition's records per call. With
 // Config.ConcurrentPartitions the partitions of one poll are handled
 // concurrently: Handle is called from several goroutines at once, each with a
 // different partition's records, so it must be safe for concurrent use (the
@@ -177,13 +180,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// handlePartitions handles the partitions of one poll, one after another, or
-// with Config.ConcurrentPartitions concurrently, one goroutine per partition
+// handlePartitions handles the partitions of one poll: by default in one
+// handler call and one commit; with Config.PartitionAtATime one after
+// another; with Config.ConcurrentPartitions concurrently, one goroutine per partition
 // (each partition's records in order), and commits each partition as soon as
 // its records are handled. One partition's I/O
 // (stores, produce acks) thus overlaps another's work. It returns once every
 // partition is handled and committed, or gave up on shutdown (stopped).
 func (c *Consumer) handlePartitions(ctx, handleCtx context.Context, parts []kgo.FetchTopicPartition) (stopped bool) {
+	if !c.cfg.ConcurrentPartitions && !c.cfg.PartitionAtATime && len(parts) > 1 {
+		// One call for the whole poll: each partition's records stay in
+		// offset order, and a series (a key) lives in one partition, so
+		// the handler sees every series' records in order.
+		n := 0
+		for _, p := range parts {
+			n += len(p.Records)
+		}
+		all := make([]*kgo.Record, 0, n)
+		for _, p := range parts {
+			all = append(all, p.Records...)
+		}
+		return c.handlePartitionOrLog(ctx, handleCtx, all)
+	}
 	if !c.cfg.ConcurrentPartitions || len(parts) == 1 {
 		// One partition after another; on shutdown, stop after the
 		// in-flight one and leave the rest uncommitted.
@@ -243,7 +261,7 @@ func (c *Consumer) handlePartition(ctx, handleCtx context.Context, recs []*kgo.R
 		}
 		backoff = min(2*backoff, c.cfg.RetryMax)
 	}
-	c.ins.consumed.Add(handleCtx, int64(len(recs)), topicAttr)
+	c.countConsumed(handleCtx, recs)
 	if err := c.cl.CommitRecords(handleCtx, recs...); err != nil {
 		// Not fatal: the records are handled (idempotently) and will be
 		// redelivered to whoever owns the partition next.
@@ -251,6 +269,18 @@ func (c *Consumer) handlePartition(ctx, handleCtx context.Context, recs []*kgo.R
 			"offset", recs[len(recs)-1].Offset, "err", err)
 	}
 	return nil
+}
+
+// countConsumed adds recs to the consumed counter by topic (a whole poll
+// may span topics).
+func (c *Consumer) countConsumed(ctx context.Context, recs []*kgo.Record) {
+	start := 0
+	for i := 1; i <= len(recs); i++ {
+		if i == len(recs) || recs[i].Topic != recs[start].Topic {
+			c.ins.consumed.Add(ctx, int64(i-start), metric.WithAttributes(attribute.String("topic", recs[start].Topic)))
+			start = i
+		}
+	}
 }
 
 // handleOnce calls the handler once inside a span linked to the records' traces.

@@ -51,6 +51,10 @@ type AllocItem struct {
 	// space, a buyer's limit): the allocation knows the shortage beyond
 	// it stays and serves the target through the other items.
 	MaxLevel float64
+	// LostSales: demand not served from stock is lost, not backordered
+	// (LostSalesShortage): B(S) and H(S) are the lost-sales ones, and the
+	// fill-rate target is the lost-sales fill itself (no LostSalesTarget).
+	LostSales bool
 }
 
 // Allocation is AllocateFillRate's answer.
@@ -293,6 +297,10 @@ func itemHull(it AllocItem) hull {
 		esL = it.Lead.shortages(s)
 	}
 	pts := make([]hullPoint, 0, len(s))
+	k := 0.0 // lost-sales credit: lead-time demand per unit of cycle demand
+	if cycle := it.ProtectMean - it.LeadMean; it.LostSales && esL != nil && cycle > 0 {
+		k = it.LeadMean / cycle
+	}
 	for i, v := range s {
 		b := esP[i]
 		h := v - it.ProtectMean + esP[i]
@@ -302,9 +310,61 @@ func itemHull(it AllocItem) hull {
 		} else {
 			h += v
 		}
-		pts = append(pts, hullPoint{s: v, h: max(h/2, 0), b: max(b, 0)})
+		b = max(b, 0)
+		// Under lost sales the backorder point at level v is the
+		// lost-sales point of level v - k*b (LostSalesShortage).
+		level := v - k*b
+		if level < 0 {
+			continue
+		}
+		pts = append(pts, hullPoint{s: level, h: max(h/2, 0), b: b})
 	}
 	return lowerHull(pts)
+}
+
+// LostSalesShortage is the expected units lost per review cycle at
+// order-up-to level s when demand not served from stock is lost: the
+// backorder formula B at a level raised by the units lost during the lead
+// time, whose mean it replaces them with (a mean-field approximation).
+//
+// Under lost sales a review finds the position S - sales rather than S -
+// demand, so the stock at the start of the days an order protects is S -
+// D(L) + (units lost in those L days): a cycle that ran out leaves more
+// behind than the backorder formula, which counts shortages carried over
+// that lost sales never have. With the lost units of L days at their mean,
+// k = E[D(L)] / E[D(R)] cycles' worth of the answer x,
+//
+//	x = B(s + k*x)
+//
+// solved exactly as x = B(e) at the level e whose s = e - k*B(e) (s grows
+// with e, B falling by less than a unit per unit). With L = R and Poisson
+// demand it lies between the backorder formula and the exact lost-sales
+// chain (at S = 46, 3 a day, L = R = 7: 94.80%, 95.80%, 96.46% fill). With
+// L = 0 (lead nil) it is B(s).
+func LostSalesShortage(protect Quantiles, protectMean float64, lead *Quantiles, leadMean, s float64) float64 {
+	short := func(e float64) float64 {
+		b := protect.ExpectedShortage(e)
+		if lead != nil {
+			b -= lead.ExpectedShortage(e)
+		}
+		return max(b, 0)
+	}
+	cycle := protectMean - leadMean
+	if lead == nil || !(cycle > 0) {
+		return short(s)
+	}
+	k := leadMean / cycle
+	// e - k*B(e) = s: bisection on e in [s, s + k*B(s)].
+	lo, hi := s, s+k*short(s)
+	for range 100 {
+		mid := (lo + hi) / 2
+		if mid-k*short(mid) < s {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return short((lo + hi) / 2)
 }
 
 // lowerHull keeps the points on the lower-left convex hull, in level order:

@@ -192,7 +192,21 @@ type StockcastPortfolio struct {
 	// sales] under its own forecast of that day, rather than leaving the
 	// day out (Config.Censored).
 	impute bool
+	// lostSales counts shortages by replenish.LostSalesShortage
+	// (Config.Shortage).
+	lostSales bool
 }
+
+// How the stockcast portfolio policy counts a level's expected shortage
+// (Config.Shortage).
+const (
+	// ShortageBackorder is the backorder formula B(S), the target
+	// corrected by replenish.LostSalesTarget.
+	ShortageBackorder = "backorder"
+	// ShortageLostSales is replenish.LostSalesShortage: the units lost
+	// during the lead time stay on the shelf, at their mean.
+	ShortageLostSales = "lost-sales"
+)
 
 // NewStockcastPortfolio returns the stockcast policy for n series and a
 // portfolio fill-rate target.
@@ -204,6 +218,7 @@ func NewStockcastPortfolio(target float64, c Config, n int) Portfolio {
 		p.maxFactor, p.years = c.MaxLevelFactor, make([]salesYear, n)
 	}
 	p.model, p.jitter, p.impute = c.Intermittent, c.Jitter, c.Censored != CensoredDrop
+	p.lostSales = c.Shortage == ShortageLostSales
 	if p.model == "" {
 		p.model = IntermittentForecast
 	}
@@ -236,16 +251,22 @@ func (p *StockcastPortfolio) Observe(i int, day forecasting.Day, sales float64, 
 
 // Levels implements Portfolio.
 func (p *StockcastPortfolio) Levels(day forecasting.Day, value []float64) []float64 {
+	// The backorder formula's targets are corrected for lost sales; the
+	// lost-sales shortage takes them as they are.
+	target := replenish.LostSalesTarget
+	if p.lostSales {
+		target = func(f float64) float64 { return f }
+	}
 	var bands map[string]replenish.Band
 	if p.band > 0 {
 		bands = map[string]replenish.Band{}
 		hi := 1.0
 		if p.fill+p.band < 1 {
-			hi = replenish.LostSalesTarget(p.fill + p.band)
+			hi = target(p.fill + p.band)
 		}
 		for _, c := range []forecasting.Class{forecasting.ClassSmooth, forecasting.ClassErratic,
 			forecasting.ClassIntermittent, forecasting.ClassLumpy} {
-			bands[string(c)] = replenish.Band{Lo: replenish.LostSalesTarget(p.fill - p.band), Hi: hi}
+			bands[string(c)] = replenish.Band{Lo: target(p.fill - p.band), Hi: hi}
 		}
 	}
 	for i := range p.states {
@@ -265,13 +286,14 @@ func (p *StockcastPortfolio) Levels(day forecasting.Day, value []float64) []floa
 			}
 		}
 		p.items[i].UnitValue = value[i]
+		p.items[i].LostSales = p.lostSales
 		if p.years != nil {
 			// At least one unit: a series without sales this year may sell.
 			p.items[i].MaxLevel = max(p.maxFactor*p.years[i].peak(p.lead+p.review), 1)
 		}
 		p.class[i] = string(class)
 	}
-	a, _, err := replenish.AllocateFillRateBounded(p.items, p.class, replenish.LostSalesTarget(p.fill), bands)
+	a, _, err := replenish.AllocateFillRateBounded(p.items, p.class, target(p.fill), bands)
 	if err != nil {
 		return make([]float64, len(p.states))
 	}

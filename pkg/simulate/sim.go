@@ -95,6 +95,11 @@ type Config struct {
 	// or CensoredDrop (the day is left out, as the forecast service does;
 	// the day's class is then the forecast's too).
 	Censored string
+	// Shortage is how the stockcast policy counts the expected shortage
+	// of a level: ShortageBackorder (the default, "" too: the backorder
+	// formula with the target corrected by replenish.LostSalesTarget) or
+	// ShortageLostSales (replenish.LostSalesShortage, the target as it is).
+	Shortage string
 	// Jitter jitters the compound model's sizes (replenish.Compound.Jitter).
 	Jitter bool
 	// Supplier constraints: MOQ, PackSize, MaxOrder of a replenish.Policy

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockcast/stockcast/pkg/recovery"
+	"github.com/stockcast/stockcast/pkg/topics"
+	"github.com/stockcast/stockcast/services/replenishment/internal/consumer"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+	"github.com/stockcast/stockcast/services/replenishment/internal/store"
+)
+
+// runbookReplay is the manual recovery logged when -replenishment.recover=false.
+const runbookReplay = "none by hand: turn -replenishment.recover on (docs/operations.md, Recovery from Redis loss)"
+
+// replayBatch bounds the records of one Plan call of the replay.
+const replayBatch = 5000
+
+// rebuildAfterLoss is the replenishment service's recovery (pkg/recovery):
+//  1. the policies set with SetPolicy and the decisions on proposals come
+//     back from ClickHouse (policy_log; proposals' version-2 rows);
+//  2. the state (positions, open orders, crossings, learned lead times, the
+//     exactly-once markers with their outcomes) is rebuilt by applying
+//     forecasts.v1 from the start of the log up to the group's committed
+//     offsets, with the same planner and the same scripts as the consumer,
+//     silently: nothing is saved or published, it all was the first time;
+//  3. when the committed offsets moved meanwhile (a batch applied before
+//     the loss and committed after), the records up to the new ones are
+//     applied too, until they stand still.
+//
+// The consumer then resumes at the committed offsets, so every record is
+// applied once, in log order, and the proposals are the ones a run without
+// the loss makes (ids are deterministic). Decisions are replayed with the
+// policies in force now: a policy changed within the replayed range gives
+// the records before the change the new policy. forecasts.v1 must keep its
+// records (retention) as long as the state they build matters.
+func rebuildAfterLoss(cfg Config, rdb redis.Cmdable, ch driver.Conn, policies *planning.Policies, state *store.State) recovery.Rebuild {
+	return func(ctx context.Context, _ string, _ time.Time) (string, error) {
+		nPolicies, err := store.RestorePolicies(ctx, ch, rdb)
+		if err != nil {
+			return "", err
+		}
+		nDecisions, err := store.RestoreDecisions(ctx, ch, rdb)
+		if err != nil {
+			return "", err
+		}
+		// The replay's planner writes with the recovery lock as its guard;
+		// its per-event warnings were logged the first time.
+		planner := planning.NewPlannerLearning(policies, state.Rebuilding(), slog.New(slog.DiscardHandler), cfg.Planning.LeadTimeMinSamples)
+		var from recovery.Offsets
+		to, err := recovery.Committed(ctx, cfg.Kafka, Group, topics.Forecasts)
+		if err != nil {
+			return "", err
+		}
+		records, events := 0, 0
+		for rounds := 1; ; rounds++ {
+			n, err := recovery.Read(ctx, cfg.Kafka, topics.Forecasts, from, to, replayBatch, func(recs []*kgo.Record) error {
+				applied, err := consumer.Replay(ctx, planner, recs)
+				events += applied
+				return err
+			})
+			records += n
+			if err != nil {
+				return "", fmt.Errorf("replay %s: %w", topics.Forecasts, err)
+			}
+			now, err := recovery.Committed(ctx, cfg.Kafka, Group, topics.Forecasts)
+			if err != nil {
+				return "", err
+			}
+			if !advanced(to, now) {
+				return fmt.Sprintf("restored %d policies and %d decisions; replayed %d records of %s (%d events) in %d rounds",
+					nPolicies, nDecisions, records, topics.Forecasts, events, rounds), nil
+			}
+			from, to = to, now
+		}
+	}
+}
+
+// advanced reports whether any partition's offset in now is past the one in before.
+func advanced(before, now recovery.Offsets) bool {
+	for p, o := range now {
+		if o > before[p] {
+			return true
+		}
+	}
+	return false
+}
