@@ -5,6 +5,7 @@
 # ending with the summary line.
 #   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,arima,croston,sba,tsb,prophet
 #   PY_MODELS=statsmodels_ets,xgboost,xgboost_direct  MODELS=all  STOCKCAST=bin/stockcast
+#   BACKTEST_FLAGS="..." (extra flags of the scoring run)  SPEED_SERIES=28 (0: skip)
 # Each peer's forecasts are kept in $OUT/r_<model>.csv or py_<model>.csv
 # and reused while the exported splits are unchanged (their SHA-256 is in
 # $OUT/splits.sha256); the global models' trainings are kept in
@@ -43,5 +44,22 @@ run_peer() { # lang model
 }
 for m in ${R_MODELS//,/ }; do run_peer r "$m"; done
 for m in ${PY_MODELS//,/ }; do run_peer py "$m"; done
+# shellcheck disable=SC2086 # BACKTEST_FLAGS are words
 "$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --models "$MODELS" --gbt-cache "$OUT/gbt-cache" \
-  --peers "$(IFS=,; echo "${peers[*]}")" --summary
+  --peers "$(IFS=,; echo "${peers[*]}")" --summary ${BACKTEST_FLAGS:-}
+
+# Speed, measured in this run (never cached): R ets and stockcast's
+# ensemble on the same first SPEED_SERIES series, last horizon held out.
+SPEED_SERIES=${SPEED_SERIES:-28}
+if [ "$SPEED_SERIES" -gt 0 ]; then
+  sp="$OUT/speed"
+  rm -rf "$sp"
+  mkdir -p "$sp"
+  "$STOCKCAST" backtest --data "$DATA" --series "$SPEED_SERIES" --export "$sp" --models none 2>/dev/null
+  /usr/bin/Rscript "$here/peers.R" "$sp" "$sp/r_ets.csv" ets 2>/dev/null
+  "$STOCKCAST" backtest --data "$DATA" --series "$SPEED_SERIES" --models stockcast_ensemble --peers "$sp/r_ets.csv" >"$sp/table.txt"
+  awk -v n="$SPEED_SERIES" '
+    $1 == "stockcast_ensemble" { e = $NF; sub(/s$/, "", e) }
+    $1 == "R_ets" { r = $NF; sub(/s$/, "", r) }
+    END { printf "speed: %d series, same run: stockcast_ensemble %.3fs R_ets %.1fs ratio %.0fx\n", n, e, r, r / e }' "$sp/table.txt"
+fi

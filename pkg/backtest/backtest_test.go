@@ -302,3 +302,29 @@ func TestPeerRoundTrip(t *testing.T) {
 		t.Error("incomplete peer forecasts accepted")
 	}
 }
+
+// TestPITCoverage: the PIT interval of an outcome read off the quantiles
+// at Levels, and its share inside each central interval, by hand.
+func TestPITCoverage(t *testing.T) {
+	// a count forecast: q = 0 up to level 0.75, 1 from 0.835 to 0.975, 2
+	// at 0.99 and 0.995
+	q := []float64{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2}
+	// y = 0: no quantile below, the lowest above is at 0.835: PIT in
+	// [0, 0.835]; inside [0.25, 0.75] 0.5/0.835, [0.05, 0.95] 0.785/0.835,
+	// [0.01, 0.99] 0.825/0.835 (inclusive coverage: 1 each)
+	near(t, "pit50(0)", PITCoverage(0, q, 0.25, 0.75), 0.5/0.835)
+	near(t, "pit90(0)", PITCoverage(0, q, 0.05, 0.95), 0.785/0.835)
+	near(t, "pit98(0)", PITCoverage(0, q, 0.01, 0.99), 0.825/0.835)
+	// y = 1: PIT in [0.75, 0.99]: 0 in the 50% interval, 0.2/0.24 in the
+	// 90% one, all in the 98% one
+	near(t, "pit50(1)", PITCoverage(1, q, 0.25, 0.75), 0)
+	near(t, "pit90(1)", PITCoverage(1, q, 0.05, 0.95), 0.2/0.24)
+	near(t, "pit98(1)", PITCoverage(1, q, 0.01, 0.99), 1)
+	// y = 5: above every quantile: PIT in [0.995, 1]
+	near(t, "pit98(5)", PITCoverage(5, q, 0.01, 0.99), 0)
+	// continuous quantiles: the indicator of y inside [q_a, q_b]
+	c := []float64{-3, -2.5, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3}
+	near(t, "pit50(0.7)", PITCoverage(0.7, c, 0.25, 0.75), 0)
+	near(t, "pit90(0.7)", PITCoverage(0.7, c, 0.05, 0.95), 1)
+	near(t, "pit50(-0.2)", PITCoverage(-0.2, c, 0.25, 0.75), 1)
+}

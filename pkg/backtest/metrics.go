@@ -42,6 +42,40 @@ type SeriesScore struct {
 	// horizon.
 	Covered [3]int
 	Days    int
+	// PITCovered is the PIT coverage of each interval summed over the
+	// horizon days (see PITCoverage).
+	PITCovered [3]float64
+}
+
+// PITCoverage is the share of the outcome's PIT interval that falls
+// inside the central interval [a, b] of levels: the non-randomised PIT of
+// a discrete forecast (Czado, Gneiting and Held, 2009), read off the
+// quantiles at Levels: the outcome y's PIT lies between the highest level
+// whose quantile is below y and the lowest level whose quantile is above
+// y (0 and 1 when there is none). For a continuous forecast that is the
+// indicator of y inside [q_a, q_b]; for a count forecast whose quantiles
+// tie (a mostly-zero series: q_0.25 = q_0.75 = 0) an outcome 0 counts
+// only for the share of its probability inside the interval, instead of
+// always.
+func PITCoverage(y float64, q []float64, a, b float64) float64 {
+	lo, hi := 0.0, 1.0
+	for k, u := range Levels {
+		if q[k] < y {
+			lo = u
+		}
+	}
+	for k := len(Levels) - 1; k >= 0; k-- {
+		if q[k] > y {
+			hi = Levels[k]
+		}
+	}
+	if hi <= lo { // crossing quantiles: a point
+		if m := (lo + hi) / 2; m >= a && m <= b {
+			return 1
+		}
+		return 0
+	}
+	return max(0, min(b, hi)-max(a, lo)) / (hi - lo)
 }
 
 // Scales returns the two M5 denominators of a training part: the mean
@@ -122,6 +156,7 @@ func ScoreSeries(train, trainPrices, test []float64, p Prediction) SeriesScore {
 			if y >= p.Quantiles[h][iv[0]] && y <= p.Quantiles[h][iv[1]] {
 				sc.Covered[i]++
 			}
+			sc.PITCovered[i] += PITCoverage(y, p.Quantiles[h], Levels[iv[0]], Levels[iv[1]])
 		}
 	}
 	return sc
@@ -136,8 +171,9 @@ type Summary struct {
 	WSPL                        float64 // NaN without quantiles
 	// Bias is the total error over the total demand.
 	Bias float64
-	// Coverage of the 50%, 90% and 98% intervals (NaN without quantiles).
-	Coverage [3]float64
+	// Coverage of the 50%, 90% and 98% intervals (NaN without quantiles):
+	// inclusive (y in [q_lo, q_hi]) and PIT (PITCoverage).
+	Coverage, PIT [3]float64
 	// Series is the number of scored series per origin, Skipped the
 	// number not scored (zero scale).
 	Series, Skipped int
@@ -148,7 +184,7 @@ func Summarise(scores [][]SeriesScore) Summary {
 	var s Summary
 	var nSeries, days float64
 	var errSum, actSum float64
-	var covered [3]float64
+	var covered, pit [3]float64
 	hasQ := true
 	for _, origin := range scores {
 		var wTotal, wr, ws float64
@@ -171,6 +207,7 @@ func Summarise(scores [][]SeriesScore) Summary {
 			}
 			for i := range covered {
 				covered[i] += float64(sc.Covered[i])
+				pit[i] += sc.PITCovered[i]
 			}
 			days += float64(sc.Days)
 		}
@@ -189,10 +226,12 @@ func Summarise(scores [][]SeriesScore) Summary {
 	s.Bias = errSum / actSum
 	for i := range covered {
 		s.Coverage[i] = covered[i] / max(days, 1)
+		s.PIT[i] = pit[i] / max(days, 1)
 	}
 	if !hasQ {
 		s.WSPL = math.NaN()
 		s.Coverage = [3]float64{math.NaN(), math.NaN(), math.NaN()}
+		s.PIT = s.Coverage
 	}
 	return s
 }
