@@ -35,7 +35,7 @@ var consumedTopics = []string{topics.Orders, topics.Inventory, topics.Catalog, t
 // AllTopics is every topic stockcast uses: the pipeline topics and the
 // dead-letter topic of each consumed one.
 func AllTopics() []string {
-	ts := []string{topics.Orders, topics.Inventory, topics.Catalog, topics.Demand, topics.Features, topics.Forecasts, topics.Proposals, topics.Alerts}
+	ts := []string{topics.Orders, topics.Inventory, topics.Catalog, topics.Demand, topics.Features, topics.Forecasts, topics.Proposals, topics.Stockouts, topics.Alerts}
 	for _, t := range consumedTopics {
 		ts = append(ts, topics.DLQ(t))
 	}

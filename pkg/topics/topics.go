@@ -14,6 +14,10 @@ const (
 	Features  = "features.v1"
 	Forecasts = "forecasts.v1"
 	Proposals = "replenishment.v1"
+	// Stockouts carries the stockout periods the replenishment service
+	// detects (inventory.v1.InventoryEvent stockout_started/ended, key:
+	// series), for downstream consumers; it is no input of stockcast.
+	Stockouts = "stockouts.v1"
 	// Alerts carries the console's fired alert rules (alert.v1.Alert, key:
 	// alert_id).
 	Alerts = "alerts.v1"

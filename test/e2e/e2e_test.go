@@ -57,9 +57,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
+	binDir := stacktest.BuildServices(t)
 	st, err := stack.Start(ctx, stack.Config{
 		Dir:        t.TempDir(),
-		BinDir:     stacktest.BuildServices(t),
+		BinDir:     binDir,
 		Partitions: 3,
 		Logger:     log,
 	})
@@ -129,8 +130,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if int(n) != want.notDemandRows {
 		t.Errorf("order_lines not demand = %d, want %d", n, want.notDemandRows)
 	}
-	// (The replenishment service's own stockout events are counted in 5.)
-	if err := conn.QueryRow(ctx, "SELECT count() FROM inventory_events FINAL WHERE NOT startsWith(event_id, 'replenishment-stockout:')").Scan(&n); err != nil {
+	// Only the platform's inventory events: the replenishment service's
+	// detected stockouts go to stockouts.v1, not back into inventory.v1.
+	if err := conn.QueryRow(ctx, "SELECT count() FROM inventory_events FINAL").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if int(n) != want.adjustments+sum.InitialStock {
@@ -157,62 +159,31 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	compareDaily(t, "ClickHouse", gotDaily, want.daily)
 
-	// 4. Redis features equal the CSV's daily sums, for every series.
-	checkFeatures(ctx, t, st, want.daily)
-
-	// 5. One forecast for every (series, demand event), nothing else. The
-	// replenishment service publishes the stockout periods it sees (on hand
-	// reaching 0 and coming back) to inventory.v1; they come back as
-	// forecasts too, after the replay is accounted for: poll until each
-	// expected one (from the other forecasts, by the documented rule) is there.
-	var forecasts []*kgo.Record
-	var bySeries map[string][]*forecastv1.ForecastEvent
-	var forecastFor map[string]int
-	var wantStockouts []expectedStockout
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		forecasts = readAll(ctx, t, adm, st.Brokers(), topics.Forecasts)
-		bySeries, forecastFor = map[string][]*forecastv1.ForecastEvent{}, map[string]int{}
-		for _, r := range forecasts {
-			var f forecastv1.ForecastEvent
-			if err := proto.Unmarshal(r.Value, &f); err != nil {
-				t.Fatalf("forecast at offset %d: %v", r.Offset, err)
-			}
-			if string(r.Key) != f.GetSeriesKey() || f.GetCause().GetEventId() != f.GetEventId() {
-				t.Fatalf("forecast %s: key %q series %q cause %q", f.GetForecastId(), r.Key, f.GetSeriesKey(), f.GetCause().GetEventId())
-			}
-			forecastFor[f.GetEventId()]++
-			bySeries[f.GetSeriesKey()] = append(bySeries[f.GetSeriesKey()], &f)
-		}
-		wantStockouts = expectStockouts(bySeries)
-		missing := 0
-		for _, s := range wantStockouts {
-			if forecastFor[s.id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	// 4. Redis features equal the CSV's daily sums, for every series; no
+	// day is flagged out of stock (the replay reports no stockout, and the
+	// replenishment service's detections do not come back as input).
+	if flagged := checkFeatures(ctx, t, st, want.daily); flagged != 0 {
+		t.Errorf("features: %d days flagged out of stock, want 0", flagged)
 	}
-	if len(wantStockouts) == 0 {
-		t.Error("the replay should run some series out of stock")
+
+	// 5. One forecast for every (series, demand event), nothing else.
+	forecasts := readAll(ctx, t, adm, st.Brokers(), topics.Forecasts)
+	bySeries, forecastFor := map[string][]*forecastv1.ForecastEvent{}, map[string]int{}
+	for _, r := range forecasts {
+		var f forecastv1.ForecastEvent
+		if err := proto.Unmarshal(r.Value, &f); err != nil {
+			t.Fatalf("forecast at offset %d: %v", r.Offset, err)
+		}
+		if string(r.Key) != f.GetSeriesKey() || f.GetCause().GetEventId() != f.GetEventId() {
+			t.Fatalf("forecast %s: key %q series %q cause %q", f.GetForecastId(), r.Key, f.GetSeriesKey(), f.GetCause().GetEventId())
+		}
+		forecastFor[f.GetEventId()]++
+		bySeries[f.GetSeriesKey()] = append(bySeries[f.GetSeriesKey()], &f)
 	}
 	wantForecasts := map[string]bool{}
 	for id := range want.demandEvents {
 		wantForecasts[id] = true
 	}
-	for _, s := range wantStockouts {
-		wantForecasts[s.id] = true
-	}
-	if err := conn.QueryRow(ctx, "SELECT count() FROM inventory_events FINAL WHERE startsWith(event_id, 'replenishment-stockout:')").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if int(n) != len(wantStockouts) {
-		t.Errorf("inventory_events FINAL has %d stockout events of the replenishment service, want %d", n, len(wantStockouts))
-	}
-	// The stockout days reach the feature service's history (censored days).
-	checkStockoutFlags(ctx, t, st, wantStockouts)
 	stock := 0
 	for id := range forecastFor {
 		if strings.HasPrefix(id, "or-stock-") {
@@ -237,35 +208,31 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Errorf("forecasts.v1 has %d records, want %d", len(forecasts), len(wantForecasts))
 	}
 
+	// 5b. The stockout periods the position shows (on hand reaching 0 and
+	// coming back, by the documented rule) are on stockouts.v1 and in
+	// ClickHouse, exactly.
+	wantStockouts := expectStockouts(bySeries)
+	if len(wantStockouts) == 0 {
+		t.Error("the replay should run some series out of stock")
+	}
+	gotStockouts := pollStockouts(ctx, t, adm, st.Brokers(), len(wantStockouts))
+	if g, w := fmt.Sprint(gotStockouts), fmt.Sprint(stockoutLines(wantStockouts)); g != w {
+		t.Errorf("stockouts.v1:\n got  %s\n want %s", g, w)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM stockouts FINAL").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if int(n) != len(wantStockouts) {
+		t.Errorf("stockouts FINAL = %d rows, want %d", n, len(wantStockouts))
+	}
+
 	// 6. The proposals are exactly the documented policy's decisions on
 	// those forecasts, on the topic and in ClickHouse.
 	wantProps := expectProposals(t, bySeries)
 	if len(wantProps) == 0 {
 		t.Fatal("the replay should cross some reorder points")
 	}
-	// The proposals of the last stockout forecasts may still be on their way.
-	var gotProps map[string]*replenishmentv1.Proposal
-	for deadline := time.Now().Add(time.Minute); ; {
-		gotProps = map[string]*replenishmentv1.Proposal{}
-		twice := 0
-		for _, r := range readAll(ctx, t, adm, st.Brokers(), topics.Proposals) {
-			var p replenishmentv1.Proposal
-			if err := proto.Unmarshal(r.Value, &p); err != nil {
-				t.Fatal(err)
-			}
-			if gotProps[p.GetProposalId()] != nil {
-				twice++
-			}
-			gotProps[p.GetProposalId()] = &p
-		}
-		if len(gotProps) >= len(wantProps) || time.Now().After(deadline) {
-			if twice > 0 {
-				t.Errorf("%d proposals published twice", twice)
-			}
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	gotProps := readProposals(ctx, t, adm, st.Brokers())
 	if len(gotProps) != len(wantProps) {
 		t.Errorf("replenishment.v1 has %d proposals, want %d", len(gotProps), len(wantProps))
 	}
@@ -292,8 +259,220 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if err := st.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	t.Logf("replayed %d lines: %d order lines, %d adjustments, %d rejected, %d series, %d forecasts, %d proposals",
-		lines, want.orderLines, want.adjustments, len(want.rejected), len(want.daily), len(forecasts), len(wantProps))
+	reasons := map[string]int{}
+	for _, p := range gotProps {
+		reasons[strings.TrimPrefix(p.GetReason().String(), "PROPOSAL_REASON_")]++
+	}
+	t.Logf("replayed %d lines: %d order lines, %d adjustments, %d rejected, %d series, %d forecasts, %d proposals %v, %d stockout events",
+		lines, want.orderLines, want.adjustments, len(want.rejected), len(want.daily), len(forecasts), len(wantProps), reasons, len(wantStockouts))
+
+	// 8. Determinism: the same input through a stack with one partition per
+	// topic instead of three (other batches, one consumer for every series)
+	// gives byte-identical proposals and the same stockout events for every
+	// series whose events reached demand.v1 in the same order. Only a series
+	// with events on two raw topics (orders.v1 and an inventory.v1
+	// adjustment) may be interleaved differently by ingest (docs/design.md,
+	// "Order across raw topics"); its decisions then follow its other order.
+	if testing.Short() {
+		return
+	}
+	again := replayAgain(ctx, t, binDir, data, 1, log)
+	twoTopics := map[string]bool{}
+	for _, l := range csvLines {
+		if l.kind() == "adjustment" {
+			twoTopics[l.sku+"|online"] = true
+		}
+	}
+	first := runOutput{proposals: map[string]map[string]string{}, stockouts: map[string][]string{}, order: eventOrder(bySeries)}
+	for id, p := range gotProps {
+		if first.proposals[p.GetSeriesKey()] == nil {
+			first.proposals[p.GetSeriesKey()] = map[string]string{}
+		}
+		first.proposals[p.GetSeriesKey()][id] = marshal(t, p)
+	}
+	for _, s := range gotStockouts {
+		series := strings.Fields(s)[1]
+		first.stockouts[series] = append(first.stockouts[series], s)
+	}
+	same, reordered, notCompared := 0, 0, 0
+	for series, order := range first.order {
+		if again.order[series] != order {
+			reordered++
+			notCompared += len(first.proposals[series])
+			if !twoTopics[series] {
+				t.Errorf("second run: series %s got its events in another order, and it has events on one raw topic only", series)
+			}
+			continue
+		}
+		if g, w := fmt.Sprint(again.proposals[series]), fmt.Sprint(first.proposals[series]); g != w {
+			t.Errorf("second run: series %s: %d proposals differ from the first run's %d", series, len(again.proposals[series]), len(first.proposals[series]))
+		}
+		if g, w := fmt.Sprint(again.stockouts[series]), fmt.Sprint(first.stockouts[series]); g != w {
+			t.Errorf("second run: series %s: stockouts %v, want %v", series, g, w)
+		}
+		same += len(first.proposals[series])
+	}
+	if len(again.order) != len(first.order) {
+		t.Errorf("second run: %d series, want %d", len(again.order), len(first.order))
+	}
+	t.Logf("second run (1 partition): %d of %d proposals byte-identical; %d series (of %d with an inventory.v1 adjustment) got their raw events in another order, their %d proposals not compared",
+		same, len(gotProps), reordered, len(twoTopics), notCompared)
+}
+
+// runOutput is what a replay produced, by series: proposals by id (their
+// deterministic protobuf bytes), stockout lines, and the order of the
+// series' events (its forecasts' event ids).
+type runOutput struct {
+	proposals map[string]map[string]string
+	stockouts map[string][]string
+	order     map[string]string
+}
+
+// eventOrder is each series' event ids in forecasts.v1 order (the order
+// of demand.v1, which everything downstream follows).
+func eventOrder(bySeries map[string][]*forecastv1.ForecastEvent) map[string]string {
+	out := make(map[string]string, len(bySeries))
+	for series, fs := range bySeries {
+		ids := make([]string, len(fs))
+		for i, f := range fs {
+			ids[i] = f.GetEventId()
+		}
+		out[series] = strings.Join(ids, " ")
+	}
+	return out
+}
+
+// replayAgain replays the same lines through a new stack with the given
+// partitions and reads what it produced.
+func replayAgain(ctx context.Context, t *testing.T, binDir, data string, partitions int, log *slog.Logger) runOutput {
+	t.Helper()
+	st, err := stack.Start(ctx, stack.Config{
+		Dir:        t.TempDir(),
+		BinDir:     binDir,
+		Partitions: partitions,
+		Logger:     log,
+	})
+	if err != nil {
+		t.Fatalf("start second stack: %v", err)
+	}
+	defer func() {
+		if err := st.Stop(); err != nil {
+			t.Errorf("stop second stack: %v", err)
+		}
+	}()
+	sum, err := replay.New(replay.Config{
+		Data: data, Limit: lines, InitialStock: true, StallTimeout: 2 * time.Minute,
+		NonProductSKUs: keys(nonProduct),
+	}, st.Kafka(), log, nil).Run(ctx)
+	if err != nil || sum.Read != lines || sum.Unaccounted != 0 {
+		t.Fatalf("second replay: %v (summary %+v)", err, sum)
+	}
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(st.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	adm := kadm.NewClient(kcl)
+	out := runOutput{proposals: map[string]map[string]string{}, stockouts: map[string][]string{}}
+	for id, p := range readProposals(ctx, t, adm, st.Brokers()) {
+		if out.proposals[p.GetSeriesKey()] == nil {
+			out.proposals[p.GetSeriesKey()] = map[string]string{}
+		}
+		out.proposals[p.GetSeriesKey()][id] = marshal(t, p)
+	}
+	// The replay waits until replenishment is drained: its stockouts are
+	// produced with its proposals.
+	for _, s := range pollStockouts(ctx, t, adm, st.Brokers(), 0) {
+		series := strings.Fields(s)[1]
+		out.stockouts[series] = append(out.stockouts[series], s)
+	}
+	bySeries := map[string][]*forecastv1.ForecastEvent{}
+	for _, r := range readAll(ctx, t, adm, st.Brokers(), topics.Forecasts) {
+		var f forecastv1.ForecastEvent
+		if err := proto.Unmarshal(r.Value, &f); err != nil {
+			t.Fatal(err)
+		}
+		bySeries[f.GetSeriesKey()] = append(bySeries[f.GetSeriesKey()], &f)
+	}
+	out.order = eventOrder(bySeries)
+	return out
+}
+
+// readProposals reads replenishment.v1 by proposal id; an id published
+// twice is an error.
+func readProposals(ctx context.Context, t *testing.T, adm *kadm.Client, brokers []string) map[string]*replenishmentv1.Proposal {
+	t.Helper()
+	got := map[string]*replenishmentv1.Proposal{}
+	twice := 0
+	for _, r := range readAll(ctx, t, adm, brokers, topics.Proposals) {
+		var p replenishmentv1.Proposal
+		if err := proto.Unmarshal(r.Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		if got[p.GetProposalId()] != nil {
+			twice++
+		}
+		got[p.GetProposalId()] = &p
+	}
+	if twice > 0 {
+		t.Errorf("%d proposals published twice", twice)
+	}
+	return got
+}
+
+// marshal is a proposal's deterministic protobuf encoding.
+func marshal(t *testing.T, p *replenishmentv1.Proposal) string {
+	t.Helper()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// pollStockouts reads stockouts.v1 until it holds at least want records (or
+// a deadline passes) and returns them as sorted lines "id series kind day".
+func pollStockouts(ctx context.Context, t *testing.T, adm *kadm.Client, brokers []string, want int) []string {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		var out []string
+		for _, r := range readAll(ctx, t, adm, brokers, topics.Stockouts) {
+			var ev inventoryv1.InventoryEvent
+			if err := proto.Unmarshal(r.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			kind := "started"
+			if ev.GetStockoutEnded() != nil {
+				kind = "ended"
+			} else if ev.GetStockoutStarted() == nil {
+				t.Fatalf("stockouts.v1 offset %d: %v is no stockout event", r.Offset, &ev)
+			}
+			series := topics.SeriesKey(ev.GetSku(), ev.GetLocation())
+			if string(r.Key) != series || header(r, topics.HeaderEventID) != ev.GetEventId() {
+				t.Fatalf("stockouts.v1 offset %d: key %q header %q for %v", r.Offset, r.Key, header(r, topics.HeaderEventID), &ev)
+			}
+			out = append(out, ev.GetEventId()+" "+series+" "+kind+" "+ev.GetOccurredAt().AsTime().UTC().Format(time.DateOnly))
+		}
+		if len(out) >= want || time.Now().After(deadline) {
+			sort.Strings(out)
+			return out
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stockoutLines are expected stockouts as pollStockouts returns them.
+func stockoutLines(want []expectedStockout) []string {
+	out := make([]string, 0, len(want))
+	for _, s := range want {
+		kind := "ended"
+		if s.started {
+			kind = "started"
+		}
+		out = append(out, s.id+" "+s.series+" "+kind+" "+s.day)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // injectBad produces hostile records after the replay and returns event id
@@ -420,8 +599,11 @@ func readAll(ctx context.Context, t *testing.T, adm *kadm.Client, brokers []stri
 	return out
 }
 
-func checkFeatures(ctx context.Context, t *testing.T, st *stack.Stack, want map[string]map[string]float64) {
+// checkFeatures compares every series' daily history with the CSV and
+// returns how many days are flagged out of stock.
+func checkFeatures(ctx context.Context, t *testing.T, st *stack.Stack, want map[string]map[string]float64) int {
 	t.Helper()
+	flagged := 0
 	conn, err := grpcx.Dial(st.GRPC(stack.Feature), telemetry.NewDiscard())
 	if err != nil {
 		t.Fatal(err)
@@ -437,6 +619,9 @@ func checkFeatures(ctx context.Context, t *testing.T, st *stack.Stack, want map[
 		}
 		got[series] = map[string]float64{}
 		for _, d := range resp.GetHistory() {
+			if d.GetStockout() {
+				flagged++
+			}
 			if d.GetQuantity() != 0 || days[d.GetDay()] != 0 {
 				got[series][d.GetDay()] = d.GetQuantity()
 			}
@@ -459,6 +644,7 @@ func checkFeatures(ctx context.Context, t *testing.T, st *stack.Stack, want map[
 		}
 	}
 	compareDaily(t, "Redis", got, want)
+	return flagged
 }
 
 func compareDaily(t *testing.T, store string, got, want map[string]map[string]float64) {
@@ -519,40 +705,4 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// checkStockoutFlags: the feature service's daily history marks the day of
-// each stockout event the replenishment service published as (partly) out
-// of stock, i.e. censored demand.
-func checkStockoutFlags(ctx context.Context, t *testing.T, st *stack.Stack, want []expectedStockout) {
-	t.Helper()
-	conn, err := grpcx.Dial(st.GRPC(stack.Feature), telemetry.NewDiscard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := featurev1.NewFeatureServiceClient(conn)
-	flagged := map[string]map[string]bool{}
-	bad := 0
-	for _, s := range want {
-		if flagged[s.series] == nil {
-			sku, loc, _ := topics.SplitSeriesKey(s.series)
-			resp, err := client.GetFeatures(ctx, &featurev1.GetFeaturesRequest{Sku: sku, Location: loc, IncludeHistory: true})
-			if err != nil {
-				t.Fatalf("GetFeatures %s: %v", s.series, err)
-			}
-			flagged[s.series] = map[string]bool{}
-			for _, d := range resp.GetHistory() {
-				if d.GetStockout() {
-					flagged[s.series][d.GetDay()] = true
-				}
-			}
-		}
-		if !flagged[s.series][s.day] {
-			if bad++; bad <= 10 {
-				t.Errorf("features %s: day %s of stockout event %s (started %v) not flagged", s.series, s.day, s.id, s.started)
-			}
-		}
-	}
-	t.Logf("%d stockout events of the replenishment service over %d series, their days flagged in the features' history", len(want), len(flagged))
 }

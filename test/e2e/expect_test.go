@@ -143,6 +143,7 @@ type position struct {
 	onHand, onOrder, backorders float64
 	below                       bool
 	openUpTo                    float64 // order-up-to level of the open proposal
+	decidedAt                   time.Time
 }
 
 func (p *position) apply(f *forecastv1.ForecastEvent) {
@@ -190,8 +191,10 @@ const (
 	serviceLevel = 0.95
 	leadTime     = 7
 	coverDays    = 14
-	// -replenishment.revise-threshold
+	// -replenishment.revise-threshold, -revise-min-units, -revise-interval
 	reviseThreshold = 0.25
+	reviseMinUnits  = 2
+	reviseInterval  = 24 * time.Hour
 )
 
 // expectProposals replays the forecasts of each series in partition order
@@ -220,15 +223,23 @@ func expectProposals(t *testing.T, bySeries map[string][]*forecastv1.ForecastEve
 			if inv := f.GetCause().GetInventory(); inv.GetSnapshot() != nil || inv.GetAdjustment() != nil {
 				reason = "PROPOSAL_REASON_STOCK_CORRECTED"
 			}
+			at := f.GetCause().GetOccurredAt()
+			if at == nil {
+				at = f.GetAsOf()
+			}
+			now := at.AsTime()
 			if p.below {
 				// An open proposal is revised when the order-up-to level
-				// moved by more than the revise threshold.
-				if math.Abs(upTo-p.openUpTo) <= reviseThreshold*math.Max(p.openUpTo, 1) {
+				// moved by more than the revise threshold and by at least
+				// the min units, a day (event time) or more after the
+				// series' last decision.
+				move := math.Abs(upTo - p.openUpTo)
+				if move <= reviseThreshold*math.Max(p.openUpTo, 1) || move < reviseMinUnits || now.Before(p.decidedAt.Add(reviseInterval)) {
 					continue
 				}
 				reason = "PROPOSAL_REASON_FORECAST_CHANGED"
 			}
-			p.below, p.openUpTo = true, upTo
+			p.below, p.openUpTo, p.decidedAt = true, upTo, now
 			qty := math.Max(1, math.Ceil(upTo-pos-1e-9))
 			sum := sha256.Sum256([]byte(series + "|" + f.GetEventId()))
 			out = append(out, expectedProposal{
@@ -275,7 +286,8 @@ type expectedStockout struct {
 const stockoutPrefix = "replenishment-stockout:"
 
 // expectStockouts replays each series' forecasts (the service's own
-// stockout events excluded: they move nothing) through the position rules.
+// stockout events, which come back only when opted in, excluded: they move
+// nothing) through the position rules.
 func expectStockouts(bySeries map[string][]*forecastv1.ForecastEvent) []expectedStockout {
 	var out []expectedStockout
 	for series, fs := range bySeries {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/chx"
@@ -17,7 +19,6 @@ import (
 	"github.com/stockcast/stockcast/pkg/grpcx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/lifecycle"
-	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/redisx"
 	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/topics"
@@ -46,12 +47,15 @@ type Config struct {
 	Admin       lifecycle.AdminConfig
 	Planning    planning.Config
 	State       store.StateConfig
-	Recovery    recovery.Config
 	PrintConfig bool
 	MigrateOnly bool
 	// Publish the stockout periods the service detects (and the platform
-	// did not report) to inventory.v1 as censoring flags for forecasting.
+	// did not report) to stockouts.v1.
 	PublishStockouts bool
+	// Also publish them to inventory.v1, stockcast's own input, as
+	// censoring flags for forecasting (opt-in: proposals then depend on
+	// when they come back).
+	StockoutsToInventory bool
 }
 
 // RegisterFlags registers every flag of the service.
@@ -64,9 +68,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Admin.RegisterFlags(fs)
 	c.Planning.RegisterFlags(fs, "replenishment.")
 	c.State.RegisterFlags(fs, "replenishment.")
-	c.Recovery.RegisterFlags(fs, "replenishment.")
 	fs.BoolVar(&c.PublishStockouts, "replenishment.publish-stockouts", true,
-		"publish stockout periods the service detects (on hand reaching 0 and back) and the platform did not report to inventory.v1 as stockout_started/ended (censoring flags for forecasting)")
+		"publish stockout periods the service detects (on hand reaching 0 and back) and the platform did not report to stockouts.v1 as stockout_started/ended")
+	fs.BoolVar(&c.StockoutsToInventory, "replenishment.stockouts-to-inventory", false,
+		"also publish the detected stockout periods to inventory.v1, stockcast's own input, as censoring flags for forecasting; "+
+			"they come back at whatever point of the series' later events they arrive, so proposals then depend on timing")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
 }
@@ -74,7 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	return errors.Join(c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.ClickHouse.Validate(),
-		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate(), c.Recovery.Validate())
+		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate())
 }
 
 // Run runs the service until ctx is done.
@@ -117,10 +123,10 @@ func migrateOnly(ctx context.Context, cfg Config, stdout io.Writer) (err error) 
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := store.MigrateProposals(ctx, ch); err != nil {
+	if err := migrate(ctx, ch); err != nil {
 		return err
 	}
-	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"proposals"})
+	tel.Logger.Info("clickhouse schema applied", "database", cfg.ClickHouse.Database, "tables", []string{"proposals", "stockouts"})
 	return nil
 }
 
@@ -140,7 +146,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		err = errors.Join(err, shutdownTelemetry(sctx))
 	}()
 
-	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Forecasts, topics.DLQ(topics.Forecasts), topics.Proposals, topics.Inventory); err != nil {
+	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Forecasts, topics.DLQ(topics.Forecasts), topics.Proposals, topics.Stockouts, topics.Inventory); err != nil {
 		return err
 	}
 	rdb, err := redisx.Open(ctx, cfg.Redis)
@@ -153,15 +159,11 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := store.MigrateProposals(ctx, ch); err != nil {
+	if err := migrate(ctx, ch); err != nil {
 		return err
 	}
 
-	// SetPolicy's policies go to ClickHouse too, for the recovery.
-	if err := store.MigratePolicyLog(ctx, ch); err != nil {
-		return err
-	}
-	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
+	policies, err := planning.NewPolicies(store.NewPolicies(rdb), cfg.Planning.Defaults)
 	if err != nil {
 		return err
 	}
@@ -172,7 +174,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		}
 		policies.WithFile(pf)
 	}
-	state := store.NewStateWith(rdb, cfg.State).Guarded() // applies nothing while Redis lost the state
+	state := store.NewStateWith(rdb, cfg.State)
 	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)
 	proposals := store.NewProposals(ch)
 
@@ -185,15 +187,12 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	handler.PublishStockouts(cfg.PublishStockouts)
-	// Ready once the Redis state is complete, not while it is lost.
-	ready := &lifecycle.Readiness{}
-	rec, err := recovery.New(recovery.NewGuard(rdb, store.Service), cfg.Recovery, rebuildAfterLoss(cfg, rdb, ch, policies, state),
-		recovery.HasKeys(rdb, "stockcast:r:{*}"), log, tel.Meter.Meter(meterName), runbookReplay, ready.Set)
-	if err != nil {
-		return err
-	}
-	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, recovery.Handler(handler, rec), tel)
+	handler.SetStockoutOutput(consumer.StockoutOutput{
+		Store:       store.NewStockouts(ch),
+		Publish:     cfg.PublishStockouts,
+		ToInventory: cfg.StockoutsToInventory,
+	})
+	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, handler, tel)
 	if err != nil {
 		return err
 	}
@@ -206,6 +205,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	series := consumer.SeriesService{Handler: handler, State: state, MinSamples: cfg.Planning.LeadTimeMinSamples}
 	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer, series))
 
+	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
 	log.Info("replenishment service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
@@ -213,8 +213,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		admin.Run,
 		grpcServer.Run,
 		cons.Run,
-		rec.Run,
 		func(ctx context.Context) error {
+			ready.Set(true)
 			<-ctx.Done()
 			ready.Set(false) // first step of the shutdown: stop receiving traffic
 			return nil
@@ -222,4 +222,12 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	)
 	log.Info("replenishment service stopped", "err", err)
 	return err
+}
+
+// migrate creates the service's ClickHouse tables (proposals, stockouts).
+func migrate(ctx context.Context, ch driver.Conn) error {
+	if err := store.MigrateProposals(ctx, ch); err != nil {
+		return err
+	}
+	return store.MigrateStockouts(ctx, ch)
 }

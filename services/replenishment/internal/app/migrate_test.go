@@ -35,7 +35,7 @@ func TestMigrateOnly(t *testing.T) {
 	}
 
 	got := testenv.Tables(t, ch)
-	if want := []string{"proposals"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"proposals", "stockouts"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
 

@@ -45,6 +45,25 @@ type Producer interface {
 	Produce(ctx context.Context, recs ...*kgo.Record) error
 }
 
+// StockoutStore makes detected stockout events durable.
+type StockoutStore interface {
+	Save(ctx context.Context, events []*inventoryv1.InventoryEvent) error
+}
+
+// StockoutOutput says where the stockout periods the service detects (and
+// the platform did not report) go. The zero value drops them.
+type StockoutOutput struct {
+	// Store records them (ClickHouse stockouts); nil: not recorded.
+	Store StockoutStore
+	// Publish produces them to stockouts.v1, for downstream consumers.
+	Publish bool
+	// ToInventory also produces them to inventory.v1, stockcast's own
+	// input, where forecasting takes them as censoring flags. Off by
+	// default: they come back at whatever point of the series' later
+	// events they arrive, so proposals then depend on timing.
+	ToInventory bool
+}
+
 // Handler handles forecasts.v1 records.
 type Handler struct {
 	planner   Planner
@@ -52,8 +71,7 @@ type Handler struct {
 	producer  Producer
 	log       *slog.Logger
 	ins       instruments
-	// Publish detected stockout periods to inventory.v1.
-	publishStockouts bool
+	stockouts StockoutOutput
 }
 
 var _ kafkax.Handler = (*Handler)(nil)
@@ -82,15 +100,15 @@ func NewHandler(planner Planner, proposals ProposalStore, producer Producer, met
 		return nil, fmt.Errorf("create replayed counter: %w", err)
 	}
 	if ins.stockouts, err = meter.Int64Counter("stockcast.replenishment.stockout_events",
-		metric.WithDescription("Stockout started/ended events published to inventory.v1 (periods the platform did not report), redeliveries included.")); err != nil {
+		metric.WithDescription("Stockout started/ended events detected (periods the platform did not report) and published, redeliveries included.")); err != nil {
 		return nil, fmt.Errorf("create stockout events counter: %w", err)
 	}
-	return &Handler{planner: planner, proposals: proposals, producer: producer, log: log, ins: ins, publishStockouts: true}, nil
+	return &Handler{planner: planner, proposals: proposals, producer: producer, log: log, ins: ins}, nil
 }
 
-// PublishStockouts turns the publication of detected stockout periods to
-// inventory.v1 on (the default) or off (-replenishment.publish-stockouts).
-func (h *Handler) PublishStockouts(on bool) { h.publishStockouts = on }
+// SetStockoutOutput says where detected stockout periods go (the zero
+// value, the default, drops them).
+func (h *Handler) SetStockoutOutput(o StockoutOutput) { h.stockouts = o }
 
 // Handle processes one partition's records in order. An error means a store
 // or the broker failed; the whole batch is retried, which is safe because
@@ -138,10 +156,16 @@ func (h *Handler) Reevaluate(ctx context.Context, scope planning.Scope) ([]*repl
 	return out, nil
 }
 
-// emit saves the proposals, then publishes them with the rejects.
+// emit saves the proposals and detected stockouts, then publishes them with
+// the rejects.
 func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Record) error {
 	if err := h.proposals.Save(ctx, res.Proposals); err != nil {
 		return fmt.Errorf("save proposals: %w", err)
+	}
+	if h.stockouts.Store != nil {
+		if err := h.stockouts.Store.Save(ctx, res.Stockouts); err != nil {
+			return fmt.Errorf("save stockout events: %w", err)
+		}
 	}
 	out := dlq
 	for _, p := range res.Proposals {
@@ -153,21 +177,24 @@ func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Reco
 		h.log.Debug("proposal", "series", p.GetSeriesKey(), "event_id", p.GetEventId(), "proposal_id", p.GetProposalId(),
 			"quantity", p.GetQuantity(), "decision_seq", p.GetDecisionSeq())
 	}
-	stockouts := res.Stockouts
-	if !h.publishStockouts {
-		stockouts = nil
+	to := h.stockoutTopics()
+	published := 0
+	if len(to) > 0 {
+		published = len(res.Stockouts)
 	}
-	for _, ev := range stockouts {
-		rec, err := StockoutRecord(ev)
-		if err != nil {
-			return err
+	for _, ev := range res.Stockouts {
+		for _, topic := range to {
+			rec, err := StockoutRecord(topic, ev)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
 		}
-		out = append(out, rec)
 	}
 	if err := h.producer.Produce(ctx, out...); err != nil {
-		return fmt.Errorf("publish %d proposals, %d stockout events and %d rejects: %w", len(res.Proposals), len(stockouts), len(dlq), err)
+		return fmt.Errorf("publish %d proposals, %d stockout events and %d rejects: %w", len(res.Proposals), published, len(dlq), err)
 	}
-	h.ins.stockouts.Add(ctx, int64(len(stockouts)))
+	h.ins.stockouts.Add(ctx, int64(published))
 	h.ins.proposals.Add(ctx, int64(len(res.Proposals)))
 	h.ins.undecided.Add(ctx, int64(res.Undecided))
 	h.ins.replayed.Add(ctx, int64(res.Replayed))
@@ -184,17 +211,30 @@ func decode(r *kgo.Record) (planning.Event, error) {
 	return e, err
 }
 
-// StockoutRecord is a stockout period the service detected, for
-// inventory.v1 (through ingest to the feature service, which marks the days
-// censored): keyed by the series like the platform's inventory events,
-// protobuf, header stockcast-event-id = its deterministic event_id.
-func StockoutRecord(ev *inventoryv1.InventoryEvent) (*kgo.Record, error) {
+// stockoutTopics are the topics detected stockouts are produced to.
+func (h *Handler) stockoutTopics() []string {
+	var out []string
+	if h.stockouts.Publish {
+		out = append(out, topics.Stockouts)
+	}
+	if h.stockouts.ToInventory {
+		out = append(out, topics.Inventory)
+	}
+	return out
+}
+
+// StockoutRecord is a stockout period's start or end the service detected,
+// for stockouts.v1 (downstream consumers) or, opted in, inventory.v1
+// (through ingest to the feature service, which marks the days censored):
+// keyed by the series like the platform's inventory events, protobuf,
+// header stockcast-event-id = its deterministic event_id.
+func StockoutRecord(topic string, ev *inventoryv1.InventoryEvent) (*kgo.Record, error) {
 	value, err := proto.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode stockout event %s: %w", ev.GetEventId(), err)
 	}
 	return &kgo.Record{
-		Topic: topics.Inventory,
+		Topic: topic,
 		Key:   []byte(topics.SeriesKey(ev.GetSku(), ev.GetLocation())),
 		Value: value,
 		Headers: []kgo.RecordHeader{

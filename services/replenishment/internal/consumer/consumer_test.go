@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -130,21 +132,31 @@ func TestHandleFailsWhileRedisIsDown(t *testing.T) {
 	}
 }
 
-// TestHandlePublishesStockouts: a stockout the position shows is published
-// once to inventory.v1 with its deterministic id (also when the batch is
-// redelivered: the same record again, for ingest to de-duplicate), and not
-// at all with publication off.
+// TestHandlePublishesStockouts: a stockout the position shows is recorded in
+// ClickHouse and published once to stockouts.v1 with its deterministic id
+// (also when the batch is redelivered: the same record again, for consumers
+// to de-duplicate), to inventory.v1 only when opted in, and nowhere with the
+// zero output.
 func TestHandlePublishesStockouts(t *testing.T) {
 	ctx := context.Background()
 	brokers := testenv.Kafka(t)
-	if err := kafkax.EnsureTopics(ctx, kafkax.Config{Brokers: brokers}, topics.Proposals, topics.Inventory); err != nil {
+	if err := kafkax.EnsureTopics(ctx, kafkax.Config{Brokers: brokers}, topics.Proposals, topics.Stockouts, topics.Inventory); err != nil {
 		t.Fatal(err)
 	}
 	redisAddr := testenv.Redis(t)
-	h := newHandler(t, redisAddr, brokers)
+	ch := testenv.ClickHouse(t)
+	conn, err := chx.Open(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := store.MigrateStockouts(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC)
 	stockEvent := func(series, id string, cause *demandv1.DemandEvent) *kgo.Record {
 		cause.EventId = id
-		cause.OccurredAt = timestamppb.New(time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC))
+		cause.OccurredAt = timestamppb.New(at)
 		sku, loc, _ := topics.SplitSeriesKey(series)
 		return record(t, &forecastv1.ForecastEvent{EventId: id, SeriesKey: series, Sku: sku, Location: loc,
 			AsOf: cause.OccurredAt, StartDay: "2011-03-01", Cause: cause})
@@ -156,53 +168,98 @@ func TestHandlePublishesStockouts(t *testing.T) {
 	order := func(q float64) *demandv1.DemandEvent {
 		return &demandv1.DemandEvent{Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: q, Kind: demandv1.DemandKind_DEMAND_KIND_ORDER}}}
 	}
-	// Off: series A|x runs out, nothing is published.
+	// The zero output: series A|x runs out, nothing is recorded or published.
 	off := newHandler(t, redisAddr, brokers)
-	off.PublishStockouts(false)
 	if err := off.Handle(ctx, []*kgo.Record{stockEvent("A|x", "a1", snap(5)), stockEvent("A|x", "a2", order(5))}); err != nil {
 		t.Fatal(err)
 	}
-	// On: B|x runs out with b2; the batch is handled twice.
+	// Recorded and published: B|x runs out with b2; the batch is handled twice.
+	h := newHandler(t, redisAddr, brokers)
+	h.SetStockoutOutput(StockoutOutput{Store: store.NewStockouts(conn), Publish: true})
 	batch := []*kgo.Record{stockEvent("B|x", "b1", snap(5)), stockEvent("B|x", "b2", order(7))}
 	for range 2 {
 		if err := h.Handle(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sum := sha256.Sum256([]byte("B|x|b2|started"))
-	wantID := planning.StockoutEventPrefix + hex.EncodeToString(sum[:16])
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.Inventory),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
+	// Opted in to the loop-back: C|x runs out with c2, to both topics.
+	loop := newHandler(t, redisAddr, brokers)
+	loop.SetStockoutOutput(StockoutOutput{Publish: true, ToInventory: true})
+	if err := loop.Handle(ctx, []*kgo.Record{stockEvent("C|x", "c1", snap(5)), stockEvent("C|x", "c2", order(5))}); err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	var got []*kgo.Record
-	testenv.Eventually(t, 30*time.Second, "2 stockout records", func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
-		got = append(got, cl.PollFetches(pctx).Records()...)
-		return len(got) >= 2
-	})
-	for _, r := range got {
-		var ev inventoryv1.InventoryEvent
-		if err := proto.Unmarshal(r.Value, &ev); err != nil {
+
+	id := func(series, event string) string {
+		sum := sha256.Sum256([]byte(series + "|" + event + "|started"))
+		return planning.StockoutEventPrefix + hex.EncodeToString(sum[:16])
+	}
+	wantB, wantC := id("B|x", "b2"), id("C|x", "c2")
+	check := func(topic string, want []string) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) != "B|x" || ev.GetEventId() != wantID || kafkax.HeaderValue(r, topics.HeaderEventID) != wantID ||
-			ev.GetStockoutStarted() == nil || ev.GetSku() != "B" || ev.GetLocation() != "x" ||
-			!ev.GetOccurredAt().AsTime().Equal(time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC)) {
-			t.Fatalf("record key %q event %v, want a stockout_started of B|x with id %s", r.Key, &ev, wantID)
+		defer cl.Close()
+		var got []*kgo.Record
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d records on %s", len(want), topic), func() bool {
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			got = append(got, cl.PollFetches(pctx).Records()...)
+			return len(got) >= len(want)
+		})
+		var ids []string
+		for _, r := range got {
+			var ev inventoryv1.InventoryEvent
+			if err := proto.Unmarshal(r.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			series := ev.GetSku() + "|" + ev.GetLocation()
+			if string(r.Key) != series || kafkax.HeaderValue(r, topics.HeaderEventID) != ev.GetEventId() ||
+				ev.GetStockoutStarted() == nil || !ev.GetOccurredAt().AsTime().Equal(at) {
+				t.Fatalf("%s: record key %q event %v, want a stockout_started at %v keyed by its series", topic, r.Key, &ev, at)
+			}
+			ids = append(ids, ev.GetEventId())
+		}
+		sort.Strings(ids)
+		sort.Strings(want)
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Fatalf("%s: event ids %v, want %v", topic, ids, want)
+		}
+		// Nothing else: the topic ends there.
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := int64(0)
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		if total != int64(len(want)) {
+			t.Fatalf("%s has %d records, want %d", topic, total, len(want))
 		}
 	}
-	// Nothing for A|x: read to the end of the topic.
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics.Inventory)
+	check(topics.Stockouts, []string{wantB, wantB, wantC}) // B's start twice (redelivery), C's
+	check(topics.Inventory, []string{wantC})
+
+	// ClickHouse: B's start once (FINAL), nothing of A or C.
+	rows, err := conn.Query(ctx, "SELECT event_id, series_key, kind, toString(day), occurred_at_ns FROM stockouts FINAL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := int64(0)
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-	if total != 2 {
-		t.Fatalf("inventory.v1 has %d records, want 2 (B's start, published twice)", total)
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, series, kind, day string
+		var ns int64
+		if err := rows.Scan(&id, &series, &kind, &day, &ns); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprint(id, " ", series, " ", kind, " ", day, " ", ns))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint(wantB, " B|x stockout_started 2011-03-01 ", at.UnixNano()); len(got) != 1 || got[0] != want {
+		t.Fatalf("stockouts FINAL = %q, want [%q]", got, want)
 	}
 }

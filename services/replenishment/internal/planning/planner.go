@@ -69,6 +69,9 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	last := make(map[Scope]int, len(events))
 	for i, ev := range events {
 		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change}
+		if at := eventTime(ev); at.UnixNano() > 0 {
+			steps[i].DecidedAtNs = at.UnixNano()
+		}
 		last[ev.Series] = i
 	}
 	for _, i := range last {

@@ -74,6 +74,10 @@ type Step struct {
 	ReviewDay string
 	// The learned lead time the levels used (N = 0: the policy's).
 	LeadTime replenish.LeadTimeStats
+	// When a decision of this event is taken, in ns since the epoch: the
+	// event time, else the forecast's as_of; 0 when unknown. Revisions for
+	// a new forecast are spaced by it (StateConfig.ReviseInterval).
+	DecidedAtNs int64
 	// The forecast event without its cause, set on a batch's last event of
 	// each series: kept as the series' latest forecast for SetPolicy.
 	Forecast []byte

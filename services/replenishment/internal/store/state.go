@@ -17,7 +17,6 @@ import (
 
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
-	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 )
@@ -38,37 +37,6 @@ type State struct {
 	script *redis.Script
 	ttl    time.Duration
 	cfg    StateConfig
-	// With a guard key the script applies only while it exists: see
-	// Guarded (pkg/recovery).
-	guardKey string
-}
-
-// Service names the replenishment service's state in pkg/recovery.
-const Service = "replenishment"
-
-// Guarded returns the store applying events only while the state sentinel
-// exists, so nothing is written into a Redis that lost the state.
-func (s *State) Guarded() *State {
-	c := *s
-	c.guardKey = recovery.Key(Service)
-	return &c
-}
-
-// Rebuilding returns the store as a rebuild holding the recovery lock
-// writes it: applying only while the lock exists.
-func (s *State) Rebuilding() *State {
-	c := *s
-	c.guardKey = recovery.LockKey(Service)
-	return &c
-}
-
-// keys are the script's KEYS for an event of a series.
-func (s *State) keys(series, eventID string) []string {
-	keys := []string{StateKey(series), SeenKey(series, eventID), JournalKey(series), StockoutsKey(series)}
-	if s.guardKey != "" {
-		keys = append(keys, s.guardKey)
-	}
-	return keys
 }
 
 var _ planning.StateStore = (*State)(nil)
@@ -76,7 +44,8 @@ var _ planning.StateStore = (*State)(nil)
 // NewState returns the state store; seenTTL is how long an applied event is
 // remembered (a redelivery after that would apply it again).
 func NewState(rdb redis.Cmdable, seenTTL time.Duration) *State {
-	return NewStateWith(rdb, StateConfig{SeenTTL: seenTTL, ReviseThreshold: DefaultReviseThreshold, SnapshotWindow: DefaultSnapshotWindow})
+	return NewStateWith(rdb, StateConfig{SeenTTL: seenTTL, ReviseThreshold: DefaultReviseThreshold,
+		ReviseMinUnits: DefaultReviseMinUnits, ReviseInterval: DefaultReviseInterval, SnapshotWindow: DefaultSnapshotWindow})
 }
 
 // NewStateWith returns the state store configured by cfg.
@@ -133,12 +102,15 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 		if st.Change.OccurredAtNs != 0 {
 			at = strconv.FormatInt(st.Change.OccurredAtNs, 10)
 		}
-		cmds[i] = s.script.EvalSha(ctx, pipe, s.keys(key, st.EventID),
+		cmds[i] = s.script.EvalSha(ctx, pipe,
+			[]string{StateKey(key), SeenKey(key, st.EventID), JournalKey(key), StockoutsKey(key)},
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
 			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
 			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,
 			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category,
-			periodicArg(st), st.ReviewDay)
+			periodicArg(st), st.ReviewDay,
+			formatFloat(max(s.cfg.ReviseMinUnits, st.Policy.PackSize)), strconv.FormatInt(int64(s.cfg.ReviseInterval), 10),
+			decidedAt(st))
 		if st.Forecast != nil {
 			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
 		}
@@ -345,6 +317,8 @@ var reasons = map[string]replenishmentv1.ProposalReason{
 // Defaults of StateConfig.
 const (
 	DefaultReviseThreshold = 0.25
+	DefaultReviseMinUnits  = 2
+	DefaultReviseInterval  = 24 * time.Hour
 	DefaultSnapshotWindow  = 7 * 24 * time.Hour
 )
 
@@ -353,18 +327,29 @@ type StateConfig struct {
 	SeenTTL time.Duration
 	// Relative move of the order-up-to level that revises an open proposal.
 	ReviseThreshold float64
+	// A revision for a new forecast also needs the order-up-to level to
+	// move by at least this many units, and at least one pack of the policy.
+	ReviseMinUnits float64
+	// A revision for a new forecast comes at least this much event time
+	// after the series' last decision.
+	ReviseInterval time.Duration
 	// How much later than the movements it counts a snapshot may arrive
 	// and still be reconciled at its event time.
 	SnapshotWindow time.Duration
 }
 
-// RegisterFlags registers -<prefix>dedup-ttl, -<prefix>revise-threshold and
+// RegisterFlags registers -<prefix>dedup-ttl, -<prefix>revise-threshold,
+// -<prefix>revise-min-units, -<prefix>revise-interval and
 // -<prefix>snapshot-window.
 func (c *StateConfig) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&c.SeenTTL, prefix+"dedup-ttl", 7*24*time.Hour,
 		"how long an applied event is remembered; a redelivery later than this would be applied again")
 	fs.Float64Var(&c.ReviseThreshold, prefix+"revise-threshold", DefaultReviseThreshold,
 		"while a proposal is open, a move of the order-up-to level by more than this share of the proposal's revises it (0: never)")
+	fs.Float64Var(&c.ReviseMinUnits, prefix+"revise-min-units", DefaultReviseMinUnits,
+		"a revision for a new forecast also needs the order-up-to level to move by at least this many units (and at least the policy's pack size)")
+	fs.DurationVar(&c.ReviseInterval, prefix+"revise-interval", DefaultReviseInterval,
+		"a revision for a new forecast comes at least this much event time after the series' last decision (0: no spacing)")
 	fs.DurationVar(&c.SnapshotWindow, prefix+"snapshot-window", DefaultSnapshotWindow,
 		"on-hand movements are journaled this long by event time, so a later-arriving snapshot is reconciled at its own time")
 }
@@ -376,6 +361,10 @@ func (c *StateConfig) Validate() error {
 		return fmt.Errorf("dedup ttl %v: want at least 1s", c.SeenTTL)
 	case !(c.ReviseThreshold >= 0) || math.IsInf(c.ReviseThreshold, 1):
 		return fmt.Errorf("revise threshold %v: want >= 0", c.ReviseThreshold)
+	case !(c.ReviseMinUnits >= 0) || math.IsInf(c.ReviseMinUnits, 1):
+		return fmt.Errorf("revise min units %v: want >= 0", c.ReviseMinUnits)
+	case c.ReviseInterval < 0:
+		return fmt.Errorf("revise interval %v: want >= 0", c.ReviseInterval)
 	case c.SnapshotWindow < time.Second:
 		return fmt.Errorf("snapshot window %v: want at least 1s", c.SnapshotWindow)
 	}
@@ -389,4 +378,13 @@ func periodicArg(st planning.Step) string {
 		return "periodic"
 	}
 	return ""
+}
+
+// decidedAt is the script's ARGV[21]: the step's decision time in ns, or
+// empty when unknown.
+func decidedAt(st planning.Step) string {
+	if st.DecidedAtNs == 0 {
+		return ""
+	}
+	return strconv.FormatInt(st.DecidedAtNs, 10)
 }

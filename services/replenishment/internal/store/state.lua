@@ -23,20 +23,18 @@
 -- ARGV[16] item category ("" = unchanged)
 -- ARGV[17] decision rule: "" continuous review (crossings), "periodic" (R, S)
 -- ARGV[18] (R, S): the event's day when it is a review day, else ""
+-- ARGV[19] revise min units: smallest absolute move of the order-up-to
+--          level that revises an open proposal for a new forecast
+-- ARGV[20] revise interval in ns: a revision for a new forecast comes at
+--          least this much event time after the series' last decision
+-- ARGV[21] decision time: the event time, else the forecast's as_of, ns
+--          since the epoch, or "" when unknown
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
--- KEYS[5]  optional state guard, which must exist: stockcast:state:replenishment
---          (live), or the rebuild lock (a rebuild) (pkg/recovery)
 --
 -- Returns {replayed (0|1), field1, value1, ...}: the marker's fields. A
 -- redelivered event returns the marker as the first delivery wrote it, so
 -- the caller rebuilds the identical decision.
-
--- Redis lost the state (restart without persistence, FLUSHALL): apply
--- nothing until it is rebuilt.
-if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 0 then
-  return redis.error_reply('STATELOST replenishment state is not complete (' .. KEYS[5] .. ')')
-end
 
 local marker = redis.call('HGETALL', KEYS[2])
 if #marker > 0 then
@@ -52,7 +50,7 @@ local function num(x)
 end
 
 local raw = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'below', 'decision_seq',
-  'snap_at', 'open_order_up_to', 'stockout_since', 'review_day', 'stockout', 'stockout_own')
+  'snap_at', 'open_order_up_to', 'stockout_since', 'review_day', 'stockout', 'stockout_own', 'decided_at')
 local on_hand = tonumber(raw[1]) or 0
 local on_order = tonumber(raw[2]) or 0
 local backorders = tonumber(raw[3]) or 0
@@ -238,8 +236,10 @@ end
 
 -- One decision per crossing: fire when the position falls below the reorder
 -- point while armed; re-arm once it is back at or above it. While below
--- (an open proposal), an order-up-to level that moved by more than the
--- threshold revises the proposal.
+-- (an open proposal), a new forecast revises the proposal when its
+-- order-up-to level moved by more than the threshold share AND by at least
+-- the min units, and the interval has passed (in event time) since the
+-- series' last decision; a policy change revises at the threshold alone.
 local position = on_hand + on_order - backorders
 local crossed = false
 local reason = ''
@@ -274,15 +274,24 @@ elseif ARGV[7] ~= '' then
       end
       open_out = out
     elseif thr > 0 and open_out ~= nil and math.abs(out - open_out) > thr * math.max(open_out, 1) then
-      seq = seq + 1
-      crossed = true
-      reason = (kind == 'policy') and 'policy_changed' or 'forecast_changed'
-      open_out = out
+      local revise = kind == 'policy'
+      if not revise then
+        local now, last = tonumber(ARGV[21]), tonumber(raw[12])
+        local due = now == nil or last == nil or now >= last + (tonumber(ARGV[20]) or 0)
+        revise = due and math.abs(out - open_out) >= (tonumber(ARGV[19]) or 0)
+      end
+      if revise then
+        seq = seq + 1
+        crossed = true
+        reason = (kind == 'policy') and 'policy_changed' or 'forecast_changed'
+        open_out = out
+      end
     end
   else
     below = false
     open_out = nil
   end
+  if crossed and ARGV[21] ~= '' then redis.call('HSET', KEYS[1], 'decided_at', ARGV[21]) end
   if open_out ~= nil then
     if crossed then redis.call('HSET', KEYS[1], 'open_order_up_to', num(open_out)) end
   elseif had_open_out then
