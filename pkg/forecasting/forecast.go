@@ -30,6 +30,12 @@ type Request struct {
 	QuantileLevels []float64
 	// LeadTimes in days (DefaultLeadTimes if empty).
 	LeadTimes []int
+	// TodayOnly leaves Quantiles[h] nil for h >= 1 (the means of every day
+	// are still computed): for a caller that already has them from a
+	// forecast of the same State and StartDay, which an event later in the
+	// day does not change (only today's demand so far and the share of the
+	// day seen move day 0 and the lead times).
+	TodayOnly bool
 }
 
 // Forecast is the model's answer to a Request.
@@ -138,12 +144,19 @@ func (s *State) Forecast(req Request) Forecast {
 	}
 	zeros := s.zeroShare()
 	nq := len(levels)
-	quantiles := make([]float64, (horizon+len(leadTimes))*nq)
+	daysWithQuantiles := horizon
+	if req.TodayOnly {
+		daysWithQuantiles = min(horizon, 1)
+	}
+	quantiles := make([]float64, (daysWithQuantiles+len(leadTimes))*nq)
 	for h := range horizon {
+		f.Means[h] = expected[h]
+		if h >= daysWithQuantiles {
+			continue
+		}
 		q := quantiles[h*nq : (h+1)*nq : (h+1)*nq]
 		d := capForZeros(expected[h], disp, zeros)
 		countDist{Mean: expected[h], Dispersion: d}.Quantiles(levels, q)
-		f.Means[h] = expected[h]
 		if h == 0 {
 			f.Means[0] += todaySoFar
 			for i := range q {
@@ -161,7 +174,7 @@ func (s *State) Forecast(req Request) Forecast {
 	week, month := s.Week.levelVariance(7, disp), s.Month.levelVariance(windowDays, disp)
 	for i, l := range leadTimes {
 		l = max(l, 0)
-		k := horizon + i
+		k := daysWithQuantiles + i
 		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: quantiles[k*nq : (k+1)*nq : (k+1)*nq]}
 		ld := leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month))
 		ld.Dispersion = capForZeros(ld.Mean, ld.Dispersion, math.Pow(zeros, float64(l+1)))

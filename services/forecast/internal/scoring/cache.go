@@ -14,8 +14,10 @@ type series struct {
 	// skipped as before the first sale); ok tells whether there is one.
 	synced   forecasting.Day
 	syncedOK bool
-	// last is the latest forecast published for the series.
-	last *Result
+	// last is the latest forecast published for the series, lastStart
+	// its first day.
+	last      *Result
+	lastStart forecasting.Day
 	// win holds the last closed days for the global model's features;
 	// global is its forecast of the current day (nil without a model).
 	win    window

@@ -378,12 +378,15 @@ func combine(f *forecasting.Forecast, g []float64, weight, todaySoFar, share flo
 		delta[h] = comb - ens
 		f.Means[h] = base + comb
 		q := f.Quantiles[h]
-		if ens > 0 {
+		switch {
+		case q == nil:
+			// not computed (Request.TodayOnly): the caller has them
+		case ens > 0:
 			r := comb / ens
 			for k := range q {
 				q[k] = base + (q[k]-base)*r
 			}
-		} else {
+		default:
 			forecasting.CountQuantiles(comb, disp, f.QuantileLevels, q)
 			for k := range q {
 				q[k] += base

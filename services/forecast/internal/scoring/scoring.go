@@ -279,8 +279,16 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 			b.stats.GlobalForecasts++
 		}
 	}
-	res := b.forecast(v, sku, location, &next.state, &before, prev, next.global, next.global != prevGlobal)
-	next.last = res
+	// An event later in the same day, with nothing else new (no closed
+	// day, the same global part), moves only today and the lead times:
+	// the other days' quantiles are the previous forecast's.
+	var same *Result
+	if prev != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state &&
+		len(prev.Event.GetDaily()) == b.s.cfg.Horizon {
+		same = prev
+	}
+	res := b.forecast(v, sku, location, &next.state, &before, prev, same, next.global, next.global != prevGlobal)
+	next.last, next.lastStart = res, v.asOf
 	if cacheIt {
 		b.store(next)
 	}
@@ -320,7 +328,10 @@ func (b *Batch) rebuild(ctx context.Context, sku, location string, through forec
 	return nil
 }
 
-func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *Result, global *globalPart, globalMoved bool) *Result {
+// forecast makes the series' forecast; same, if not nil, is a forecast of
+// the same state, start day and global part, whose quantiles of the days
+// after today are taken as they are.
+func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev, same *Result, global *globalPart, globalMoved bool) *Result {
 	snap := v.snap
 	cfg := b.s.cfg
 	recent := snap.GetRecentDaily()
@@ -336,11 +347,19 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		IntradayShare:  share,
 		QuantileLevels: cfg.QuantileLevels,
 		LeadTimes:      cfg.LeadTimes,
+		TodayOnly:      same != nil,
 	})
 	model, version := forecasting.ModelName, forecasting.ModelVersion
 	if global != nil {
 		combine(&f, global.means, b.model.Weight, todaySoFar, share)
 		model, version = forecasting.ModelName+"+gbt", forecasting.ModelVersion+"+"+global.version
+	}
+	if same != nil {
+		// combined already, when there is a global part: combine left the
+		// missing quantiles alone
+		for h := 1; h < len(f.Quantiles); h++ {
+			f.Quantiles[h] = same.Event.GetDaily()[h].GetQuantiles()
+		}
 	}
 	ev := &forecastv1.ForecastEvent{
 		ForecastId:     ForecastID(snap.GetSeriesKey(), snap.GetEventId(), version),

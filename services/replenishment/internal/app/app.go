@@ -19,6 +19,7 @@ import (
 	"github.com/stockcast/stockcast/pkg/grpcx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/lifecycle"
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/redisx"
 	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/topics"
@@ -47,6 +48,7 @@ type Config struct {
 	Admin       lifecycle.AdminConfig
 	Planning    planning.Config
 	State       store.StateConfig
+	Recovery    recovery.Config
 	PrintConfig bool
 	MigrateOnly bool
 	// Publish the stockout periods the service detects (and the platform
@@ -68,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Admin.RegisterFlags(fs)
 	c.Planning.RegisterFlags(fs, "replenishment.")
 	c.State.RegisterFlags(fs, "replenishment.")
+	c.Recovery.RegisterFlags(fs, "replenishment.")
 	fs.BoolVar(&c.PublishStockouts, "replenishment.publish-stockouts", true,
 		"publish stockout periods the service detects (on hand reaching 0 and back) and the platform did not report to stockouts.v1 as stockout_started/ended")
 	fs.BoolVar(&c.StockoutsToInventory, "replenishment.stockouts-to-inventory", false,
@@ -80,7 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	return errors.Join(c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.ClickHouse.Validate(),
-		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate())
+		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate(), c.Recovery.Validate())
 }
 
 // Run runs the service until ctx is done.
@@ -163,7 +166,11 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 
-	policies, err := planning.NewPolicies(store.NewPolicies(rdb), cfg.Planning.Defaults)
+	// SetPolicy's policies go to ClickHouse too, for the recovery.
+	if err := store.MigratePolicyLog(ctx, ch); err != nil {
+		return err
+	}
+	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
 	if err != nil {
 		return err
 	}
@@ -174,7 +181,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		}
 		policies.WithFile(pf)
 	}
-	state := store.NewStateWith(rdb, cfg.State)
+	state := store.NewStateWith(rdb, cfg.State).Guarded() // applies nothing while Redis lost the state
 	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)
 	proposals := store.NewProposals(ch)
 
@@ -192,7 +199,14 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		Publish:     cfg.PublishStockouts,
 		ToInventory: cfg.StockoutsToInventory,
 	})
-	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, handler, tel)
+	// Ready once the Redis state is complete, not while it is lost.
+	ready := &lifecycle.Readiness{}
+	rec, err := recovery.New(recovery.NewGuard(rdb, store.Service), cfg.Recovery, rebuildAfterLoss(cfg, rdb, ch, policies, state),
+		recovery.HasKeys(rdb, "stockcast:r:{*}"), log, tel.Meter.Meter(meterName), runbookReplay, ready.Set)
+	if err != nil {
+		return err
+	}
+	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, recovery.Handler(handler, rec), tel)
 	if err != nil {
 		return err
 	}
@@ -205,7 +219,6 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	series := consumer.SeriesService{Handler: handler, State: state, MinSamples: cfg.Planning.LeadTimeMinSamples}
 	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer, series))
 
-	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
 	log.Info("replenishment service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
@@ -213,8 +226,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		admin.Run,
 		grpcServer.Run,
 		cons.Run,
+		rec.Run,
 		func(ctx context.Context) error {
-			ready.Set(true)
 			<-ctx.Done()
 			ready.Set(false) // first step of the shutdown: stop receiving traffic
 			return nil

@@ -17,6 +17,7 @@ import (
 
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
+	"github.com/stockcast/stockcast/pkg/recovery"
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
 )
@@ -37,6 +38,37 @@ type State struct {
 	script *redis.Script
 	ttl    time.Duration
 	cfg    StateConfig
+	// With a guard key the script applies only while it exists: see
+	// Guarded (pkg/recovery).
+	guardKey string
+}
+
+// Service names the replenishment service's state in pkg/recovery.
+const Service = "replenishment"
+
+// Guarded returns the store applying events only while the state sentinel
+// exists, so nothing is written into a Redis that lost the state.
+func (s *State) Guarded() *State {
+	c := *s
+	c.guardKey = recovery.Key(Service)
+	return &c
+}
+
+// Rebuilding returns the store as a rebuild holding the recovery lock
+// writes it: applying only while the lock exists.
+func (s *State) Rebuilding() *State {
+	c := *s
+	c.guardKey = recovery.LockKey(Service)
+	return &c
+}
+
+// keys are the script's KEYS for an event of a series.
+func (s *State) keys(series, eventID string) []string {
+	keys := []string{StateKey(series), SeenKey(series, eventID), JournalKey(series), StockoutsKey(series)}
+	if s.guardKey != "" {
+		keys = append(keys, s.guardKey)
+	}
+	return keys
 }
 
 var _ planning.StateStore = (*State)(nil)
@@ -102,8 +134,7 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 		if st.Change.OccurredAtNs != 0 {
 			at = strconv.FormatInt(st.Change.OccurredAtNs, 10)
 		}
-		cmds[i] = s.script.EvalSha(ctx, pipe,
-			[]string{StateKey(key), SeenKey(key, st.EventID), JournalKey(key), StockoutsKey(key)},
+		cmds[i] = s.script.EvalSha(ctx, pipe, s.keys(key, st.EventID),
 			ttl, string(st.Change.Kind), formatFloat(st.Change.Quantity), formatFloat(st.Change.Reserved),
 			st.Change.PurchaseOrderID, st.Change.ExpectedDay, rop, encodeEffective(st.Policy), st.EventID,
 			out, formatFloat(s.cfg.ReviseThreshold), at, st.Change.SupplierID,

@@ -31,10 +31,18 @@
 --          since the epoch, or "" when unknown
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
+-- KEYS[5]  optional state guard, which must exist: stockcast:state:replenishment
+--          (live), or the rebuild lock (a rebuild) (pkg/recovery)
 --
 -- Returns {replayed (0|1), field1, value1, ...}: the marker's fields. A
 -- redelivered event returns the marker as the first delivery wrote it, so
 -- the caller rebuilds the identical decision.
+
+-- Redis lost the state (restart without persistence, FLUSHALL): apply
+-- nothing until it is rebuilt.
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 0 then
+  return redis.error_reply('STATELOST replenishment state is not complete (' .. KEYS[5] .. ')')
+end
 
 local marker = redis.call('HGETALL', KEYS[2])
 if #marker > 0 then
