@@ -57,6 +57,13 @@ func TestForestPredictsAsGBT(t *testing.T) {
 		if want := m.gbt.Predict(row); math.Abs(out[r]-want) > 1e-12*want {
 			t.Fatalf("row %d: %v, Predict %v", r, out[r], want)
 		}
+		// all the trees in one forest: Contributions' values bit for bit
+		allContrib := make([]float64, cols)
+		allBias := all.contributions(row, allContrib)
+		gbtBias, gbtContrib := m.gbt.Contributions(row)
+		if allBias != gbtBias || fmt.Sprint(allContrib) != fmt.Sprint(gbtContrib) {
+			t.Fatalf("row %d: forest attributions %v %v, gbt %v %v", r, allBias, allContrib, gbtBias, gbtContrib)
+		}
 		contrib := make([]float64, cols)
 		bias := m.stable.contributions(row, contrib)
 		bias += m.volatile.contributions(row, contrib)
