@@ -101,7 +101,7 @@ func runLoadgen(ctx context.Context, e *env, args []string) (err error) {
 			return err
 		}
 		defer func() { err = errors.Join(err, stopStack(st, log)) }()
-		target = loadgen.Target{Kafka: st.Kafka(), RedisAddr: st.RedisAddr(), Processes: stackProcesses(st, len(sf.brokers) == 0)}
+		target = loadgen.Target{Kafka: st.Kafka(), RedisAddr: st.RedisAddr(), ClickHouse: st.ClickHouse(), Processes: stackProcesses(st, len(sf.brokers) == 0)}
 	}
 
 	r, err := loadgen.NewRunner(cfg, target, log, e.stdout)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stockcast/stockcast/internal/bench"
 	"github.com/stockcast/stockcast/internal/replay"
+	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/topics"
 )
@@ -75,6 +76,9 @@ type Process struct {
 type Target struct {
 	Kafka     kafkax.Config
 	RedisAddr string    // "" : no Redis figures
+	// ClickHouse, when its Addr is set, gives the run's insert counts
+	// (system.events).
+	ClickHouse chx.Config
 	Processes []Process // CPU and RSS reported per process
 }
 
@@ -108,6 +112,9 @@ type Result struct {
 	RedisKeys            int64
 	SeriesHashAvg        float64 // MEMORY USAGE of a series' feature + replenishment hashes, sampled
 	ForecastRSSPerSeries float64
+	// ClickHouse's system.events over the run (InsertQuery, InsertedRows,
+	// Merge, ...), when the target gives ClickHouse.
+	CHEvents map[string]int64
 }
 
 // Runner runs loads against a target.
@@ -224,6 +231,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		defer rdb.Close()
 		res.RedisStart, _ = usedMemory(ctx, rdb)
 	}
+	chBefore := r.chEvents(ctx)
 	sampler := newSampler(r.target.Processes)
 	sampler.sample()
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -278,6 +286,12 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	<-sdone
 	sampler.sample()
 
+	if chAfter := r.chEvents(ctx); chBefore != nil && chAfter != nil {
+		res.CHEvents = make(map[string]int64, len(chAfter))
+		for k, v := range chAfter {
+			res.CHEvents[k] = v - chBefore[k]
+		}
+	}
 	res.Forecasts, res.Rejected, res.Proposals = clock.Forecasts(), w.rejected.Load(), clock.Proposals()
 	last := clock.LastForecast()
 	if res.Forecasts > 0 {
@@ -349,6 +363,43 @@ func (r *Runner) redis() *redis.Client {
 		return nil
 	}
 	return redis.NewClient(&redis.Options{Addr: r.target.RedisAddr})
+}
+
+// chEventNames are the ClickHouse counters the run reports.
+var chEventNames = []string{"Query", "InsertQuery", "InsertedRows", "InsertedBytes", "Merge", "MergedRows"}
+
+// chEvents reads ClickHouse's cumulative counters; nil when it cannot.
+func (r *Runner) chEvents(ctx context.Context) map[string]int64 {
+	if r.target.ClickHouse.Addr == "" {
+		return nil
+	}
+	cfg := r.target.ClickHouse
+	cfg.Database = "system"
+	conn, err := chx.Open(ctx, cfg)
+	if err != nil {
+		r.log.Warn("read clickhouse events", "err", err)
+		return nil
+	}
+	defer conn.Close()
+	// The names are constants of this file, so they are spelled into the
+	// query (18.16 does not bind a slice to IN).
+	rows, err := conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('"+strings.Join(chEventNames, "','")+"')")
+	if err != nil {
+		r.log.Warn("read clickhouse events", "err", err)
+		return nil
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(chEventNames))
+	for rows.Next() {
+		var name string
+		var v uint64
+		if err := rows.Scan(&name, &v); err != nil {
+			r.log.Warn("read clickhouse events", "err", err)
+			return nil
+		}
+		out[name] = int64(v)
+	}
+	return out
 }
 
 // usedMemory reads used_memory from INFO memory.
@@ -562,6 +613,14 @@ func (res Result) Print(w io.Writer, command string) {
 		fmt.Fprintf(w, "redis              used_memory %s -> %s (%d keys): %.0f bytes per series of the run, %.0f per line; series hashes (feature + replenishment) %.0f bytes\n",
 			mib(res.RedisStart), mib(res.RedisEnd), res.RedisKeys, perSeries(float64(res.RedisEnd-res.RedisStart)),
 			float64(res.RedisEnd-res.RedisStart)/float64(max(1, res.Events)), res.SeriesHashAvg)
+	}
+	if res.CHEvents != nil {
+		var parts []string
+		for _, k := range chEventNames {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, res.CHEvents[k]))
+		}
+		fmt.Fprintf(w, "clickhouse         %s over the run: %.1f lines per insert\n", strings.Join(parts, " "),
+			float64(res.Events)/float64(max(1, res.CHEvents["InsertQuery"])))
 	}
 	if res.ForecastRSSPerSeries > 0 {
 		fmt.Fprintf(w, "forecast rss       %.0f bytes per series (RSS at the end / %d series)\n", res.ForecastRSSPerSeries, res.Series)
