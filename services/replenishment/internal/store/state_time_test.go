@@ -203,3 +203,70 @@ func TestStateReasons(t *testing.T) {
 		}
 	}
 }
+
+// TestStateRevisionDamping: while a proposal is open, a new forecast
+// revises it only when the order-up-to level moved by more than the
+// threshold share, by at least the min units and a pack, and a day of event
+// time after the series' last decision; crossings and policy changes act at
+// once.
+func TestStateRevisionDamping(t *testing.T) {
+	rdb := newRedis(t)
+	st := NewStateWith(rdb, StateConfig{SeenTTL: time.Hour, ReviseThreshold: 0.25, ReviseMinUnits: 2,
+		ReviseInterval: 24 * time.Hour, SnapshotWindow: time.Hour})
+	t0 := time.Date(2011, 3, 1, 10, 0, 0, 0, time.UTC)
+	pol := func(pack float64) planning.EffectivePolicy {
+		return planning.EffectivePolicy{ServicePolicy: replenish.ServicePolicy{Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, PackSize: pack}},
+			Source: planning.SourceBuiltIn}
+	}
+	const (
+		none     = replenishmentv1.ProposalReason_PROPOSAL_REASON_UNSPECIFIED
+		crossed  = replenishmentv1.ProposalReason_PROPOSAL_REASON_CROSSED_REORDER_POINT
+		forecast = replenishmentv1.ProposalReason_PROPOSAL_REASON_FORECAST_CHANGED
+		policy   = replenishmentv1.ProposalReason_PROPOSAL_REASON_POLICY_CHANGED
+	)
+	tick := planning.Change{Kind: planning.ChangeNone}
+	steps := []struct {
+		series string
+		change planning.Change
+		hours  int // event time: t0 + hours
+		upTo   float64
+		pack   float64
+		reason replenishmentv1.ProposalReason
+	}{
+		{"A", snapshot(10, 0), 0, 12, 0, none},
+		{"A", change(planning.ChangeDemand, 3), 1, 12, 0, crossed},             // 7 < 10: a crossing, S 12
+		{"A", tick, 2, 20, 0, none},                                            // +67%, +8 units, but 1 h after the proposal
+		{"A", tick, 25, 14, 0, none},                                           // a day later: +2 units is only 17%
+		{"A", tick, 25, 15.1, 0, forecast},                                     // +3.1 > 25% of 12 and >= 2 units: revised, S 15.1
+		{"A", tick, 50, 20, 6, none},                                           // +4.9 > 25%, but less than a pack of 6
+		{"A", tick, 50, 21.2, 6, forecast},                                     // +6.1: a pack; revised, S 21.2
+		{"A", planning.Change{Kind: planning.ChangePolicy}, 51, 30, 0, policy}, // a policy change acts at once
+		{"A", tick, 60, 45, 0, none},                                           // 9 h after the policy's revision
+		{"A", tick, 75, 45, 0, forecast},                                       // a day after it
+		{"A", po("P", 100, ""), 76, 45, 0, none},                               // 107 >= 10: re-armed
+		{"A", change(planning.ChangeDemand, 100), 77, 45, 0, crossed},          // crossed again: at once
+		{"B", snapshot(10, 0), 0, 4, 0, none},
+		{"B", change(planning.ChangeDemand, 3), 1, 4, 0, crossed}, // S 4
+		{"B", tick, 30, 5.5, 0, none},                             // +37.5%, but 1.5 units
+		{"B", tick, 30, 6, 0, forecast},                           // +2 units
+	}
+	seq := map[string]int64{}
+	for i, s := range steps {
+		if s.reason != none {
+			seq[s.series]++
+		}
+		at := t0.Add(time.Duration(s.hours) * time.Hour).UnixNano()
+		s.change.OccurredAtNs = at
+		out, err := st.Apply(context.Background(), []planning.Step{{Series: planning.Scope{SKU: s.series, Location: "online"},
+			EventID: fmt.Sprintf("e%d", i), Change: s.change, HasReorderPoint: true, ReorderPoint: 10, OrderUpTo: s.upTo,
+			Policy: pol(s.pack), DecidedAtNs: at}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := out[0]
+		if o.Crossed != (s.reason != none) || o.Reason != s.reason || o.DecisionSeq != seq[s.series] {
+			t.Fatalf("step %d (%s, +%d h, S %v): crossed %v reason %v seq %d; want reason %v seq %d",
+				i, s.series, s.hours, s.upTo, o.Crossed, o.Reason, o.DecisionSeq, s.reason, seq[s.series])
+		}
+	}
+}
