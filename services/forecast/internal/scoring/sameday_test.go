@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
 )
 
 // TestSameDayReuseEqualsRecompute: events later in a day (other times,
@@ -71,6 +73,19 @@ func TestSameDayReuseEqualsRecompute(t *testing.T) {
 		// the first event of each day computes; the other four reuse
 		if reused != 3*4 {
 			t.Errorf("model %v: %d of 12 later events reused the days after today", m != nil, reused)
+		}
+	}
+}
+
+// TestDayNames: the forecast's day names are Day.String's, also past the
+// year 9999 (longer names).
+func TestDayNames(t *testing.T) {
+	for _, start := range []forecasting.Day{0, 19000, 2932880} { // 1970-01-01, 2022-01-08, 9999-12-15
+		names := dayNames(start, 28)
+		for h, name := range names {
+			if want := (start + forecasting.Day(h)).String(); name != want {
+				t.Fatalf("day %d: %q, want %q", start+forecasting.Day(h), name, want)
+			}
 		}
 	}
 }

@@ -386,7 +386,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	names := dayNames(v.asOf, len(f.Means))
 	for h, m := range f.Means {
 		d := &daily[h]
-		d.Day, d.Mean, d.Quantiles = names[h*10:(h+1)*10], m, f.Quantiles[h]
+		d.Day, d.Mean, d.Quantiles = names[h], m, f.Quantiles[h]
 		ev.Daily[h] = d
 	}
 	lts := make([]forecastv1.LeadTimeDemand, len(f.LeadTime))
@@ -427,16 +427,22 @@ func (b *Batch) itemResult(v snapshotView) *Result {
 	}}
 }
 
-// dayNames returns the names ("YYYY-MM-DD", 10 bytes each) of n days from
-// start, concatenated: one string whose slices name the forecast's days.
-func dayNames(start forecasting.Day, n int) string {
+// dayNames returns the names ("YYYY-MM-DD") of n days from start: slices
+// of one string (one allocation for the text).
+func dayNames(start forecasting.Day, n int) []string {
 	buf := make([]byte, 0, 10*n)
+	ends := make([]int, n)
 	for h := range n {
-		if buf = (start + forecasting.Day(h)).AppendString(buf); len(buf) != 10*(h+1) {
-			panic("scoring: day " + string(buf[10*h:]) + " is not YYYY-MM-DD")
-		}
+		buf = (start + forecasting.Day(h)).AppendString(buf)
+		ends[h] = len(buf)
 	}
-	return string(buf)
+	text := string(buf)
+	names := make([]string, n)
+	begin := 0
+	for h, end := range ends {
+		names[h], begin = text[begin:end], end
+	}
+	return names
 }
 
 // intradayShare is the share of the as-of day's demand usually seen by the
