@@ -36,7 +36,7 @@ type Model struct {
 	Weight  float64
 	gbt     *gbt.Model
 	// gbt's trees laid out for prediction: those that split on none of
-	// the price's and category's features (volatileFeatures), with the
+	// the price's and category's features (volatileFeature), with the
 	// base score, and the others
 	stable, volatile forest
 	series           *modelregistry.Series // nil: category codes unknown (missing)
@@ -81,7 +81,7 @@ func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) 
 		m.compNames = append(m.compNames, "contribution_"+name)
 	}
 	m.stable, m.volatile = splitForest(a.Model, func(f int32) bool {
-		return int(f) < len(m.names) && slices.Contains(volatileFeatures, m.names[f])
+		return int(f) < len(m.names) && volatileFeature(m.names[f])
 	})
 	m.weightDetail = "share of the global model " + m.Version + " in the daily means"
 	m.biasDetail = "global model's output with no feature known (" + m.link + " scale)"
@@ -289,9 +289,16 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	return g
 }
 
-// volatileFeatures are the features an event can change without a day
-// closing: the price's (the snapshot's current price) and the category's.
-var volatileFeatures = []string{"price", "price_rel", "price_change", "dept", "cat"}
+// volatileFeature tells whether an event can change a feature without a
+// day closing: the price's (the snapshot's current price) and the
+// category's.
+func volatileFeature(name string) bool {
+	switch name {
+	case "price", "price_rel", "price_change", "dept", "cat":
+		return true
+	}
+	return false
+}
 
 // predictRows writes the model's prediction of each row (len(out) rows of
 // cols features) to out, as gbt.Model.Predict does, from the compact
