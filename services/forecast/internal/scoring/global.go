@@ -148,7 +148,7 @@ func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept,
 
 // predict computes the global part of a series whose closed days through
 // start-1 are in w. horizon days are forecast, at most MinLag.
-func (m *Model) predict(w *window, sku, location, dept, cat string, price float64, start forecasting.Day, horizon int, prev *globalPart) *globalPart {
+func (m *Model) predict(w *window, sku, location, dept, cat string, price float64, start forecasting.Day, horizon int, prev *globalPart, scratch *[]float64) *globalPart {
 	days := min(horizon, globalmodel.MinLag)
 	n := HistoryDays + days
 	s := backtest.Series{ID: sku + "|" + location, Item: sku, Dept: dept, Cat: cat, Store: location,
@@ -191,7 +191,11 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	if from > 0 {
 		first = 1
 	}
-	rows := make([]float64, (first+days-from)*cols)
+	size := (first + days - from) * cols
+	if cap(*scratch) < size {
+		*scratch = make([]float64, size)
+	}
+	rows := (*scratch)[:size]
 	row := func(h int) []float64 {
 		r := first + h - from
 		if h == 0 {
@@ -215,7 +219,7 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 			g.means[h] = math.Exp(g.means[h])
 		}
 	}
-	g.values = rows[:cols:cols]
+	g.values = slices.Clone(rows[:cols]) // the rows are scratch
 	// path attributions of row 0: the stable trees' move only when the
 	// start does
 	g.stableContrib = make([]float64, cols)

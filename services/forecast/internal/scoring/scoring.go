@@ -129,6 +129,9 @@ type Batch struct {
 	touched map[string]*series
 	order   []string
 	stats   Stats
+	// rows is the global model's scratch for feature rows (a batch is
+	// used by one goroutine)
+	rows []float64
 }
 
 // Begin starts a batch.
@@ -160,8 +163,9 @@ func (b *Batch) load(key string) *series {
 	if !ok {
 		return nil
 	}
-	cp := *cached // State is a value: the copy is independent
-	return &cp
+	// Shared, not copied: a cached series is never changed, only replaced
+	// (Commit puts the batch's new one), and Score only reads it.
+	return cached
 }
 
 func (b *Batch) store(e *series) {
@@ -275,7 +279,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		if prevGlobal.fresh(m, v.asOf, price, dept, cat) {
 			next.global = prevGlobal
 		} else {
-			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal)
+			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal, &b.rows)
 			b.stats.GlobalForecasts++
 		}
 	}
