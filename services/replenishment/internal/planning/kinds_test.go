@@ -141,15 +141,20 @@ func TestPolicyKinds(t *testing.T) {
 		}, []want{{"e4", replenishmentv1.ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW, 162, 162, 32, 32}})
 	})
 	t.Run("R_S every 3 days from an anchor", func(t *testing.T) {
-		// Anchor 2011-02-26: review days 03-01, 03-04, ... 03-02 and 03-03 are not.
+		// Anchor 2011-02-26: review days 03-01, 03-04, 03-07, ... 03-02 and 03-03 are not.
 		pol := replenish.ServicePolicy{Policy: base, Kind: replenish.KindPeriodic, ReviewAnchor: "2011-02-26"}
 		pol.ReviewPeriodDays = 3
 		// S = q95(7 + 3 days), interpolated between 7 and 14 days: 85 + (162 - 85) * 3/7 = 118.
 		run(t, "RA", pol, []*forecastv1.ForecastEvent{
-			seriesEvent("RA", "e1", snapshot(120), tue.Add(-24*time.Hour)), // 02-28: no review
-			seriesEvent("RA", "e2", order(10), tue.AddDate(0, 0, 1)),       // 03-02: no review, 110 < 118
-			seriesEvent("RA", "e3", order(10), tue.AddDate(0, 0, 3)),       // 03-04: review, 100 -> 18
-		}, []want{{"e3", replenishmentv1.ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW, 118, 118, 18, 18}})
+			seriesEvent("RA", "e1", snapshot(120), tue.Add(-24*time.Hour)), // 02-28: the series' first event, after 02-26: no review
+			seriesEvent("RA", "e2", order(1), tue.AddDate(0, 0, 1)),        // 03-02: 03-01 had no event: reviewed now, 119 >= 118
+			seriesEvent("RA", "e3", order(9), tue.AddDate(0, 0, 1)),        // 03-02 again: 03-01 is reviewed already
+			seriesEvent("RA", "e4", order(10), tue.AddDate(0, 0, 3)),       // 03-04: review, 100 -> 18
+			seriesEvent("RA", "e5", order(10), tue.AddDate(0, 0, 8)),       // 03-09: 03-07 had no event: reviewed now, 90 -> 28
+		}, []want{
+			{"e4", replenishmentv1.ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW, 118, 118, 18, 18},
+			{"e5", replenishmentv1.ProposalReason_PROPOSAL_REASON_PERIODIC_REVIEW, 118, 118, 28, 28},
+		})
 	})
 }
 

@@ -123,9 +123,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 			steps[i].LeadTime = lt
 			if pol := steps[i].Policy; pol.Kind == replenish.KindPeriodic {
 				steps[i].Periodic = true
-				if at := eventTime(ev); pol.IsReviewDay(at) {
-					steps[i].ReviewDay = at.Format(time.DateOnly)
-				}
+				steps[i].ReviewDay, steps[i].ReviewIsToday = lastReviewDay(pol.ServicePolicy, eventTime(ev))
 			}
 		}
 		out, err := p.state.Apply(ctx, steps[start:end])
@@ -168,6 +166,19 @@ func (p *Planner) seriesInfo(ctx context.Context, steps []Step) (map[Scope]Serie
 		}
 	}
 	return p.state.SeriesInfo(ctx, series)
+}
+
+// lastReviewDay is the latest review day of a periodic policy on or before
+// the UTC day of at ("" when there is none within a year), and whether it
+// is that day.
+func lastReviewDay(pol replenish.ServicePolicy, at time.Time) (string, bool) {
+	at = at.UTC()
+	for back := 0; back <= 366; back++ {
+		if d := at.AddDate(0, 0, -back); pol.IsReviewDay(d) {
+			return d.Format(time.DateOnly), back == 0
+		}
+	}
+	return "", false
 }
 
 // levelsOf computes the policy kind's levels with the policy's lead time, or

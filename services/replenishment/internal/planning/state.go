@@ -66,12 +66,15 @@ type Step struct {
 	// The order-up-to level under the same forecast and policy; a move
 	// beyond the revise threshold revises an open proposal.
 	OrderUpTo float64
-	// Periodic review (R, S): decide only on a review day, once per day,
-	// whenever the position is below the order-up-to level (ReorderPoint
-	// = OrderUpTo = S). ReviewDay is the event time's day when it is a
-	// review day, else empty.
-	Periodic  bool
-	ReviewDay string
+	// Periodic review (R, S): decide once per review point, at the series'
+	// first event on or after it (by event time), whenever the position is
+	// below the order-up-to level (ReorderPoint = OrderUpTo = S).
+	// ReviewDay is the latest review day on or before the event time's day
+	// (empty: none within a year), ReviewIsToday whether it is that day. A
+	// series' first review point is only taken on its day.
+	Periodic      bool
+	ReviewDay     string
+	ReviewIsToday bool
 	// The learned lead time the levels used (N = 0: the policy's).
 	LeadTime replenish.LeadTimeStats
 	// When a decision of this event is taken, in ns since the epoch: the

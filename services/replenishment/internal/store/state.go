@@ -141,7 +141,7 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category,
 			periodicArg(st), st.ReviewDay,
 			formatFloat(max(s.cfg.ReviseMinUnits, st.Policy.PackSize)), strconv.FormatInt(int64(s.cfg.ReviseInterval), 10),
-			decidedAt(st))
+			decidedAt(st), reviewToday(st))
 		if st.Forecast != nil {
 			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
 		}
@@ -418,4 +418,13 @@ func decidedAt(st planning.Step) string {
 		return ""
 	}
 	return strconv.FormatInt(st.DecidedAtNs, 10)
+}
+
+// reviewToday is the script's ARGV[22]: "1" when the step's review day is
+// the event's own day.
+func reviewToday(st planning.Step) string {
+	if st.ReviewIsToday {
+		return "1"
+	}
+	return ""
 }

@@ -22,13 +22,14 @@
 -- ARGV[15] learned lead time of the decision, "n mean variance" or "" (recorded when crossed)
 -- ARGV[16] item category ("" = unchanged)
 -- ARGV[17] decision rule: "" continuous review (crossings), "periodic" (R, S)
--- ARGV[18] (R, S): the event's day when it is a review day, else ""
+-- ARGV[18] (R, S): the latest review day on or before the event's day, or ""
 -- ARGV[19] revise min units: smallest absolute move of the order-up-to
 --          level that revises an open proposal for a new forecast
 -- ARGV[20] revise interval in ns: a revision for a new forecast comes at
 --          least this much event time after the series' last decision
 -- ARGV[21] decision time: the event time, else the forecast's as_of, ns
 --          since the epoch, or "" when unknown
+-- ARGV[22] (R, S): "1" when ARGV[18] is the event's own day
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
 -- KEYS[5]  optional state guard, which must exist: stockcast:state:replenishment
@@ -252,11 +253,13 @@ local position = on_hand + on_order - backorders
 local crossed = false
 local reason = ''
 if ARGV[17] == 'periodic' then
-  -- Periodic review (R, S): the first event of each review day decides,
-  -- when the position is below S (ARGV[7] = S); no crossing state.
+  -- Periodic review (R, S): the series' first event on or after each
+  -- review point decides (a review day without events is reviewed at the
+  -- next event), when the position is below S (ARGV[7] = S); no crossing
+  -- state. A series' first review point is taken only on its own day.
   if ARGV[7] ~= '' and ARGV[18] ~= '' and ARGV[18] ~= raw[9] then
     redis.call('HSET', KEYS[1], 'review_day', ARGV[18])
-    if position < tonumber(ARGV[7]) then
+    if (raw[9] or ARGV[22] == '1') and position < tonumber(ARGV[7]) then
       seq = seq + 1
       crossed = true
       reason = (kind == 'policy') and 'policy_changed' or 'periodic_review'
