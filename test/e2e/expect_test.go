@@ -192,7 +192,7 @@ const (
 	leadTime     = 7
 	coverDays    = 14
 	// -replenishment.revise-threshold, -revise-min-units, -revise-interval
-	reviseThreshold = 0.25
+	reviseThreshold = 0.5
 	reviseMinUnits  = 2
 	reviseInterval  = 24 * time.Hour
 )

@@ -103,7 +103,7 @@ func TestLearnedLeadTimeAndPolicyChange(t *testing.T) {
 	// A series policy with 28 cover days re-evaluates at once with the latest
 	// forecast: q99(3) = 45, order-up-to 45 + days 4..27 (240) + 4 days past
 	// the horizon at the last week's mean 10 (40) = 325, which moves the open
-	// proposal's 180 by more than 25%: revised, 325 - 35 = 290.
+	// proposal's 180 by more than the 50% threshold: revised, 325 - 35 = 290.
 	seriesPolicy := &replenishmentv1.Policy{Sku: "85123A", Location: "online", ServiceLevel: 0.99, LeadTimeDays: 7, Moq: 1, PackSize: 1, OrderCoverDays: 28}
 	set, err := client.SetPolicy(ctx, &replenishmentv1.SetPolicyRequest{Policy: seriesPolicy})
 	if err != nil {

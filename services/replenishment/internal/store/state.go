@@ -347,7 +347,7 @@ var reasons = map[string]replenishmentv1.ProposalReason{
 
 // Defaults of StateConfig.
 const (
-	DefaultReviseThreshold = 0.25
+	DefaultReviseThreshold = 0.5
 	DefaultReviseMinUnits  = 2
 	DefaultReviseInterval  = 24 * time.Hour
 	DefaultSnapshotWindow  = 7 * 24 * time.Hour
