@@ -14,9 +14,11 @@ import (
 )
 
 // TestBrowser drives the console in Debian's chromium with playwright-core
-// (web/e2e/console.mjs): first load, login, live overview, a series' charts,
-// the proposals list and its CSV, a viewer refused, and a planner's policy
-// change, checked here through the replenishment API. Screenshots go to
+// (web/e2e/console.mjs): first load, login, live overview, a series' charts
+// (scored by the registry's champion: its version and attributions), the
+// proposals list and its CSV, a viewer refused, the models page with the
+// champion and the challenger trained before the replay, and a planner's
+// policy change and approval, checked here through the replenishment API. Screenshots go to
 // web/e2e/artifacts (or $CONSOLE_ARTIFACTS). `make browser-deps` installs
 // chromium and the npm packages.
 func TestBrowser(t *testing.T) {
@@ -63,7 +65,8 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = web
 	cmd.Env = append(os.Environ(), "CONSOLE_URL="+e.url, "SKU="+sku, "LOCATION="+loc, "POLICY_MOQ="+moq,
 		"ARTIFACTS="+artifacts, "CHROMIUM="+chromium,
-		"PROPOSAL_ID="+prop.GetProposalId(), "PROPOSAL_SKU="+prop.GetSku(), "PROPOSAL_LOCATION="+prop.GetLocation())
+		"PROPOSAL_ID="+prop.GetProposalId(), "PROPOSAL_SKU="+prop.GetSku(), "PROPOSAL_LOCATION="+prop.GetLocation(),
+		"CHAMPION="+e.champion, "CHALLENGER="+e.challenger)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test output:\n%s", out)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/stockcast/stockcast/internal/cli"
 	"github.com/stockcast/stockcast/internal/replay"
 	"github.com/stockcast/stockcast/internal/stack"
 	"github.com/stockcast/stockcast/internal/stack/stacktest"
@@ -45,6 +47,10 @@ type shared struct {
 	// reportsDir gets the scheduled report, due at reportAt.
 	reportsDir string
 	reportAt   time.Time
+	// champion and challenger are the versions of the two models
+	// `stockcast train` recorded in the registry before the replay; the
+	// forecast service scored the replay with the champion.
+	champion, challenger string
 }
 
 var (
@@ -115,12 +121,18 @@ func startShared(t *testing.T) (*shared, error) {
 	st, err := stack.Start(ctx, stack.Config{
 		Dir: filepath.Join(dir, "stack"), BinDir: stacktest.BuildServices(t), Partitions: 3, Logger: log,
 		// Orders in packs of 6, at least 12: the review test's validation.
-		ServiceFlags: map[string][]string{stack.Replenishment: {"-replenishment.moq", "12", "-replenishment.pack-size", "6"}},
+		ServiceFlags: map[string][]string{stack.Replenishment: {"-replenishment.moq", "12", "-replenishment.pack-size", "6"},
+			stack.Forecast: {"-model.poll-interval", "500ms"}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
 	}
 	data, _ := filepath.Abs("../../../../data/online-retail/online_retail.csv.gz")
+	champion, challenger, err := trainModels(ctx, st, data, filepath.Join(dir, "models"))
+	if err != nil {
+		_ = st.Stop()
+		return nil, err
+	}
 	sum, err := replay.New(replay.Config{
 		Data: data, Limit: replayLines, InitialStock: true, StallTimeout: 2 * time.Minute,
 		NonProductSKUs: retail.NonProductCodes(),
@@ -168,7 +180,7 @@ func startShared(t *testing.T) (*shared, error) {
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	s := &shared{st: st, url: "http://" + httpAddr, cancel: rcancel, done: make(chan error, 1), logs: &syncBuffer{}, replay: sum,
-		reportsDir: reportsDir, reportAt: reportAt}
+		reportsDir: reportsDir, reportAt: reportAt, champion: champion, challenger: challenger}
 	go func() { s.done <- Run(rctx, args, func(string) string { return "" }, strings.NewReader(""), s.logs) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -190,6 +202,63 @@ func startShared(t *testing.T) (*shared, error) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling the HTTP server
 	}
+}
+
+var (
+	artefactVersion = regexp.MustCompile(`artefact (gbt-[0-9a-f]+): `)
+	modelLoadsOK    = regexp.MustCompile(`stockcast_forecast_model_loads_total\{[^}]*result="ok"[^}]*\} (\d+)`)
+)
+
+// trainModels runs `stockcast train` twice on the Online Retail data set
+// (its 100 best-selling stock codes, small models) into the stack's model
+// registry: the first becomes the champion, the second (other settings,
+// -promote never) a challenger backtested against it on the same days.
+// It returns once the forecast service has loaded the champion.
+func trainModels(ctx context.Context, st *stack.Stack, data, out string) (champion, challenger string, err error) {
+	train := func(extra ...string) (string, error) {
+		args := append([]string{"train", "-data", "online-retail", "-path", data, "-top", "100", "-registry", "on",
+			"-clickhouse.addr", st.ClickHouse().Addr, "-clickhouse.database", st.ClickHouse().Database, "-out", out}, extra...)
+		var stdout, stderr bytes.Buffer
+		if err := cli.Run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+			return "", fmt.Errorf("stockcast %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		}
+		m := artefactVersion.FindStringSubmatch(stdout.String())
+		if m == nil {
+			return "", fmt.Errorf("stockcast train printed no artefact:\n%s", stdout.String())
+		}
+		return m[1], nil
+	}
+	if champion, err = train("-rounds", "30"); err != nil {
+		return "", "", err
+	}
+	if challenger, err = train("-rounds", "15", "-max-depth", "4", "-promote", "never"); err != nil {
+		return "", "", err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		body, err := httpGetBody(ctx, "http://"+st.Admin(stack.Forecast)+"/metrics")
+		if m := modelLoadsOK.FindStringSubmatch(body); err == nil && m != nil && m[1] != "0" {
+			return champion, challenger, nil
+		}
+		if time.Now().After(deadline) {
+			return "", "", fmt.Errorf("the forecast service did not load champion %s within a minute (%v)", champion, err)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the service's metrics
+	}
+}
+
+func httpGetBody(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // client is one browser-like session: a cookie jar and the CSRF token.

@@ -13,6 +13,8 @@ const sku = process.env.SKU, loc = process.env.LOCATION
 const moq = process.env.POLICY_MOQ
 // A proposed proposal (policy moq 12, pack size 6) the planner approves.
 const proposalId = process.env.PROPOSAL_ID, pSku = process.env.PROPOSAL_SKU, pLoc = process.env.PROPOSAL_LOCATION
+// The registry's champion (scored the replay) and a challenger.
+const champion = process.env.CHAMPION, challenger = process.env.CHALLENGER
 const artifacts = process.env.ARTIFACTS
 mkdirSync(artifacts, { recursive: true })
 
@@ -117,6 +119,9 @@ try {
     await page.getByTestId('stock-chart').waitFor()
     assert.ok((await page.locator('[data-testid=events] tbody tr').count()) > 0, 'no events')
     assert.match(await page.getByTestId('model').innerText(), /model/)
+    // the champion scored it: its version and the features' attributions
+    assert.match(await page.getByTestId('model').innerText(), new RegExp(champion))
+    assert.ok((await page.locator('[data-testid=attributions] tbody tr').count()) > 3, 'no global model attributions')
     // A viewer sees the policy but cannot change it.
     assert.ok(await page.locator('[data-testid=policy] input[name=moq]').isDisabled())
     assert.equal(await page.locator('[data-testid=policy] button').count(), 0)
@@ -201,9 +206,20 @@ try {
     await shot('reports')
   })
 
-  await step('models page', async () => {
+  await step('models page: the real champion and a challenger against it', async () => {
     await page.click('nav >> text=Models')
     await page.locator('h3:has-text("Live accuracy by day")').waitFor()
+    await page.getByTestId('champion').filter({ hasText: champion }).waitFor()
+    assert.match(await page.getByTestId('champion').innerText(), /data set online-retail\), WRMSSE \d+\.\d{3}/)
+    const cells = async (version) => page.locator(`[data-testid=models] tbody tr:has(td:text-is("${version}")) td`).allInnerTexts()
+    const champ = await cells(champion), chall = await cells(challenger)
+    assert.equal(champ[1], 'champion')
+    assert.equal(chall[1], 'challenger')
+    // the challenger's backtest: its WRMSSE and the champion's on the same days
+    assert.match(chall[4], /^\d+\.\d{3}$/)
+    assert.equal(chall[11], champ[4], 'the challenger is compared with the champion\'s WRMSSE')
+    assert.ok((await page.locator('[data-testid=models-chart] circle, [data-testid=models-chart] path').count()) > 0, 'no WRMSSE chart')
+    assert.ok((await page.locator('[data-testid=accuracy] tbody tr').count()) > 0, 'no live accuracy')
     await shot('models')
   })
 
