@@ -27,13 +27,20 @@ type SeriesHit struct {
 	Lines       uint64  `json:"lines"`
 }
 
-// SearchSeries finds series whose sku, location or description contains q
-// (case-insensitive), the busiest first.
+// SearchSeries finds series with a demand line whose sku, location or
+// description contains q (case-insensitive), the busiest first, with the
+// demand and lines of all their demand lines and the newest description.
+// It reads order_lines without FINAL: FINAL took 5.4 s against 0.4 s on
+// the demo's 540,000 lines (ClickHouse 18.16, loaded machine), over the
+// console's 5 s budget. A row is stored twice only when ingest replays a
+// batch after a crash, until ClickHouse merges the part; the list may
+// count such a line twice meanwhile (the series page reads FINAL).
 func (s *Store) SearchSeries(ctx context.Context, q string, limit int) ([]SeriesHit, error) {
 	pat := "%" + escapeLike(strings.ToLower(q)) + "%"
-	rows, err := s.ch.Query(ctx, `SELECT series_key, any(sku), any(location), anyLast(description), sum(quantity), count()
-		FROM order_lines FINAL
-		WHERE is_demand = 1 AND (lower(sku) LIKE ? OR lower(location) LIKE ? OR lower(description) LIKE ?)
+	rows, err := s.ch.Query(ctx, `SELECT series_key, any(sku), any(location), argMax(description, occurred_at), sum(quantity), count()
+		FROM order_lines
+		WHERE is_demand = 1 AND series_key IN (SELECT series_key FROM order_lines
+			WHERE is_demand = 1 AND (lower(sku) LIKE ? OR lower(location) LIKE ? OR lower(description) LIKE ?))
 		GROUP BY series_key ORDER BY sum(quantity) DESC, series_key LIMIT ?`, pat, pat, pat, limit)
 	if err != nil {
 		return nil, fmt.Errorf("search series %q: %w", q, err)
