@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,6 +31,7 @@ import (
 	"github.com/stockcast/stockcast/services/console/internal/auth"
 	"github.com/stockcast/stockcast/services/console/internal/insight"
 	"github.com/stockcast/stockcast/services/console/internal/live"
+	"github.com/stockcast/stockcast/services/console/internal/reports"
 )
 
 // Deps are what the handlers read from and write to.
@@ -57,6 +59,19 @@ type Handler struct {
 	d    Deps
 	mux  *http.ServeMux
 	oidc *oidcLogin // nil without -oidc.issuer
+
+	// lastReport is the daily report built last: the Reports page's
+	// downloads name its generated_at and get the same report (same
+	// numbers as shown, without reading every table again).
+	reportMu   sync.Mutex
+	lastReport *reports.Report
+
+	// the overview's ClickHouse part, read at ovAt (overviewTables)
+	ovMu    sync.Mutex
+	ovAt    time.Time
+	ovFresh Freshness
+	ovProps DayProposals
+	ovErrs  []string
 }
 
 // maxPageSize bounds one page of proposals.
@@ -198,21 +213,42 @@ type Overview struct {
 }
 
 func (h *Handler) overviewData(ctx context.Context) Overview {
-	ctx, cancel := context.WithTimeout(ctx, h.d.CallTimeout)
-	defer cancel()
 	o := Overview{Live: h.d.Hub.Snapshot()}
-	var err error
-	if o.Freshness, err = h.d.Store.ForecastFreshness(ctx, h.d.Now()); err != nil {
-		o.Errors = append(o.Errors, err.Error())
-	}
-	if o.Proposals, err = h.d.Store.ProposalsToday(ctx); err != nil {
-		o.Errors = append(o.Errors, err.Error())
-	}
+	o.Freshness, o.Proposals, o.Errors = h.overviewTables(ctx)
 	if h.d.Alerts != nil {
 		v := h.d.Alerts.View()
 		o.KPIs, o.Alerts, o.Critical, o.Evaluations = v.KPIs, len(v.Alerts), v.Critical, v.Evaluations
 	}
 	return o
+}
+
+// overviewReuse is how long the overview's ClickHouse part (forecast
+// freshness, proposals today: a scan of forecast_log and proposals FINAL)
+// is shared by the requests and streams that ask for it, so that every
+// open page costs the database one pair of queries a second at most.
+const overviewReuse = time.Second
+
+// overviewTables reads the overview's ClickHouse part, or reuses the one
+// read less than overviewReuse ago; concurrent callers wait for one read.
+func (h *Handler) overviewTables(ctx context.Context) (Freshness, DayProposals, []string) {
+	h.ovMu.Lock()
+	defer h.ovMu.Unlock()
+	if now := time.Now(); !h.ovAt.IsZero() && now.Sub(h.ovAt) < overviewReuse {
+		return h.ovFresh, h.ovProps, h.ovErrs
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.d.CallTimeout)
+	defer cancel()
+	var errs []string
+	fresh, err := h.d.Store.ForecastFreshness(ctx, h.d.Now())
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	props, err := h.d.Store.ProposalsToday(ctx)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	h.ovFresh, h.ovProps, h.ovErrs, h.ovAt = fresh, props, errs, time.Now()
+	return fresh, props, errs
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {

@@ -143,7 +143,8 @@ func (h *Handler) listReports(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, map[string]any{"files": files, "scheduled": h.d.ReportsDir != ""})
 }
 
-// dailyReport builds the report now: ?format=html|csv|pdf|json.
+// dailyReport builds the report now: ?format=html|csv|pdf|json; with
+// &generated_at= of the last report built, that report again.
 func (h *Handler) dailyReport(w http.ResponseWriter, r *http.Request) {
 	format := r.URL.Query().Get("format")
 	if format == "" {
@@ -153,12 +154,18 @@ func (h *Handler) dailyReport(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "format must be html, csv, pdf or json")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 4*h.d.CallTimeout)
-	defer cancel()
-	rep, err := reports.Build(ctx, h.d.Insight, h.d.Now())
-	if err != nil {
-		h.fail(w, err)
-		return
+	rep, ok := h.reportAt(r.URL.Query().Get("generated_at"))
+	if !ok {
+		ctx, cancel := context.WithTimeout(r.Context(), 4*h.d.CallTimeout)
+		defer cancel()
+		var err error
+		if rep, err = reports.Build(ctx, h.d.Insight, h.d.Now()); err != nil {
+			h.fail(w, err)
+			return
+		}
+		h.reportMu.Lock()
+		h.lastReport = &rep
+		h.reportMu.Unlock()
 	}
 	if format == "json" {
 		writeJSON(w, rep)
@@ -175,6 +182,24 @@ func (h *Handler) dailyReport(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Disposition", `attachment; filename="report-`+rep.KPIs.Day+`.`+format+`"`)
 	}
 	_, _ = w.Write(b.Bytes())
+}
+
+// reportAt returns the last report built when it was generated at at
+// (RFC 3339, as in its JSON).
+func (h *Handler) reportAt(at string) (reports.Report, bool) {
+	if at == "" {
+		return reports.Report{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return reports.Report{}, false
+	}
+	h.reportMu.Lock()
+	defer h.reportMu.Unlock()
+	if h.lastReport == nil || !h.lastReport.GeneratedAt.Equal(t) {
+		return reports.Report{}, false
+	}
+	return *h.lastReport, true
 }
 
 func (h *Handler) reportFile(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/grpcx"
 	"github.com/stockcast/stockcast/pkg/telemetry"
+	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/pkg/topics"
 	alertv1 "github.com/stockcast/stockcast/proto/stockcast/alert/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
@@ -516,6 +518,26 @@ func TestReports(t *testing.T) {
 	}
 	if code := c.do("GET", "/api/reports/daily?format=xml", nil, nil, nil); code != http.StatusBadRequest {
 		t.Errorf("format xml: HTTP %d", code)
+	}
+
+	// The page's downloads name the report shown (generated_at) and get
+	// that report again, not a new one, once the clock has moved on.
+	var shown reports.Report
+	if code := c.do("GET", "/api/reports/daily", nil, nil, &shown); code != 200 {
+		t.Fatalf("report: HTTP %d", code)
+	}
+	testenv.Eventually(t, 5*time.Second, "the clock passes the report's second", func() bool {
+		return time.Now().UTC().Truncate(time.Second).After(shown.GeneratedAt)
+	})
+	at := url.QueryEscape(shown.GeneratedAt.Format(time.RFC3339Nano))
+	var shownCSV string
+	if code := c.do("GET", "/api/reports/daily?format=csv&download=1&generated_at="+at, nil, nil, &shownCSV); code != 200 ||
+		!strings.Contains(shownCSV, "generated_at,"+shown.GeneratedAt.Format(time.RFC3339)+"\n") {
+		t.Errorf("csv of the report shown: HTTP %d %.200q, want generated_at %s", code, shownCSV, shown.GeneratedAt.Format(time.RFC3339))
+	}
+	var fresh reports.Report
+	if code := c.do("GET", "/api/reports/daily?generated_at=2001-01-01T00:00:00Z", nil, nil, &fresh); code != 200 || !fresh.GeneratedAt.After(shown.GeneratedAt) {
+		t.Errorf("a report of another time: HTTP %d generated %s, want built now (after %s)", code, fresh.GeneratedAt, shown.GeneratedAt)
 	}
 
 	// The scheduled report: written at the set time, listed, served.

@@ -18,7 +18,7 @@ export default function Reports() {
       <h2>Daily inventory report {k && <small className="muted">{k.day} · generated {r.generated_at.replace('T', ' ').replace('Z', ' UTC')}</small>}</h2>
       <div className="row">
         {['html', 'csv', 'pdf'].map((f) => (
-          <a key={f} className="button" href={`/api/reports/daily?format=${f}&download=1`} download>Download {f.toUpperCase()}</a>
+          <a key={f} className="button" href={`/api/reports/daily?format=${f}&download=1` + (r ? '&generated_at=' + encodeURIComponent(r.generated_at) : '')} download>Download {f.toUpperCase()}</a>
         ))}
       </div>
       {err && <p className="error">{err}</p>}
