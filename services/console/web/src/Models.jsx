@@ -36,7 +36,7 @@ export default function Models() {
             ))}</tbody>
           </table>
           <h3>WRMSSE by training run</h3>
-          <LineChart testid="models-chart" points={trained.map((m) => ({ x: m.created_at.slice(0, 10), y: m.wrmsse, y2: m.champion_wrmsse }))} label="WRMSSE (blue), its champion's (red)" />
+          <LineChart testid="models-chart" points={trained.map((m) => ({ x: m.created_at.slice(0, 16), y: m.wrmsse, y2: m.champion_wrmsse }))} label="WRMSSE by run (blue), the champion's on the same days (red)" />
         </>
       )}
       <h3>Live accuracy by day <small className="muted">every series' forecasts made before the day, against what sold</small></h3>

@@ -83,11 +83,16 @@ function Detail({ seriesKey, me }) {
                 ? `MAE ${num(d.recent_error.mae, 2)}/day, bias ${d.recent_error.bias == null ? '–' : num(d.recent_error.bias * 100, 0) + '%'} over ${d.recent_error.days} days to ${d.error_to}`
                 : `no complete day with a forecast (${d.error_from || '–'}…${d.error_to || '–'})`}</dd>
               <dt>why it changed</dt><dd>{short(f.reason_code, '')} {f.reason_detail} ({num(f.reason_change * 100, 1)}%)</dd>
-              {f.previous_model_version !== undefined && f.previous_model_version !== f.model_version && f.previous_model_version !== '' && (
+              {f.previous_model_version && f.previous_model_version !== (f.global?.version || '') && (
                 <><dt>previous model</dt><dd>{f.previous_model_version}</dd></>)}
-              {f.components.filter((c) => !c.name.startsWith('contribution_')).map((c) => <Fragment key={c.name}><dt>{c.name}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
+              {f.components.filter((c) => !c.name.startsWith('contribution_') && !c.name.startsWith('weight_')).map((c) => <Fragment key={c.name}><dt>{c.name}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
             </dl>
           ) : null}
+          {f && f.components.some((c) => c.name.startsWith('weight_')) && (
+            <details data-testid="member-weights"><summary>ensemble member weights</summary><dl>
+              {f.components.filter((c) => c.name.startsWith('weight_')).map((c) => <Fragment key={c.name}><dt>{c.name.slice(7)}</dt><dd>{num(c.value, 3)} {c.detail}</dd></Fragment>)}
+            </dl></details>
+          )}
           {f && f.factors?.length > 0 && (
             <><h4>What moved</h4>
               <table data-testid="factors"><thead><tr><th>feature</th><th className="n">contribution</th><th className="n">change</th></tr></thead>

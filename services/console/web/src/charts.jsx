@@ -140,6 +140,7 @@ export function LineChart({ points, label, testid }) {
       <path d={seg('y')} className="mean" />
       <path d={seg('y2')} className="pess" />
       {pts.map((p, i) => (p.y != null ? <circle key={i} cx={x(i)} cy={y(p.y)} r="3" className="pt"><title>{`${p.x}: ${p.y}`}</title></circle> : null))}
+      {pts.map((p, i) => (p.y2 != null ? <circle key={'b' + i} cx={x(i)} cy={y(p.y2)} r="3" className="pt2"><title>{`${p.x}: ${p.y2}`}</title></circle> : null))}
     </svg>
   )
 }
