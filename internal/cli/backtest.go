@@ -190,10 +190,10 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	}
 	for _, m := range models {
 		if c, ok := m.(*globalmodel.CombinedDirect); ok {
-			fmt.Fprintf(e.stderr, "%s: global model weight by origin (learned on the validation window): %v\n", c.Name(), c.Weights)
+			fmt.Fprintf(e.stderr, "%s: global model weight by origin (learned on the validation window): %v; validation-window WRMSSE %v\n", c.Name(), c.Weights, c.ValidLoss)
 		}
-		if g, ok := m.(*globalmodel.DirectGBT); ok && g.Scale {
-			fmt.Fprintf(e.stderr, "%s: level correction by origin (learned on the validation window): %v\n", g.Name(), g.Scales)
+		if g, ok := m.(*globalmodel.DirectGBT); ok {
+			fmt.Fprintf(e.stderr, "%s: bag %v, level correction by origin (learned on the validation window): %v; validation-window WRMSSE %v\n", g.Name(), g.Bag, g.Scales, g.ValidLoss)
 		}
 	}
 	fmt.Fprintf(e.stdout, "backtest %s: %d series, %d days, %d origin(s) x horizon %d\n", ds.Name, len(ds.Series), ds.Days, f.cfg.Origins, f.cfg.Horizon)

@@ -206,11 +206,13 @@ type DirectGBT struct {
 	// gives the same model: the cache only saves time). The wall time
 	// reported is then the original training's.
 	CacheDir string
-	// Scales records the level correction chosen per origin.
-	Scales  map[int]float64
-	panel   *Panel
-	trained map[int]*directBag
-	elapsed time.Duration
+	// Scales records the level correction chosen per origin, ValidLoss
+	// the bag's WRMSSE on the validation window.
+	Scales    map[int]float64
+	ValidLoss map[int]float64
+	panel     *Panel
+	trained   map[int]*directBag
+	elapsed   time.Duration
 }
 
 // directBag is the bag's training at one origin: its members, their
@@ -303,9 +305,10 @@ func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *direc
 		}
 	}
 	if g.Scales == nil {
-		g.Scales = map[int]float64{}
+		g.Scales, g.ValidLoss = map[int]float64{}, map[int]float64{}
 	}
 	g.Scales[origin] = bag.scale
+	g.ValidLoss[origin] = validWRMSSE(ds, bag.ValidOrigin, horizon, bag.Valid)
 	g.trained[origin] = bag
 	return bag, 0, nil
 }
@@ -384,9 +387,11 @@ type CombinedDirect struct {
 	Series    backtest.Model
 	PerBucket bool
 	// Weights records the chosen global weights per origin (one per
-	// bucket with PerBucket).
-	Weights map[int][]float64
-	extra   time.Duration
+	// bucket with PerBucket), ValidLoss the combination's WRMSSE on the
+	// validation window.
+	Weights   map[int][]float64
+	ValidLoss map[int]float64
+	extra     time.Duration
 }
 
 // Name implements backtest.Model.
@@ -464,9 +469,9 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 		}
 	}
 	if c.Weights == nil {
-		c.Weights = map[int][]float64{}
+		c.Weights, c.ValidLoss = map[int][]float64{}, map[int]float64{}
 	}
-	c.Weights[origin] = w
+	c.Weights[origin], c.ValidLoss[origin] = w, bestLoss
 	valid, means := make([][]float64, len(ds.Series)), make([][]float64, len(ds.Series))
 	for i := range ds.Series {
 		g := tr.Forecast(c.Global.panel, i, origin, horizon)

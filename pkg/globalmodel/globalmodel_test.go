@@ -222,3 +222,15 @@ func TestDirectModelBacktest(t *testing.T) {
 		t.Error("the cached training differs")
 	}
 }
+
+func TestParseBag(t *testing.T) {
+	bag, err := ParseBag("730:1, 0:2,")
+	if err != nil || !reflect.DeepEqual(bag, []BagMember{{730, 1}, {0, 2}}) {
+		t.Fatalf("ParseBag: %v, %v", bag, err)
+	}
+	for _, bad := range []string{"730", "x:1", "-1:1"} {
+		if _, err := ParseBag(bad); err == nil {
+			t.Errorf("ParseBag(%q): no error", bad)
+		}
+	}
+}
