@@ -192,8 +192,9 @@ func ParseBag(spec string) ([]BagMember, error) {
 // once per data set and origin (CombinedDirect reuses that training).
 //
 // With a Bag it trains one direct model per member (its own training
-// window and seed, the other settings from DirectParams) and forecasts
-// their mean; with Scale it multiplies the forecasts by the level
+// window and seed, the other settings from DirectParams; members that
+// would train on the same rows with the same seed count once) and
+// forecasts their mean; with Scale it multiplies the forecasts by the level
 // correction of 0.80, 0.81, ..., 1.20 with the lowest WRMSSE on the
 // validation window. Both are decided before the origin: the test days
 // are never read.
@@ -262,7 +263,19 @@ func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *direc
 		return b, 0, nil
 	}
 	bag = &directBag{scale: 1}
+	seen := map[[2]uint64]bool{}
 	for _, m := range g.members() {
+		// members with the same training rows and seed are one training
+		// (730 days and all days on a data set shorter than 730 days)
+		from := firstRow
+		if m.TrainDays > 0 {
+			from = max(from, origin-horizon-m.TrainDays)
+		}
+		if key := [2]uint64{uint64(from), m.Seed}; seen[key] {
+			continue
+		} else {
+			seen[key] = true
+		}
 		dp := g.DirectParams
 		dp.TrainDays, dp.Params.Seed = m.TrainDays, m.Seed
 		tr, err := trainCached(g.panel, ds, origin, horizon, dp, g.CacheDir)
