@@ -5,7 +5,9 @@
 # ending with the summary line.
 #   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,arima,croston,sba,tsb,prophet
 #   PY_MODELS=statsmodels_ets,xgboost,xgboost_direct  MODELS=all  STOCKCAST=bin/stockcast
-#   BACKTEST_FLAGS="..." (extra flags of the scoring run)  SPEED_SERIES=28 (0: skip)
+#   BACKTEST_FLAGS="--gbt-bag 730:1,0:1" (flags of the scoring run: by default
+#   the direct model's configuration chosen on the validation window,
+#   docs/forecasting.md)  SPEED_SERIES=10 (0: skip)
 # Each peer's forecasts are kept in $OUT/r_<model>.csv or py_<model>.csv
 # and reused while the exported splits are unchanged (their SHA-256 is in
 # $OUT/splits.sha256); the global models' trainings are kept in
@@ -46,11 +48,11 @@ for m in ${R_MODELS//,/ }; do run_peer r "$m"; done
 for m in ${PY_MODELS//,/ }; do run_peer py "$m"; done
 # shellcheck disable=SC2086 # BACKTEST_FLAGS are words
 "$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --models "$MODELS" --gbt-cache "$OUT/gbt-cache" \
-  --peers "$(IFS=,; echo "${peers[*]}")" --summary ${BACKTEST_FLAGS:-}
+  --peers "$(IFS=,; echo "${peers[*]}")" --summary ${BACKTEST_FLAGS:---gbt-bag 730:1,0:1}
 
 # Speed, measured in this run (never cached): R ets and stockcast's
 # ensemble on the same first SPEED_SERIES series, last horizon held out.
-SPEED_SERIES=${SPEED_SERIES:-28}
+SPEED_SERIES=${SPEED_SERIES:-10}
 if [ "$SPEED_SERIES" -gt 0 ]; then
   sp="$OUT/speed"
   rm -rf "$sp"
