@@ -11,7 +11,7 @@ import (
 // forecast and first proposal arrived. It is indexed by sequence number, so
 // a run of n events costs 24 bytes per event and no map.
 type Clock struct {
-	start    time.Time
+	start    atomic.Int64   // unix nanoseconds; set again by Start
 	sent     []atomic.Int64 // nanoseconds since start + 1; 0: not sent
 	forecast []atomic.Int64
 	proposal []atomic.Int64
@@ -26,10 +26,15 @@ type Clock struct {
 
 // NewClock returns a clock for n events.
 func NewClock(n int64, start time.Time) *Clock {
-	return &Clock{start: start, sent: make([]atomic.Int64, n), forecast: make([]atomic.Int64, n), proposal: make([]atomic.Int64, n)}
+	c := &Clock{sent: make([]atomic.Int64, n), forecast: make([]atomic.Int64, n), proposal: make([]atomic.Int64, n)}
+	c.Start(start)
+	return c
 }
 
-func (c *Clock) since(t time.Time) int64 { return int64(t.Sub(c.start)) + 1 }
+// Start moves the clock's origin, before any event is sent.
+func (c *Clock) Start(t time.Time) { c.start.Store(t.UnixNano()) }
+
+func (c *Clock) since(t time.Time) int64 { return t.UnixNano() - c.start.Load() + 1 }
 
 // Sent records that event seq was handed to the producer at t.
 func (c *Clock) Sent(seq int64, t time.Time) { c.sent[seq].Store(c.since(t)) }
@@ -74,7 +79,9 @@ func (c *Clock) Forecasts() int64 { return c.forecasts.Load() }
 func (c *Clock) Proposals() int64 { return c.proposals.Load() }
 
 // LastForecast returns when the latest first forecast arrived.
-func (c *Clock) LastForecast() time.Time { return c.start.Add(time.Duration(c.last.Load() - 1)) }
+func (c *Clock) LastForecast() time.Time {
+	return time.Unix(0, c.start.Load()).Add(time.Duration(c.last.Load() - 1))
+}
 
 // Quantiles summarises latencies.
 type Quantiles struct {

@@ -75,11 +75,11 @@ type Process struct {
 // Target is the system under load.
 type Target struct {
 	Kafka     kafkax.Config
-	RedisAddr string    // "" : no Redis figures
+	RedisAddr string // "" : no Redis figures
 	// ClickHouse, when its Addr is set, gives the run's insert counts
 	// (system.events).
 	ClickHouse chx.Config
-	Processes []Process // CPU and RSS reported per process
+	Processes  []Process // CPU and RSS reported per process
 }
 
 // ProcResult is one process's share of the run.
@@ -243,7 +243,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		total, r.cfg.Duration, r.cfg.Profile.Kind, r.cfg.Profile.Rate, r.cfg.Generator.Series, r.cfg.Generator.Zipf)
 	touched := make([]bool, r.cfg.Generator.Series)
 	start := r.now()
-	clock.start = start
+	clock.Start(start)
 	for n := int64(0); n < total; n++ {
 		due := start.Add(r.cfg.Profile.At(n))
 		if d := due.Sub(r.now()); d > time.Millisecond {
