@@ -147,8 +147,11 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	}
 	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
 	close(replayed)
+	trainedFirst := false
 	if trainDone != nil {
 		switch terr := <-trainDone; {
+		case terr == nil:
+			trainedFirst = true
 		case errors.Is(terr, errHistoryShort):
 			fmt.Fprintf(e.stdout, "\nmodel: not trained: the replay ended before %s\n", training.at)
 		case terr != nil && ctx.Err() == nil:
@@ -165,7 +168,9 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		sum.Print(e.stdout)
 		return fmt.Errorf("replay: %w", err)
 	}
-	if train && retrain && ctx.Err() == nil {
+	// retrained only after a first model: a replay too short to reach
+	// -train-at is too short to train on
+	if trainedFirst && retrain && ctx.Err() == nil {
 		logPath := filepath.Join(sf.dir, "logs", "retrain.log")
 		res, err := training.train(ctx, st, "", filepath.Join(sf.dir, "models"), logPath)
 		if err != nil {
