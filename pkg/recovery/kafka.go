@@ -136,3 +136,12 @@ func Read(ctx context.Context, cfg kafkax.Config, topic string, from, to Offsets
 	}
 	return n, nil
 }
+
+// NoCommits is a fresh check (Recoverer.WithFresh): the group has
+// committed no offset on topic, so it applied nothing.
+func NoCommits(cfg kafkax.Config, group, topic string) HasData {
+	return func(ctx context.Context) (bool, error) {
+		committed, err := Committed(ctx, cfg, group, topic)
+		return len(committed) == 0, err
+	}
+}

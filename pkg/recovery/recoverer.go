@@ -67,6 +67,7 @@ type Recoverer struct {
 	cfg     Config
 	rebuild Rebuild
 	hasData HasData
+	fresh   HasData
 	log     *slog.Logger
 	runbook string
 	onReady func(bool)
@@ -79,6 +80,8 @@ type Recoverer struct {
 	lostAt time.Time
 	warned bool
 	done   chan struct{} // closed when Run returned
+	// What onReady was told last (told: at all).
+	told, toldReady bool
 
 	lost       metric.Int64Gauge
 	rebuilding metric.Int64Gauge
@@ -105,10 +108,18 @@ func New(guard *Guard, cfg Config, rebuild Rebuild, hasData HasData, log *slog.L
 		return nil, fmt.Errorf("create state rebuilding gauge: %w", err)
 	}
 	if r.recoveries, err = meter.Int64Counter("stockcast.redis.state_recoveries",
-		metric.WithDescription("Rebuilds of the service's Redis state by this replica, by result (rebuilt, fresh, adopted, failed, void).")); err != nil {
+		metric.WithDescription("Recoveries of the service's Redis state by this replica, by result (rebuilt, fresh, adopted, failed, void).")); err != nil {
 		return nil, fmt.Errorf("create state recoveries counter: %w", err)
 	}
 	return r, nil
+}
+
+// WithFresh sets how the recoverer tells a first start (nothing applied
+// yet, e.g. no committed offsets) from a loss: a first start needs no
+// rebuild, also with Auto off. Call it before Run.
+func (r *Recoverer) WithFresh(fresh HasData) *Recoverer {
+	r.fresh = fresh
+	return r
 }
 
 // Kick makes Run check the sentinel now (a script refused to write).
@@ -192,7 +203,7 @@ func (r *Recoverer) setComplete(ctx context.Context, gen string) {
 	if wasLost || changed {
 		r.lost.Record(ctx, 0)
 		if ctx.Err() == nil { // not while the service stops
-			r.onReady(true)
+			r.report(true)
 		}
 		r.log.Info("redis state complete", "generation", gen)
 	}
@@ -206,6 +217,17 @@ func (r *Recoverer) setLost() {
 	}
 	if r.lostAt.IsZero() {
 		r.lostAt = time.Now()
+	}
+}
+
+// report tells onReady a change of readiness (once per change).
+func (r *Recoverer) report(ready bool) {
+	r.mu.Lock()
+	changed := !r.told || r.toldReady != ready
+	r.told, r.toldReady = true, ready
+	r.mu.Unlock()
+	if changed {
+		r.onReady(ready)
 	}
 }
 
@@ -233,26 +255,19 @@ func (r *Recoverer) check(ctx context.Context) {
 	}
 	r.setLost()
 	r.lost.Record(ctx, 1)
-	r.onReady(false)
+	r.report(false)
 	r.mu.Lock()
 	lostAt, warned := r.lostAt, r.warned
 	r.warned = true
 	r.mu.Unlock()
-	if !r.cfg.Auto {
-		if !warned {
-			r.log.Error("redis state lost: consumption paused until it is rebuilt; automatic recovery is off, run the rebuild",
-				"sentinel", r.guard.Key(), "runbook", r.runbook)
-		}
-		return
-	}
 	if !warned {
 		r.log.Warn("redis state missing (lost, or a first start): consumption paused, recovering", "sentinel", r.guard.Key())
 	}
-	r.recover(ctx, lostAt)
+	r.recover(ctx, lostAt, warned)
 }
 
 // recover takes the lock and rebuilds (or adopts), then sets the sentinel.
-func (r *Recoverer) recover(ctx context.Context, lostAt time.Time) {
+func (r *Recoverer) recover(ctx context.Context, lostAt time.Time, warned bool) {
 	token := newID(time.Now())
 	res, pending, err := r.guard.acquire(ctx, token, r.cfg.LockTTL)
 	if err != nil {
@@ -288,6 +303,26 @@ func (r *Recoverer) recover(ctx context.Context, lostAt time.Time) {
 		if has {
 			result, summary = "adopted", "redis holds state written before the sentinel existed: adopted as it is"
 		}
+	}
+	if result == "" && r.fresh != nil {
+		fresh, err := r.fresh(rctx)
+		if err != nil {
+			r.fail(ctx, token, "check for a first start", err)
+			return
+		}
+		if fresh {
+			result, summary = "fresh", "nothing was applied yet (no committed offsets): the state is complete empty"
+		}
+	}
+	if result == "" && !r.cfg.Auto {
+		if !warned {
+			r.log.Error("redis state lost: consumption paused until it is rebuilt; automatic recovery is off, run the rebuild",
+				"sentinel", r.guard.Key(), "runbook", r.runbook)
+		}
+		if err := r.guard.release(context.WithoutCancel(ctx), token); err != nil {
+			r.log.Warn("release rebuild lock", "err", err)
+		}
+		return
 	}
 	if result == "" {
 		r.log.Info("rebuilding redis state", "lock", r.guard.LockKey())

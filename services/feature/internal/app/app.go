@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	rec.WithFresh(recovery.NoCommits(cfg.Kafka, consumer.Group, topics.Demand)) // a first start needs no rebuild
 	cons, err := kafkax.NewConsumer(cfg.Kafka, consumer.Group, []string{topics.Demand}, recovery.Handler(handler, rec), tel)
 	if err != nil {
 		return err

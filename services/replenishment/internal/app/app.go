@@ -86,8 +86,13 @@ func (c *Config) Validate() error {
 		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate(), c.Recovery.Validate())
 }
 
-// Run runs the service until ctx is done.
+// Run runs the service until ctx is done, or `rebuild` when args start
+// with it.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	rebuild := len(args) > 0 && args[0] == "rebuild"
+	if rebuild {
+		args = args[1:]
+	}
 	var cfg Config
 	fs := flag.NewFlagSet(service, flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -104,6 +109,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if cfg.MigrateOnly {
 		return migrateOnly(ctx, cfg, stdout)
+	}
+	if rebuild {
+		return runRebuild(ctx, cfg, stdout)
 	}
 	return serve(ctx, cfg, stdout)
 }
@@ -206,6 +214,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	rec.WithFresh(recovery.NoCommits(cfg.Kafka, Group, topics.Forecasts)) // a first start needs no rebuild
 	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Forecasts}, recovery.Handler(handler, rec), tel)
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -10,7 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/recovery"
+	"github.com/stockcast/stockcast/pkg/redisx"
 	"github.com/stockcast/stockcast/pkg/topics"
 	"github.com/stockcast/stockcast/services/replenishment/internal/consumer"
 	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
@@ -18,7 +22,7 @@ import (
 )
 
 // runbookReplay is the manual recovery logged when -replenishment.recover=false.
-const runbookReplay = "none by hand: turn -replenishment.recover on (docs/operations.md, Recovery from Redis loss)"
+const runbookReplay = "replenishment rebuild, with the service's flags (docs/operations.md, Recovery from Redis loss)"
 
 // replayBatch bounds the records of one Plan call of the replay.
 const replayBatch = 5000
@@ -91,4 +95,52 @@ func advanced(before, now recovery.Offsets) bool {
 		}
 	}
 	return false
+}
+
+// runRebuild is `replenishment rebuild`, the manual recovery when the
+// service runs with -replenishment.recover=false: with the service's flags,
+// it rebuilds the state as the automatic recovery does, under its lock,
+// and marks it complete, so the waiting replicas resume. With the state
+// complete it does nothing.
+func runRebuild(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
+	rdb, err := redisx.Open(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, rdb.Close()) }()
+	ch, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, ch.Close()) }()
+	if err := store.MigratePolicyLog(ctx, ch); err != nil {
+		return err
+	}
+	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
+	if err != nil {
+		return err
+	}
+	if cfg.Planning.PolicyFile != "" {
+		pf, err := planning.LoadPolicyFile(cfg.Planning.PolicyFile)
+		if err != nil {
+			return err
+		}
+		policies.WithFile(pf)
+	}
+	state := store.NewStateWith(rdb, cfg.State)
+	var summary string
+	complete, gen, err := recovery.Exclusive(ctx, recovery.NewGuard(rdb, store.Service), cfg.Recovery.LockTTL, func(ctx context.Context, token string) error {
+		var err error
+		summary, err = rebuildAfterLoss(cfg, rdb, ch, policies, state)(ctx, token, time.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if complete {
+		fmt.Fprintln(stdout, "the replenishment state is complete: nothing to rebuild")
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s\nredis state marked complete (generation %s): the replenishment service resumes\n", summary, gen)
+	return nil
 }

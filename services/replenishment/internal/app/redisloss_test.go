@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -265,4 +266,77 @@ func countUntilQuiet(t *testing.T, o *outputs) {
 		}
 		o.recs = append(o.recs, recs...)
 	}
+}
+
+// TestManualRebuildAfterRedisLoss: with -replenishment.recover=false the
+// service stops consuming after the loss and is not ready;
+// `replenishment rebuild` rebuilds the state and marks it complete, and
+// the service goes on with the proposals of a run without the loss.
+func TestManualRebuildAfterRedisLoss(t *testing.T) {
+	ctx := context.Background()
+	recs := lossStream(t)
+	first, second := recs[:32], recs[32:]
+	run := func(lose bool) []*replenishmentv1.Proposal {
+		brokers, redisAddr, ch := testenv.Kafka(t), testenv.Redis(t), testenv.ClickHouse(t)
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+		defer rdb.Close()
+		producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer producer.Close()
+		if err := kafkax.EnsureTopics(ctx, kafkax.Config{Brokers: brokers, Partitions: 3}, topics.Forecasts); err != nil {
+			t.Fatal(err)
+		}
+		if err := producer.ProduceSync(ctx, first...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		svc := start(t, brokers, redisAddr, ch, "-replenishment.recover=false")
+		defer svc.stop(t)
+		waitCommitted(t, brokers)
+		out := newOutputs(t, brokers, topics.Proposals)
+		if lose {
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := producer.ProduceSync(ctx, second...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if lose {
+			testenv.Eventually(t, 30*time.Second, "not ready after the loss", func() bool {
+				resp, err := http.Get("http://" + svc.adminAddr + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusServiceUnavailable
+			})
+			committed, err := recovery.Committed(ctx, kafkax.Config{Brokers: brokers}, Group, topics.Forecasts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := int64(0)
+			for _, o := range committed {
+				n += o
+			}
+			if n != int64(len(first)) {
+				t.Fatalf("%d records committed while the state is lost, want the %d before it", n, len(first))
+			}
+			var stdout strings.Builder
+			args := []string{"rebuild", "-kafka.brokers", strings.Join(brokers, ","), "-redis.addr", redisAddr,
+				"-clickhouse.addr", ch.Addr, "-clickhouse.database", ch.Database}
+			if err := Run(ctx, args, func(string) string { return "" }, &stdout); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(stdout.String(), "replayed 32 records of forecasts.v1") || !strings.Contains(stdout.String(), "marked complete") {
+				t.Fatalf("replenishment rebuild printed %q", stdout.String())
+			}
+		}
+		waitCommitted(t, brokers)
+		countUntilQuiet(t, out)
+		return decodeProposals(t, out.recs)
+	}
+	want := run(false)
+	assertSame(t, "proposals after the manual rebuild", run(true), want)
 }
