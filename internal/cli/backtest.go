@@ -33,6 +33,7 @@ type backtestFlags struct {
 	bag          []globalmodel.BagMember
 	gbtScale     bool
 	perBucket    bool
+	pitCal       bool
 	series       int
 }
 
@@ -53,6 +54,7 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gbtBag, "gbt-bag", "", "direct global model: a bag of trainings averaged, as days:seed,... (days 0: all; empty: one, --gbt-train-days and seed 1)")
 	fs.BoolVar(&f.gbtScale, "gbt-scale", false, "direct global model: multiply its forecasts by the level correction (0.80..1.20) with the best validation-window WRMSSE")
 	fs.BoolVar(&f.perBucket, "combine-per-bucket", false, "stockcast_combined_direct: learn the global model's weight per horizon bucket on the validation window")
+	fs.BoolVar(&f.pitCal, "gbt-pit-calibration", false, "direct global model and combination: calibrate the quantile levels so that the PIT coverage (not the inclusive one) is nominal on the validation window")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -104,7 +106,7 @@ func allModels(f *backtestFlags) []backtest.Model {
 	combined := &globalmodel.CombinedDirect{Global: direct}
 	if f != nil {
 		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
-		direct.Bag = f.bag
+		direct.Bag, direct.PITCalibration = f.bag, f.pitCal
 		combined.PerBucket = f.perBucket
 	}
 	models = append(models, direct, combined)

@@ -37,7 +37,13 @@ type calibration struct {
 
 // fitCalibration learns the calibration from the validation forecasts
 // means[i][h] of days validOrigin+h.
-func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64) *calibration {
+//
+// With pit the levels are instead those at which the validation points'
+// PIT is uniform: the level used for a nominal u is the v at which the
+// mean share of the points' PIT intervals [F(y-1), F(y)] below v is u
+// (the non-randomised PIT of backtest.PITCoverage), so that an interval's
+// PIT coverage, not its inclusive coverage, is nominal on the window.
+func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64, pit bool) *calibration {
 	c := &calibration{dispersion: make([]float64, len(ds.Series)), levels: slices.Clone(backtest.Levels)}
 	sq, mu := make([]float64, len(ds.Series)), make([]float64, len(ds.Series))
 	var sqAll, muAll float64
@@ -69,6 +75,36 @@ func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]fl
 	}
 	if len(lower) < 100 {
 		return c // too few points: nominal levels
+	}
+	if pit {
+		// lower[j] = F(y), upper[j] = F(y-1) of point j (not yet sorted)
+		share := func(v float64) float64 {
+			sum := 0.0
+			for j, hi := range lower {
+				lo := upper[j]
+				switch {
+				case v >= hi:
+					sum++
+				case v > lo:
+					sum += (v - lo) / (hi - lo)
+				}
+			}
+			return sum / float64(len(lower))
+		}
+		prev := 0.0
+		for k, u := range backtest.Levels {
+			a, b := 0.0, 1.0
+			for range 40 {
+				if m := (a + b) / 2; share(m) < u {
+					a = m
+				} else {
+					b = m
+				}
+			}
+			v := min(max(b, prev, 1e-4), 1-1e-4)
+			c.levels[k], prev = v, v
+		}
+		return c
 	}
 	slices.Sort(lower)
 	slices.Sort(upper)

@@ -202,6 +202,9 @@ type DirectGBT struct {
 	DirectParams
 	Bag   []BagMember
 	Scale bool
+	// PITCalibration calibrates the quantile levels so that the PIT
+	// coverage of the validation window is nominal (calibration.go).
+	PITCalibration bool
 	// CacheDir, if set, keeps each training in a file named by what it
 	// was trained on and how, and reuses it (a deterministic training
 	// gives the same model: the cache only saves time). The wall time
@@ -382,7 +385,7 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 	for i := range ds.Series {
 		means[i] = tr.Forecast(g.panel, i, origin, horizon)
 	}
-	cal := fitCalibration(ds, tr.ValidOrigin, horizon, tr.Valid)
+	cal := fitCalibration(ds, tr.ValidOrigin, horizon, tr.Valid, g.PITCalibration)
 	return cal.predictions(ds, origin, means), nil
 }
 
@@ -495,7 +498,7 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 			means[i][h] = a*g[h] + (1-a)*st[i].Means[h]
 		}
 	}
-	out := fitCalibration(ds, v, horizon, valid).predictions(ds, origin, means)
+	out := fitCalibration(ds, v, horizon, valid, c.Global.PITCalibration).predictions(ds, origin, means)
 	c.extra += time.Since(start)
 	return out, nil
 }

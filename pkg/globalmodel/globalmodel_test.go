@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/gbt"
 )
 
@@ -146,7 +147,7 @@ func TestCalibrationByHand(t *testing.T) {
 		ds.Series = append(ds.Series, backtest.Series{Values: []float64{0, float64(i % 3)}})
 		means[i] = []float64{1}
 	}
-	c := fitCalibration(ds, 1, 1, means)
+	c := fitCalibration(ds, 1, 1, means, false)
 	for i, d := range c.dispersion {
 		// series errors: y=0 or 2 -> (1 + 28*1)/(1+28) = 1; y=1 -> (0+28)/29 -> max 1
 		if d != 1 {
@@ -231,6 +232,30 @@ func TestParseBag(t *testing.T) {
 	for _, bad := range []string{"730", "x:1", "-1:1"} {
 		if _, err := ParseBag(bad); err == nil {
 			t.Errorf("ParseBag(%q): no error", bad)
+		}
+	}
+}
+
+// TestPITCalibration: with pit the calibrated levels make the validation
+// points' PIT uniform: at the level used for u, the mean share of the
+// points' PIT intervals [F(y-1), F(y)] below it is u.
+func TestPITCalibration(t *testing.T) {
+	ds := &backtest.Dataset{Days: 2}
+	means := make([][]float64, 120)
+	for i := range means {
+		ds.Series = append(ds.Series, backtest.Series{Values: []float64{0, float64(i % 3)}})
+		means[i] = []float64{1}
+	}
+	c := fitCalibration(ds, 1, 1, means, true)
+	for k, u := range backtest.Levels {
+		v, share := c.levels[k], 0.0
+		for i := range ds.Series {
+			y := float64(i % 3)
+			lo, hi := forecasting.CountCDF(1, c.dispersion[i], y-1), forecasting.CountCDF(1, c.dispersion[i], y)
+			share += min(max((v-lo)/(hi-lo), 0), 1) / 120
+		}
+		if math.Abs(share-u) > 1e-6 {
+			t.Errorf("level %v: calibrated %v, PIT share below it %v", u, v, share)
 		}
 	}
 }
