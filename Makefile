@@ -109,6 +109,14 @@ build: ## Build the services and the stockcast command into bin/.
 .PHONY: test
 test: test-deps browser-deps lint check-generated helm-lint check-manifests vuln test-k8s build test-race ## Everything CI runs: lint, generated-code check, unit, integration and end-to-end tests.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ./proto/...
+	$(MAKE) --no-print-directory test-chaos
+
+# The fault suite has the build tag chaos, so `go test ./...` above does not
+# run it a second time (docs/chaos.md).
+.PHONY: test-chaos
+test-chaos: test-deps ## The fault suite: 100k real lines replayed without and with faults (services killed, ClickHouse and Redis restarted), exactness and backpressure checked (in `make test`).
+	$(GO) vet -tags chaos ./test/chaos/
+	$(GO) test -tags chaos -count=1 -timeout 40m -v ./test/chaos/
 
 # With -kafka.concurrent-partitions the Kafka consumer calls the handlers
 # concurrently: the consumer and the forecast log run under the race detector.
