@@ -80,7 +80,7 @@ var variants = []struct {
 		"console.egress.kafkaTo[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=kafka",
 		"console.egress.extra[0].ports[0].port=4317",
 	}, want: map[string]int{
-		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 14,
+		"Deployment": 5, "Service": 5, "HorizontalPodAutoscaler": 0, "ScaledObject": 4, "KafkaTopic": 15,
 		"Job": 3, "CronJob": 1, "PersistentVolumeClaim": 0, "Secret": 0,
 	}},
 	// The Secrets the chart creates for tokens and OIDC.
