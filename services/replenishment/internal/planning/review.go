@@ -137,6 +137,19 @@ func (r *Reviewer) decide(ctx context.Context, id string, st replenishmentv1.Pro
 			return nil, err
 		}
 		if ok {
+			// The previous holder may have finished between our Claim and
+			// our Lease (MarkDone frees the lease): look again, or the
+			// decision would be published twice.
+			if got, err = r.decisions.Claim(ctx, id, want); err != nil {
+				_ = r.decisions.Release(context.WithoutCancel(ctx), id)
+				return nil, err
+			}
+			if got.Done {
+				if err := r.decisions.Release(ctx, id); err != nil {
+					return nil, err
+				}
+				break
+			}
 			if err := r.complete(ctx, withDecision(p, got)); err != nil {
 				_ = r.decisions.Release(context.WithoutCancel(ctx), id)
 				return nil, err
