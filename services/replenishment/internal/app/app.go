@@ -175,19 +175,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	}
 
 	// SetPolicy's policies go to ClickHouse too, for the recovery.
-	if err := store.MigratePolicyLog(ctx, ch); err != nil {
-		return err
-	}
-	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
+	policies, err := openPolicies(ctx, cfg, rdb, ch)
 	if err != nil {
 		return err
-	}
-	if cfg.Planning.PolicyFile != "" {
-		pf, err := planning.LoadPolicyFile(cfg.Planning.PolicyFile)
-		if err != nil {
-			return err
-		}
-		policies.WithFile(pf)
 	}
 	state := store.NewStateWith(rdb, cfg.State).Guarded() // applies nothing while Redis lost the state
 	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)

@@ -113,19 +113,9 @@ func runRebuild(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, ch.Close()) }()
-	if err := store.MigratePolicyLog(ctx, ch); err != nil {
-		return err
-	}
-	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
+	policies, err := openPolicies(ctx, cfg, rdb, ch)
 	if err != nil {
 		return err
-	}
-	if cfg.Planning.PolicyFile != "" {
-		pf, err := planning.LoadPolicyFile(cfg.Planning.PolicyFile)
-		if err != nil {
-			return err
-		}
-		policies.WithFile(pf)
 	}
 	state := store.NewStateWith(rdb, cfg.State)
 	var summary string
@@ -143,4 +133,24 @@ func runRebuild(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	}
 	fmt.Fprintf(stdout, "%s\nredis state marked complete (generation %s): the replenishment service resumes\n", summary, gen)
 	return nil
+}
+
+// openPolicies is the policy store the service and the manual rebuild share:
+// Redis, backed by ClickHouse's policy_log, with the policy file on top.
+func openPolicies(ctx context.Context, cfg Config, rdb redis.Cmdable, ch driver.Conn) (*planning.Policies, error) {
+	if err := store.MigratePolicyLog(ctx, ch); err != nil {
+		return nil, err
+	}
+	policies, err := planning.NewPolicies(store.NewDurablePolicies(rdb, ch), cfg.Planning.Defaults)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Planning.PolicyFile != "" {
+		pf, err := planning.LoadPolicyFile(cfg.Planning.PolicyFile)
+		if err != nil {
+			return nil, err
+		}
+		policies.WithFile(pf)
+	}
+	return policies, nil
 }
