@@ -222,6 +222,31 @@ func Classify(demand []float64, from, to int) forecasting.Class {
 	return forecasting.ClassSmooth
 }
 
+// Where the demand classes of the report and of the stockcast policy's
+// class band come from (stockcast simulate -classes).
+const (
+	// ClassesHistory: each series' HistoryClass, fixed before the
+	// simulation (Series.Class; Config.Classes).
+	ClassesHistory = "history"
+	// ClassesSimulated: the report's class is that of the simulated days
+	// (Series.SimulatedClass), the policy's its forecast's own.
+	ClassesSimulated = "simulated"
+)
+
+// ClassDays is how many days before the simulation a series' planning
+// class (HistoryClass) looks back: a year, so that every season weighs
+// once.
+const ClassDays = 364
+
+// HistoryClass is the Syntetos-Boylan class a planner gives a series on
+// the first simulated day (index warmup): from its demand of the last
+// ClassDays days before it, or from its first sale on if that is later
+// (days before an item was sold are not days without demand).
+func HistoryClass(demand []float64, warmup int) forecasting.Class {
+	from := max(warmup-ClassDays, 0, min(FirstSale(demand), warmup))
+	return Classify(demand, from, warmup)
+}
+
 // FirstSale returns the index of the first day with demand, or len(demand).
 func FirstSale(demand []float64) int {
 	for i, y := range demand {
@@ -239,7 +264,9 @@ func FirstSale(demand []float64) int {
 // with some demand in the simulated days. An item off the shelf when the
 // simulation starts would teach every policy "no demand" and, as policies
 // see sales only, never be stocked again: not a comparison of policies. It sets each kept
-// series' Class from its simulated days and returns the warm-up length.
+// series' Class from the history before the simulated days (HistoryClass)
+// and its SimulatedClass from the simulated days, and returns the warm-up
+// length.
 func Prepare(series []Series, evalDays int) ([]Series, int, error) {
 	if len(series) == 0 {
 		return nil, 0, errors.New("no series")
@@ -258,7 +285,8 @@ func Prepare(series []Series, evalDays int) ([]Series, int, error) {
 			FirstSale(s.Demand[warmup:]) == evalDays {
 			continue
 		}
-		s.Class = Classify(s.Demand, warmup, n)
+		s.Class = HistoryClass(s.Demand, warmup)
+		s.SimulatedClass = Classify(s.Demand, warmup, n)
 		out = append(out, s)
 	}
 	if len(out) == 0 {

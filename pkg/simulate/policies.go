@@ -175,10 +175,12 @@ type StockcastPortfolio struct {
 	review int
 	levels []float64
 	items  []replenish.AllocItem
-	// band > 0 keeps each demand class (the forecast's own, from the
-	// sales seen) within band of the target, ex ante.
-	band  float64
-	class []string
+	// band > 0 keeps each demand class (classes[i] when set, else the
+	// forecast's own, from the sales seen) within band of the target, ex
+	// ante.
+	band    float64
+	class   []string
+	classes []forecasting.Class
 	// maxFactor > 0 limits each series' level to maxFactor times its
 	// largest sales of L+R consecutive days in the last year (years).
 	maxFactor float64
@@ -214,6 +216,9 @@ func NewStockcastPortfolio(target float64, c Config, n int) Portfolio {
 	p := &StockcastPortfolio{states: make([]forecasting.State, n), fill: target, lead: c.LeadTimeDays,
 		review: c.ReviewDays, levels: stockcastLevels(), items: make([]replenish.AllocItem, n),
 		band: c.ClassBand, class: make([]string, n)}
+	if len(c.Classes) == n {
+		p.classes = c.Classes
+	}
 	if c.MaxLevelFactor > 0 {
 		p.maxFactor, p.years = c.MaxLevelFactor, make([]salesYear, n)
 	}
@@ -284,6 +289,9 @@ func (p *StockcastPortfolio) Levels(day forecasting.Day, value []float64) []floa
 					p.items[i] = it
 				}
 			}
+		}
+		if p.classes != nil {
+			class = p.classes[i]
 		}
 		p.items[i].UnitValue = value[i]
 		p.items[i].LostSales = p.lostSales

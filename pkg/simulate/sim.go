@@ -37,8 +37,12 @@ type Series struct {
 	Demand []float64
 	// Price is the unit value of each day (same length as Demand, finite).
 	Price []float64
-	// Class is the series' demand class, for the per-class report.
+	// Class is the series' demand class, for the per-class report
+	// (Prepare: from the history before the simulated days).
 	Class forecasting.Class
+	// SimulatedClass is its class on the simulated days (Prepare): known
+	// only afterwards, for the -classes simulated report.
+	SimulatedClass forecasting.Class
 }
 
 // Policy decides order-up-to levels for one series. A Policy is used by one
@@ -75,6 +79,12 @@ type Config struct {
 	// target (replenish.AllocateFillRateBounded); 0 allocates over the
 	// whole portfolio with one lambda.
 	ClassBand float64
+	// Classes, when set (one per series, in the order simulated), are the
+	// groups of ClassBand: the planner's classes, fixed before the
+	// simulation (Series.Class from Prepare). Nil: each series' class is
+	// its forecast's own, from the sales seen so far (or the compound
+	// model's, Intermittent), at each review.
+	Classes []forecasting.Class
 	// MaxLevelFactor > 0 limits the stockcast policy's level of each
 	// series to this multiple of its largest sales of L+R consecutive
 	// days in the last 364 days it has seen (replenish.AllocItem.MaxLevel:
