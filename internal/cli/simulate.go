@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/pkg/simulate"
 )
@@ -39,6 +40,7 @@ type simulateFlags struct {
 	targets      string
 	censored     string
 	shortage     string
+	classes      string
 }
 
 func (f *simulateFlags) register(fs *flag.FlagSet) {
@@ -61,6 +63,7 @@ func (f *simulateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.band, "class-band", 0.02, "stockcast holds each demand class's expected fill rate within this much of the target (0: one lambda for the whole portfolio, no per-class bounds)")
 	fs.Float64Var(&f.maxLevel, "max-level-factor", 0, "stockcast never orders a series above this multiple of its largest sales of lead time + review period days in the last year; the allocation serves the target through the others (0: no limit)")
 	fs.StringVar(&f.intermittent, "intermittent", simulate.IntermittentForecast, "stockcast's lead-time demand for the series its own class (from the last -history-days of sales) calls intermittent or lumpy: compound (Markov occurrence, the series' own sizes, convolved exactly), compound-iid (independent occurrence), compound-windows (the number of demand days from the series' own windows of as many days) or forecast (the forecast's, as for the other series; the compound models under-serve these classes, see docs/replenishment.md)")
+	fs.StringVar(&f.classes, "classes", simulate.ClassesHistory, "demand classes reported per class and held by stockcast's -class-band: history (each series' Syntetos-Boylan class from its last 364 days before the simulation, what a planner knows on day one) or simulated (the report's class from the simulated days, known only afterwards; stockcast's band then holds its forecast's own class, from the sales seen)")
 	fs.IntVar(&f.historyDays, "history-days", simulate.DefaultHistoryDays, "days of its own sales stockcast's class and compound demand are estimated from")
 	fs.StringVar(&f.censored, "censored", simulate.CensoredImpute, "how stockcast's forecasts learn from a day that ended with an empty shelf: impute (E[demand | demand >= sales] under the forecast of that day) or drop (left out, as the forecast service does)")
 	fs.StringVar(&f.shortage, "shortage", simulate.ShortageBackorder, "how stockcast counts a level's expected shortage: backorder (the backorder formula, the target corrected by (1-f)/f) or lost-sales (the units lost during the lead time stay on the shelf, at their mean: replenish.LostSalesShortage; calibrated on Poisson demand but costlier on tiny_m5, see docs/replenishment.md)")
@@ -118,6 +121,19 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if f.maxSeries > 0 && len(series) > f.maxSeries {
 		series = series[:f.maxSeries]
+	}
+	switch f.classes {
+	case simulate.ClassesHistory:
+		cfg.Classes = make([]forecasting.Class, len(series))
+		for i, s := range series {
+			cfg.Classes[i] = s.Class
+		}
+	case simulate.ClassesSimulated:
+		for i := range series {
+			series[i].Class = series[i].SimulatedClass
+		}
+	default:
+		return fmt.Errorf("simulate: unknown -classes %q (history, simulated)", f.classes)
 	}
 	switch f.intermittent {
 	case simulate.IntermittentCompound, simulate.IntermittentCompoundIID, simulate.IntermittentCompoundWindows, simulate.IntermittentForecast:

@@ -63,6 +63,7 @@ func TestSimulateRejects(t *testing.T) {
 		{[]string{"simulate", "-m5", m5File, "-policies", "stockcast,nope"}, `unknown policy "nope"`},
 		{[]string{"simulate", "-m5", m5File, "-intermittent", "nope"}, `unknown -intermittent "nope"`},
 		{[]string{"simulate", "-m5", m5File, "-censored", "nope"}, `unknown -censored "nope"`},
+		{[]string{"simulate", "-m5", m5File, "-classes", "nope"}, `unknown -classes "nope"`},
 		{[]string{"simulate", "-m5", m5File, "-targets", "0.9,0.97"}, "must include -target 0.95"},
 		{[]string{"simulate", "-m5", m5File, "-targets", "0.95,1.5"}, `"1.5" is not a fill rate`},
 	}
