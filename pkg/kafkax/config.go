@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/stockcast/stockcast/pkg/config"
@@ -34,7 +35,52 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts of a failing
 	// batch; zero means 100ms and 5s.
 	RetryMin, RetryMax time.Duration
+
+	// AtLeastOnce turns transactions off (flag -kafka.transactions=false):
+	// a consumer then produces its outputs with the plain idempotent producer
+	// and commits offsets afterwards, so a batch handled again publishes its
+	// outputs again. By default (false) each poll is one Kafka transaction:
+	// the handler's outputs and the consumed offsets commit together or not
+	// at all (docs/design.md, "Delivery"). Some clusters forbid transactions
+	// (ACLs on transactional ids); they need this.
+	AtLeastOnce bool
+
+	// TransactionalIDPrefix starts the transactional id of every consumer
+	// (default: its group). The id is <prefix>-<host>-<random>, unique per
+	// instance: consumers fence zombies through the group generation
+	// (KIP-447), not through a shared id.
+	TransactionalIDPrefix string
+
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open before it aborts it (a producer killed mid-transaction holds back
+	// read_committed readers of its partitions until then); zero means 10s.
+	TransactionTimeout time.Duration
+
+	// rebalanceTimeout overrides kgo's 60s rebalance timeout (tests: how
+	// soon a member that does not rejoin is removed from the group).
+	rebalanceTimeout time.Duration
 }
+
+// transactionsFlag is -kafka.transactions, the negation of AtLeastOnce.
+type transactionsFlag struct{ atLeastOnce *bool }
+
+func (f transactionsFlag) String() string {
+	if f.atLeastOnce == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*f.atLeastOnce)
+}
+
+func (f transactionsFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f.atLeastOnce = !v
+	return nil
+}
+
+func (transactionsFlag) IsBoolFlag() bool { return true }
 
 // RegisterFlags registers the -kafka.* flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -46,6 +92,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ConcurrentPartitions, "kafka.concurrent-partitions", false, "handle the partitions of a poll concurrently (one goroutine each) instead of one after another")
 	fs.BoolVar(&c.PartitionAtATime, "kafka.partition-at-a-time", false, "hand the handler one partition's records per call instead of every record of a poll in one call")
 	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
+	fs.Var(transactionsFlag{&c.AtLeastOnce}, "kafka.transactions", "consume, produce and commit offsets in one Kafka transaction per poll (outputs once on their topics); false: at-least-once outputs, for clusters that forbid transactions")
+	fs.StringVar(&c.TransactionalIDPrefix, "kafka.transactional-id-prefix", "", "prefix of the consumers' transactional ids, which are <prefix>-<host>-<random> (default: the consumer group)")
+	fs.DurationVar(&c.TransactionTimeout, "kafka.transaction-timeout", 10*time.Second, "how long the broker keeps a transaction open before aborting it (a killed instance holds back read_committed readers until then)")
 }
 
 // Validate checks the configuration.
@@ -63,7 +112,7 @@ func (c *Config) Validate() error {
 	if c.MaxPollRecords < 0 {
 		errs = append(errs, fmt.Errorf("kafka max poll records %d: must not be negative", c.MaxPollRecords))
 	}
-	if c.SessionTimeout < 0 || c.DrainTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
+	if c.SessionTimeout < 0 || c.DrainTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 || c.TransactionTimeout < 0 {
 		errs = append(errs, errors.New("kafka timeouts: must not be negative"))
 	}
 	return errors.Join(errs...)
@@ -95,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = 10 * time.Second
 	}
 	return c
 }

@@ -64,6 +64,8 @@ type Consumer struct {
 	ins    *instruments
 	tracer trace.Tracer
 	cl     *kgo.Client
+	sess   *kgo.GroupTransactSession // nil with Config.AtLeastOnce
+	txnID  string
 }
 
 // NewConsumer creates a group consumer of topics; it joins the group when Run starts.
@@ -77,7 +79,7 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		return nil, err
 	}
 	log := tel.Logger.With("component", "kafka-consumer", "group", group)
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.WithLogger(kgoLogger{log}),
@@ -90,11 +92,14 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(heartbeatInterval(cfg.SessionTimeout)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("create kafka consumer for group %s: %w", group, err)
+		// Records of aborted transactions and of open ones never reach a
+		// handler.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
-	return &Consumer{
+	if cfg.rebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(cfg.rebalanceTimeout))
+	}
+	c := &Consumer{
 		cfg:    cfg,
 		group:  group,
 		h:      h,
@@ -102,8 +107,33 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		log:    log,
 		ins:    ins,
 		tracer: tel.Tracer.Tracer(meterName),
-		cl:     cl,
-	}, nil
+	}
+	if cfg.AtLeastOnce {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("create kafka consumer for group %s: %w", group, err)
+		}
+		c.cl = cl
+		return c, nil
+	}
+	prefix := cfg.TransactionalIDPrefix
+	if prefix == "" {
+		prefix = group
+	}
+	c.txnID = transactionalID(prefix)
+	opts = append(opts,
+		kgo.TransactionalID(c.txnID),
+		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(producerLinger),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create transactional kafka consumer for group %s: %w", group, err)
+	}
+	c.sess, c.cl = sess, sess.Client()
+	c.log = log.With("transactional_id", c.txnID)
+	return c, nil
 }
 
 // heartbeatInterval keeps three heartbeats within a session, at most 3s
@@ -149,6 +179,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Info("consumer stopped")
 	}()
 
+	retry := retryState{backoff: c.cfg.RetryMin}
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if ctx.Err() != nil {
@@ -172,6 +203,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 			last := p.Records[len(p.Records)-1]
 			c.ins.lag.Record(ctx, max(0, p.HighWatermark-last.Offset-1), metric.WithAttributes(
 				attribute.String("topic", p.Topic), attribute.String("partition", strconv.Itoa(int(p.Partition)))))
+		}
+		if c.sess != nil {
+			if len(parts) > 0 {
+				stopped, err := c.transact(ctx, handleCtx, parts, &retry)
+				if err != nil {
+					return err
+				}
+				if stopped || ctx.Err() != nil {
+					return nil
+				}
+			}
+			c.cl.AllowRebalance()
+			continue
 		}
 		if stopped := c.handlePartitions(ctx, handleCtx, parts); stopped || ctx.Err() != nil {
 			return nil // in-flight partitions done and committed; leave the rest
@@ -303,4 +347,132 @@ func (c *Consumer) handleOnce(ctx context.Context, recs []*kgo.Record, topicAttr
 		span.RecordError(err)
 	}
 	return err
+}
+
+// retryState is the backoff of a poll whose transaction aborted because the
+// handler failed; it carries over to the next poll, which fetches the same
+// records again.
+type retryState struct {
+	backoff time.Duration
+	attempt int
+}
+
+// transact handles the partitions of one poll in one transaction: begin,
+// hand the records to the handler (its Produce calls join the transaction),
+// commit the offsets of every polled record in the transaction, end it. On
+// a handler error it aborts (the outputs never become visible), waits the
+// backoff and returns: the session rewinds to the committed offsets, so the
+// next poll fetches the same records again into a fresh transaction. If the
+// group took the partitions away (rebalance, a lost session, a newer
+// generation fencing this member), End aborts and the records go to their
+// next owner. stopped reports a shutdown; err an error the client cannot
+// recover from (the service should exit and be restarted).
+func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTopicPartition, retry *retryState) (stopped bool, err error) {
+	if err := c.sess.Begin(); err != nil {
+		return true, fmt.Errorf("kafka consumer %s: begin transaction: %w", c.group, err)
+	}
+	t := &txn{cl: c.cl}
+	hErr := c.handleInTxn(ctx, context.WithValue(handleCtx, txnKey{}, t), parts)
+	committed, endErr := c.sess.End(handleCtx, kgo.TransactionEndTry(hErr == nil))
+	first, n := parts[0].Records[0], 0
+	for _, p := range parts {
+		n += len(p.Records)
+	}
+	if endErr != nil {
+		if ctx.Err() != nil {
+			c.log.Info("stopping: ending the transaction failed on shutdown", "err", endErr)
+			return true, nil
+		}
+		return true, fmt.Errorf("kafka consumer %s: end transaction %s (the client cannot go on; restart it): %w", c.group, c.txnID, endErr)
+	}
+	switch {
+	case committed:
+		for _, p := range parts {
+			c.countConsumed(handleCtx, p.Records)
+		}
+		c.runHooks(handleCtx, t)
+		retry.backoff, retry.attempt = c.cfg.RetryMin, 0
+		return false, nil
+	case hErr == nil:
+		c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "lost")))
+		c.log.Warn("transaction aborted: this member lost its partitions (rebalance, expired session, fenced); the batch goes to their next owner",
+			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "records", n)
+		return false, nil
+	case errors.Is(hErr, errShutdown) || ctx.Err() != nil || handleCtx.Err() != nil:
+		c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "shutdown")))
+		c.log.Info("stopping with unhandled records; their transaction is aborted", "topic", first.Topic,
+			"partition", first.Partition, "offset", first.Offset, "records", n, "err", hErr)
+		return true, nil
+	}
+	c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "handler_error")))
+	retry.attempt++
+	c.log.Warn("handle records failed, transaction aborted, retrying", "topic", first.Topic, "partition", first.Partition,
+		"offset", first.Offset, "records", n, "attempt", retry.attempt, "backoff", retry.backoff, "err", hErr)
+	tm := time.NewTimer(retry.backoff)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return true, nil
+	case <-tm.C:
+	}
+	retry.backoff = min(2*retry.backoff, c.cfg.RetryMax)
+	return false, nil
+}
+
+// handleInTxn calls the handler once for the partitions of a poll, like
+// handlePartitions but without retries (a failed attempt aborts the whole
+// transaction). It stops at the first error, or with errShutdown when ctx is
+// done before every partition was handled: the transaction commits the
+// offsets of every polled record, so it may commit only if all were handled.
+func (c *Consumer) handleInTxn(ctx, tctx context.Context, parts []kgo.FetchTopicPartition) error {
+	call := func(recs []*kgo.Record) error {
+		topicAttr := metric.WithAttributes(attribute.String("topic", recs[0].Topic))
+		err := c.handleOnce(tctx, recs, topicAttr)
+		if err != nil {
+			c.ins.handlerErrors.Add(tctx, 1, topicAttr)
+		}
+		return err
+	}
+	if !c.cfg.ConcurrentPartitions && !c.cfg.PartitionAtATime {
+		n := 0
+		for _, p := range parts {
+			n += len(p.Records)
+		}
+		all := make([]*kgo.Record, 0, n)
+		for _, p := range parts {
+			all = append(all, p.Records...)
+		}
+		return call(all)
+	}
+	if !c.cfg.ConcurrentPartitions || len(parts) == 1 {
+		for i, p := range parts {
+			if i > 0 && ctx.Err() != nil {
+				return errShutdown
+			}
+			if err := call(p.Records); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Go(func() { errs[i] = call(p.Records) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runHooks runs the AfterCommit functions of a committed transaction.
+func (c *Consumer) runHooks(ctx context.Context, t *txn) {
+	t.mu.Lock()
+	hooks := t.hooks
+	t.hooks = nil
+	t.mu.Unlock()
+	for _, fn := range hooks {
+		if err := fn(ctx); err != nil {
+			c.log.Warn("after-commit step failed (the batch is committed and is not handled again)", "err", err)
+		}
+	}
 }

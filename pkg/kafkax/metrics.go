@@ -21,6 +21,7 @@ type instruments struct {
 	handlerErrors   metric.Int64Counter     // stockcast_handler_errors_total{topic}
 	handlerDuration metric.Float64Histogram // stockcast_handler_duration_seconds{topic}
 	lag             metric.Int64Gauge       // stockcast_consumer_lag{topic,partition}
+	txnAborted      metric.Int64Counter     // stockcast_kafka_transactions_aborted_total{reason}
 }
 
 func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
@@ -46,6 +47,10 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 	}
 	if ins.lag, err = m.Int64Gauge("stockcast.consumer.lag", metric.WithDescription("Records behind the high watermark when the last batch was fetched.")); err != nil {
 		return nil, fmt.Errorf("create consumer lag gauge: %w", err)
+	}
+	if ins.txnAborted, err = m.Int64Counter("stockcast.kafka.transactions.aborted", metric.WithDescription(
+		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced: the batch goes to the next owner), shutdown.")); err != nil {
+		return nil, fmt.Errorf("create aborted transactions counter: %w", err)
 	}
 	return &ins, nil
 }

@@ -51,6 +51,15 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 // and returns when every record is acknowledged by all in-sync replicas. The
 // error joins the failures of individual records. Records produced to a DLQ
 // topic count in stockcast_rejected_total{reason} by their reason header.
+//
+// When ctx is the context of a handler call of a transactional Consumer
+// (the default, see Config.AtLeastOnce), the records go into that
+// consumer's open transaction instead of through p's own client: they are
+// acknowledged now but visible to read_committed readers only once the
+// poll's transaction commits, together with the consumed offsets. So a
+// handler needs no other producer than the service's one, and the same
+// handler code produces plainly when called outside a consume loop (an API
+// call, a CLI tool).
 func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -58,7 +67,11 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	for _, r := range recs {
 		injectTrace(ctx, p.tel, r)
 	}
-	results := p.cl.ProduceSync(ctx, recs...)
+	cl := p.cl
+	if t := txnFrom(ctx); t != nil {
+		cl = t.cl
+	}
+	results := cl.ProduceSync(ctx, recs...)
 	var errs []error
 	for _, res := range results {
 		if res.Err != nil {

@@ -1,0 +1,315 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockcast/stockcast/pkg/telemetry"
+)
+
+const sentinel = "sentinel"
+
+// readOutputs reads topic from the start with the given isolation level and
+// returns the values of its visible records. It first appends one plain
+// (non-transactional) sentinel record to each partition and reads until it
+// has seen them all, so that it has read everything written before,
+// aborted and committed records alike, whatever the isolation level.
+func readOutputs(t *testing.T, brokers []string, topic string, partitions int, level kgo.IsolationLevel) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	for p := range partitions {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: []byte(sentinel)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []string
+	seen := 0
+	for seen < partitions {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: saw %d of %d sentinels, %d records", topic, seen, partitions, len(out))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Value) == sentinel {
+				seen++
+				return
+			}
+			out = append(out, string(r.Value))
+		})
+	}
+	return out
+}
+
+// committedAll reports whether group has committed the end of every
+// partition of topic in ends.
+func committedAll(ctx context.Context, adm *kadm.Client, group, topic string, ends map[int32]int64) bool {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	for p, end := range ends {
+		o, ok := offs.Lookup(topic, p)
+		if !ok || o.Err != nil || o.At != end {
+			return false
+		}
+	}
+	return true
+}
+
+// transform is a handler that produces one output per input (value
+// prefix+input) through p, then fails its first failFirst calls after
+// producing (a dependency that fails after the outputs went out).
+type transform struct {
+	p         *Producer
+	out       string
+	prefix    string
+	failFirst int
+
+	mu       sync.Mutex
+	calls    int
+	produced int
+	onAfter  func(ctx context.Context) // after producing, before returning (nil: nothing)
+}
+
+func (h *transform) Handle(ctx context.Context, recs []*kgo.Record) error {
+	out := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		out[i] = &kgo.Record{Topic: h.out, Key: r.Key, Value: []byte(h.prefix + string(r.Value))}
+	}
+	if err := h.p.Produce(ctx, out...); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.calls++
+	h.produced += len(out)
+	fail := h.calls <= h.failFirst
+	h.mu.Unlock()
+	if h.onAfter != nil {
+		h.onAfter(ctx)
+	}
+	if fail {
+		return errors.New("dependency down after the outputs were produced")
+	}
+	return nil
+}
+
+func (h *transform) producedCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.produced
+}
+
+// countValues counts each value.
+func countValues(vals []string) map[string]int {
+	m := map[string]int{}
+	for _, v := range vals {
+		m[v]++
+	}
+	return m
+}
+
+// A handler that produces its outputs and then fails has its batch handled
+// again. With transactions the first attempt's outputs are aborted:
+// read_committed readers see each output exactly once, and read_uncommitted
+// ones show that the aborted copies are on the log. Without transactions
+// (the at-least-once path) the copies are visible: the bug this fixes.
+func TestTransactionHandlerFailsAfterProduce(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		atLeastOnce bool
+		wantCopies  int // visible copies of each output to read_committed readers
+	}{
+		{"transactions", false, 1},
+		{"at-least-once", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startBroker(t, "")
+			cfg := testConfig(e.Brokers())
+			cfg.AtLeastOnce = tc.atLeastOnce
+			ctx := context.Background()
+			const in, out = "features.v1", "forecasts.v1"
+			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
+				t.Fatal(err)
+			}
+			tel := telemetry.NewForTest(t.Output())
+			p, err := NewProducer(cfg, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			recs := keyedRecords(in, 9, 4)
+			produce(t, p, ctx, recs)
+			ends := map[int32]int64{}
+			for _, r := range recs {
+				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+			}
+			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer adm.Close()
+
+			h := &transform{p: p, out: out, prefix: "out:", failFirst: 1}
+			c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runConsumer(t, c)
+			waitFor(t, 20*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
+			stop()
+
+			// The first call produced everything it got and failed; the
+			// retry produced the batch again.
+			if got := h.producedCount(); got < len(recs)+1 {
+				t.Fatalf("handler produced %d records, want more than %d (a failed attempt and a retry)", got, len(recs))
+			}
+			committed := countValues(readOutputs(t, cfg.Brokers, out, 3, kgo.ReadCommitted()))
+			if len(committed) != len(recs) {
+				t.Errorf("read_committed: %d distinct outputs, want %d", len(committed), len(recs))
+			}
+			for _, r := range recs {
+				if n := committed["out:"+string(r.Value)]; n != tc.wantCopies {
+					t.Errorf("read_committed: output of %s seen %d times, want %d", r.Value, n, tc.wantCopies)
+				}
+			}
+			// Everything the handler produced is on the log, aborted or not.
+			if all := readOutputs(t, cfg.Brokers, out, 3, kgo.ReadUncommitted()); len(all) != h.producedCount() {
+				t.Errorf("read_uncommitted: %d records, want the %d the handler produced", len(all), h.producedCount())
+			}
+			if !tc.atLeastOnce {
+				assertMetric(t, tel, "stockcast_kafka_transactions_aborted_total", map[string]string{"reason": "handler_error"}, 1)
+			}
+		})
+	}
+}
+
+// A member that loses its partitions while handling a batch (it does not
+// rejoin the rebalance in time, as after a long pause: a zombie) cannot
+// commit that batch's outputs: its transaction aborts, and only the new
+// owner's outputs are visible. Without transactions both are.
+func TestTransactionZombieCannotCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		atLeastOnce bool
+		wantZombie  int // outputs of the zombie visible to read_committed readers
+	}{
+		{"transactions", false, 0},
+		{"at-least-once", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startBroker(t, "")
+			cfg := testConfig(e.Brokers())
+			cfg.AtLeastOnce = tc.atLeastOnce
+			cfg.rebalanceTimeout = time.Second
+			ctx := context.Background()
+			const in, out = "features.v1", "forecasts.v1"
+			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
+				t.Fatal(err)
+			}
+			tel := telemetry.NewForTest(t.Output())
+			p, err := NewProducer(cfg, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			recs := keyedRecords(in, 9, 4)
+			produce(t, p, ctx, recs)
+			ends := map[int32]int64{}
+			for _, r := range recs {
+				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+			}
+			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer adm.Close()
+
+			// The zombie produces its outputs for the whole poll, then
+			// hangs until the other member has taken over and committed.
+			produced, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			zombie := &transform{p: p, out: out, prefix: "zombie:"}
+			zombie.onAfter = func(context.Context) {
+				once.Do(func() {
+					close(produced)
+					<-release
+				})
+			}
+			cz, err := NewConsumer(cfg, "gr", []string{in}, zombie, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopZombie := runConsumer(t, cz)
+			select {
+			case <-produced:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the first member handled nothing")
+			}
+			if got := zombie.producedCount(); got != len(recs) {
+				t.Fatalf("the first member's poll produced %d outputs, want all %d inputs in one poll", got, len(recs))
+			}
+
+			heir := &transform{p: p, out: out, prefix: "heir:"}
+			ch, err := NewConsumer(cfg, "gr", []string{in}, heir, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopHeir := runConsumer(t, ch)
+			if tc.atLeastOnce {
+				// The heir reads committed offsets; the zombie's
+				// outputs are already visible, its inputs not committed.
+				waitFor(t, 30*time.Second, "the heir committed every input", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
+			} else {
+				// The zombie's open transaction holds back the heir's
+				// outputs (same partitions) but not its offsets.
+				waitFor(t, 30*time.Second, "the heir handled every input", func() bool { return heir.producedCount() >= len(recs) })
+			}
+			close(release)
+			stopZombie()
+			waitFor(t, 30*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
+			stopHeir()
+
+			vals := countValues(readOutputs(t, cfg.Brokers, out, 3, kgo.ReadCommitted()))
+			zombies, heirs := 0, 0
+			for v, n := range vals {
+				switch {
+				case strings.HasPrefix(v, "zombie:"):
+					zombies += n
+				case strings.HasPrefix(v, "heir:"):
+					heirs += n
+				}
+			}
+			if heirs != heir.producedCount() || heirs < len(recs) {
+				t.Errorf("read_committed: %d outputs of the new owner, want the %d it produced (at least %d)", heirs, heir.producedCount(), len(recs))
+			}
+			if want := tc.wantZombie * len(recs); zombies != want {
+				t.Errorf("read_committed: %d outputs of the member that lost its partitions, want %d", zombies, want)
+			}
+			if !tc.atLeastOnce {
+				if heirs != len(recs) {
+					t.Errorf("read_committed: %d outputs of the new owner, want exactly %d", heirs, len(recs))
+				}
+				assertMetric(t, tel, "stockcast_kafka_transactions_aborted_total", map[string]string{"reason": "lost"}, 1)
+			}
+		})
+	}
+}
