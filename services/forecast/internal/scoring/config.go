@@ -17,10 +17,32 @@ type Config struct {
 	QuantileLevels []float64
 	LeadTimes      []int
 	MaxSeries      int
+	// LatestSeries bounds the latest forecasts kept whole in memory (the
+	// most recently scored series'; 0: DefaultLatestSeries): they answer
+	// GetForecast and Explain without a forecast_log query and give the
+	// next event of the same day the days after today. Every other series
+	// keeps only what the next forecast's reason reads of its latest
+	// (prevForecast), so its GetForecast reads forecast_log and its next
+	// event computes all days (the same values).
+	LatestSeries int
 }
 
-// RegisterFlags registers the -<prefix>horizon, quantiles, lead-times and
-// max-series flags (prefix "forecast." in the service).
+// DefaultLatestSeries is the default of Config.LatestSeries: at ~25 KB per
+// whole forecast (28 days and 9 lead times of 14 quantiles, the
+// components and reason), ~100 MB.
+const DefaultLatestSeries = 4096
+
+// latestSeries is the bound of the latest forecasts kept whole.
+func (c *Config) latestSeries() int {
+	n := c.LatestSeries
+	if n <= 0 {
+		n = DefaultLatestSeries
+	}
+	return min(n, max(c.MaxSeries, 1))
+}
+
+// RegisterFlags registers the -<prefix>horizon, quantiles, lead-times,
+// max-series and latest-series flags (prefix "forecast." in the service).
 func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&c.Horizon, prefix+"horizon", forecasting.DefaultHorizon, "forecast days, today included")
 	c.QuantileLevels = forecasting.DefaultQuantileLevels()
@@ -28,6 +50,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	c.LeadTimes = forecasting.DefaultLeadTimes()
 	fs.Var((*intList)(&c.LeadTimes), prefix+"lead-times", "comma-separated lead times in days")
 	fs.IntVar(&c.MaxSeries, prefix+"max-series", 100_000, "series states kept in memory (least recently used evicted)")
+	fs.IntVar(&c.LatestSeries, prefix+"latest-series", DefaultLatestSeries,
+		"latest forecasts kept whole in memory for GetForecast, Explain and same-day events (the others are read from forecast_log)")
 }
 
 // Validate checks the configuration.
@@ -51,6 +75,9 @@ func (c *Config) Validate() error {
 		if l < 0 || l > 366 {
 			errs = append(errs, fmt.Errorf("forecast lead time %d: want 0..366 days", l))
 		}
+	}
+	if c.LatestSeries < 0 {
+		errs = append(errs, fmt.Errorf("forecast latest series %d: want 0 (the default) or more", c.LatestSeries))
 	}
 	if c.MaxSeries < 1 {
 		errs = append(errs, fmt.Errorf("forecast max series %d: want at least 1", c.MaxSeries))

@@ -98,16 +98,27 @@ func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) 
 
 // window holds a series' last HistoryDays closed days, by day modulo
 // HistoryDays; days never observed are 0 (before the series' first sale,
-// as in training).
+// as in training). The censored days are bits (a series' state is kept
+// for every series in memory: 68 bytes less keep it in a smaller size
+// class).
 type window struct {
 	values   [HistoryDays]float64
-	censored [HistoryDays]bool
+	censored [(HistoryDays + 63) / 64]uint64
 }
 
 func (w *window) observe(d forecasting.Day, y float64, censored bool) {
 	i := int((int64(d)%HistoryDays + HistoryDays) % HistoryDays)
-	w.values[i], w.censored[i] = y, censored
+	w.values[i] = y
+	bit := uint64(1) << (i % 64)
+	if censored {
+		w.censored[i/64] |= bit
+	} else {
+		w.censored[i/64] &^= bit
+	}
 }
+
+// isCensored tells whether the day in slot i was censored.
+func (w *window) isCensored(i int) bool { return w.censored[i/64]&(1<<(i%64)) != 0 }
 
 // globalPart is a series' global forecast for one start day and model. It
 // depends only on closed days (every feature lags 28 days or more), the
@@ -156,7 +167,7 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	censored := make([]bool, HistoryDays)
 	for t := range HistoryDays {
 		i := int((int64(start-HistoryDays+forecasting.Day(t))%HistoryDays + HistoryDays) % HistoryDays)
-		s.Values[t], censored[t] = w.values[i], w.censored[i]
+		s.Values[t], censored[t] = w.values[i], w.isCensored(i)
 	}
 	modelregistry.ImputeCensored(s.Values[:HistoryDays], censored)
 	for t := range s.Prices {

@@ -17,7 +17,7 @@ type reasonInput struct {
 	snap          *featurev1.FeatureSnapshot
 	asOf          forecasting.Day
 	forecast      *forecasting.Forecast
-	prev          *Result
+	prev          *prevForecast // nil: the series' first forecast in memory
 	before, after *forecasting.State
 	todaySoFar    float64
 	share         float64
@@ -39,10 +39,7 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 	}
 	r := &forecastv1.ForecastReason{}
 	if in.prev != nil {
-		prevTotal := 0.0
-		for _, d := range in.prev.Event.GetDaily() {
-			prevTotal += d.GetMean()
-		}
+		prevTotal := in.prev.total
 		switch {
 		case prevTotal > 0:
 			r.Change = total/prevTotal - 1
@@ -58,7 +55,7 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 	}
 	prevVersion := ""
 	if in.prev != nil {
-		prevVersion = in.prev.Event.GetGlobal().GetVersion()
+		prevVersion = in.prev.globalVersion
 		r.PreviousModelVersion = prevVersion
 	}
 	cause := in.snap.GetCause()
@@ -92,12 +89,8 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 	case in.after.LastUpdate != in.before.LastUpdate || in.after.Days != in.before.Days:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
 		prevLevel := level
-		if in.prev != nil {
-			for _, c := range in.prev.Components {
-				if c.Name == "level" {
-					prevLevel = c.Value
-				}
-			}
+		if in.prev != nil && in.prev.hasLevel {
+			prevLevel = in.prev.level
 		}
 		r.Detail = fmt.Sprintf("level %.2f -> %.2f after day %s", prevLevel, level, in.after.LastUpdate)
 		if len(r.Factors) > 0 {

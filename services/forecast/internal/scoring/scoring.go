@@ -66,7 +66,10 @@ type Scorer struct {
 
 	mu    sync.Mutex
 	cache *lru
-	stats Stats
+	// latest holds the latest forecasts of the most recently scored
+	// series whole (the others' are in forecast_log)
+	latest *latestLRU
+	stats  Stats
 
 	// model is the global model combined with the ensemble; nil: the
 	// ensemble alone.
@@ -91,7 +94,7 @@ type Stats struct {
 
 // New returns a Scorer; now is the clock for issued_at.
 func New(cfg Config, history HistorySource, now func() time.Time) *Scorer {
-	return &Scorer{cfg: cfg, history: history, now: now, cache: newLRU(cfg.MaxSeries)}
+	return &Scorer{cfg: cfg, history: history, now: now, cache: newLRU(cfg.MaxSeries), latest: newLatestLRU(cfg.latestSeries())}
 }
 
 // Stats returns the counters so far.
@@ -108,15 +111,25 @@ func (s *Scorer) Series() int {
 	return s.cache.len()
 }
 
-// Latest returns the latest forecast of a series held in memory.
+// Latest returns the latest forecast of a series if it is held in memory
+// whole (one of the Config.LatestSeries most recently scored series); else
+// it is in forecast_log.
 func (s *Scorer) Latest(seriesKey string) (*Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.cache.peek(seriesKey)
-	if !ok || e.last == nil {
+	if !ok {
 		return nil, false
 	}
-	return e.last, true
+	res := s.latest.of(seriesKey, e)
+	return res, res != nil
+}
+
+// LatestKept returns the number of latest forecasts held whole.
+func (s *Scorer) LatestKept() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest.len()
 }
 
 // Batch scores snapshots against a private copy of the series it touches;
@@ -128,6 +141,9 @@ type Batch struct {
 	model   *Model
 	touched map[string]*series
 	order   []string
+	// results holds the latest forecast made from each series state of
+	// the batch
+	results map[*series]*Result
 	stats   Stats
 	// rows is the global model's scratch for feature rows (a batch is
 	// used by one goroutine)
@@ -136,7 +152,7 @@ type Batch struct {
 
 // Begin starts a batch.
 func (s *Scorer) Begin() *Batch {
-	return &Batch{s: s, model: s.model.Load(), touched: make(map[string]*series)}
+	return &Batch{s: s, model: s.model.Load(), touched: make(map[string]*series), results: make(map[*series]*Result)}
 }
 
 // Commit stores the batch's series states and latest forecasts.
@@ -144,7 +160,9 @@ func (b *Batch) Commit() {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	for _, key := range b.order {
-		b.s.cache.put(b.touched[key])
+		e := b.touched[key]
+		b.s.cache.put(e, b.s.latest.remove)
+		b.s.latest.put(key, e, b.results[e])
 	}
 	b.s.stats.Rebuilds += b.stats.Rebuilds
 	b.s.stats.Incremental += b.stats.Incremental
@@ -168,7 +186,22 @@ func (b *Batch) load(key string) *series {
 	return cached
 }
 
-func (b *Batch) store(e *series) {
+// latestOf returns the latest forecast made from cur if it is held whole
+// (made earlier in the batch, or kept by the scorer), nil otherwise.
+func (b *Batch) latestOf(cur *series) *Result {
+	if cur == nil {
+		return nil
+	}
+	if res, ok := b.results[cur]; ok {
+		return res
+	}
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return b.s.latest.of(cur.key, cur)
+}
+
+func (b *Batch) store(e *series, res *Result) {
+	b.results[e] = res
 	if _, ok := b.touched[e.key]; !ok {
 		b.order = append(b.order, e.key)
 	}
@@ -265,9 +298,9 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 			next.win.observe(d, y, v.stockout[i])
 		}
 	}
-	var prev *Result
-	if cur != nil {
-		prev = cur.last
+	var prev *prevForecast
+	if cur != nil && cur.prev.ok {
+		prev = &cur.prev
 	}
 	next.global = nil
 	if m := b.model; m != nil {
@@ -286,15 +319,18 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	// An event later in the same day, with nothing else new (no closed
 	// day, the same global part), moves only today and the lead times:
 	// the other days' quantiles are the previous forecast's.
+	// (when the previous forecast is held whole; else they are computed
+	// again, to the same values)
 	var same *Result
-	if prev != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state &&
-		len(prev.Event.GetDaily()) == b.s.cfg.Horizon {
-		same = prev
+	if prev != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state {
+		if last := b.latestOf(cur); last != nil && len(last.Event.GetDaily()) == b.s.cfg.Horizon {
+			same = last
+		}
 	}
-	res := b.forecast(v, sku, location, &next.state, &before, prev, same, next.global, next.global != prevGlobal)
-	next.last, next.lastStart = res, v.asOf
+	res, summary := b.forecast(v, sku, location, &next.state, &before, prev, same, next.global, next.global != prevGlobal)
+	next.prev, next.lastStart = summary, v.asOf
 	if cacheIt {
-		b.store(next)
+		b.store(next, res)
 	}
 	return res, nil
 }
@@ -335,7 +371,7 @@ func (b *Batch) rebuild(ctx context.Context, sku, location string, through forec
 // forecast makes the series' forecast; same, if not nil, is a forecast of
 // the same state, start day and global part, whose quantiles of the days
 // after today are taken as they are.
-func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev, same *Result, global *globalPart, globalMoved bool) *Result {
+func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *prevForecast, same *Result, global *globalPart, globalMoved bool) (*Result, prevForecast) {
 	snap := v.snap
 	cfg := b.s.cfg
 	recent := snap.GetRecentDaily()
@@ -408,7 +444,23 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	if global != nil {
 		comps = append(comps, global.comps...)
 	}
-	return &Result{Event: ev, Components: comps}
+	return &Result{Event: ev, Components: comps}, summarise(ev, comps)
+}
+
+// summarise returns what the next forecast's reason reads of res (as
+// reason reads it: the daily means summed in day order, the last "level"
+// component).
+func summarise(ev *forecastv1.ForecastEvent, comps []Component) prevForecast {
+	p := prevForecast{ok: true, globalVersion: ev.GetGlobal().GetVersion()}
+	for _, d := range ev.GetDaily() {
+		p.total += d.GetMean()
+	}
+	for _, c := range comps {
+		if c.Name == "level" {
+			p.level, p.hasLevel = c.Value, true
+		}
+	}
+	return p
 }
 
 func (b *Batch) itemResult(v snapshotView) *Result {
