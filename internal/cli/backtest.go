@@ -34,7 +34,9 @@ type backtestFlags struct {
 	gbtScale     bool
 	perBucket    bool
 	pitCal       bool
+	classCal     bool
 	series       int
+	calWindows   int
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -55,6 +57,8 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.gbtScale, "gbt-scale", false, "direct global model: multiply its forecasts by the level correction (0.80..1.20) with the best validation-window WRMSSE")
 	fs.BoolVar(&f.perBucket, "combine-per-bucket", false, "stockcast_combined_direct: learn the global model's weight per horizon bucket on the validation window")
 	fs.BoolVar(&f.pitCal, "gbt-pit-calibration", false, "direct global model and combination: calibrate the quantile levels so that the PIT coverage (not the inclusive one) is nominal on the validation window")
+	fs.IntVar(&f.calWindows, "calibration-windows", backtest.DefaultCalibrationWindows, "stockcast_ensemble_calibrated: horizon-long windows before the origin its quantile calibration is fitted on")
+	fs.BoolVar(&f.classCal, "gbt-class-calibration", false, "direct global model and combination: calibrate the dispersion and the PIT levels per class of the day's mean on the validation window (as stockcast_ensemble_calibrated)")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -90,6 +94,11 @@ func (f *backtestFlags) load() (*backtest.Dataset, error) {
 // alone and the classical baselines.
 func allModels(f *backtestFlags) []backtest.Model {
 	models := []backtest.Model{backtest.Ensemble{}}
+	calibrated := &backtest.EnsembleCalibrated{}
+	if f != nil {
+		calibrated.Windows = f.calWindows
+	}
+	models = append(models, calibrated)
 	for i := range forecasting.MemberNames() {
 		models = append(models, backtest.Member(i))
 	}
@@ -106,7 +115,7 @@ func allModels(f *backtestFlags) []backtest.Model {
 	combined := &globalmodel.CombinedDirect{Global: direct}
 	if f != nil {
 		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
-		direct.Bag, direct.PITCalibration = f.bag, f.pitCal
+		direct.Bag, direct.PITCalibration, direct.ClassCalibration = f.bag, f.pitCal, f.classCal
 		combined.PerBucket = f.perBucket
 	}
 	models = append(models, direct, combined)

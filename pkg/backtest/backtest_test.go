@@ -6,10 +6,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
 )
 
 func near(t *testing.T, name string, got, want float64) {
@@ -327,4 +331,41 @@ func TestPITCoverage(t *testing.T) {
 	near(t, "pit50(0.7)", PITCoverage(0.7, c, 0.25, 0.75), 0)
 	near(t, "pit90(0.7)", PITCoverage(0.7, c, 0.05, 0.95), 1)
 	near(t, "pit50(-0.2)", PITCoverage(-0.2, c, 0.25, 0.75), 1)
+}
+
+// TestEnsembleCalibrationReadsNoTestDays: the calibrated ensemble's
+// calibration and forecast do not move when every value from the origin on
+// changes, and the calibration is not the identity on m5-tiny.
+func TestEnsembleCalibrationReadsNoTestDays(t *testing.T) {
+	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := LoadM5(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Series = ds.Series[:60]
+	origin, horizon := ds.Days-28, 28
+	m := &EnsembleCalibrated{}
+	before, err := m.Forecast(ds, origin, horizon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := m.Calibrations[origin]
+	if cal.Points[0]+cal.Points[1]+cal.Points[2]+cal.Points[3] == 0 || slices.Equal(cal.Levels[0], forecasting.CalibrationLevels()) {
+		t.Fatalf("calibration fitted on nothing: %+v", cal)
+	}
+	for _, s := range ds.Series {
+		for d := origin; d < ds.Days; d++ {
+			s.Values[d] = 99
+		}
+	}
+	after, err := (&EnsembleCalibrated{}).Forecast(ds, origin, horizon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Error("the forecast moved with the test days")
+	}
 }

@@ -138,3 +138,71 @@ func (b Baseline) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, erro
 	}
 	return out, nil
 }
+
+// DefaultCalibrationWindows is the number of horizon-long windows before
+// the origin the calibrated ensemble learns its calibration from.
+const DefaultCalibrationWindows = 3
+
+// EnsembleCalibrated is the ensemble with its daily quantiles calibrated
+// (forecasting.Calibration): each series' state forecasts the Windows
+// horizon-long windows before the origin out of sample (from the start of
+// each window, having seen only the days before it), the PIT of those
+// days' outcomes is fitted per class of the day's mean, and the forecast
+// from the origin reads its quantiles at the calibrated levels. The test
+// days are never read: the last window ends the day before the origin.
+type EnsembleCalibrated struct {
+	// Windows is the number of validation windows (DefaultCalibrationWindows if 0).
+	Windows int
+	// Calibrations records the calibration fitted at each origin.
+	Calibrations map[int]*forecasting.Calibration
+}
+
+// Name implements Model.
+func (*EnsembleCalibrated) Name() string { return "stockcast_ensemble_calibrated" }
+
+// Forecast implements Model.
+func (e *EnsembleCalibrated) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error) {
+	cal, states := FitEnsembleCalibration(ds, origin, horizon, e.Windows)
+	if e.Calibrations == nil {
+		e.Calibrations = map[int]*forecasting.Calibration{}
+	}
+	e.Calibrations[origin] = cal
+	out := make([]Prediction, len(ds.Series))
+	for i := range ds.Series {
+		f := states[i].Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}, Calibration: cal})
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles}
+	}
+	return out, nil
+}
+
+// FitEnsembleCalibration fits the ensemble's calibration from the windows
+// horizon-long windows before origin (DefaultCalibrationWindows if 0;
+// fewer when the data start too late) and returns it with each series'
+// state advanced to the origin. It reads only the days before origin.
+func FitEnsembleCalibration(ds *Dataset, origin, horizon, windows int) (*forecasting.Calibration, []*forecasting.State) {
+	if windows <= 0 {
+		windows = DefaultCalibrationWindows
+	}
+	for windows > 0 && origin-windows*horizon < 1 {
+		windows--
+	}
+	states := make([]*forecasting.State, len(ds.Series))
+	var points []forecasting.PITPoint
+	for i, s := range ds.Series {
+		st := new(forecasting.State)
+		t := 0
+		for w := windows; w >= 1; w-- {
+			v := origin - w*horizon
+			for ; t < v; t++ {
+				st.Observe(ds.Day(t), s.Values[t], false)
+			}
+			points = append(points, st.PIT(ds.Day(v), s.Values[v:v+horizon])...)
+		}
+		for ; t < origin; t++ {
+			st.Observe(ds.Day(t), s.Values[t], false)
+		}
+		states[i] = st
+	}
+	cal := forecasting.FitCalibration(points, forecasting.CalibrationLevels(), forecasting.DefaultCalibrationBounds(), forecasting.MinCalibrationPoints)
+	return cal, states
+}

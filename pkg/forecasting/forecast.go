@@ -36,6 +36,10 @@ type Request struct {
 	// day does not change (only today's demand so far and the share of the
 	// day seen move day 0 and the lead times).
 	TodayOnly bool
+	// Calibration, if set, remaps the levels of the daily quantiles (not
+	// the lead times') by each day's mean (calibration.go): the quantile
+	// published at QuantileLevels[k] is read at Calibration.Level(mean, k).
+	Calibration *Calibration
 }
 
 // Forecast is the model's answer to a Request.
@@ -128,8 +132,9 @@ func (s *State) Forecast(req Request) Forecast {
 	// one allocation for the working paths and one for all the quantiles
 	// (a forecast is made on every event: allocations are a good part of
 	// its cost); each quantile slice is capped at its own length
-	work := make([]float64, 2*days)
-	expected, cum := work[:days:days], work[days:]
+	nq := len(levels)
+	work := make([]float64, 2*days+nq)
+	expected, cum, calLevels := work[:days:days], work[days:2*days:2*days], work[2*days:]
 	s.meanPath(req.StartDay, &w, expected)
 	expected[0] *= 1 - share
 
@@ -143,7 +148,6 @@ func (s *State) Forecast(req Request) Forecast {
 		Class:          s.Class.Class(),
 	}
 	zeros := s.zeroShare()
-	nq := len(levels)
 	daysWithQuantiles := horizon
 	if req.TodayOnly {
 		daysWithQuantiles = min(horizon, 1)
@@ -155,8 +159,13 @@ func (s *State) Forecast(req Request) Forecast {
 			continue
 		}
 		q := quantiles[h*nq : (h+1)*nq : (h+1)*nq]
-		d := capForZeros(expected[h], disp, zeros)
-		countDist{Mean: expected[h], Dispersion: d}.Quantiles(levels, q)
+		d, dayLevels := capForZeros(expected[h], disp, zeros), levels
+		if req.Calibration != nil {
+			d = max(d*req.Calibration.Factor(expected[h]), 1)
+			req.Calibration.LevelsFor(expected[h], levels, calLevels)
+			dayLevels = calLevels
+		}
+		countDist{Mean: expected[h], Dispersion: d}.Quantiles(dayLevels, q)
 		if h == 0 {
 			f.Means[0] += todaySoFar
 			for i := range q {

@@ -33,6 +33,25 @@ const shrinkUnits = 28
 type calibration struct {
 	dispersion []float64 // per series
 	levels     []float64 // used level per backtest.Levels
+	// byClass, if set, replaces levels: forecasting.Calibration's
+	// dispersion factor and levels per class of the day's mean.
+	byClass *forecasting.Calibration
+}
+
+// fitClassCalibration is fitCalibration's per-series dispersion followed by
+// forecasting.FitCalibration on the validation points (the procedure the
+// ensemble's calibration uses: a dispersion factor and PIT levels per
+// class of the day's mean).
+func fitClassCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64) *calibration {
+	c := fitCalibration(ds, validOrigin, horizon, means, true)
+	var points []forecasting.PITPoint
+	for i, s := range ds.Series {
+		for h := range horizon {
+			points = append(points, forecasting.PITPoint{Mean: means[i][h], Dispersion: c.dispersion[i], Y: s.Values[validOrigin+h]})
+		}
+	}
+	c.byClass = forecasting.FitCalibration(points, forecasting.CalibrationLevels(), forecasting.DefaultCalibrationBounds(), forecasting.MinCalibrationPoints)
+	return c
 }
 
 // fitCalibration learns the calibration from the validation forecasts
@@ -138,6 +157,12 @@ func (c *calibration) predictions(ds *backtest.Dataset, origin int, means [][]fl
 		p := backtest.Prediction{Means: means[i], Quantiles: make([][]float64, len(means[i]))}
 		for h, m := range means[i] {
 			p.Quantiles[h] = make([]float64, len(c.levels))
+			if c.byClass != nil {
+				levels := make([]float64, len(backtest.Levels))
+				c.byClass.LevelsFor(m, backtest.Levels, levels)
+				forecasting.CountQuantiles(m, c.dispersion[i]*c.byClass.Factor(m), levels, p.Quantiles[h])
+				continue
+			}
 			forecasting.CountQuantiles(m, c.dispersion[i], c.levels, p.Quantiles[h])
 		}
 		out[i] = p

@@ -205,6 +205,11 @@ type DirectGBT struct {
 	// PITCalibration calibrates the quantile levels so that the PIT
 	// coverage of the validation window is nominal (calibration.go).
 	PITCalibration bool
+	// ClassCalibration calibrates the dispersion and the levels per class
+	// of the day's mean (forecasting.FitCalibration, as the calibrated
+	// ensemble) on the validation window; it takes precedence over
+	// PITCalibration.
+	ClassCalibration bool
 	// CacheDir, if set, keeps each training in a file named by what it
 	// was trained on and how, and reuses it (a deterministic training
 	// gives the same model: the cache only saves time). The wall time
@@ -385,8 +390,16 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 	for i := range ds.Series {
 		means[i] = tr.Forecast(g.panel, i, origin, horizon)
 	}
-	cal := fitCalibration(ds, tr.ValidOrigin, horizon, tr.Valid, g.PITCalibration)
+	cal := g.fitCalibration(ds, tr.ValidOrigin, horizon, tr.Valid)
 	return cal.predictions(ds, origin, means), nil
+}
+
+// fitCalibration fits the calibration the settings ask for.
+func (g *DirectGBT) fitCalibration(ds *backtest.Dataset, v, horizon int, valid [][]float64) *calibration {
+	if g.ClassCalibration {
+		return fitClassCalibration(ds, v, horizon, valid)
+	}
+	return fitCalibration(ds, v, horizon, valid, g.PITCalibration)
 }
 
 // CombinedDirect combines the direct global model with a per-series
@@ -498,7 +511,7 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 			means[i][h] = a*g[h] + (1-a)*st[i].Means[h]
 		}
 	}
-	out := fitCalibration(ds, v, horizon, valid, c.Global.PITCalibration).predictions(ds, origin, means)
+	out := c.Global.fitCalibration(ds, v, horizon, valid).predictions(ds, origin, means)
 	c.extra += time.Since(start)
 	return out, nil
 }

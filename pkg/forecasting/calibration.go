@@ -1,0 +1,260 @@
+package forecasting
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Calibration remaps quantile levels so that the probability integral
+// transform (PIT) of out-of-sample outcomes is uniform: the quantile
+// published at a nominal level u is the count distribution's quantile at
+// the level Level(mean, u) instead of u. It is learned from forecasts of
+// days before the ones it is applied to (FitCalibration), per class of
+// the day's forecast mean: the count distributions of slow days (a mean
+// below one unit) miss in other ways than those of busy ones.
+//
+// The PIT of a count outcome y is the interval [F(y-1), F(y)] (the
+// non-randomised PIT of Czado, Gneiting and Held 2009); the level used for
+// a nominal u is the v at which the mean share of the points' PIT
+// intervals below v is u. A central interval of the published quantiles
+// then has, on the points it was fitted on, the nominal PIT coverage.
+type Calibration struct {
+	// Nominal are the nominal levels the calibration was fitted at,
+	// ascending in (0, 1).
+	Nominal []float64 `json:"nominal"`
+	// Bounds are the upper bounds of the mean classes, ascending: class k
+	// holds the days with Bounds[k-1] <= mean < Bounds[k].
+	Bounds []float64 `json:"bounds"`
+	// Levels[k][j] is the level used for Nominal[j] in class k
+	// (len(Bounds)+1 classes), ascending in j.
+	Levels [][]float64 `json:"levels"`
+	// Factors[k] multiplies the dispersion of class k's days.
+	Factors []float64 `json:"factors"`
+	// Points is the number of points each class was fitted on (a class
+	// with fewer than the fit's minimum takes the levels of all points).
+	Points []int `json:"points"`
+}
+
+// DefaultCalibrationBounds are the mean classes of FitCalibration: below
+// half a unit a day, half to two, two to eight, eight and more.
+func DefaultCalibrationBounds() []float64 { return []float64{0.5, 2, 8} }
+
+// CalibrationLevels is the nominal grid calibrations are fitted at: the
+// service's default levels and the backtest's (0.01 is one of the
+// backtest's 98% interval; the others are common).
+func CalibrationLevels() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.165, 0.25, 0.5, 0.75, 0.835, 0.9, 0.95, 0.975, 0.99, 0.995}
+}
+
+// MinCalibrationPoints is the fewest points a class is fitted on alone.
+const MinCalibrationPoints = 200
+
+// PITPoint is one out-of-sample outcome Y of a day under its forecast:
+// the day's mean, the dispersion and the zero share its count
+// distribution was built from (before capForZeros).
+type PITPoint struct {
+	Mean, Dispersion, ZeroShare, Y float64
+}
+
+// interval is the point's PIT interval [F(y-1), F(y)] with the
+// dispersion multiplied by factor.
+func (p PITPoint) interval(factor float64) (lo, hi float64) {
+	d := countDist{Mean: p.Mean, Dispersion: max(capForZeros(p.Mean, p.Dispersion, p.ZeroShare)*factor, 1)}
+	y := math.Floor(p.Y)
+	if y >= 1 {
+		lo = d.cdf(y - 1)
+	}
+	return lo, d.cdf(y)
+}
+
+// maxDispersionFactor bounds the widening of a class's distributions.
+const maxDispersionFactor = 20
+
+// FitCalibration fits the calibration at nominal (ascending, in (0, 1))
+// for the classes of bounds from the points (those with a mean of 0 or
+// below carry no spread and are ignored). In each class, first the
+// dispersion: the factor by which the squared errors exceed the variance
+// of the points' distributions (at least 1: a count distribution whose
+// tails are too short cannot be mended by levels, a level beyond its
+// 1-1e-9 quantile being out of reach), then the levels at that
+// dispersion. A class with fewer than minPoints points takes the factor
+// and the levels fitted on all points; with fewer than minPoints points
+// in all, the factor is 1 and every level nominal. Deterministic: the
+// result depends only on the multiset of points.
+func FitCalibration(points []PITPoint, nominal, bounds []float64, minPoints int) *Calibration {
+	c := &Calibration{Nominal: slices.Clone(nominal), Bounds: slices.Clone(bounds)}
+	classes := make([][]PITPoint, len(bounds)+1)
+	var all []PITPoint
+	for _, p := range points {
+		if !(p.Mean > 0) || math.IsNaN(p.Y) || math.IsNaN(p.Dispersion) {
+			continue
+		}
+		all = append(all, p)
+		k := c.class(p.Mean)
+		classes[k] = append(classes[k], p)
+	}
+	pooledFactor, pooled := 1.0, slices.Clone(nominal)
+	if len(all) >= minPoints {
+		pooledFactor, pooled = fitClass(all, nominal)
+	}
+	for _, pts := range classes {
+		c.Points = append(c.Points, len(pts))
+		if len(pts) >= minPoints {
+			f, lv := fitClass(pts, nominal)
+			c.Factors, c.Levels = append(c.Factors, f), append(c.Levels, lv)
+		} else {
+			c.Factors, c.Levels = append(c.Factors, pooledFactor), append(c.Levels, slices.Clone(pooled))
+		}
+	}
+	return c
+}
+
+// fitClass returns a class's dispersion factor and levels.
+func fitClass(points []PITPoint, nominal []float64) (float64, []float64) {
+	var sq, v float64
+	for _, p := range points {
+		e := p.Y - p.Mean
+		sq += e * e
+		v += p.Mean * capForZeros(p.Mean, max(p.Dispersion, 1), p.ZeroShare)
+	}
+	factor := 1.0
+	if v > 0 {
+		factor = min(max(sq/v, 1), maxDispersionFactor)
+	}
+	lo, hi := make([]float64, len(points)), make([]float64, len(points))
+	for j, p := range points {
+		lo[j], hi[j] = p.interval(factor)
+	}
+	return factor, fitLevels(lo, hi, nominal)
+}
+
+// fitLevels returns, for each nominal u, the level v at which the mean
+// share of the points' PIT intervals below v is u (bisection; the share
+// is continuous and non-decreasing in v), kept ascending and inside
+// [1e-4, 1-1e-4].
+func fitLevels(lo, hi []float64, nominal []float64) []float64 {
+	share := func(v float64) float64 {
+		sum := 0.0
+		for j, h := range hi {
+			switch {
+			case v >= h:
+				sum++
+			case v > lo[j]:
+				sum += (v - lo[j]) / (h - lo[j])
+			}
+		}
+		return sum / float64(len(hi))
+	}
+	out := make([]float64, len(nominal))
+	prev := 0.0
+	for k, u := range nominal {
+		a, b := 0.0, 1.0
+		for range 60 {
+			if m := (a + b) / 2; share(m) < u {
+				a = m
+			} else {
+				b = m
+			}
+		}
+		v := min(max(b, prev, 1e-9), 1-1e-9)
+		out[k], prev = v, v
+	}
+	return out
+}
+
+// class returns the class of a day's mean.
+func (c *Calibration) class(mean float64) int {
+	return sort.Search(len(c.Bounds), func(i int) bool { return mean < c.Bounds[i] })
+}
+
+// Level returns the level to read the count distribution of a day with
+// the given mean at, for the nominal level u: the fitted level at a
+// nominal level of the grid, linear between them (and toward 0 and 1
+// outside the grid). A nil Calibration returns u.
+func (c *Calibration) Level(mean, u float64) float64 {
+	if c == nil || len(c.Nominal) == 0 {
+		return u
+	}
+	lv := c.Levels[c.class(mean)]
+	n := c.Nominal
+	j := sort.SearchFloat64s(n, u) // first n[j] >= u
+	switch {
+	case j < len(n) && n[j] == u:
+		return lv[j]
+	case j == 0:
+		return lv[0] * u / n[0]
+	case j == len(n):
+		last := len(n) - 1
+		return lv[last] + (1-lv[last])*(u-n[last])/(1-n[last])
+	default:
+		t := (u - n[j-1]) / (n[j] - n[j-1])
+		return lv[j-1] + t*(lv[j]-lv[j-1])
+	}
+}
+
+// LevelsFor writes the levels of a day with the given mean for the nominal
+// levels (ascending) to out.
+func (c *Calibration) LevelsFor(mean float64, nominal, out []float64) {
+	for i, u := range nominal {
+		out[i] = c.Level(mean, u)
+	}
+}
+
+// Validate checks the shape of a calibration read from an artefact.
+func (c *Calibration) Validate() error {
+	if c == nil {
+		return nil
+	}
+	if len(c.Nominal) == 0 || !slices.IsSorted(c.Nominal) || c.Nominal[0] <= 0 || c.Nominal[len(c.Nominal)-1] >= 1 {
+		return fmt.Errorf("calibration: nominal levels %v: want ascending in (0, 1)", c.Nominal)
+	}
+	if !slices.IsSorted(c.Bounds) {
+		return fmt.Errorf("calibration: bounds %v: want ascending", c.Bounds)
+	}
+	if len(c.Levels) != len(c.Bounds)+1 {
+		return fmt.Errorf("calibration: %d classes of levels for %d bounds", len(c.Levels), len(c.Bounds))
+	}
+	if len(c.Factors) != len(c.Levels) {
+		return fmt.Errorf("calibration: %d dispersion factors for %d classes", len(c.Factors), len(c.Levels))
+	}
+	for k, f := range c.Factors {
+		if !(f >= 1 && f <= maxDispersionFactor) {
+			return fmt.Errorf("calibration: class %d dispersion factor %v: want 1..%d", k, f, maxDispersionFactor)
+		}
+	}
+	for k, lv := range c.Levels {
+		if len(lv) != len(c.Nominal) || !slices.IsSorted(lv) || lv[0] <= 0 || lv[len(lv)-1] >= 1 {
+			return fmt.Errorf("calibration: class %d levels %v: want %d ascending in (0, 1)", k, lv, len(c.Nominal))
+		}
+	}
+	return nil
+}
+
+// Factor returns the dispersion factor of a day with the given mean (1
+// for a nil Calibration).
+func (c *Calibration) Factor(mean float64) float64 {
+	if c == nil || len(c.Factors) == 0 {
+		return 1
+	}
+	return c.Factors[c.class(mean)]
+}
+
+// PIT returns the PIT points of the outcomes ys of the days from start
+// under the State's daily count distributions (the forecast's from start,
+// with nothing of start seen yet): what FitCalibration learns from.
+// Days with a mean of 0 are left out (no spread to calibrate).
+func (s *State) PIT(start Day, ys []float64) []PITPoint {
+	w := s.weights()
+	expected := make([]float64, len(ys))
+	s.meanPath(start, &w, expected)
+	disp, zeros := s.dispersion(), s.zeroShare()
+	out := make([]PITPoint, 0, len(ys))
+	for h, y := range ys {
+		if m := expected[h]; m > 0 {
+			out = append(out, PITPoint{Mean: m, Dispersion: disp, ZeroShare: zeros, Y: y})
+		}
+	}
+	return out
+}
