@@ -137,10 +137,23 @@ type globalPart struct {
 	stable, volatile []float64
 	stableBias       float64
 	stableContrib    []float64
-	msg              *forecastv1.GlobalForecast
-	comps            []Component
-	factors          []*forecastv1.Attribution // moved since the previous part (same model)
+	// bias is row 0's attribution bias; change is contrib minus the
+	// previous part's (nil without a previous part of the same model)
+	bias   float64
+	change []float64
+	// msg, comps and factors (moved since the previous part of the same
+	// model) explain the part in the forecast that computed it; a cached
+	// series keeps the numbers above only (compact) and its next events
+	// of the day take them from the latest forecast kept whole, or make
+	// them again from the numbers (explain)
+	msg     *forecastv1.GlobalForecast
+	comps   []Component
+	factors []*forecastv1.Attribution
 }
+
+// compact drops what explain makes again from the part's numbers: the
+// cached copy of a series' part is a fifth of the whole.
+func (g *globalPart) compact() { g.msg, g.comps, g.factors = nil, nil, nil }
 
 // startOr returns the part's start day, or def without a part.
 func (g *globalPart) startOr(def forecasting.Day) forecasting.Day {
@@ -242,23 +255,38 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	}
 	contrib := make([]float64, cols)
 	copy(contrib, g.stableContrib)
-	bias := g.stableBias + m.volatile.contributions(g.values, contrib)
+	g.bias = g.stableBias + m.volatile.contributions(g.values, contrib)
 	g.contrib = contrib
-	g.msg = &forecastv1.GlobalForecast{Version: m.Version, Weight: m.Weight, Means: g.means, Link: m.link, Bias: bias}
-	same := prev != nil && prev.version == m.Version
+	if prev != nil && prev.version == m.Version {
+		g.change = make([]float64, cols)
+		for k := range g.change {
+			g.change[k] = contrib[k] - prev.contrib[k]
+		}
+	}
+	g.msg, g.comps, g.factors = m.explain(g, true)
+	return g
+}
+
+// explain makes the global forecast message, the components and (if
+// factors) the moved attributions of g, a part of model m (the same
+// version) from g's numbers.
+func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast, []Component, []*forecastv1.Attribution) {
+	msg := &forecastv1.GlobalForecast{Version: m.Version, Weight: m.Weight, Means: g.means, Link: m.link, Bias: g.bias}
+	same := g.change != nil
 	attrs := make([]forecastv1.Attribution, len(m.names)) // one allocation; used by pointer only
-	g.msg.Attributions = make([]*forecastv1.Attribution, len(m.names))
+	msg.Attributions = make([]*forecastv1.Attribution, len(m.names))
 	for k, name := range m.names {
 		a := &attrs[k]
-		a.Feature, a.Value, a.Contribution = name, g.values[k], contrib[k]
+		a.Feature, a.Value, a.Contribution = name, g.values[k], g.contrib[k]
 		if same {
-			a.Change = contrib[k] - prev.contrib[k]
+			a.Change = g.change[k]
 		}
-		g.msg.Attributions[k] = a
+		msg.Attributions[k] = a
 	}
-	if same {
-		moved := slices.Clone(g.msg.Attributions)
-		slices.SortStableFunc(moved, func(a, b *forecastv1.Attribution) int {
+	var moved []*forecastv1.Attribution
+	if same && factors {
+		sorted := slices.Clone(msg.Attributions)
+		slices.SortStableFunc(sorted, func(a, b *forecastv1.Attribution) int {
 			switch x, y := math.Abs(a.Change), math.Abs(b.Change); {
 			case x > y:
 				return -1
@@ -267,17 +295,17 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 			}
 			return 0
 		})
-		for _, a := range moved[:min(maxFactors, len(moved))] {
+		for _, a := range sorted[:min(maxFactors, len(sorted))] {
 			if a.Change != 0 {
-				g.factors = append(g.factors, a)
+				moved = append(moved, a)
 			}
 		}
 	}
-	g.comps = make([]Component, 0, 3+len(m.names))
-	g.comps = append(g.comps,
+	comps := make([]Component, 0, 3+len(m.names))
+	comps = append(comps,
 		Component{Name: "global_weight", Value: m.Weight, Detail: m.weightDetail},
-		Component{Name: "global_mean", Value: g.means[0], Detail: "global model's mean of " + start.String()},
-		Component{Name: "global_bias", Value: bias, Detail: m.biasDetail})
+		Component{Name: "global_mean", Value: g.means[0], Detail: "global model's mean of " + g.start.String()},
+		Component{Name: "global_bias", Value: g.bias, Detail: m.biasDetail})
 	// the details written one after the other into one string, each
 	// component's a slice of it (one allocation instead of one each)
 	buf := make([]byte, 0, len(m.names)*64)
@@ -287,10 +315,10 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		buf = strconv.AppendFloat(buf, g.values[k], 'g', -1, 64)
 		if same {
 			buf = append(buf, ", "...)
-			if d := contrib[k] - prev.contrib[k]; d >= 0 {
+			if d := g.change[k]; d >= 0 {
 				buf = append(buf, '+')
 			}
-			buf = strconv.AppendFloat(buf, contrib[k]-prev.contrib[k], 'f', 4, 64)
+			buf = strconv.AppendFloat(buf, g.change[k], 'f', 4, 64)
 			buf = append(buf, " since the previous forecast"...)
 		}
 		ends[k] = len(buf)
@@ -298,10 +326,10 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	details := string(buf)
 	begin := 0
 	for k := range m.names {
-		g.comps = append(g.comps, Component{Name: m.compNames[k], Value: contrib[k], Detail: details[begin:ends[k]]})
+		comps = append(comps, Component{Name: m.compNames[k], Value: g.contrib[k], Detail: details[begin:ends[k]]})
 		begin = ends[k]
 	}
-	return g
+	return msg, comps, moved
 }
 
 // volatileFeature tells whether an event can change a feature without a

@@ -206,7 +206,9 @@ func TestM5SeriesScored(t *testing.T) {
 // interleaved stream of real series: first forecasts, same-day events (one
 // a price change), closed days, a global model loaded and swapped
 // (MODEL_CHANGED reads the previous version), and a rebuild after a gap.
-// Both paths of the same-day reuse are taken, and Latest answers for the
+// Both paths of the same-day reuse are taken, and of a global part's
+// reuse (its explanation the kept forecast's, or made again from the
+// part's numbers: a cached part keeps only those); Latest answers for the
 // kept series only.
 func TestLatestSummaryEqualsWhole(t *testing.T) {
 	src := m5Source{ds: loadM5Tiny(t), histDays: 400}
@@ -218,7 +220,7 @@ func TestLatestSummaryEqualsWhole(t *testing.T) {
 	whole.LatestSeries, one.LatestSeries = n, 1
 	scorers := []*Scorer{New(whole, src, fixedClock), New(one, src, fixedClock)}
 	codes := map[forecastv1.ReasonCode]int{}
-	reused := [2]int{}
+	reused, sharedGlobal, rebuiltGlobal := [2]int{}, [2]int{}, [2]int{}
 	var prev [2]map[string]*Result
 	for i := range prev {
 		prev[i] = map[string]*Result{}
@@ -245,6 +247,16 @@ func TestLatestSummaryEqualsWhole(t *testing.T) {
 				if p := prev[i][snap.GetSeriesKey()]; p != nil && len(p.Event.GetDaily()) > 5 &&
 					&p.Event.GetDaily()[5].GetQuantiles()[0] == &got[i].Event.GetDaily()[5].GetQuantiles()[0] {
 					reused[i]++
+				}
+				// a global part reused: its message is the kept
+				// forecast's, or made again from the part's numbers
+				if p := prev[i][snap.GetSeriesKey()]; p != nil && p.Event.GetGlobal() != nil && got[i].Event.GetGlobal() != nil &&
+					p.Event.GetGlobal().GetVersion() == got[i].Event.GetGlobal().GetVersion() && p.Event.GetStartDay() == got[i].Event.GetStartDay() {
+					if p.Event.GetGlobal() == got[i].Event.GetGlobal() {
+						sharedGlobal[i]++
+					} else {
+						rebuiltGlobal[i]++
+					}
 				}
 				prev[i][snap.GetSeriesKey()] = got[i]
 				// the summary kept is what the reason read of the whole
@@ -287,6 +299,10 @@ func TestLatestSummaryEqualsWhole(t *testing.T) {
 	// only the series scored last, which is never the next one scored
 	if reused[0] == 0 || reused[1] != 0 {
 		t.Errorf("same-day reuse: %d events keeping every series, %d keeping one; want some and none", reused[0], reused[1])
+	}
+	if sharedGlobal[0] == 0 || rebuiltGlobal[0] != 0 || sharedGlobal[1] != 0 || rebuiltGlobal[1] == 0 {
+		t.Errorf("global parts reused: shared %v, made again %v (every series kept, one kept); want shared only, made again only",
+			sharedGlobal, rebuiltGlobal)
 	}
 	for k := range n {
 		key := src.key(k)

@@ -321,14 +321,33 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	// the other days' quantiles are the previous forecast's.
 	// (when the previous forecast is held whole; else they are computed
 	// again, to the same values)
-	var same *Result
-	if prev != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state {
-		if last := b.latestOf(cur); last != nil && len(last.Event.GetDaily()) == b.s.cfg.Horizon {
-			same = last
+	var same, kept *Result
+	if prev != nil && (next.global == prevGlobal && next.global != nil || cur.lastStart == v.asOf) {
+		kept = b.latestOf(cur)
+	}
+	if kept != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state &&
+		len(kept.Event.GetDaily()) == b.s.cfg.Horizon {
+		same = kept
+	}
+	var global globalView
+	if g := next.global; g != nil {
+		switch {
+		case g.msg != nil: // computed for this forecast
+			global = globalView{g.msg, g.comps}
+		case g == prevGlobal && kept != nil:
+			// the latest forecast, kept whole, has the same part
+			global = globalView{kept.Event.GetGlobal(), kept.Components[len(kept.Components)-(3+len(b.model.names)):]}
+		default:
+			global.msg, global.comps, _ = b.model.explain(g, false)
 		}
 	}
-	res, summary := b.forecast(v, sku, location, &next.state, &before, prev, same, next.global, next.global != prevGlobal)
+	res, summary := b.forecast(v, sku, location, &next.state, &before, prev, same, next.global, global, next.global != prevGlobal)
 	next.prev, next.lastStart = summary, v.asOf
+	if g := next.global; g != nil && g != prevGlobal {
+		// the forecast holds the explanation; the series keeps the
+		// numbers (this part is the batch's own: no other holds it)
+		g.compact()
+	}
 	if cacheIt {
 		b.store(next, res)
 	}
@@ -371,7 +390,8 @@ func (b *Batch) rebuild(ctx context.Context, sku, location string, through forec
 // forecast makes the series' forecast; same, if not nil, is a forecast of
 // the same state, start day and global part, whose quantiles of the days
 // after today are taken as they are.
-func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *prevForecast, same *Result, global *globalPart, globalMoved bool) (*Result, prevForecast) {
+func (b *Batch) forecast(v snapshotView, sku, location string, state, before *forecasting.State, prev *prevForecast, same *Result,
+	global *globalPart, explained globalView, globalMoved bool) (*Result, prevForecast) {
 	snap := v.snap
 	cfg := b.s.cfg
 	recent := snap.GetRecentDaily()
@@ -417,7 +437,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		Cause:          snap.GetCause(),
 	}
 	if global != nil {
-		ev.Global = global.msg
+		ev.Global = explained.msg
 	}
 	// one allocation each for the days, their names and the lead times
 	// (used by pointer only, as protobuf messages must be)
@@ -442,9 +462,16 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	})
 	comps := components(&f, share)
 	if global != nil {
-		comps = append(comps, global.comps...)
+		comps = append(comps, explained.comps...)
 	}
 	return &Result{Event: ev, Components: comps}, summarise(ev, comps)
+}
+
+// globalView is a global part's explanation in a forecast: its message
+// and components.
+type globalView struct {
+	msg   *forecastv1.GlobalForecast
+	comps []Component
 }
 
 // summarise returns what the next forecast's reason reads of res (as
