@@ -222,7 +222,13 @@ func TestFeatureService(t *testing.T) {
 	svc.stop(t)
 
 	// Restart and replay the whole log (the group's offsets are gone): every
-	// event is redelivered and nothing is counted twice.
+	// event is redelivered and nothing is counted twice. The events of the
+	// batch the store logged last (its undo log; the first run most likely
+	// handled all of them in one batch from offset 0) are undone and applied
+	// again: their snapshots equal the first ones. Events before that
+	// batch's start were committed: they change nothing and get the current
+	// state.
+	firstSnaps := snaps
 	deleteGroupOffsets(t, brokers)
 	produce(t, brokers, demandEvent("or-7", monday.Add(51*time.Hour), 1))
 	svc = start(t, brokers, redisAddr)
@@ -232,11 +238,14 @@ func TestFeatureService(t *testing.T) {
 	}
 	snaps = append(byKey["85123A"][1:], byKey["85123A|online"][len(events)-1:]...)
 	for i, s := range snaps[:len(events)] {
+		if proto.Equal(s.snap, firstSnaps[i].snap) {
+			continue
+		}
 		if s.snap.GetApplied() {
-			t.Errorf("replayed snapshot %d (%s) applied", i, s.snap.GetEventId())
+			t.Errorf("replayed snapshot %d (%s) applied, and not the first one", i, s.snap.GetEventId())
 		}
 		if s.snap.GetSeriesKey() == "85123A|online" && (s.snap.GetTotalDemand() != 19 || s.snap.GetEventsApplied() != 7) {
-			t.Errorf("replayed snapshot %d: total %v events %d, want 19 and 7", i, s.snap.GetTotalDemand(), s.snap.GetEventsApplied())
+			t.Errorf("replayed snapshot %d: total %v events %d, want the first snapshot or 19 and 7", i, s.snap.GetTotalDemand(), s.snap.GetEventsApplied())
 		}
 	}
 	if s := snaps[len(snaps)-1].snap; !s.GetApplied() || s.GetEventId() != "or-7" || s.GetTotalDemand() != 20 || s.GetEventsApplied() != 8 {

@@ -154,6 +154,9 @@ func redisDump(t *testing.T, rdb *redis.Client) map[string]map[string]string {
 			out[k] = nil
 			continue
 		}
+		if strings.HasSuffix(k, ":undo") {
+			continue // the undo logs of the last batch (store.UndoKey): a rebuild has none
+		}
 		h, err := rdb.HGetAll(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)

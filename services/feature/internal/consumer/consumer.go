@@ -44,6 +44,7 @@ type Handler struct {
 
 	skipped     metric.Int64Counter
 	redelivered metric.Int64Counter
+	rolledBack  metric.Int64Counter
 }
 
 var _ kafkax.Handler = (*Handler)(nil)
@@ -60,6 +61,10 @@ func New(store Store, producer Producer, log *slog.Logger, meter metric.Meter) (
 		metric.WithDescription("Events that had been applied before and changed nothing.")); err != nil {
 		return nil, fmt.Errorf("create redelivered counter: %w", err)
 	}
+	if h.rolledBack, err = meter.Int64Counter("stockcast.feature.rolled_back",
+		metric.WithDescription("Events undone because their batch was delivered again from the committed offset (they are applied again, with the state of their first application).")); err != nil {
+		return nil, fmt.Errorf("create rolled back counter: %w", err)
+	}
 	return h, nil
 }
 
@@ -69,13 +74,20 @@ type pending struct {
 	change features.Change
 }
 
-// Handle applies one partition's records and publishes their snapshots. It
-// returns an error only when a dependency failed: the consumer then retries
-// the same records, and the store's dedup markers keep that exact.
+// Handle applies the records of one or more partitions and publishes their
+// snapshots. It returns an error only when a dependency failed: the
+// consumer then retries the same records. Each change carries its offset
+// and the offset of its partition's first record in recs (where the
+// consumer started the partition: its committed position), so the store
+// gives an event handled again the state of its first application.
 func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	var out []*kgo.Record
 	var valid []pending
+	start := map[int32]int64{}
 	for _, r := range recs {
+		if _, ok := start[r.Partition]; !ok {
+			start[r.Partition] = r.Offset
+		}
 		p, err := decode(r)
 		var inv *features.InvalidError
 		if errors.As(err, &inv) {
@@ -84,6 +96,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 			out = append(out, kafkax.DLQRecord(r, Service, inv.Reason, inv.Detail))
 			continue
 		}
+		p.change.Pos = &features.Position{Partition: r.Partition, Offset: r.Offset, Start: start[r.Partition]}
 		valid = append(valid, p)
 	}
 
@@ -100,6 +113,9 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		o := outcomes[i]
 		if !o.Applied {
 			h.redelivered.Add(ctx, 1)
+		}
+		if o.RolledBack > 0 {
+			h.rolledBack.Add(ctx, int64(o.RolledBack))
 		}
 		if o.Note != "" {
 			h.skipped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", o.Note)))

@@ -42,6 +42,21 @@ type Change struct {
 	PromotionStart, PromotionEnd time.Time
 	// Item attributes (KindItem).
 	Item Item
+	// Pos is where the consumer read the change; nil for a rebuild.
+	Pos *Position
+}
+
+// Position is where a change was read from demand.v1. The store keeps, per
+// series, what each change since Start changed, so that a batch delivered
+// again (from the committed position) gets the same states as the first
+// time.
+type Position struct {
+	Partition int32
+	Offset    int64
+	// Start is the offset of the partition's first record in the batch
+	// being handled: the consumer (re)starts a partition at its committed
+	// offset, so offsets before Start will not be delivered again.
+	Start int64
 }
 
 // SeriesKey is the record key of the change: "sku|location", or the SKU

@@ -101,6 +101,9 @@ type Outcome struct {
 	State State
 	// Item holds the attributes of the change's SKU.
 	Item Item
+	// RolledBack counts the events undone before this change because they
+	// were being delivered again (see Change.Pos).
+	RolledBack int
 }
 
 // Notes of an Outcome.

@@ -483,14 +483,16 @@ func (s *Redis) replace(ctx context.Context, series string, h history) error {
 	}
 	now := time.Now()
 	tx := s.rdb.TxPipeline()
-	tx.Del(ctx, SeriesKey(series))
+	tx.Del(ctx, SeriesKey(series), UndoKey(series))
 	for _, c := range h.changes {
 		tx.Del(ctx, SeenKey(series, c.EventID))
 	}
 	for i, c := range h.changes {
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
-		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID), s.guardKey}, append(seriesArgs(c, ttl, at), s.guardToken)...)
+		c.Pos = nil // events before the committed offsets: no undo log
+		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID), s.guardKey, UndoKey(series)},
+			append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...)...)
 	}
 	return execAll(ctx, tx, series)
 }
@@ -502,14 +504,16 @@ func (s *Redis) replaceItem(ctx context.Context, sku string, h history) error {
 	}
 	now := time.Now()
 	tx := s.rdb.TxPipeline()
-	tx.Del(ctx, ItemKey(sku))
+	tx.Del(ctx, ItemKey(sku), ItemUndoKey(sku))
 	for _, c := range h.changes {
 		tx.Del(ctx, SeenKey(sku, c.EventID))
 	}
 	for i, c := range h.changes {
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
-		s.item.EvalSha(ctx, tx, []string{ItemKey(sku), SeenKey(sku, c.EventID), s.guardKey}, ttl, at, c.Item.Category, c.Item.Department, s.guardToken)
+		c.Pos = nil
+		s.item.EvalSha(ctx, tx, []string{ItemKey(sku), SeenKey(sku, c.EventID), s.guardKey, ItemUndoKey(sku)},
+			append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, posArgs(c, true)...)...)
 	}
 	return execAll(ctx, tx, sku)
 }

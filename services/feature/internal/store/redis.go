@@ -61,6 +61,13 @@ func SeenKey(series, eventID string) string { return SeriesKey(series) + ":seen:
 // ItemKey is the attribute hash of a SKU.
 func ItemKey(sku string) string { return "stockcast:item:{" + sku + "}" }
 
+// UndoKey is the undo log of a series: what each event applied since the
+// batch start of its partition changed (series.lua).
+func UndoKey(series string) string { return SeriesKey(series) + ":undo" }
+
+// ItemUndoKey is the undo log of a SKU's attributes (item.lua).
+func ItemUndoKey(sku string) string { return ItemKey(sku) + ":undo" }
+
 // Redis is the feature store.
 type Redis struct {
 	rdb    redis.Cmdable
@@ -94,8 +101,12 @@ func (s *Redis) Rebuilding(token string) *Redis {
 // after each. The whole batch is one pipeline; if Redis lost its scripts
 // (NOSCRIPT after a restart or SCRIPT FLUSH) they are loaded and the batch
 // goes on from the first change that was not run. An error means some
-// changes may have been applied: the caller retries the batch, and the
-// dedup markers make that safe.
+// changes may have been applied: the caller retries the batch. Changes
+// with a Pos are undone and applied again when they are delivered again
+// from their batch start (the undo log), so every change gets the state of
+// its first application; a change without one (or older than its
+// partition's batch start) that was applied before changes nothing and
+// gets the current state.
 func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]features.Outcome, error) {
 	results := make([]features.Outcome, len(changes))
 	if len(changes) == 0 {
@@ -139,27 +150,45 @@ func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Err
 func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome) (int, error) {
 	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
 	type cmds struct {
-		script, item *redis.Cmd
-		attrs        *redis.SliceCmd
+		script, item, itemUndo *redis.Cmd
+		attrs                  *redis.SliceCmd
 	}
 	sent := make([]cmds, len(changes))
 	pipe := s.rdb.Pipeline()
+	// The first change of a SKU (of a partition) in the batch: before a
+	// series event reads the SKU's attributes, the item events it did not
+	// see the first time (same partition, offset >= its own) are undone;
+	// they come again later in the batch.
+	skuSeen := map[skuPart]bool{}
 	for i, c := range changes {
+		if c.Pos != nil {
+			k := skuPart{c.SKU, c.Pos.Partition}
+			if !skuSeen[k] && c.Kind != features.KindItem {
+				sent[i].itemUndo = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)},
+					append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback")...)...)
+			}
+			skuSeen[k] = true
+		}
 		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		seen := SeenKey(c.SeriesKey(), c.EventID)
 		if c.Kind == features.KindItem {
-			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey}, ttl, at, c.Item.Category, c.Item.Department, s.guardToken)
+			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey, ItemUndoKey(c.SKU)},
+				append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, posArgs(c, true)...)...)
 			continue
 		}
-		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey}, append(seriesArgs(c, ttl, at), s.guardToken)...)
+		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey, UndoKey(c.SeriesKey())},
+			append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...)...)
 		sent[i].attrs = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command, in order
 	for i, c := range changes {
 		var err error
-		if c.Kind == features.KindItem {
+		switch {
+		case sent[i].itemUndo != nil && sent[i].itemUndo.Err() != nil:
+			err = sent[i].itemUndo.Err()
+		case c.Kind == features.KindItem:
 			results[i], err = itemResult(sent[i].item)
-		} else {
+		default:
 			results[i], err = seriesResult(sent[i].script, sent[i].attrs)
 		}
 		if err != nil {
@@ -170,6 +199,11 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		}
 	}
 	return len(changes), nil
+}
+
+type skuPart struct {
+	sku  string
+	part int32
 }
 
 var kindArg = map[features.Kind]string{
@@ -199,18 +233,33 @@ func seriesArgs(c features.Change, ttl, at string) []any {
 	return []any{ttl, kindArg[c.Kind], int64(c.Day), at, c.EventID, c.At.UTC().Hour(), number, c.PromotionID, promoFrom, promoTo}
 }
 
+// posArgs are the undo-log arguments of the scripts: offset, partition,
+// batch start (empty strings without a position), and the event id for
+// item.lua.
+func posArgs(c features.Change, item bool) []any {
+	args := []any{"", "", ""}
+	if c.Pos != nil {
+		args = []any{c.Pos.Offset, c.Pos.Partition, c.Pos.Start}
+	}
+	if item {
+		args = append(args, c.EventID)
+	}
+	return args
+}
+
 func itemResult(cmd *redis.Cmd) (features.Outcome, error) {
 	reply, err := cmd.Slice()
 	if err != nil {
 		return features.Outcome{}, err
 	}
-	if len(reply) != 3 {
-		return features.Outcome{}, fmt.Errorf("item script returned %d values, want 3", len(reply))
+	if len(reply) != 4 {
+		return features.Outcome{}, fmt.Errorf("item script returned %d values, want 4", len(reply))
 	}
 	applied, _ := reply[0].(int64)
 	cat, _ := reply[1].(string)
 	dep, _ := reply[2].(string)
-	return features.Outcome{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}}, nil
+	rolled, _ := reply[3].(int64)
+	return features.Outcome{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}, RolledBack: int(rolled)}, nil
 }
 
 func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (features.Outcome, error) {
@@ -218,10 +267,11 @@ func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (features.Outcome, erro
 	if err != nil {
 		return features.Outcome{}, err
 	}
-	if len(reply) != 3 {
-		return features.Outcome{}, fmt.Errorf("series script returned %d values, want 3", len(reply))
+	if len(reply) != 4 {
+		return features.Outcome{}, fmt.Errorf("series script returned %d values, want 4", len(reply))
 	}
 	applied, _ := reply[0].(int64)
+	rolled, _ := reply[3].(int64)
 	note, _ := reply[1].(string)
 	flat, _ := reply[2].([]any)
 	hash := make(map[string]string, len(flat)/2)
@@ -238,7 +288,7 @@ func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (features.Outcome, erro
 	if err != nil {
 		return features.Outcome{}, err
 	}
-	return features.Outcome{Applied: applied == 1, Note: note, State: st, Item: item}, nil
+	return features.Outcome{Applied: applied == 1, Note: note, State: st, Item: item, RolledBack: int(rolled)}, nil
 }
 
 func decodeItem(cmd *redis.SliceCmd) (features.Item, error) {

@@ -1,14 +1,30 @@
--- series.lua: apply one event to a series' feature hash, at most once.
+-- series.lua: apply one event to a series' feature hash, at most once, and
+-- give a redelivered event the state of its first application.
 --
 -- KEYS[1] series hash   stockcast:f:{sku|location}
 -- KEYS[2] dedup marker  stockcast:f:{sku|location}:seen:<event_id>
 -- KEYS[3] state guard   stockcast:state:feature (live), or the rebuild lock
+-- KEYS[4] undo log      stockcast:f:{sku|location}:undo
 -- ARGV    1 dedup ttl (s)   2 kind   3 day number   4 occurred_at (ms)   5 event_id
 --         6 hour (UTC)      7 quantity (milli-units) or price   8 promotion id
 --         9 promotion start (ms)   10 promotion end (ms)
 --         11 '' (live: the guard must exist) or the rebuild lock's token
--- Returns {applied (0/1), note, HGETALL of the series after the event}; note
--- is '' or why the day's bucket was not changed ('outside_ring', 'day_overflow').
+--         12 the event's offset in demand.v1, or '' (no undo log: rebuild)
+--         13 its partition   14 the offset of the partition's first record in
+--            the batch being handled (where the consumer restarted: the
+--            committed position)
+-- Returns {applied (0/1), note, HGETALL of the series after the event,
+-- events rolled back}; note is '' or why the day's bucket was not changed
+-- ('outside_ring', 'day_overflow').
+--
+-- Undo log (README.md "Redeliveries"): a list, one entry per event applied
+-- since the partition's batch start, oldest first, each holding only what the
+-- event changed (old field values, old day slots, old bitmap bytes, the old
+-- hour slot). Before an event at offset O, entries at offsets >= O are
+-- undone (newest first) and their markers deleted: they are being delivered
+-- again, from the committed position, so the event is applied to exactly the
+-- state it met the first time and the later events are applied again after
+-- it. Entries older than the batch start were committed: dropped.
 --
 -- Layout (see README.md): 'days' is a ring of 400 little-endian int32 day
 -- totals in milli-units, slot = day mod 400, ending at day 'end'; 'outdays'
@@ -25,8 +41,90 @@ if not guard or (ARGV[11] ~= '' and guard ~= ARGV[11]) then
   return redis.error_reply('STATELOST feature state is not complete (' .. KEYS[3] .. ')')
 end
 
+-- Field codes of the undo entries (position in this table).
+local FIELDS = {'since', 'first', 'last', 'total', 'events', 'price', 'price_at', 'out', 'out_at',
+  'promo', 'promo_from', 'promo_to', 'promo_at', 'latest_at', 'event', 'event_at', 'end', 'hours'}
+local CODE = {}
+for i, f in ipairs(FIELDS) do CODE[f] = i end
+
+local undo = KEYS[4]
+local off = tonumber(ARGV[12])
+local part = ARGV[13]
+local start = tonumber(ARGV[14])
+local rolled = 0
+
+-- splice replaces the bytes of s from position p (1-based) by b.
+local function splice(s, p, b) return string.sub(s, 1, p - 1) .. b .. string.sub(s, p + #b) end
+
+if off then
+  -- Undo the entries at offsets >= off, newest first, into local copies;
+  -- restore[field] is the value before the oldest undone event (false:
+  -- the field did not exist).
+  local restore, days_r, bits_r, hours_r, gone = {}, nil, nil, nil, false
+  while true do
+    local raw = redis.call('LINDEX', undo, -1)
+    if not raw then break end
+    local e = cmsgpack.unpack(raw)
+    if e[2] ~= part or off < e[3] then
+      -- The series moved to another partition, or the event is older than
+      -- the start of the logged batch (offsets reset, a commit lost without
+      -- transactions): that batch was committed, forget it.
+      redis.call('DEL', undo)
+      break
+    end
+    if e[1] < off then break end
+    redis.call('RPOP', undo)
+    redis.call('DEL', series .. ':seen:' .. e[4])
+    rolled = rolled + 1
+    if e[5] == 1 then
+      gone = true -- the series did not exist before this event
+    else
+      local fl, ring, bd = e[6], e[7], e[8]
+      for k = 1, #fl, 2 do restore[FIELDS[fl[k]]] = fl[k + 1] end
+      if #ring > 0 then
+        days_r = days_r or redis.call('HGET', series, 'days')
+        for k = #ring - 1, 1, -2 do days_r = splice(days_r, ring[k], ring[k + 1]) end
+      end
+      if #bd > 0 then
+        bits_r = bits_r or redis.call('HGET', series, 'outdays')
+        for k = #bd - 1, 1, -2 do bits_r = splice(bits_r, string.byte(bd, k), string.sub(bd, k + 1, k + 1)) end
+      end
+      if e[9] > 0 then
+        hours_r = hours_r or redis.call('HGET', series, 'hours')
+        hours_r = splice(hours_r, e[9], e[10])
+      end
+    end
+  end
+  if gone then
+    redis.call('DEL', series)
+  elseif rolled > 0 then
+    local hset, hdel = {}, {}
+    if days_r then restore['days'] = days_r end
+    if bits_r then restore['outdays'] = bits_r end
+    if hours_r and restore['hours'] == nil then restore['hours'] = hours_r end
+    for f, v in pairs(restore) do
+      if v == false then hdel[#hdel + 1] = f else hset[#hset + 1] = f; hset[#hset + 1] = v end
+    end
+    if #hdel > 0 then redis.call('HDEL', series, unpack(hdel)) end
+    if #hset > 0 then redis.call('HSET', series, unpack(hset)) end
+  end
+  -- Entries older than the batch start were committed: drop them.
+  local head = redis.call('LINDEX', undo, 0)
+  if head and cmsgpack.unpack(head)[1] < start then
+    local tail = cmsgpack.unpack(redis.call('LINDEX', undo, -1))
+    if tail[1] < start then
+      redis.call('DEL', undo)
+    else
+      while head and cmsgpack.unpack(head)[1] < start do
+        redis.call('LPOP', undo)
+        head = redis.call('LINDEX', undo, 0)
+      end
+    end
+  end
+end
+
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
-  return {0, '', redis.call('HGETALL', series)}
+  return {0, '', redis.call('HGETALL', series), rolled}
 end
 
 local kind = ARGV[2]
@@ -42,6 +140,9 @@ local since = tonumber(cur[5])
 local latest_at = tonumber(cur[6])
 local set = {}
 local note = ''
+-- What this event changes, for its undo entry: old day-ring bytes
+-- {position, bytes, ...} and the old hour slot.
+local ring_old, hour_pos, hour_old = {}, 0, ''
 
 local function put(field, value)
   set[#set + 1] = field
@@ -59,6 +160,17 @@ end
 
 -- zero_slots clears n slots of the day ring from slot 'from' on, wrapping.
 local function zero_slots(from, n)
+  if off then
+    local function keep(p, b)
+      if b ~= string.rep('\0', #b) then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = b end
+    end
+    if from + n <= RING then
+      keep(from * 4 + 1, string.sub(days, from * 4 + 1, (from + n) * 4))
+    else
+      keep(from * 4 + 1, string.sub(days, from * 4 + 1))
+      keep(1, string.sub(days, 1, (from + n - RING) * 4))
+    end
+  end
   if from + n <= RING then
     days = string.sub(days, 1, from * 4) .. string.rep('\0', n * 4) .. string.sub(days, (from + n) * 4 + 1)
   else
@@ -92,18 +204,20 @@ if kind == 'demand' then
       v = math.max(INT32_MIN, math.min(INT32_MAX, v))
       note = 'day_overflow'
     end
+    if off then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = string.sub(days, p, p + 3) end
     days = string.sub(days, 1, p - 1) .. struct.pack('<i4', v) .. string.sub(days, p + 4)
   end
   if q > 0 then
-    local hours = redis.call('HGET', series, 'hours') or string.rep('\0', 24 * 8)
+    local hours = redis.call('HGET', series, 'hours')
     local p = tonumber(ARGV[6]) * 8 + 1
+    if hours then hour_pos, hour_old = p, string.sub(hours, p, p + 7) end
+    hours = hours or string.rep('\0', 24 * 8)
     local v = struct.unpack('<d', hours, p) + q
     put('hours', string.sub(hours, 1, p - 1) .. struct.pack('<d', v) .. string.sub(hours, p + 8))
     local sale = redis.call('HMGET', series, 'first', 'last')
     if sale[1] == false or day < tonumber(sale[1]) then put('first', day) end
     if sale[2] == false or day > tonumber(sale[2]) then put('last', day) end
   end
-  redis.call('HINCRBY', series, 'total', ARGV[7])
 elseif kind == 'stockout_started' or kind == 'stockout_ended' then
   -- The latest event by occurred_at decides the current state; the event's
   -- day was (partly) out of stock either way.
@@ -131,10 +245,51 @@ end
 
 if latest_at == nil or at > latest_at then put('latest_at', ARGV[4]) end
 put('end', last_day)
-put('days', days)
-put('outdays', string.char(unpack(bits)))
 put('event', ARGV[5])
 put('event_at', ARGV[4])
+
+if off then
+  -- The undo entry: {offset, partition, event id, 1 if the series is new,
+  -- {field code, old value or false, ...}, {ring position, old bytes, ...},
+  -- old bitmap bytes as (index, byte) pairs, hour position, old hour bytes}.
+  local e
+  if cur[1] == false then
+    e = {off, part, start, ARGV[5], 1}
+  else
+    -- Fields set by value (the hours only if they are new: else their
+    -- slot is kept), then the two counters.
+    local names, vals = {}, {}
+    for k = 1, #set, 2 do
+      if set[k] ~= 'hours' or hour_pos == 0 then
+        names[#names + 1] = set[k]
+        vals[#names] = tostring(set[k + 1])
+      end
+    end
+    if kind == 'demand' then names[#names + 1] = 'total' end
+    names[#names + 1] = 'events'
+    local old = redis.call('HMGET', series, unpack(names))
+    local fl = {}
+    for k, f in ipairs(names) do
+      if vals[k] == nil or vals[k] ~= old[k] then
+        fl[#fl + 1] = CODE[f]
+        fl[#fl + 1] = old[k]
+      end
+    end
+    local bd = {}
+    local bits0 = cur[3]
+    for k = 1, RING / 8 do
+      local b = string.byte(bits0, k)
+      if bits[k] ~= b then bd[#bd + 1] = string.char(k, b) end
+    end
+    e = {off, part, start, ARGV[5], 0, fl, ring_old, table.concat(bd), hour_pos, hour_old}
+  end
+  redis.call('RPUSH', undo, cmsgpack.pack(e))
+  redis.call('EXPIRE', undo, ARGV[1])
+end
+
+if kind == 'demand' then redis.call('HINCRBY', series, 'total', ARGV[7]) end
+put('days', days)
+put('outdays', string.char(unpack(bits)))
 redis.call('HINCRBY', series, 'events', 1)
 redis.call('HSET', series, unpack(set))
-return {1, note, redis.call('HGETALL', series)}
+return {1, note, redis.call('HGETALL', series), rolled}
