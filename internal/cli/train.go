@@ -112,7 +112,7 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	origin := ds.Days - f.cfg.Horizon
 	global := &globalmodel.GBT{Params: params, Refit: true}
 	combined := &fixedCombined{label: "stockcast_combined"}
-	models := []backtest.Model{global, combined, backtest.Ensemble{}}
+	models := []backtest.Model{global, combined, backtest.Ensemble{}, &backtest.EnsembleCalibrated{}}
 	var champModel *fixedCombined
 	var championVersion string
 	if championPath != "" {
@@ -145,6 +145,9 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		"combined_wrmsse": c.WRMSSE, "combined_wspl": c.WSPL, "combined_mean_mase": c.MeanMASE, "combined_bias": c.Bias,
 		"combined_coverage50": c.Coverage[0], "combined_coverage90": c.Coverage[1], "combined_coverage98": c.Coverage[2],
 		"ensemble_wrmsse": results[2].Summary.WRMSSE, "ensemble_wspl": results[2].Summary.WSPL,
+		"ensemble_pit50": results[2].Summary.PIT[0], "ensemble_pit90": results[2].Summary.PIT[1], "ensemble_pit98": results[2].Summary.PIT[2],
+		"ensemble_calibrated_wspl": results[3].Summary.WSPL, "ensemble_calibrated_pit50": results[3].Summary.PIT[0],
+		"ensemble_calibrated_pit90": results[3].Summary.PIT[1], "ensemble_calibrated_pit98": results[3].Summary.PIT[2],
 		"rounds": float64(tr.Rounds), "train_seconds": tr.Elapsed.Seconds(), "series": float64(len(ds.Series))}
 	champWRMSSE := math.NaN()
 	if champModel != nil {
@@ -153,6 +156,14 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	}
 	a, err := globalmodel.NewArtefact(tr.Model, ds.Name, ds.Day(origin).String(), f.cfg.Horizon, metrics, time.Now())
 	if err != nil {
+		return err
+	}
+	// the ensemble's quantile calibration the service applies with this
+	// model: fitted as the backtest's calibrated ensemble (its held-out
+	// row above), on the windows before the last day, for forecasts from
+	// the day after it
+	cal, _ := backtest.FitEnsembleCalibration(ds, ds.Days, f.cfg.Horizon, backtest.DefaultCalibrationWindows)
+	if err := a.SetCalibration(cal); err != nil {
 		return err
 	}
 	path, err := a.Save(*out)

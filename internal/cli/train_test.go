@@ -4,17 +4,20 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/stockcast/stockcast/pkg/backtest"
 	"github.com/stockcast/stockcast/pkg/globalmodel"
 )
 
 // TestTrainCommand trains the global model twice on online-retail daily
 // aggregates (top 40 stock codes, few trees): the artefacts must have the
-// same version (deterministic for the seed), carry their metrics, load
-// back, and serve as the champion of a third run.
+// same version (deterministic for the seed), carry their metrics and the
+// ensemble's calibration (the backtest's, part of the version), load back,
+// and serve as the champion of a third run.
 func TestTrainCommand(t *testing.T) {
 	dir := t.TempDir()
 	matrix := filepath.Join(dir, "matrix")
@@ -43,6 +46,27 @@ func TestTrainCommand(t *testing.T) {
 	}
 	if a.Metrics["wrmsse"] <= 0 || a.Metrics["wrmsse"] > 2 || a.Data != "online-retail" || len(a.Model.Trees) == 0 {
 		t.Errorf("artefact: data %s, %d trees, metrics %v", a.Data, len(a.Model.Trees), a.Metrics)
+	}
+	// the ensemble's calibration the service applies: the backtest's,
+	// fitted on the 3 windows before the last day of the same data
+	path, err := backtest.FindFile("data/online-retail/online_retail.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := backtest.LoadOnlineRetail(path, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := backtest.FitEnsembleCalibration(ds, ds.Days, 28, backtest.DefaultCalibrationWindows)
+	if !reflect.DeepEqual(a.Calibration, want) {
+		t.Errorf("artefact calibration %+v, want %+v", a.Calibration, want)
+	}
+	bare, err := globalmodel.NewArtefact(a.Model, a.Data, a.Origin, a.Horizon, nil, a.Created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bare.Version == a.Version {
+		t.Errorf("version %s does not hash the calibration", a.Version)
 	}
 	third := run("--champion", m1[2])
 	if !strings.Contains(third, "champion WRMSSE") || !strings.Contains(third, "keep the champion") {

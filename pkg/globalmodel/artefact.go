@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/gbt"
 )
 
@@ -28,6 +29,33 @@ type Artefact struct {
 	Features []string           `json:"features"`
 	Metrics  map[string]float64 `json:"metrics"`
 	Model    *gbt.Model         `json:"model"`
+	// Calibration, if set, is the per-series ensemble's quantile
+	// calibration (forecasting.Calibration) the forecast service applies
+	// with this model; it is part of the version.
+	Calibration *forecasting.Calibration `json:"calibration,omitempty"`
+}
+
+// SetCalibration attaches the ensemble's calibration and versions the
+// artefact again: the version then hashes the calibration too (an
+// artefact without one keeps the model's version).
+func (a *Artefact) SetCalibration(c *forecasting.Calibration) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	a.Calibration = c
+	if c == nil {
+		return nil
+	}
+	body, err := json.Marshal(struct {
+		V string
+		C *forecasting.Calibration
+	}{a.Version, c})
+	if err != nil {
+		return fmt.Errorf("encode calibration: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	a.Version = "gbt-" + hex.EncodeToString(sum[:6])
+	return nil
 }
 
 // NewArtefact versions m.
@@ -86,6 +114,9 @@ func LoadArtefact(path string) (*Artefact, error) {
 		if a.Features[i] != names[i] {
 			return nil, fmt.Errorf("artefact %s: feature %d is %s, this build's is %s", path, i, a.Features[i], names[i])
 		}
+	}
+	if err := a.Calibration.Validate(); err != nil {
+		return nil, fmt.Errorf("artefact %s: %w", path, err)
 	}
 	return &a, nil
 }
