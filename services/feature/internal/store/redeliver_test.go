@@ -348,6 +348,24 @@ func TestRedeliveryAfterCommitDedups(t *testing.T) {
 	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 1 {
 		t.Fatalf("undo log holds %d entries, want 1", n)
 	}
+
+	// Offsets reset to before the logged batch (or a commit lost without
+	// transactions): the logged batch was committed; its log is dropped and
+	// every event changes nothing, with the current state.
+	before = dump(t, rdb, false)
+	replay := apply(t, s, batch(append(append(b1, b2...), rec{0, 15, demand("e5", monday+3, 9, 1)}))...)
+	for i, r := range replay {
+		if r.Applied || r.RolledBack != 0 || r.State.TotalDemand != 16 || r.State.EventsApplied != 5 {
+			t.Errorf("replayed record %d: applied %v rolled back %d total %v events %d, want the current state", i, r.Applied, r.RolledBack,
+				r.State.TotalDemand, r.State.EventsApplied)
+		}
+	}
+	if n, _ := rdb.Exists(ctx, UndoKey(series)).Result(); n != 0 {
+		t.Errorf("undo log kept after a replay from before its batch")
+	}
+	if d := diffDumps(before, dump(t, rdb, false)); len(d) > 0 {
+		t.Errorf("replay changed redis:\n%s", strings.Join(d, "\n"))
+	}
 }
 
 // TestUndoLogOnlyWithPositions: changes without a position (a rebuild's)
