@@ -368,3 +368,40 @@ func ServiceOrderQuantity(p ServicePolicy, d ServiceDecision, pos float64) Quant
 	}
 	return OrderQuantity(d.OrderUpTo, pos, p.Policy)
 }
+
+// PeriodicAllocItem is the AllocItem of a periodic review (R, S) series
+// under a forecast, with the spans ServiceLevels' fill-rate target uses:
+// Protect the demand over L+R days, Lead over L (nil when L = 0). So
+// ImpliedFillRate of an allocated level, set as the policy's FillRate,
+// gives that level back (FillRateLevel, to its bisection's 1e-6).
+func PeriodicAllocItem(f Forecast, p ServicePolicy, unitValue float64) (AllocItem, error) {
+	protect, mean, err := spanQuantiles(f, p.LeadTimeDays+p.ReviewPeriodDays)
+	if err != nil {
+		return AllocItem{}, err
+	}
+	it := AllocItem{Protect: protect, ProtectMean: mean, UnitValue: unitValue}
+	if p.LeadTimeDays > 0 {
+		lead, leadMean, err := spanQuantiles(f, p.LeadTimeDays)
+		if err != nil {
+			return AllocItem{}, err
+		}
+		it.Lead, it.LeadMean = &lead, leadMean
+	}
+	return it, nil
+}
+
+// ImpliedFillRate is the expected fill rate (backorder formula) of an
+// item's level s: 1 - B(s) / E[D(R)], B(s) = E[(D(L+R) - s)+] - E[(D(L) -
+// s)+]; 1 when the item has no demand per cycle.
+func ImpliedFillRate(it AllocItem, s float64) float64 {
+	cycle := it.ProtectMean
+	short := it.Protect.ExpectedShortage(s)
+	if it.Lead != nil {
+		cycle -= it.LeadMean
+		short -= it.Lead.ExpectedShortage(s)
+	}
+	if !(cycle > 0) {
+		return 1
+	}
+	return 1 - max(short, 0)/cycle
+}
