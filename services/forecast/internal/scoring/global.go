@@ -47,6 +47,9 @@ type Model struct {
 	// explanation texts, made once
 	compNames                []string
 	weightDetail, biasDetail string
+	// the ensemble's quantile calibration shipped with the model (nil:
+	// the ensemble's own levels)
+	calibration *forecasting.Calibration
 }
 
 // LoadModel reads an artefact and its series codes (an artefact without
@@ -73,7 +76,7 @@ func LoadModel(path string, weight float64) (*Model, error) {
 // NewModel wraps an artefact already in memory.
 func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) (*Model, error) {
 	m := &Model{Version: a.Version, Weight: weight, gbt: a.Model, series: s,
-		names: globalmodel.FeatureNames(), link: "log"}
+		names: globalmodel.FeatureNames(), link: "log", calibration: a.Calibration}
 	if a.Model.Params.Objective == "squared" {
 		m.link = "identity"
 	}

@@ -408,6 +408,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		QuantileLevels: cfg.QuantileLevels,
 		LeadTimes:      cfg.LeadTimes,
 		TodayOnly:      same != nil,
+		Calibration:    b.model.quantileCalibration(),
 	})
 	model, version := forecasting.ModelName, forecasting.ModelVersion
 	if global != nil {

@@ -1,0 +1,172 @@
+package scoring
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/forecasting"
+	"github.com/stockcast/stockcast/pkg/modelregistry"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
+)
+
+// TestCalibratedQuantilesAreTheBacktests: a model whose artefact carries
+// the ensemble's calibration (fitted as stockcast train does, with the
+// backtest's calibrated ensemble) makes the service publish the backtest's
+// calibrated ensemble quantiles for the same history, moved to the
+// combined mean as without a calibration (TestGlobalCombination); the
+// means do not move, the quantiles do, and the version names the
+// calibrated artefact.
+func TestCalibratedQuantilesAreTheBacktests(t *testing.T) {
+	ds, art := testArtefact(t, testSeries{start: 19000, demand: weekly(400)}) // the other tests' model
+	src := testSeries{start: 19000, demand: weekly(400)}
+	for i := range src.demand {
+		src.demand[i] += float64((i * 13) % 4) // some noise for the calibration to learn
+	}
+	cal, _ := backtest.FitEnsembleCalibration(trainingSet(src, 300), 300, 28, backtest.DefaultCalibrationWindows)
+	calibrated := *art
+	if err := calibrated.SetCalibration(cal); err != nil {
+		t.Fatal(err)
+	}
+	if calibrated.Version == art.Version {
+		t.Fatal("the calibration did not change the version")
+	}
+	withCal, err := NewModel(&calibrated, modelregistry.NewSeries(calibrated.Version, ds), DefaultGlobalWeight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := NewModel(art, modelregistry.NewSeries(art.Version, ds), DefaultGlobalWeight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, plain := New(testConfig(10), src, fixedClock), New(testConfig(10), src, fixedClock)
+	sc.SetModel(withCal)
+	plain.SetModel(without)
+	moved := 0
+	for i := 310; i < 316; i++ {
+		snap := src.snapshot(i, fmt.Sprintf("e%d", i))
+		res, unc := score(t, sc, snap), score(t, plain, snap)
+		if res.Event.GetModelVersion() != forecasting.ModelVersion+"+"+calibrated.Version {
+			t.Fatalf("model version %s", res.Event.GetModelVersion())
+		}
+		// the backtest's state for the same history (days before i), asked
+		// at the snapshot's time of day with the artefact's calibration
+		_, states := backtest.FitEnsembleCalibration(trainingSet(src, i+28), i, 28, backtest.DefaultCalibrationWindows)
+		base := src.demand[i] / 2 // noon, half the day seen
+		ef := states[0].Forecast(forecasting.Request{StartDay: src.start + forecasting.Day(i), Horizon: 28, TodaySoFar: base,
+			IntradayShare: 0.5, QuantileLevels: forecasting.DefaultQuantileLevels(), LeadTimes: forecasting.DefaultLeadTimes(), Calibration: cal})
+		for h := range 28 {
+			c, u := res.Event.GetDaily()[h], unc.Event.GetDaily()[h]
+			if c.GetMean() != u.GetMean() {
+				t.Fatalf("day %d+%d: mean %v, without the calibration %v", i, h, c.GetMean(), u.GetMean())
+			}
+			b := 0.0
+			if h == 0 {
+				b = base
+			}
+			r := (c.GetMean() - b) / (ef.Means[h] - b)
+			for q := range ef.Quantiles[h] {
+				if want := b + (ef.Quantiles[h][q]-b)*r; math.Abs(c.GetQuantiles()[q]-want) > 1e-9 {
+					t.Fatalf("day %d+%d quantile %d: %v, backtest's calibrated %v moved to the combined mean: %v",
+						i, h, q, c.GetQuantiles()[q], ef.Quantiles[h][q], want)
+				}
+				if c.GetQuantiles()[q] != u.GetQuantiles()[q] {
+					moved++
+				}
+			}
+		}
+		for li, lt := range res.Event.GetLeadTimeDemand() {
+			if lt.GetMean() != unc.Event.GetLeadTimeDemand()[li].GetMean() {
+				t.Fatalf("lead time %d moved", lt.GetLeadTimeDays())
+			}
+		}
+	}
+	if moved == 0 {
+		t.Error("the calibration moved no quantile")
+	}
+	t.Logf("%d of %d daily quantiles moved; calibration factors %v", moved, 6*28*len(forecasting.DefaultQuantileLevels()), cal.Factors)
+}
+
+// BenchmarkScoreCalibrated is the per-event cost of the calibration: the
+// benchmark model with and without the ensemble's calibration, the two
+// scorers scoring the same snapshot alternately in one loop (so that both
+// see the same load), CPU time of the thread per event each; a day's
+// first event (day_closed: every day's quantiles) and another event of
+// the day (same_day: today's). It prints the ratio of this run.
+func BenchmarkScoreCalibrated(b *testing.B) {
+	const days = 2000
+	src := testSeries{start: 19000, demand: weekly(days)}
+	for i := range src.demand {
+		src.demand[i] += float64((i * 13) % 4)
+	}
+	snaps := make([]*featurev1.FeatureSnapshot, days)
+	for i := range snaps {
+		snaps[i] = src.snapshot(i, fmt.Sprintf("e%d", i))
+	}
+	model := benchModel(b, testSeries{start: 19000, demand: weekly(days)})
+	cal, _ := backtest.FitEnsembleCalibration(trainingSet(src, 400), 400, 28, backtest.DefaultCalibrationWindows)
+	calibrated := *model
+	calibrated.calibration = cal
+	calibrated.Version += "-calibrated"
+	for _, nextDay := range []bool{true, false} {
+		name := "same_day"
+		if nextDay {
+			name = "day_closed"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			var plain, withCal *Scorer
+			warm := func() {
+				plain, withCal = New(testConfig(10), src, fixedClock), New(testConfig(10), src, fixedClock)
+				plain.SetModel(model)
+				withCal.SetModel(&calibrated)
+				for _, sc := range []*Scorer{plain, withCal} {
+					batch := sc.Begin()
+					if _, err := batch.Score(ctx, snaps[100]); err != nil {
+						b.Fatal(err)
+					}
+					batch.Commit()
+				}
+			}
+			warm()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var spent [2]time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			day := 100
+			for i := 0; i < b.N; i++ {
+				if nextDay {
+					if day++; day == days {
+						b.StopTimer()
+						warm()
+						day = 101
+						b.StartTimer()
+					}
+				}
+				for k, sc := range []*Scorer{plain, withCal} {
+					c0, ok0 := threadCPU()
+					batch := sc.Begin()
+					if _, err := batch.Score(ctx, snaps[day]); err != nil {
+						b.Fatal(err)
+					}
+					batch.Commit()
+					if c1, ok1 := threadCPU(); ok0 && ok1 {
+						spent[k] += c1 - c0
+					}
+				}
+			}
+			b.StopTimer()
+			if spent[0] > 0 && b.N > 1 {
+				p, c := float64(spent[0].Nanoseconds())/1e3/float64(b.N), float64(spent[1].Nanoseconds())/1e3/float64(b.N)
+				b.ReportMetric(p, "plain-cpu-µs/event")
+				b.ReportMetric(c, "calibrated-cpu-µs/event")
+				fmt.Printf("calibration %s: %.1f µs -> %.1f µs per event, ratio %.3f\n", name, p, c, c/p)
+			}
+		})
+	}
+}
