@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
 
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 
@@ -112,4 +115,60 @@ func (p *Policies) Allocate(ctx context.Context, items []PortfolioItem, fillRate
 		out[i] = Allocated{Series: it.Series, OrderUpTo: a.Levels[i], FillRate: pol.FillRate, Policy: pol}
 	}
 	return out, nil
+}
+
+// AllocateLocation is Allocate over every series of a location ("" for
+// all) that has a latest forecast and a unit value in values (a buyer's
+// price list; the service keeps no prices): each series' latest forecast,
+// its class the forecast's demand class. It returns the allocation and the
+// series left out for want of a value. The policies apply from each
+// series' next event (Reevaluate decides one at once).
+func (p *Planner) AllocateLocation(ctx context.Context, location string, values map[Scope]float64, fillRate, band float64) ([]Allocated, []Scope, error) {
+	var items []PortfolioItem
+	var missing []Scope
+	seen := map[Scope]bool{}
+	var cursor uint64
+	for {
+		page, next, err := p.state.ScanSeries(ctx, location, cursor, ReevaluateBatch)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range page {
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			v, ok := values[s]
+			if !ok {
+				missing = append(missing, s)
+				continue
+			}
+			raw, err := p.state.LastForecast(ctx, s)
+			if err != nil {
+				return nil, nil, err
+			}
+			if raw == nil {
+				continue
+			}
+			fe := &forecastv1.ForecastEvent{}
+			if err := proto.Unmarshal(raw, fe); err != nil {
+				return nil, nil, fmt.Errorf("decode latest forecast of %s|%s: %w", s.SKU, s.Location, err)
+			}
+			items = append(items, PortfolioItem{Series: s, Forecast: fe, UnitValue: v, Class: fe.GetDemandClass()})
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if len(items) == 0 {
+		return nil, missing, fmt.Errorf("%w: no series at location %q with a forecast and a value", ErrInvalidArgument, location)
+	}
+	// Scan order is Redis's: sort, so that the same state allocates the same way.
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i].Series, items[j].Series
+		return a.Location < b.Location || (a.Location == b.Location && a.SKU < b.SKU)
+	})
+	out, err := p.policies.Allocate(ctx, items, fillRate, band)
+	return out, missing, err
 }
