@@ -90,6 +90,7 @@ func RawBroker(ctx context.Context, kc kafkax.Config, recs []*kgo.Record) (RawRe
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(50*time.Millisecond),
+		kafkax.ReadCommitted(),
 	)
 	if err != nil {
 		return RawResult{}, fmt.Errorf("create benchmark consumer: %w", err)

@@ -222,9 +222,11 @@ func Redrive(ctx context.Context, cfg kafkax.Config, o RedriveOptions) (RedriveR
 		return res, nil
 	}
 
-	rd, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID),
+	// read_committed (dead letters are written in the consumers'
+	// transactions); markers come back as records to see the end passed.
+	rd, err := kgo.NewClient(append(kafkax.ReadToEnd(), kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.Topic: from}),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return res, fmt.Errorf("create kafka client: %w", err)
 	}
@@ -256,10 +258,19 @@ func Redrive(ctx context.Context, cfg kafkax.Config, o RedriveOptions) (RedriveR
 		}
 		var out []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= stop[r.Partition] || done() || (o.Max > 0 && res.Redriven+len(out) >= o.Max) {
+			if done() || (o.Max > 0 && res.Redriven+len(out) >= o.Max) {
+				return
+			}
+			if r.Offset >= stop[r.Partition] {
+				// Past the end (the end was a record of an aborted
+				// transaction, which read_committed skips): done.
+				next[r.Partition] = max(next[r.Partition], stop[r.Partition])
 				return
 			}
 			next[r.Partition] = r.Offset + 1
+			if kafkax.IsControl(r) {
+				return
+			}
 			res.Read++
 			reason := kafkax.HeaderValue(r, topics.HeaderDLQReason)
 			if o.Reason != "" && reason != o.Reason {

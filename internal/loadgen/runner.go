@@ -533,7 +533,7 @@ func newWatcher(brokers []string, from map[string]map[int32]int64, run string, c
 		}
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("stockcast-loadgen-watcher"),
-		kgo.ConsumePartitions(parts), kgo.FetchMaxWait(20*time.Millisecond))
+		kgo.ConsumePartitions(parts), kgo.FetchMaxWait(20*time.Millisecond), kafkax.ReadCommitted())
 	if err != nil {
 		return nil, fmt.Errorf("create output watcher: %w", err)
 	}

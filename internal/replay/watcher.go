@@ -60,12 +60,12 @@ func NewWatcher(brokers []string, from map[string]map[int32]int64, tracker *Trac
 			next[t][p] = o
 		}
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append(kafkax.ReadToEnd(), // read_committed; markers count toward CaughtUp
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID("stockcast-replay-watcher"),
 		kgo.ConsumePartitions(parts),
 		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("create output watcher for %v: %w", brokers, err)
 	}
@@ -88,7 +88,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return err
 		}
 		now := w.now()
-		fetches.EachRecord(func(r *kgo.Record) { w.observe(r, now) })
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !kafkax.IsControl(r) {
+				w.observe(r, now)
+			}
+		})
 		w.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if n := len(p.Records); n > 0 {

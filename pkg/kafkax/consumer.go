@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,8 +94,12 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(heartbeatInterval(cfg.SessionTimeout)),
 		// Records of aborted transactions and of open ones never reach a
-		// handler.
+		// handler. Transaction markers are fetched as records (and not
+		// handed to the handler) so that the committed offsets pass them:
+		// a partition's last offset is often a marker, and without this a
+		// caught-up group would stay one record behind its end offsets.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	}
 	if cfg.rebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(cfg.rebalanceTimeout))
@@ -318,6 +323,7 @@ func (c *Consumer) handlePartition(ctx, handleCtx context.Context, recs []*kgo.R
 // countConsumed adds recs to the consumed counter by topic (a whole poll
 // may span topics).
 func (c *Consumer) countConsumed(ctx context.Context, recs []*kgo.Record) {
+	recs = dropControl(recs)
 	start := 0
 	for i := 1; i <= len(recs); i++ {
 		if i == len(recs) || recs[i].Topic != recs[start].Topic {
@@ -327,8 +333,29 @@ func (c *Consumer) countConsumed(ctx context.Context, recs []*kgo.Record) {
 	}
 }
 
-// handleOnce calls the handler once inside a span linked to the records' traces.
+// dropControl returns recs without transaction markers (the consumer keeps
+// them so that its committed offsets pass them, see NewConsumer).
+func dropControl(recs []*kgo.Record) []*kgo.Record {
+	for i, r := range recs {
+		if IsControl(r) {
+			out := slices.Clone(recs[:i])
+			for _, r := range recs[i+1:] {
+				if !IsControl(r) {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+	}
+	return recs
+}
+
+// handleOnce calls the handler once, with recs' data records (none: no
+// call), inside a span linked to the records' traces.
 func (c *Consumer) handleOnce(ctx context.Context, recs []*kgo.Record, topicAttr metric.MeasurementOption) error {
+	if recs = dropControl(recs); len(recs) == 0 {
+		return nil
+	}
 	var links []trace.Link
 	for _, r := range recs[:min(len(recs), maxSpanLinks)] {
 		if sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), c.tel, r)); sc.IsValid() {

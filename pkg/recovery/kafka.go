@@ -91,8 +91,10 @@ func Read(ctx context.Context, cfg kafkax.Config, topic string, from, to Offsets
 	if len(starts) == 0 {
 		return 0, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}))
+	// read_committed; transaction markers come back as records so that a
+	// partition whose last offsets are markers is seen to reach its end.
+	cl, err := kgo.NewClient(append(kafkax.ReadToEnd(), kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}))...)
 	if err != nil {
 		return 0, fmt.Errorf("create kafka client: %w", err)
 	}
@@ -114,11 +116,13 @@ func Read(ctx context.Context, cfg kafkax.Config, topic string, from, to Offsets
 				return
 			}
 			end := to[fp.Partition]
-			recs := fp.Records
-			for i, r := range recs {
+			recs := make([]*kgo.Record, 0, len(fp.Records))
+			for _, r := range fp.Records {
 				if r.Offset >= end {
-					recs = recs[:i]
 					break
+				}
+				if !kafkax.IsControl(r) {
+					recs = append(recs, r)
 				}
 			}
 			if len(recs) > 0 {

@@ -91,7 +91,7 @@ func expectedStockoutAlerts(t *testing.T, e *shared) map[string]string {
 // ids of the DLQ spike rule at threshold 0 over 1-minute windows: one per
 // reason and minute with a record.
 func dlqMinutes(t *testing.T, e *shared) map[string]int {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.st.Brokers()...), kgo.ConsumeTopics(live.DLQTopics()...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.st.Brokers()...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics(live.DLQTopics()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestAlerts(t *testing.T) {
 	}
 
 	// alerts.v1 carries every alert the console shows, each exactly once.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.st.Brokers()...), kgo.ConsumeTopics(topics.Alerts),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.st.Brokers()...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics(topics.Alerts),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/topics"
 	alertv1 "github.com/stockcast/stockcast/proto/stockcast/alert/v1"
 )
@@ -254,7 +255,7 @@ func NewEvaluator(cfg AlertConfig, reader *Reader, dlq func() map[string][]time.
 // marks every alert id found as published, so a restarted console does not
 // publish the same alerts again. It returns how many ids it found.
 func (e *Evaluator) SeedPublished(ctx context.Context, brokers []string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kafkax.ReadCommitted())
 	if err != nil {
 		return 0, fmt.Errorf("create alerts reader: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/topics"
 )
 
@@ -292,6 +293,7 @@ func (h *Hub) RunDLQReader(ctx context.Context) error {
 		kgo.ConsumeTopics(DLQTopics()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(5*time.Second),
+		kafkax.ReadCommitted(), // dead letters are written in the consumers' transactions
 	)
 	if err != nil {
 		return fmt.Errorf("create dlq reader: %w", err)

@@ -125,7 +125,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer prod.Close()
 
 	svc, err := ingesting.NewService(events.NewNormaliser(cfg.Ingest.NonProduct()),
-		store.NewSeen(rdb, cfg.Ingest.DedupTTL), store.NewHistory(ch), tel, time.Now)
+		seenAfterCommit{store.NewSeen(rdb, cfg.Ingest.DedupTTL)}, store.NewHistory(ch), tel, time.Now)
 	if err != nil {
 		return err
 	}
@@ -158,6 +158,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	)
 	log.Info("ingest stopped", "err", err)
 	return err
+}
+
+// seenAfterCommit remembers a consumed batch's event ids only once the
+// batch's Kafka transaction has committed (kafkax.AfterCommit): a seen mark
+// set before, for DemandEvents that an aborted transaction then discarded,
+// would make the batch's redelivery drop them as duplicates. Without
+// transactions the outputs are visible once produced and it remembers at
+// once, as before.
+type seenAfterCommit struct{ ingesting.SeenStore }
+
+func (s seenAfterCommit) Remember(ctx context.Context, hashes map[string]string) error {
+	return kafkax.AfterCommit(ctx, func(ctx context.Context) error { return s.SeenStore.Remember(ctx, hashes) })
 }
 
 // Topics are the topics ingest reads or writes; it creates the missing

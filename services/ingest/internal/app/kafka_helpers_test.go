@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -94,29 +95,27 @@ func readAll(t *testing.T, brokers []string, topic string) []*kgo.Record {
 	if len(want) == 0 {
 		return nil
 	}
+	// Outputs are written in transactions: read committed records only,
+	// and the markers too (skipped), which take offsets up to the end.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	byPartition := map[int32][]*kgo.Record{}
-	for {
-		done := true
-		for p, end := range want {
-			if int64(len(byPartition[p])) < end {
-				done = false
-			}
-		}
-		if done {
-			break
-		}
+	left := maps.Clone(want)
+	for len(left) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			t.Fatalf("read %s: %v", topic, ctx.Err())
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset < want[r.Partition] {
+			if r.Offset >= want[r.Partition]-1 {
+				delete(left, r.Partition)
+			}
+			if r.Offset < want[r.Partition] && !r.Attrs.IsControl() {
 				byPartition[r.Partition] = append(byPartition[r.Partition], r)
 			}
 		})

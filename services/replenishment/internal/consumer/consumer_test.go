@@ -93,7 +93,7 @@ func TestHandleRejectsInvalidRecordsToTheDLQ(t *testing.T) {
 	if err := h.Handle(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.DLQ(topics.Forecasts)),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics(topics.DLQ(topics.Forecasts)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func TestHandlePublishesStockouts(t *testing.T) {
 	wantB, wantC := id("B|x", "b2"), id("C|x", "c2")
 	check := func(topic string, want []string) {
 		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
