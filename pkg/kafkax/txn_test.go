@@ -3,6 +3,7 @@ package kafkax
 import (
 	"context"
 	"errors"
+	"flag"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,95 @@ func TestTransactionZombieCannotCommit(t *testing.T) {
 				assertMetric(t, tel, "stockcast_kafka_transactions_aborted_total", map[string]string{"reason": "lost"}, 1)
 			}
 		})
+	}
+}
+
+// A group reading a topic written in transactions commits past the
+// transaction markers: once it has handled everything, its committed
+// offsets equal the end offsets (a lag of 0, as every caught-up check
+// expects), and its handler never sees a marker.
+func TestConsumerCommitsPastTransactionMarkers(t *testing.T) {
+	e := startBroker(t, "")
+	cfg := testConfig(e.Brokers())
+	ctx := context.Background()
+	const in, out = "features.v1", "forecasts.v1"
+	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
+		t.Fatal(err)
+	}
+	tel := telemetry.NewForTest(t.Output())
+	p, err := NewProducer(cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	recs := keyedRecords(in, 9, 4)
+	produce(t, p, ctx, recs)
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+
+	// Stage 1 writes out in transactions; stage 2 reads it.
+	c1, err := NewConsumer(cfg, "stage1", []string{in}, &transform{p: p, out: out, prefix: "out:"}, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, c1)
+	got := &recorder{}
+	c2, err := NewConsumer(cfg, "stage2", []string{out}, got, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, c2)
+	waitFor(t, 20*time.Second, "stage 2 handled every output", func() bool { return len(got.snapshot()) >= len(recs) })
+	ends := map[int32]int64{}
+	waitFor(t, 20*time.Second, "stage 2 committed up to the end offsets", func() bool {
+		listed, err := adm.ListEndOffsets(ctx, out)
+		if err != nil {
+			return false
+		}
+		listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+		return committedAll(ctx, adm, "stage2", out, ends)
+	})
+	total := int64(0)
+	for _, end := range ends {
+		total += end
+	}
+	if total <= int64(len(recs)) {
+		t.Fatalf("%s ends at %d offsets for %d records: no transaction markers?", out, total, len(recs))
+	}
+	for _, r := range got.snapshot() {
+		if r.Attrs.IsControl() || !strings.HasPrefix(string(r.Value), "out:") {
+			t.Fatalf("stage 2 was handed %q (control %v)", r.Value, r.Attrs.IsControl())
+		}
+	}
+	if n := len(got.snapshot()); n != len(recs) {
+		t.Errorf("stage 2 handled %d records, want %d", n, len(recs))
+	}
+}
+
+func TestTransactionsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		atLeastOnce bool
+	}{
+		{nil, false},
+		{[]string{"-kafka.transactions"}, false},
+		{[]string{"-kafka.transactions=false"}, true},
+		{[]string{"-kafka.transactions=false", "-kafka.transactions=true"}, false},
+	} {
+		var c Config
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.AtLeastOnce != tc.atLeastOnce {
+			t.Errorf("%v: AtLeastOnce = %v, want %v", tc.args, c.AtLeastOnce, tc.atLeastOnce)
+		}
+		if c.TransactionTimeout != 10*time.Second {
+			t.Errorf("%v: transaction timeout %v, want 10s", tc.args, c.TransactionTimeout)
+		}
 	}
 }
