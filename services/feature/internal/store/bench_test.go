@@ -14,7 +14,12 @@ import (
 )
 
 // BenchmarkApply measures one Handle-sized batch: 1000 demand events over
-// 100 series, one pipeline.
+// 100 series, one pipeline, on three paths in the same run: the consumer's
+// (with positions, so series.lua keeps its undo log: events/s), the same
+// batches without positions (no undo log, the path before it: old_events/s,
+// and the ratio undo/old of the time per event), and a batch delivered
+// again from its start (every event undone and applied again:
+// redelivered_events/s).
 func BenchmarkApply(b *testing.B) {
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(b)})
 	defer rdb.Close()
@@ -24,20 +29,39 @@ func BenchmarkApply(b *testing.B) {
 	if err := s.LoadScripts(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for n := range b.N {
+	mk := func(prefix string, n int, pos bool) []features.Change {
 		batch := make([]features.Change, 1000)
 		for i := range batch {
-			c := demand(fmt.Sprintf("e%d-%d", n, i), monday+features.Day(n%400), i%24, 1)
-			c.SKU = fmt.Sprint("sku", i%100)
+			c := demand(fmt.Sprintf("%se%d-%d", prefix, n, i), monday+features.Day(n%400), i%24, 1)
+			c.SKU = fmt.Sprint(prefix, "sku", i%100)
+			if pos {
+				c.Pos = &features.Position{Offset: int64(n*1000 + i), Start: int64(n * 1000)}
+			}
 			batch[i] = c
 		}
+		return batch
+	}
+	var undoT, oldT, againT time.Duration
+	timed := func(batch []features.Change) time.Duration {
+		start := time.Now()
 		if _, err := s.Apply(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
+		return time.Since(start)
 	}
-	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+	b.ResetTimer()
+	for n := range b.N {
+		oldT += timed(mk("o", n, false))
+		batch := mk("u", n, true)
+		undoT += timed(batch)
+		againT += timed(batch)
+	}
 	b.StopTimer()
+	events := float64(b.N * 1000)
+	b.ReportMetric(events/undoT.Seconds(), "events/s")
+	b.ReportMetric(events/oldT.Seconds(), "old_events/s")
+	b.ReportMetric(float64(undoT)/float64(oldT), "undo/old")
+	b.ReportMetric(events/againT.Seconds(), "redelivered_events/s")
 	if info, err := rdb.Info(ctx, "commandstats").Result(); err == nil {
 		for _, l := range splitLines(info) {
 			if len(l) > 16 && l[:16] == "cmdstat_evalsha:" {

@@ -16,8 +16,8 @@
 -- Returns {applied (0/1), category, department, events rolled back}. The
 -- latest event by occurred_at wins, so a late event does not undo a newer
 -- one. The undo log works as in series.lua: an entry per applied event,
--- {offset, partition, event id, old category, department, at (false: the
--- hash did not exist)}.
+-- {offset, partition, batch start, event id, old category, department, at
+-- (false: the hash did not exist)}.
 local guard = redis.call('GET', KEYS[3])
 if not guard or (ARGV[5] ~= '' and guard ~= ARGV[5]) then
   return redis.error_reply('STATELOST feature state is not complete (' .. KEYS[3] .. ')')

@@ -51,4 +51,42 @@ func TestMemoryPerSeries(t *testing.T) {
 	if hash > 4096 {
 		t.Fatalf("series hash uses %d bytes of Redis memory, budget 4096", hash)
 	}
+
+	// The undo log holds the series' events of the batch handled last
+	// (series.lua): measured after batches of 1, 10 and 100 events of the
+	// consumer's kind (demand over the next days, hours spread, a price
+	// and a stockout now and then), each a new batch of partition 0.
+	off := int64(1000)
+	for _, n := range []int{1, 10, 100} {
+		var b []features.Change
+		for i := range n {
+			day := monday + 365 + features.Day(off-1000+int64(i))/8
+			c := demand(fmt.Sprintf("u%d-%d", n, i), day, 8+i%12, float64(1+i%4))
+			switch i % 25 {
+			case 7:
+				c = change(c.EventID, features.KindPrice, day, 9)
+				c.Price = 2.49
+			case 19:
+				c = change(c.EventID, features.KindStockoutStarted, day, 21)
+			}
+			c.Pos = &features.Position{Partition: 0, Offset: off + int64(i), Start: off}
+			b = append(b, c)
+		}
+		off += int64(n)
+		if _, err := s.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		undo, err := rdb.MemoryUsage(ctx, UndoKey(series), 0).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := rdb.LLen(ctx, UndoKey(series)).Result(); l != int64(n) {
+			t.Fatalf("undo log holds %d entries after a batch of %d", l, n)
+		}
+		hash, _ := rdb.MemoryUsage(ctx, SeriesKey(series), 0).Result()
+		t.Logf("batch of %3d events: undo log %5d bytes (%.0f per event), series hash %d bytes", n, undo, float64(undo)/float64(n), hash)
+		if per := float64(undo) / float64(n); n > 1 && per > 200 {
+			t.Errorf("undo log takes %.0f bytes per event, budget 200", per)
+		}
+	}
 }

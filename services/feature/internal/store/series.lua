@@ -24,7 +24,10 @@
 -- undone (newest first) and their markers deleted: they are being delivered
 -- again, from the committed position, so the event is applied to exactly the
 -- state it met the first time and the later events are applied again after
--- it. Entries older than the batch start were committed: dropped.
+-- it. Entries older than the batch start were committed: dropped. An event
+-- older than the start of the batch that logged the entries (offsets reset,
+-- a commit lost without transactions) finds that batch committed: the log
+-- is dropped and the event, if applied before, changes nothing.
 --
 -- Layout (see README.md): 'days' is a ring of 400 little-endian int32 day
 -- totals in milli-units, slot = day mod 400, ending at day 'end'; 'outdays'
@@ -61,6 +64,7 @@ if off then
   -- restore[field] is the value before the oldest undone event (false:
   -- the field did not exist).
   local restore, days_r, bits_r, hours_r, gone = {}, nil, nil, nil, false
+  local tail -- the newest entry left
   while true do
     local raw = redis.call('LINDEX', undo, -1)
     if not raw then break end
@@ -72,7 +76,10 @@ if off then
       redis.call('DEL', undo)
       break
     end
-    if e[1] < off then break end
+    if e[1] < off then
+      tail = e
+      break
+    end
     redis.call('RPOP', undo)
     redis.call('DEL', series .. ':seen:' .. e[4])
     rolled = rolled + 1
@@ -108,13 +115,14 @@ if off then
     if #hdel > 0 then redis.call('HDEL', series, unpack(hdel)) end
     if #hset > 0 then redis.call('HSET', series, unpack(hset)) end
   end
-  -- Entries older than the batch start were committed: drop them.
-  local head = redis.call('LINDEX', undo, 0)
-  if head and cmsgpack.unpack(head)[1] < start then
-    local tail = cmsgpack.unpack(redis.call('LINDEX', undo, -1))
+  -- Entries older than the batch start were committed: drop them. Every
+  -- entry is at or after the start of the batch that logged the newest
+  -- one, so only a tail of another batch needs a look.
+  if tail and tail[3] ~= start then
     if tail[1] < start then
       redis.call('DEL', undo)
     else
+      local head = redis.call('LINDEX', undo, 0)
       while head and cmsgpack.unpack(head)[1] < start do
         redis.call('LPOP', undo)
         head = redis.call('LINDEX', undo, 0)
@@ -131,7 +139,13 @@ local kind = ARGV[2]
 local day = tonumber(ARGV[3])
 local at = tonumber(ARGV[4])
 
-local cur = redis.call('HMGET', series, 'end', 'days', 'outdays', 'out', 'since', 'latest_at')
+-- Every field but the hours, read once: was[field] is its value before the
+-- event (false: not set).
+local SCALARS = {'first', 'last', 'total', 'events', 'price', 'price_at', 'out_at', 'promo', 'promo_from',
+  'promo_to', 'promo_at', 'event', 'event_at'}
+local cur = redis.call('HMGET', series, 'end', 'days', 'outdays', 'out', 'since', 'latest_at', unpack(SCALARS))
+local was = {['end'] = cur[1], out = cur[4], since = cur[5], latest_at = cur[6], hours = false}
+for i, f in ipairs(SCALARS) do was[f] = cur[6 + i] end
 local last_day = tonumber(cur[1])
 local days = cur[2] or string.rep('\0', RING * 4)
 local bits = {string.byte(cur[3] or string.rep('\0', RING / 8), 1, -1)}
@@ -214,27 +228,26 @@ if kind == 'demand' then
     hours = hours or string.rep('\0', 24 * 8)
     local v = struct.unpack('<d', hours, p) + q
     put('hours', string.sub(hours, 1, p - 1) .. struct.pack('<d', v) .. string.sub(hours, p + 8))
-    local sale = redis.call('HMGET', series, 'first', 'last')
-    if sale[1] == false or day < tonumber(sale[1]) then put('first', day) end
-    if sale[2] == false or day > tonumber(sale[2]) then put('last', day) end
+    if was.first == false or day < tonumber(was.first) then put('first', day) end
+    if was.last == false or day > tonumber(was.last) then put('last', day) end
   end
 elseif kind == 'stockout_started' or kind == 'stockout_ended' then
   -- The latest event by occurred_at decides the current state; the event's
   -- day was (partly) out of stock either way.
-  local out_at = tonumber(redis.call('HGET', series, 'out_at'))
+  local out_at = tonumber(was.out_at)
   if out_at == nil or at >= out_at then
     if kind == 'stockout_started' then put('out', '1') else put('out', '0') end
     put('out_at', ARGV[4])
   end
   if in_ring then set_bit(day, true) end
 elseif kind == 'price' then
-  local price_at = tonumber(redis.call('HGET', series, 'price_at'))
+  local price_at = tonumber(was.price_at)
   if price_at == nil or at >= price_at then
     put('price', ARGV[7])
     put('price_at', ARGV[4])
   end
 elseif kind == 'promotion' then
-  local promo_at = tonumber(redis.call('HGET', series, 'promo_at'))
+  local promo_at = tonumber(was.promo_at)
   if promo_at == nil or at >= promo_at then
     put('promo', ARGV[8])
     put('promo_from', ARGV[9])
@@ -247,11 +260,13 @@ if latest_at == nil or at > latest_at then put('latest_at', ARGV[4]) end
 put('end', last_day)
 put('event', ARGV[5])
 put('event_at', ARGV[4])
+local outdays = string.char(unpack(bits))
 
 if off then
-  -- The undo entry: {offset, partition, event id, 1 if the series is new,
-  -- {field code, old value or false, ...}, {ring position, old bytes, ...},
-  -- old bitmap bytes as (index, byte) pairs, hour position, old hour bytes}.
+  -- The undo entry: {offset, partition, batch start, event id, 1 if the
+  -- series is new (else 0), {field code, old value or false, ...}, {ring
+  -- position, old bytes, ...}, old bitmap bytes as (index, byte) pairs,
+  -- hour position, old hour bytes}.
   local e
   if cur[1] == false then
     e = {off, part, start, ARGV[5], 1}
@@ -267,29 +282,33 @@ if off then
     end
     if kind == 'demand' then names[#names + 1] = 'total' end
     names[#names + 1] = 'events'
-    local old = redis.call('HMGET', series, unpack(names))
     local fl = {}
     for k, f in ipairs(names) do
-      if vals[k] == nil or vals[k] ~= old[k] then
+      if vals[k] == nil or vals[k] ~= was[f] then
         fl[#fl + 1] = CODE[f]
-        fl[#fl + 1] = old[k]
+        fl[#fl + 1] = was[f]
       end
     end
     local bd = {}
     local bits0 = cur[3]
-    for k = 1, RING / 8 do
-      local b = string.byte(bits0, k)
-      if bits[k] ~= b then bd[#bd + 1] = string.char(k, b) end
+    if outdays ~= bits0 then
+      for k = 1, RING / 8 do
+        local b = string.byte(bits0, k)
+        if bits[k] ~= b then bd[#bd + 1] = string.char(k, b) end
+      end
     end
     e = {off, part, start, ARGV[5], 0, fl, ring_old, table.concat(bd), hour_pos, hour_old}
   end
-  redis.call('RPUSH', undo, cmsgpack.pack(e))
-  redis.call('EXPIRE', undo, ARGV[1])
+  if redis.call('RPUSH', undo, cmsgpack.pack(e)) == 1 then
+    -- A log lives as long as the markers of its events (a new batch
+    -- replaces it long before).
+    redis.call('EXPIRE', undo, ARGV[1])
+  end
 end
 
 if kind == 'demand' then redis.call('HINCRBY', series, 'total', ARGV[7]) end
 put('days', days)
-put('outdays', string.char(unpack(bits)))
+put('outdays', outdays)
 redis.call('HINCRBY', series, 'events', 1)
 redis.call('HSET', series, unpack(set))
 return {1, note, redis.call('HGETALL', series), rolled}
