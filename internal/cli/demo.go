@@ -18,6 +18,7 @@ import (
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
+	"github.com/stockcast/stockcast/internal/demoloop"
 	"github.com/stockcast/stockcast/internal/replay"
 	"github.com/stockcast/stockcast/internal/stack"
 	"github.com/stockcast/stockcast/pkg/config"
@@ -87,6 +88,8 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		logs        logFlags
 		keepRunning bool
 		retrain     bool
+		noSupplier  bool
+		lc          demoloop.Config
 		training    = demoTraining{poll: 2 * time.Second, timeout: 2 * time.Minute}
 	)
 	sf.register(fs, ".data/demo")
@@ -98,10 +101,12 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	fs.BoolVar(&retrain, "retrain", true, "after the replay, train again on the whole history and compare with the champion on the same days: "+
 		"promoted if better, else recorded as a challenger")
 	config.StringsVar(fs, &training.extra, "train-flags", nil, "more flags for the training, e.g. -rounds=50")
+	fs.BoolVar(&noSupplier, "no-supplier", false, "no planner and no supplier: nobody approves a proposal or delivers (the unattended shop of the earlier demos)")
+	lc.RegisterFlags(fs, "")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if err := rc.Validate(); err != nil {
+	if err := errors.Join(rc.Validate(), lc.Validate()); err != nil {
 		return fmt.Errorf("validate flags: %w", err)
 	}
 	log, err := logs.logger(e.stderr)
@@ -145,7 +150,18 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 			trainDone <- err
 		}()
 	}
-	sum, err := replay.New(rc, st.Kafka(), log, progressFor(e.stderr)).Run(ctx)
+	rp := replay.New(rc, st.Kafka(), log, progressFor(e.stderr))
+	var loop *demoloop.Loop
+	if !noSupplier {
+		if loop, err = demoloop.New(ctx, lc, st.Kafka(), st.GRPC(stack.Replenishment), log); err != nil {
+			return err
+		}
+		defer loop.Close()
+		rp.WithActor(loop)
+		fmt.Fprintf(e.stdout, "a planner reviews the proposals every %v of event time and approves them (scale %g); a supplier (%s) delivers after %s\n",
+			lc.Review, lc.Scale, lc.Supplier, leadTimeText(lc.LeadTime))
+	}
+	sum, err := rp.Run(ctx)
 	close(replayed)
 	trainedFirst := false
 	if trainDone != nil {
@@ -181,6 +197,9 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		fmt.Fprintln(e.stdout)
 	}
 	showcase(ctx, st, e.stdout)
+	if loop != nil {
+		printLoop(ctx, e.stdout, loop, sum.SeriesKeys)
+	}
 	sum.Print(e.stdout)
 	if keepRunning {
 		printConsole(e.stdout, st, password)
@@ -259,6 +278,34 @@ func quantileAt(levels, values []float64, level float64) float64 {
 		}
 	}
 	return math.NaN()
+}
+
+// printLoop prints what the planner and the supplier did and the positions
+// the service reports at the end.
+func printLoop(ctx context.Context, w io.Writer, loop *demoloop.Loop, series []string) {
+	s := loop.Stats()
+	fmt.Fprintf(w, "planner and supplier: %d reviews; proposals %d: approved %d, rejected as superseded %d, awaiting the next review %d\n",
+		s.Reviews, s.Proposals, s.Approved, s.Superseded, s.AwaitingReview)
+	fmt.Fprintf(w, "  purchase orders placed %d (%.0f units), received %d (%.0f units), open at the end %d\n",
+		s.Placed, s.UnitsOrdered, s.Received, s.UnitsReceived, s.OpenOrders)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	sv, err := loop.TakeSurvey(ctx, series)
+	if err != nil {
+		fmt.Fprintf(w, "  positions: %v\n", err)
+	} else if sv.Series > 0 {
+		fmt.Fprintf(w, "  positions of %d series: lowest %.0f (%s), %d negative, %d with nothing on hand, %d with units on order, %d deciding with a learned lead time\n",
+			sv.Series, sv.Lowest, sv.LowestSeries, sv.Negative, sv.OutOfStock, sv.OnOrder, sv.LearnedLeadTime)
+	}
+	fmt.Fprintf(w, "loop: approved=%d superseded=%d placed=%d received=%d open_orders=%d lowest_position=%.0f\n\n",
+		s.Approved, s.Superseded, s.Placed, s.Received, s.OpenOrders, sv.Lowest)
+}
+
+func leadTimeText(d time.Duration) string {
+	if d == 0 {
+		return "the policy's lead time"
+	}
+	return d.String()
 }
 
 func speedText(s float64) string {

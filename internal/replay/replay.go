@@ -88,12 +88,36 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// An Actor acts between the replayed lines in event time, through the
+// stack's real interfaces: the demo's planner and supplier (internal/demoloop).
+// Before the first line whose time is at or after Due's time, the replay
+// waits until the pipeline has gone through every event produced so far,
+// calls Act, produces the events Act returns to inventory.v1, and waits until
+// ingest has consumed them, so that they are in each series' stream before
+// that line, whatever the pipeline's speed: the actor's effects are a
+// function of event time, not of wall time.
+type Actor interface {
+	// Due returns the event time of the actor's next action if it is at or
+	// before t (the time of the next line).
+	Due(t time.Time) (time.Time, bool)
+	// Act acts at event time at and returns the inventory events to
+	// produce, with their kinds (KindPurchaseOrder, KindReceipt).
+	Act(ctx context.Context, at time.Time) ([]ActorEvent, error)
+}
+
+// ActorEvent is an inventory event an Actor wants produced.
+type ActorEvent struct {
+	Event *inventoryv1.InventoryEvent
+	Kind  Kind
+}
+
 // Replayer runs one replay.
 type Replayer struct {
 	cfg      Config
 	kafka    kafkax.Config
 	log      *slog.Logger
 	progress *Progress
+	actor    Actor
 	stages   []Stage
 	// poll is how often the end condition is checked.
 	poll time.Duration
@@ -103,6 +127,12 @@ type Replayer struct {
 // progress may be nil.
 func New(cfg Config, kafka kafkax.Config, log *slog.Logger, progress *Progress) *Replayer {
 	return &Replayer{cfg: cfg, kafka: kafka, log: log, progress: progress, stages: Pipeline(), poll: 250 * time.Millisecond}
+}
+
+// WithActor makes the replay call a between the lines (see Actor).
+func (r *Replayer) WithActor(a Actor) *Replayer {
+	r.actor = a
+	return r
 }
 
 // Run replays and waits until every produced event is accounted for. The
@@ -215,7 +245,10 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 		}
 		status.set("producing")
 	}
-	if err := r.produceLines(ctx, p); err != nil {
+	act := func(at time.Time) error {
+		return r.act(ctx, at, p, tracker, watcher, adm, status)
+	}
+	if err := r.produceLines(ctx, p, act); err != nil {
 		return err
 	}
 	if err := p.flush(ctx); err != nil {
@@ -225,9 +258,64 @@ func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.Inve
 	return r.wait(ctx, tracker, watcher, adm, status, true)
 }
 
+// act runs the actor at event time at (see Actor).
+func (r *Replayer) act(ctx context.Context, at time.Time, p *producer, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	status.set("waiting for the pipeline before " + at.UTC().Format(time.DateTime))
+	if err := r.wait(ctx, tracker, watcher, adm, status, true); err != nil {
+		return fmt.Errorf("before the actor at %s: %w", at.UTC().Format(time.RFC3339), err)
+	}
+	status.set("planner and supplier at " + at.UTC().Format(time.DateTime))
+	evs, err := r.actor.Act(ctx, at)
+	if err != nil {
+		return fmt.Errorf("actor at %s: %w", at.UTC().Format(time.RFC3339), err)
+	}
+	if len(evs) > 0 {
+		for _, ev := range evs {
+			if err := p.produce(ctx, retail.Event{Inventory: ev.Event}, ev.Kind, false); err != nil {
+				return err
+			}
+		}
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+		status.set("waiting for ingest to take the supplier's events")
+		if err := r.waitIngested(ctx, adm, topics.Inventory); err != nil {
+			return err
+		}
+	}
+	status.set("producing")
+	return nil
+}
+
+// waitIngested polls until ingest has committed every record of topic
+// (committed after its outputs were acknowledged: they are on demand.v1,
+// ahead of anything produced from now on).
+func (r *Replayer) waitIngested(ctx context.Context, adm *kadm.Client, topic string) error {
+	ticker := time.NewTicker(r.poll / 5)
+	defer ticker.Stop()
+	start := time.Now()
+	for {
+		lag, err := groupLag(ctx, adm, Stage{Group: r.stages[0].Group, Topics: []string{topic}})
+		if err == nil && lag == 0 {
+			return nil
+		}
+		if time.Since(start) > r.cfg.StallTimeout {
+			return fmt.Errorf("ingest did not consume %s within %v (lag %d, %v)", topic, r.cfg.StallTimeout, lag, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
 // produceLines produces the mapped lines, paced by their timestamps when
-// Speed > 0.
-func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
+// Speed > 0; before a line, act runs the actor when it is due.
+func (r *Replayer) produceLines(ctx context.Context, p *producer, act func(time.Time) error) error {
 	rd, err := retail.Open(r.cfg.Data)
 	if err != nil {
 		return err
@@ -258,6 +346,15 @@ func (r *Replayer) produceLines(ctx context.Context, p *producer) error {
 		if r.cfg.Rate > 0 {
 			due := start.Add(time.Duration(float64(n) / r.cfg.Rate * float64(time.Second)))
 			if err := sleepUntil(ctx, due); err != nil {
+				return err
+			}
+		}
+		for r.actor != nil {
+			at, ok := r.actor.Due(l.Time)
+			if !ok {
+				break
+			}
+			if err := act(at); err != nil {
 				return err
 			}
 		}

@@ -10,20 +10,25 @@ import (
 
 // Summary is what a replay did and measured.
 type Summary struct {
-	Read          int // CSV lines produced
-	ByKind        [numKinds]int
-	InitialStock  int // snapshots produced before the lines
-	Rejected      int // lines dead-lettered by a service
-	RejectedStock int // initial stock snapshots dead-lettered
-	ByReason      map[string]int
-	Accepted      int // Read - Rejected
-	NotDemand     int // accepted order lines of non-product codes: no forecast by design
-	Forecasts     int // produced events (lines and snapshots) with a forecast
-	ForecastDups  int // forecasts repeated for an event (redeliveries)
-	Foreign       int // output records caused by events of other producers
-	Series        int
-	Proposals     int
-	Unaccounted   int
+	Read           int // CSV lines produced
+	ByKind         [numKinds]int
+	InitialStock   int // snapshots produced before the lines
+	Rejected       int // lines dead-lettered by a service
+	RejectedStock  int // initial stock snapshots dead-lettered
+	ByReason       map[string]int
+	Accepted       int // Read - Rejected
+	NotDemand      int // accepted order lines of non-product codes: no forecast by design
+	Forecasts      int // produced events (lines and snapshots) with a forecast
+	ForecastDups   int // forecasts repeated for an event (redeliveries)
+	Foreign        int // output records caused by events of other producers
+	Series         int
+	SeriesKeys     []string // the series forecast, sorted
+	Proposals      int
+	Approved       int // proposals approved (status records on replenishment.v1)
+	Declined       int // proposals rejected (status records)
+	PurchaseOrders int // purchase orders placed by an Actor (the demo's supplier)
+	Receipts       int // receipts produced by an Actor
+	Unaccounted    int
 	// Duration runs from the first produce to the last forecast or rejection.
 	Duration time.Duration
 	// EventsPerSec is every produced event (lines and snapshots) over Duration.
@@ -34,20 +39,25 @@ type Summary struct {
 func buildSummary(tr *Tracker) Summary {
 	st := tr.Stats()
 	s := Summary{
-		ByKind:        st.ByKind,
-		InitialStock:  st.ByKind[KindInitialStock],
-		RejectedStock: st.RejectedKinds[KindInitialStock],
-		ByReason:      st.ByReason,
-		NotDemand:     st.NotDemand,
-		Forecasts:     st.Forecasts,
-		ForecastDups:  st.ForecastDups,
-		Foreign:       st.Foreign,
-		Series:        st.Series,
-		Proposals:     st.Proposals,
-		Latency:       tr.Latency(),
+		ByKind:         st.ByKind,
+		InitialStock:   st.ByKind[KindInitialStock],
+		RejectedStock:  st.RejectedKinds[KindInitialStock],
+		ByReason:       st.ByReason,
+		NotDemand:      st.NotDemand,
+		Forecasts:      st.Forecasts,
+		ForecastDups:   st.ForecastDups,
+		Foreign:        st.Foreign,
+		Series:         st.Series,
+		SeriesKeys:     tr.SeriesKeys(),
+		Proposals:      st.Proposals,
+		Approved:       st.Decisions["approved"],
+		Declined:       st.Decisions["rejected"],
+		PurchaseOrders: st.ByKind[KindPurchaseOrder],
+		Receipts:       st.ByKind[KindReceipt],
+		Latency:        tr.Latency(),
 	}
-	s.Read = st.Produced - s.InitialStock
-	s.Rejected = st.Rejected - s.RejectedStock
+	s.Read = st.Produced - s.InitialStock - s.PurchaseOrders - s.Receipts
+	s.Rejected = st.Rejected - s.RejectedStock - st.RejectedKinds[KindPurchaseOrder] - st.RejectedKinds[KindReceipt]
 	s.Accepted = s.Read - s.Rejected
 	s.Unaccounted, _ = tr.Unaccounted(0)
 	if !st.FirstProduce.IsZero() && st.LastArrival.After(st.FirstProduce) {
@@ -86,6 +96,12 @@ func (s Summary) Print(w io.Writer) {
 	}
 	row("series forecast", s.Series)
 	row("proposals", s.Proposals)
+	if s.Approved+s.Declined+s.PurchaseOrders+s.Receipts > 0 {
+		row("  approved", s.Approved)
+		row("  rejected (superseded)", s.Declined)
+		row(KindPurchaseOrder.String(), s.PurchaseOrders)
+		row(KindReceipt.String(), s.Receipts)
+	}
 	if s.Unaccounted > 0 {
 		row("UNACCOUNTED (no forecast, no rejection)", s.Unaccounted)
 	}

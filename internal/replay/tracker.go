@@ -15,11 +15,15 @@ const (
 	KindCancelled
 	KindAdjustment
 	KindInitialStock
+	// Events of an Actor (the demo's supplier), not lines of the data.
+	KindPurchaseOrder
+	KindReceipt
 	numKinds
 )
 
 func (k Kind) String() string {
-	return [...]string{"placed order lines", "cancelled order lines", "stock write-offs (adjustments)", "initial stock snapshots"}[k]
+	return [...]string{"placed order lines", "cancelled order lines", "stock write-offs (adjustments)", "initial stock snapshots",
+		"purchase orders placed (supplier)", "receipts (supplier)"}[k]
 }
 
 // tracked is what the tracker knows of one produced event.
@@ -46,7 +50,8 @@ type Tracker struct {
 	foreign       int // output records of events this run did not produce
 	series        map[string]struct{}
 	proposals     map[string]struct{}
-	rejectedByWhy map[string]int // distinct produced events by reason
+	decisions     map[string]string // proposal id -> status of its decision record (approved, rejected)
+	rejectedByWhy map[string]int    // distinct produced events by reason
 	rejected      int
 	rejectedKinds [numKinds]int
 	notDemand     int // order lines of non-product codes, not rejected
@@ -61,6 +66,7 @@ func NewTracker() *Tracker {
 		events:        make(map[string]*tracked),
 		series:        make(map[string]struct{}),
 		proposals:     make(map[string]struct{}),
+		decisions:     make(map[string]string),
 		rejectedByWhy: make(map[string]int),
 	}
 }
@@ -140,6 +146,15 @@ func (tr *Tracker) Proposal(id, proposalID string) {
 	tr.proposals[proposalID] = struct{}{}
 }
 
+// Decision records a proposal's status change (approved or rejected) on
+// replenishment.v1; a repeated record of the same decision counts once.
+func (tr *Tracker) Decision(proposalID, status string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.outputs++
+	tr.decisions[proposalID] = status
+}
+
 // Rejected records that a service dead-lettered event id for reason.
 func (tr *Tracker) Rejected(id, reason string, t time.Time) {
 	tr.mu.Lock()
@@ -176,6 +191,18 @@ func (tr *Tracker) Pending() int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return tr.pending
+}
+
+// SeriesKeys returns the series with a forecast, sorted.
+func (tr *Tracker) SeriesKeys() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := make([]string, 0, len(tr.series))
+	for k := range tr.series {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Outputs returns how many output records were seen.
@@ -216,6 +243,7 @@ type Stats struct {
 	Foreign       int
 	Series        int
 	Proposals     int
+	Decisions     map[string]int // decision records by status
 	Rejected      int
 	ByReason      map[string]int
 	NotDemand     int // order lines of non-product codes, not rejected
@@ -242,6 +270,7 @@ func (tr *Tracker) Stats() Stats {
 		Foreign:       tr.foreign,
 		Series:        len(tr.series),
 		Proposals:     len(tr.proposals),
+		Decisions:     make(map[string]int),
 		Rejected:      tr.rejected,
 		ByReason:      make(map[string]int, len(tr.rejectedByWhy)),
 		NotDemand:     tr.notDemand,
@@ -250,6 +279,9 @@ func (tr *Tracker) Stats() Stats {
 	}
 	for k, v := range tr.rejectedByWhy {
 		s.ByReason[k] = v
+	}
+	for _, v := range tr.decisions {
+		s.Decisions[v]++
 	}
 	return s
 }

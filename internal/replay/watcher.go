@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,11 @@ func (w *Watcher) observe(r *kgo.Record, now time.Time) {
 		var p replenishmentv1.Proposal
 		if err := proto.Unmarshal(r.Value, &p); err != nil {
 			w.log.Warn("skip undecodable proposal", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		if st := p.GetStatus(); st == replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED || st == replenishmentv1.ProposalStatus_PROPOSAL_STATUS_REJECTED {
+			// a status change of a proposal (Approve, Reject), not a decision of an event
+			w.tracker.Decision(p.GetProposalId(), strings.ToLower(strings.TrimPrefix(st.String(), "PROPOSAL_STATUS_")))
 			return
 		}
 		if id == "" {
