@@ -103,16 +103,17 @@ func ScoreOrigin(ds *Dataset, origin, horizon int, preds []Prediction) ([]Series
 
 // WriteTable prints one row per result.
 func WriteTable(w io.Writer, results []Result) error {
-	if _, err := fmt.Fprintf(w, "%-34s %7s %7s %7s %7s %7s %6s %6s %6s %6s %6s %6s %9s\n",
-		"model", "WRMSSE", "RMSSE", "MASE", "bias", "WSPL", "cov50", "cov90", "cov98", "pit50", "pit90", "pit98", "time"); err != nil {
+	if _, err := fmt.Fprintf(w, "%-34s %7s %7s %7s %7s %7s %6s %6s %6s %6s %6s %6s %6s %6s %6s %9s\n",
+		"model", "WRMSSE", "RMSSE", "MASE", "bias", "WSPL", "cov50", "cov90", "cov98", "pit50", "pit90", "pit98", "xpit50", "xpit90", "xpit98", "time"); err != nil {
 		return err
 	}
 	for _, r := range results {
 		s := r.Summary
-		if _, err := fmt.Fprintf(w, "%-34s %7.4f %7.4f %7.4f %+7.3f %7s %6s %6s %6s %6s %6s %6s %9s\n",
+		if _, err := fmt.Fprintf(w, "%-34s %7.4f %7.4f %7.4f %+7.3f %7s %6s %6s %6s %6s %6s %6s %6s %6s %6s %9s\n",
 			r.Model, s.WRMSSE, s.MeanRMSSE, s.MeanMASE, s.Bias, num(s.WSPL, "%.4f"),
 			num(s.Coverage[0], "%.3f"), num(s.Coverage[1], "%.3f"), num(s.Coverage[2], "%.3f"),
 			num(s.PIT[0], "%.3f"), num(s.PIT[1], "%.3f"), num(s.PIT[2], "%.3f"),
+			num(s.ExactPIT[0], "%.3f"), num(s.ExactPIT[1], "%.3f"), num(s.ExactPIT[2], "%.3f"),
 			fmtDuration(r.Elapsed)); err != nil {
 			return err
 		}

@@ -284,7 +284,13 @@ func TestPeerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Summary != direct[0].Summary {
+	// a file carries the quantiles, not the distribution: no exact PIT
+	if !math.IsNaN(res[0].Summary.ExactPIT[0]) {
+		t.Errorf("exact PIT %v from a peer file", res[0].Summary.ExactPIT)
+	}
+	peer, own := res[0].Summary, direct[0].Summary
+	peer.ExactPIT, own.ExactPIT = [3]float64{}, [3]float64{}
+	if peer != own {
 		t.Errorf("peer file scores %+v, directly %+v", res[0].Summary, direct[0].Summary)
 	}
 	if res[0].Elapsed != 1500*time.Millisecond {
@@ -365,7 +371,51 @@ func TestEnsembleCalibrationReadsNoTestDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(before, after) {
-		t.Error("the forecast moved with the test days")
+	for i := range before {
+		if !reflect.DeepEqual(before[i].Means, after[i].Means) || !reflect.DeepEqual(before[i].Quantiles, after[i].Quantiles) {
+			t.Fatalf("series %d: the forecast moved with the test days", i)
+		}
+		for h := range horizon {
+			for _, k := range []float64{-1, 0, 1, 2, 5} {
+				if before[i].CDF(h, k) != after[i].CDF(h, k) {
+					t.Fatalf("series %d day %d: P(Y <= %v) moved with the test days", i, h, k)
+				}
+			}
+		}
+	}
+}
+
+// TestExactPITCoverage: with a CDF the PIT coverage is the share of the
+// outcome's PIT interval [F(y-1), F(y)] inside the central interval, by
+// hand; without one on any series ExactPIT is NaN.
+func TestExactPITCoverage(t *testing.T) {
+	// Poisson(1): F(0) = 0.3679, F(1) = 0.7358, F(2) = 0.9197, F(3) = 0.9810
+	cdf := func(_ int, k float64) float64 { return forecasting.CountCDF(1, 1, k) }
+	q := make([]float64, len(Levels))
+	forecasting.CountQuantiles(1, 1, Levels, q)
+	p := Prediction{Means: []float64{1, 1, 1}, Quantiles: [][]float64{q, q, q}, CDF: cdf}
+	train := []float64{0, 1, 2, 0, 1, 3, 0, 2}
+	sc := ScoreSeries(train, make([]float64, len(train)), []float64{0, 1, 3}, p)
+	f0, f2, f3 := cdf(0, 0), cdf(0, 2), cdf(0, 3)
+	want := [3]float64{
+		// 50% [0.25, 0.75]: y=0 [0, F0], y=1 [F0, F1] inside, y=3 [F2, F3] outside
+		(f0-0.25)/f0 + 1 + 0,
+		// 90% [0.05, 0.95]: y=3's [F2, F3] partly inside
+		(f0-0.05)/f0 + 1 + (0.95-f2)/(f3-f2),
+		// 98% [0.01, 0.99]: y=3's [F2, F3] inside
+		(f0-0.01)/f0 + 1 + 1,
+	}
+	if !sc.HasCDF {
+		t.Fatal("no CDF")
+	}
+	for i := range want {
+		near(t, fmt.Sprintf("exact covered %d", i), sc.ExactCovered[i], want[i])
+	}
+	s := Summarise([][]SeriesScore{{sc}})
+	near(t, "exact pit50", s.ExactPIT[0], want[0]/3)
+	p.CDF = nil
+	s = Summarise([][]SeriesScore{{sc, ScoreSeries(train, make([]float64, len(train)), []float64{0, 1, 3}, p)}})
+	if !math.IsNaN(s.ExactPIT[0]) {
+		t.Errorf("exact PIT %v with a series without a CDF", s.ExactPIT)
 	}
 }

@@ -21,6 +21,10 @@ var intervals = [3][2]int{{5, 7}, {3, 9}, {1, 11}}
 type Prediction struct {
 	Means     []float64
 	Quantiles [][]float64
+	// CDF, if set, is the distribution the quantiles are read from:
+	// P(Y <= k) on day h for a count model (the levels' calibration
+	// included). The exact PIT coverage is computed from it (ExactPIT).
+	CDF func(h int, k float64) float64
 }
 
 // SeriesScore is one series' scores from one origin.
@@ -45,6 +49,11 @@ type SeriesScore struct {
 	// PITCovered is the PIT coverage of each interval summed over the
 	// horizon days (see PITCoverage).
 	PITCovered [3]float64
+	// ExactCovered is the PIT coverage from Prediction.CDF (the outcome's
+	// PIT interval [F(y-1), F(y)] itself, not read off the quantiles),
+	// summed over the horizon days; HasCDF says whether there was one.
+	ExactCovered [3]float64
+	HasCDF       bool
 }
 
 // PITCoverage is the share of the outcome's PIT interval that falls
@@ -159,7 +168,28 @@ func ScoreSeries(train, trainPrices, test []float64, p Prediction) SeriesScore {
 			sc.PITCovered[i] += PITCoverage(y, p.Quantiles[h], Levels[iv[0]], Levels[iv[1]])
 		}
 	}
+	if p.CDF != nil {
+		sc.HasCDF = true
+		for h, y := range test {
+			lo, hi := p.CDF(h, y-1), p.CDF(h, y)
+			for i, iv := range intervals {
+				sc.ExactCovered[i] += intervalShare(lo, hi, Levels[iv[0]], Levels[iv[1]])
+			}
+		}
+	}
 	return sc
+}
+
+// intervalShare is the share of the PIT interval [lo, hi] inside [a, b]
+// (for lo = hi, 1 if it lies inside).
+func intervalShare(lo, hi, a, b float64) float64 {
+	if hi <= lo {
+		if lo >= a && lo <= b {
+			return 1
+		}
+		return 0
+	}
+	return max(0, min(b, hi)-max(a, lo)) / (hi - lo)
 }
 
 // Summary aggregates the scores of all series from one or more origins.
@@ -174,6 +204,12 @@ type Summary struct {
 	// Coverage of the 50%, 90% and 98% intervals (NaN without quantiles):
 	// inclusive (y in [q_lo, q_hi]) and PIT (PITCoverage).
 	Coverage, PIT [3]float64
+	// ExactPIT is the PIT coverage from the models' distributions
+	// (Prediction.CDF; NaN when a prediction has none): the PIT coverage
+	// without the rounding of reading it off the quantiles, which for a
+	// count forecast widens an outcome's PIT interval to the nearest
+	// levels and so overstates the coverage of central intervals.
+	ExactPIT [3]float64
 	// Series is the number of scored series per origin, Skipped the
 	// number not scored (zero scale).
 	Series, Skipped int
@@ -184,8 +220,8 @@ func Summarise(scores [][]SeriesScore) Summary {
 	var s Summary
 	var nSeries, days float64
 	var errSum, actSum float64
-	var covered, pit [3]float64
-	hasQ := true
+	var covered, pit, exact [3]float64
+	hasQ, hasCDF := true, true
 	for _, origin := range scores {
 		var wTotal, wr, ws float64
 		for _, sc := range origin {
@@ -205,9 +241,11 @@ func Summarise(scores [][]SeriesScore) Summary {
 			if math.IsNaN(sc.SPL) {
 				hasQ = false
 			}
+			hasCDF = hasCDF && sc.HasCDF
 			for i := range covered {
 				covered[i] += float64(sc.Covered[i])
 				pit[i] += sc.PITCovered[i]
+				exact[i] += sc.ExactCovered[i]
 			}
 			days += float64(sc.Days)
 		}
@@ -227,11 +265,15 @@ func Summarise(scores [][]SeriesScore) Summary {
 	for i := range covered {
 		s.Coverage[i] = covered[i] / max(days, 1)
 		s.PIT[i] = pit[i] / max(days, 1)
+		s.ExactPIT[i] = exact[i] / max(days, 1)
 	}
 	if !hasQ {
 		s.WSPL = math.NaN()
 		s.Coverage = [3]float64{math.NaN(), math.NaN(), math.NaN()}
 		s.PIT = s.Coverage
+	}
+	if !hasQ || !hasCDF {
+		s.ExactPIT = [3]float64{math.NaN(), math.NaN(), math.NaN()}
 	}
 	return s
 }

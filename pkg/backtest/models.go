@@ -29,7 +29,7 @@ func (Ensemble) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error)
 	for i := range ds.Series {
 		st := train(ds, i, origin)
 		f := st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}})
-		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles}
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: st.PublishedCDF(ds.Day(origin), horizon, nil)}
 	}
 	return out, nil
 }
@@ -134,6 +134,8 @@ func (b Baseline) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, erro
 			p.Means[h] = max(b.predictAt(y, origin, h), 0)
 			forecasting.CountQuantiles(p.Means[h], disp, Levels, p.Quantiles[h])
 		}
+		means := p.Means
+		p.CDF = func(h int, k float64) float64 { return forecasting.CalibratedCDF(means[h], disp, nil, k) }
 		out[i] = p
 	}
 	return out, nil
@@ -170,7 +172,7 @@ func (e *EnsembleCalibrated) Forecast(ds *Dataset, origin, horizon int) ([]Predi
 	out := make([]Prediction, len(ds.Series))
 	for i := range ds.Series {
 		f := states[i].Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}, Calibration: cal})
-		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles}
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: states[i].PublishedCDF(ds.Day(origin), horizon, cal)}
 	}
 	return out, nil
 }

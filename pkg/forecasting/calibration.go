@@ -61,7 +61,7 @@ type PITPoint struct {
 // interval is the point's PIT interval [F(y-1), F(y)] with the
 // dispersion multiplied by factor.
 func (p PITPoint) interval(factor float64) (lo, hi float64) {
-	d := countDist{Mean: p.Mean, Dispersion: max(capForZeros(p.Mean, p.Dispersion, p.ZeroShare)*factor, 1)}
+	d := p.dist(factor)
 	y := math.Floor(p.Y)
 	if y >= 1 {
 		lo = d.cdf(y - 1)
@@ -69,17 +69,21 @@ func (p PITPoint) interval(factor float64) (lo, hi float64) {
 	return lo, d.cdf(y)
 }
 
+// dist is the point's count distribution with the dispersion (after
+// capForZeros, as State.Forecast builds it) multiplied by factor.
+func (p PITPoint) dist(factor float64) countDist {
+	return countDist{Mean: p.Mean, Dispersion: max(capForZeros(p.Mean, p.Dispersion, p.ZeroShare)*factor, 1)}
+}
+
 // maxDispersionFactor bounds the widening of a class's distributions.
 const maxDispersionFactor = 20
 
 // FitCalibration fits the calibration at nominal (ascending, in (0, 1))
 // for the classes of bounds from the points (those with a mean of 0 or
-// below carry no spread and are ignored). In each class, first the
-// dispersion: the factor by which the squared errors exceed the variance
-// of the points' distributions (at least 1: a count distribution whose
-// tails are too short cannot be mended by levels, a level beyond its
-// 1-1e-9 quantile being out of reach), then the levels at that
-// dispersion. A class with fewer than minPoints points takes the factor
+// below carry no spread and are ignored). In each class a dispersion
+// factor (at least 1: a count distribution whose tails are too short
+// cannot be mended by levels, a level beyond its 1-1e-9 quantile being
+// out of reach) and the PIT levels at that dispersion (fitClass). A class with fewer than minPoints points takes the factor
 // and the levels fitted on all points; with fewer than minPoints points
 // in all, the factor is 1 and every level nominal. Deterministic: the
 // result depends only on the multiset of points.
@@ -111,29 +115,45 @@ func FitCalibration(points []PITPoint, nominal, bounds []float64, minPoints int)
 	return c
 }
 
-// fitClass returns a class's dispersion factor and levels.
+// dispersionFactors are the factors fitClass tries.
+var dispersionFactors = []float64{1, 1.25, 1.5, 2, 3, 4, 6, 9, 13, 20}
+
+// fitClass returns a class's dispersion factor and levels: of the
+// factors of dispersionFactors, each with its PIT levels, the one whose
+// quantiles have the lowest pinball loss over the points and the nominal
+// levels (a proper scoring rule: it rewards sharpness as well as the
+// coverage the levels already give).
 func fitClass(points []PITPoint, nominal []float64) (float64, []float64) {
-	var sq, v float64
-	for _, p := range points {
-		e := p.Y - p.Mean
-		sq += e * e
-		v += p.Mean * capForZeros(p.Mean, max(p.Dispersion, 1), p.ZeroShare)
-	}
-	factor := 1.0
-	if v > 0 {
-		factor = min(max(sq/v, 1), maxDispersionFactor)
-	}
 	lo, hi := make([]float64, len(points)), make([]float64, len(points))
-	for j, p := range points {
-		lo[j], hi[j] = p.interval(factor)
+	q := make([]float64, len(nominal))
+	best, bestLoss, bestLevels := 1.0, math.Inf(1), []float64(nil)
+	for _, f := range dispersionFactors {
+		for j, p := range points {
+			lo[j], hi[j] = p.interval(f)
+		}
+		lv := fitLevels(lo, hi, nominal)
+		loss := 0.0
+		for _, p := range points {
+			p.dist(f).Quantiles(lv, q)
+			for k, u := range nominal {
+				if p.Y < q[k] {
+					loss += (1 - u) * (q[k] - p.Y)
+				} else {
+					loss += u * (p.Y - q[k])
+				}
+			}
+		}
+		if loss < bestLoss {
+			best, bestLoss, bestLevels = f, loss, lv
+		}
 	}
-	return factor, fitLevels(lo, hi, nominal)
+	return best, bestLevels
 }
 
 // fitLevels returns, for each nominal u, the level v at which the mean
 // share of the points' PIT intervals below v is u (bisection; the share
 // is continuous and non-decreasing in v), kept ascending and inside
-// [1e-4, 1-1e-4].
+// [1e-9, 1-1e-9].
 func fitLevels(lo, hi []float64, nominal []float64) []float64 {
 	share := func(v float64) float64 {
 		sum := 0.0
@@ -257,4 +277,68 @@ func (s *State) PIT(start Day, ys []float64) []PITPoint {
 		}
 	}
 	return out
+}
+
+// InverseLevel is the nominal level whose level is v for a day with the
+// given mean: the inverse of Level (piecewise linear through (0, 0), the
+// grid and (1, 1); on a flat stretch its lowest point). With it, the
+// distribution whose quantiles are published has the CDF
+// InverseLevel(mean, F(k)), F the count distribution's. A nil Calibration
+// returns v.
+func (c *Calibration) InverseLevel(mean, v float64) float64 {
+	if c == nil || len(c.Nominal) == 0 {
+		return v
+	}
+	lv, n := c.Levels[c.class(mean)], c.Nominal
+	x0, y0 := 0.0, 0.0 // previous (level, nominal) knot
+	for j := range n {
+		if v <= lv[j] {
+			if lv[j] == x0 {
+				return y0
+			}
+			return y0 + (n[j]-y0)*(v-x0)/(lv[j]-x0)
+		}
+		x0, y0 = lv[j], n[j]
+	}
+	if x0 >= 1 {
+		return 1
+	}
+	return min(y0+(1-y0)*(v-x0)/(1-x0), 1)
+}
+
+// PublishedCDF returns the CDF of the distributions whose quantiles
+// State.Forecast publishes for the days from start (nothing of start seen
+// yet) with the calibration cal (nil: none): P(Y <= k) on day h, the
+// count distribution's CDF at the day's dispersion mapped through
+// InverseLevel. A day with a mean of 0 has all its mass at 0.
+func (s *State) PublishedCDF(start Day, horizon int, cal *Calibration) func(h int, k float64) float64 {
+	w := s.weights()
+	expected := make([]float64, horizon)
+	s.meanPath(start, &w, expected)
+	disp, zeros := s.dispersion(), s.zeroShare()
+	return func(h int, k float64) float64 {
+		m := expected[h]
+		switch {
+		case k < 0:
+			return 0
+		case !(m > 0):
+			return 1
+		}
+		p := PITPoint{Mean: m, Dispersion: disp, ZeroShare: zeros}
+		return cal.InverseLevel(m, p.dist(cal.Factor(m)).cdf(math.Floor(k)))
+	}
+}
+
+// CalibratedCDF is PublishedCDF's mapping for a count distribution given
+// by its mean and dispersion (CountCDF) read at cal's levels and
+// dispersion factor, as a model that calls CountQuantiles with them
+// publishes it.
+func CalibratedCDF(mean, dispersion float64, cal *Calibration, k float64) float64 {
+	if k < 0 {
+		return 0
+	}
+	if !(mean > 0) {
+		return 1
+	}
+	return cal.InverseLevel(mean, CountCDF(mean, dispersion*cal.Factor(mean), k))
 }

@@ -186,3 +186,40 @@ func TestForecastWithCalibration(t *testing.T) {
 		t.Error("a nil calibration changed the forecast")
 	}
 }
+
+// TestPublishedCDFMatchesQuantiles: the CDF PublishedCDF gives is the one
+// the published quantiles are read from: at each day's quantile q for the
+// level u, P(Y <= q) >= u > P(Y <= q-1); with and without a calibration.
+// InverseLevel inverts Level.
+func TestPublishedCDFMatchesQuantiles(t *testing.T) {
+	var s State
+	observeAll(&s, day0, poissonSeries(5, 300, 0.8))
+	start := day0 + 300
+	c := &Calibration{Nominal: CalibrationLevels(), Bounds: []float64{0.5, 2}, Factors: []float64{2.5, 1.5, 1}}
+	for k := range 3 {
+		lv := make([]float64, len(c.Nominal))
+		for j, u := range c.Nominal {
+			lv[j] = u + (0.5-u)*0.15*float64(k+1)
+		}
+		c.Levels = append(c.Levels, lv)
+	}
+	for _, cal := range []*Calibration{nil, c} {
+		f := s.Forecast(Request{StartDay: start, Calibration: cal})
+		cdf := s.PublishedCDF(start, len(f.Means), cal)
+		for h := range f.Means {
+			for k, u := range f.QuantileLevels {
+				q := f.Quantiles[h][k]
+				if hi, lo := cdf(h, q), cdf(h, q-1); !(hi >= u-1e-12 && lo < u+1e-12) {
+					t.Fatalf("calibrated %v day %d level %v: quantile %v, P(Y <= q) = %v, P(Y <= q-1) = %v", cal != nil, h, u, q, hi, lo)
+				}
+			}
+		}
+	}
+	for _, mean := range []float64{0.2, 1, 5} {
+		for _, u := range []float64{0.001, 0.01, 0.3, 0.5, 0.77, 0.99, 0.999} {
+			if got := c.InverseLevel(mean, c.Level(mean, u)); math.Abs(got-u) > 1e-12 {
+				t.Errorf("mean %v: InverseLevel(Level(%v)) = %v", mean, u, got)
+			}
+		}
+	}
+}

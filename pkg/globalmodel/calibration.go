@@ -153,8 +153,14 @@ func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]fl
 // predictions with the calibrated quantiles.
 func (c *calibration) predictions(ds *backtest.Dataset, origin int, means [][]float64) []backtest.Prediction {
 	out := make([]backtest.Prediction, len(ds.Series))
+	cal := c.byClass
+	if cal == nil { // one level map for all days: a calibration of one class
+		cal = &forecasting.Calibration{Nominal: backtest.Levels, Levels: [][]float64{c.levels}, Factors: []float64{1}}
+	}
 	for i := range ds.Series {
 		p := backtest.Prediction{Means: means[i], Quantiles: make([][]float64, len(means[i]))}
+		m, disp := means[i], c.dispersion[i]
+		p.CDF = func(h int, k float64) float64 { return forecasting.CalibratedCDF(m[h], disp, cal, k) }
 		for h, m := range means[i] {
 			p.Quantiles[h] = make([]float64, len(c.levels))
 			if c.byClass != nil {
