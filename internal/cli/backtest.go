@@ -37,6 +37,7 @@ type backtestFlags struct {
 	classCal     bool
 	series       int
 	calWindows   int
+	gbtCalWin    int
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -59,6 +60,7 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.pitCal, "gbt-pit-calibration", false, "direct global model and combination: calibrate the quantile levels so that the PIT coverage (not the inclusive one) is nominal on the validation window")
 	fs.IntVar(&f.calWindows, "calibration-windows", backtest.DefaultCalibrationWindows, "stockcast_ensemble_calibrated: horizon-long windows before the origin its quantile calibration is fitted on")
 	fs.BoolVar(&f.classCal, "gbt-class-calibration", false, "direct global model and combination: calibrate the dispersion and the PIT levels per class of the day's mean on the validation window (as stockcast_ensemble_calibrated)")
+	fs.IntVar(&f.gbtCalWin, "gbt-calibration-windows", 1, "direct global model and combination: validation windows the quantile calibration is fitted on (more than 1: also those of the trainings 28, 56, ... days before the origin)")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -116,6 +118,7 @@ func allModels(f *backtestFlags) []backtest.Model {
 	if f != nil {
 		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
 		direct.Bag, direct.PITCalibration, direct.ClassCalibration = f.bag, f.pitCal, f.classCal
+		direct.CalibrationWindows = f.gbtCalWin
 		combined.PerBucket = f.perBucket
 	}
 	models = append(models, direct, combined)

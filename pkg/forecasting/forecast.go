@@ -148,6 +148,7 @@ func (s *State) Forecast(req Request) Forecast {
 		Class:          s.Class.Class(),
 	}
 	zeros := s.zeroShare()
+	calClass := -1 // the class calLevels hold
 	daysWithQuantiles := horizon
 	if req.TodayOnly {
 		daysWithQuantiles = min(horizon, 1)
@@ -160,9 +161,14 @@ func (s *State) Forecast(req Request) Forecast {
 		}
 		q := quantiles[h*nq : (h+1)*nq : (h+1)*nq]
 		d, dayLevels := capForZeros(expected[h], disp, zeros), levels
-		if req.Calibration != nil {
-			d = max(d*req.Calibration.Factor(expected[h]), 1)
-			req.Calibration.LevelsFor(expected[h], levels, calLevels)
+		if c := req.Calibration; c != nil {
+			// the levels depend on the day's class only: made again
+			// when it changes
+			if k := c.class(expected[h]); k != calClass {
+				c.LevelsFor(expected[h], levels, calLevels)
+				calClass = k
+			}
+			d = max(d*c.Factor(expected[h]), 1)
 			dayLevels = calLevels
 		}
 		countDist{Mean: expected[h], Dispersion: d}.Quantiles(dayLevels, q)

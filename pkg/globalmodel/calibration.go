@@ -42,12 +42,14 @@ type calibration struct {
 // forecasting.FitCalibration on the validation points (the procedure the
 // ensemble's calibration uses: a dispersion factor and PIT levels per
 // class of the day's mean).
-func fitClassCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64) *calibration {
-	c := fitCalibration(ds, validOrigin, horizon, means, true)
+func fitClassCalibration(ds *backtest.Dataset, sets []validSet, horizon int) *calibration {
+	c := fitCalibrationSets(ds, sets, horizon, true)
 	var points []forecasting.PITPoint
-	for i, s := range ds.Series {
-		for h := range horizon {
-			points = append(points, forecasting.PITPoint{Mean: means[i][h], Dispersion: c.dispersion[i], Y: s.Values[validOrigin+h]})
+	for _, vs := range sets {
+		for i, s := range ds.Series {
+			for h := range horizon {
+				points = append(points, forecasting.PITPoint{Mean: vs.means[i][h], Dispersion: c.dispersion[i], Y: s.Values[vs.origin+h]})
+			}
 		}
 	}
 	c.byClass = forecasting.FitCalibration(points, forecasting.CalibrationLevels(), forecasting.DefaultCalibrationBounds(), forecasting.MinCalibrationPoints)
@@ -63,14 +65,29 @@ func fitClassCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [
 // (the non-randomised PIT of backtest.PITCoverage), so that an interval's
 // PIT coverage, not its inclusive coverage, is nominal on the window.
 func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64, pit bool) *calibration {
+	return fitCalibrationSets(ds, []validSet{{validOrigin, means}}, horizon, pit)
+}
+
+// validSet is the out-of-sample forecast means[i][h] of the days
+// origin+h (a validation window).
+type validSet struct {
+	origin int
+	means  [][]float64
+}
+
+// fitCalibrationSets is fitCalibration on the points of several
+// validation windows.
+func fitCalibrationSets(ds *backtest.Dataset, sets []validSet, horizon int, pit bool) *calibration {
 	c := &calibration{dispersion: make([]float64, len(ds.Series)), levels: slices.Clone(backtest.Levels)}
 	sq, mu := make([]float64, len(ds.Series)), make([]float64, len(ds.Series))
 	var sqAll, muAll float64
 	for i, s := range ds.Series {
-		for h := range horizon {
-			e := s.Values[validOrigin+h] - means[i][h]
-			sq[i] += e * e
-			mu[i] += means[i][h]
+		for _, vs := range sets {
+			for h := range horizon {
+				e := s.Values[vs.origin+h] - vs.means[i][h]
+				sq[i] += e * e
+				mu[i] += vs.means[i][h]
+			}
 		}
 		sqAll += sq[i]
 		muAll += mu[i]
@@ -82,14 +99,16 @@ func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]fl
 	var lower, upper []float64 // F(y) and F(y-1) of the validation points
 	for i, s := range ds.Series {
 		c.dispersion[i] = max((sq[i]+shrinkUnits*pooled)/(mu[i]+shrinkUnits), 1)
-		for h := range horizon {
-			m := means[i][h]
-			if m <= 0 {
-				continue // a zero forecast has no spread to calibrate
+		for _, vs := range sets {
+			for h := range horizon {
+				m := vs.means[i][h]
+				if m <= 0 {
+					continue // a zero forecast has no spread to calibrate
+				}
+				y := s.Values[vs.origin+h]
+				lower = append(lower, forecasting.CountCDF(m, c.dispersion[i], y))
+				upper = append(upper, forecasting.CountCDF(m, c.dispersion[i], y-1))
 			}
-			y := s.Values[validOrigin+h]
-			lower = append(lower, forecasting.CountCDF(m, c.dispersion[i], y))
-			upper = append(upper, forecasting.CountCDF(m, c.dispersion[i], y-1))
 		}
 	}
 	if len(lower) < 100 {

@@ -210,6 +210,11 @@ type DirectGBT struct {
 	// ensemble) on the validation window; it takes precedence over
 	// PITCalibration.
 	ClassCalibration bool
+	// CalibrationWindows is the number of validation windows the
+	// calibration is fitted on (0 or 1: the training's own; more: also
+	// those of the trainings at origin-horizon, origin-2*horizon, ...,
+	// each forecast out of sample by boosters fitted before it).
+	CalibrationWindows int
 	// CacheDir, if set, keeps each training in a file named by what it
 	// was trained on and how, and reuses it (a deterministic training
 	// gives the same model: the cache only saves time). The wall time
@@ -390,16 +395,44 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 	for i := range ds.Series {
 		means[i] = tr.Forecast(g.panel, i, origin, horizon)
 	}
-	cal := g.fitCalibration(ds, tr.ValidOrigin, horizon, tr.Valid)
+	sets, err := g.validSets(ds, origin, horizon, func(b *directBag) ([][]float64, error) { return b.Valid, nil })
+	if err != nil {
+		return nil, err
+	}
+	cal := g.fitCalibration(ds, sets, horizon)
 	return cal.predictions(ds, origin, means), nil
 }
 
 // fitCalibration fits the calibration the settings ask for.
-func (g *DirectGBT) fitCalibration(ds *backtest.Dataset, v, horizon int, valid [][]float64) *calibration {
+func (g *DirectGBT) fitCalibration(ds *backtest.Dataset, sets []validSet, horizon int) *calibration {
 	if g.ClassCalibration {
-		return fitClassCalibration(ds, v, horizon, valid)
+		return fitClassCalibration(ds, sets, horizon)
 	}
-	return fitCalibration(ds, v, horizon, valid, g.PITCalibration)
+	return fitCalibrationSets(ds, sets, horizon, g.PITCalibration)
+}
+
+// validSets returns the validation windows the calibration at origin is
+// fitted on: the bag's at origin, then (CalibrationWindows) those of the
+// bags trained at origin-horizon, ... while they have training rows;
+// valid gives a bag's forecasts of its window.
+func (g *DirectGBT) validSets(ds *backtest.Dataset, origin, horizon int, valid func(*directBag) ([][]float64, error)) ([]validSet, error) {
+	var sets []validSet
+	for w := range max(g.CalibrationWindows, 1) {
+		o := origin - w*horizon
+		if w > 0 && o-2*horizon <= firstRow {
+			break
+		}
+		b, _, err := g.train(ds, o, horizon)
+		if err != nil {
+			return nil, err
+		}
+		m, err := valid(b)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, validSet{b.ValidOrigin, m})
+	}
+	return sets, nil
 }
 
 // CombinedDirect combines the direct global model with a per-series
@@ -511,7 +544,30 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 			means[i][h] = a*g[h] + (1-a)*st[i].Means[h]
 		}
 	}
-	out := c.Global.fitCalibration(ds, v, horizon, valid).predictions(ds, origin, means)
+	sets, err := c.Global.validSets(ds, origin, horizon, func(b *directBag) ([][]float64, error) {
+		if b.ValidOrigin == v {
+			return valid, nil
+		}
+		// an earlier window: the same weights on its bag's and the
+		// series model's out-of-sample forecasts of it
+		sw, err := series.Forecast(ds, b.ValidOrigin, horizon)
+		if err != nil {
+			return nil, err
+		}
+		m := make([][]float64, len(ds.Series))
+		for i := range m {
+			m[i] = make([]float64, horizon)
+			for h := range horizon {
+				a := wOf(w, h)
+				m[i][h] = a*b.Valid[i][h] + (1-a)*sw[i].Means[h]
+			}
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := c.Global.fitCalibration(ds, sets, horizon).predictions(ds, origin, means)
 	c.extra += time.Since(start)
 	return out, nil
 }
