@@ -79,7 +79,10 @@ func benchModel(b *testing.B, src testSeries) *Model {
 // 28-day computation by the trees that read the price (the others' margins
 // carried over), model_swapped the full computation by every tree (a new
 // model, a cold series, 28 days without events): the baseline the ratios
-// printed at the end compare with.
+// printed at the end compare with. same_day_unkept is same_day for a
+// series whose latest forecast is not kept whole (beyond
+// Config.LatestSeries): every day's quantiles are computed again, and the
+// global part's explanation is made again from its numbers.
 func BenchmarkScore(b *testing.B) {
 	const days = 2000
 	src := testSeries{start: 19000, demand: weekly(days)}
@@ -98,8 +101,9 @@ func BenchmarkScore(b *testing.B) {
 		nextDay   bool
 		newPrice  bool // every event changes the price: the volatile trees predict 28 days
 		swapModel bool // every event under another model version: every tree predicts 28 days
-	}{{"same_day", false, false, false}, {"day_closed", true, false, false}, {"price_changed", false, true, false},
-		{"model_swapped", false, false, true}} {
+		unkept    bool // the latest forecast is not kept whole
+	}{{"same_day", false, false, false, false}, {"same_day_unkept", false, false, false, true}, {"day_closed", true, false, false, false},
+		{"price_changed", false, true, false, false}, {"model_swapped", false, false, true, false}} {
 		for _, withModel := range []bool{false, true} {
 			if bc.swapModel && !withModel {
 				continue
@@ -160,6 +164,11 @@ func BenchmarkScore(b *testing.B) {
 							sc.SetModel(model)
 						}
 					}
+					if bc.unkept {
+						sc.mu.Lock()
+						sc.latest.remove(snap.GetSeriesKey())
+						sc.mu.Unlock()
+					}
 					batch := sc.Begin()
 					if _, err := batch.Score(ctx, snap); err != nil {
 						b.Fatal(err)
@@ -183,10 +192,15 @@ func BenchmarkScore(b *testing.B) {
 		m := benchModel(b, src)
 		fmt.Printf("benchmark model: %d trees, %d of them split on the price's or the category's features\n",
 			len(m.gbt.Trees), len(m.volatile.roots))
-		for _, c := range []string{"same_day", "day_closed", "price_changed"} {
+		for _, c := range []string{"same_day", "same_day_unkept", "day_closed", "price_changed"} {
 			if g, e := cpu[c+"/global"], cpu[c+"/ensemble"]; g > 0 && e > 0 {
 				fmt.Printf("ratio %s/global: %.3f of model_swapped/global (%.1f µs), %.3f of %s/ensemble\n", c, g/full, full, g/e, c)
 			}
+		}
+	}
+	for _, m := range []string{"ensemble", "global"} {
+		if u, k := cpu["same_day_unkept/"+m], cpu["same_day/"+m]; u > 0 && k > 0 {
+			fmt.Printf("ratio same_day_unkept/%s: %.3f of same_day/%s (the latest forecast kept whole)\n", m, u/k, m)
 		}
 	}
 }
