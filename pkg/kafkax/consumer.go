@@ -89,7 +89,6 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group reads the whole log
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(), // no partition moves between poll and commit
 		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(heartbeatInterval(cfg.SessionTimeout)),
@@ -114,7 +113,8 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		tracer: tel.Tracer.Tracer(meterName),
 	}
 	if cfg.AtLeastOnce {
-		cl, err := kgo.NewClient(opts...)
+		// No partition moves between poll and commit.
+		cl, err := kgo.NewClient(append(opts, kgo.BlockRebalanceOnPoll())...)
 		if err != nil {
 			return nil, fmt.Errorf("create kafka consumer for group %s: %w", group, err)
 		}
@@ -126,6 +126,11 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		prefix = group
 	}
 	c.txnID = transactionalID(prefix)
+	// Rebalances are not blocked during a transaction: the session aborts
+	// a transaction whose partitions were revoked or lost, and the records
+	// go to their new owner (franz-go's GroupTransactSession design).
+	// Blocking them (BlockRebalanceOnPoll) deadlocks End: it forces a
+	// heartbeat, which a member waiting to rejoin does not send.
 	opts = append(opts,
 		kgo.TransactionalID(c.txnID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
