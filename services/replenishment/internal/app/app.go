@@ -49,6 +49,7 @@ type Config struct {
 	Planning    planning.Config
 	State       store.StateConfig
 	Recovery    recovery.Config
+	Allocation  AllocationConfig
 	PrintConfig bool
 	MigrateOnly bool
 	// Publish the stockout periods the service detects (and the platform
@@ -71,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Planning.RegisterFlags(fs, "replenishment.")
 	c.State.RegisterFlags(fs, "replenishment.")
 	c.Recovery.RegisterFlags(fs, "replenishment.")
+	c.Allocation.RegisterFlags(fs, "replenishment.")
 	fs.BoolVar(&c.PublishStockouts, "replenishment.publish-stockouts", true,
 		"publish stockout periods the service detects (on hand reaching 0 and back) and the platform did not report to stockouts.v1 as stockout_started/ended")
 	fs.BoolVar(&c.StockoutsToInventory, "replenishment.stockouts-to-inventory", false,
@@ -83,7 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	return errors.Join(c.Telemetry.Validate(), c.Kafka.Validate(), c.Redis.Validate(), c.ClickHouse.Validate(),
-		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate(), c.Recovery.Validate())
+		c.GRPC.Validate(), c.Planning.Validate(), c.State.Validate(), c.Recovery.Validate(), c.Allocation.Validate())
 }
 
 // Run runs the service until ctx is done, or `rebuild` when args start
@@ -218,6 +220,15 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	series := consumer.SeriesService{Handler: handler, State: state, MinSamples: cfg.Planning.LeadTimeMinSamples}
 	replenishmentv1.RegisterReplenishmentServiceServer(grpcServer.GRPC(), grpcapi.NewServer(policies, proposals, reviewer, series))
 
+	// The portfolio allocation (off unless -replenishment.allocation-target).
+	unitPrices := func(ctx context.Context, location string) (map[planning.Scope]float64, error) {
+		return store.UnitPrices(ctx, ch, location)
+	}
+	alloc, err := newAllocator(cfg.Allocation, rdb, unitPrices, planner, ready.Ready, log, tel.Meter.Meter(meterName))
+	if err != nil {
+		return err
+	}
+
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
 	log.Info("replenishment service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
@@ -226,6 +237,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		grpcServer.Run,
 		cons.Run,
 		rec.Run,
+		alloc.Run,
 		func(ctx context.Context) error {
 			<-ctx.Done()
 			ready.Set(false) // first step of the shutdown: stop receiving traffic

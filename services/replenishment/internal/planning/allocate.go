@@ -33,6 +33,25 @@ type Allocated struct {
 	FillRate  float64
 	// Policy is what was stored for the series.
 	Policy replenish.ServicePolicy
+	// CycleDemand is the series' expected demand over a review cycle
+	// (its weight in the portfolio's fill).
+	CycleDemand float64
+}
+
+// PortfolioFill is the allocation's expected portfolio fill rate under
+// lost sales: the cycle-demand weighted mean of the items' expected fills
+// is the backorder one, b, and 1/(2-b) inverts LostSalesTarget (the
+// approximation the allocation targets). 1 without demand.
+func PortfolioFill(out []Allocated) float64 {
+	var served, demand float64
+	for _, a := range out {
+		served += a.CycleDemand * a.FillRate
+		demand += a.CycleDemand
+	}
+	if !(demand > 0) {
+		return 1
+	}
+	return 1 / (2 - served/demand)
 }
 
 // Fill-rate targets stored by Allocate stay inside (0, 1), which
@@ -112,7 +131,11 @@ func (p *Policies) Allocate(ctx context.Context, items []PortfolioItem, fillRate
 		if err := p.Set(ctx, it.Series, pol); err != nil {
 			return nil, err
 		}
-		out[i] = Allocated{Series: it.Series, OrderUpTo: a.Levels[i], FillRate: pol.FillRate, Policy: pol}
+		cycle := alloc[i].ProtectMean
+		if alloc[i].Lead != nil {
+			cycle -= alloc[i].LeadMean
+		}
+		out[i] = Allocated{Series: it.Series, OrderUpTo: a.Levels[i], FillRate: pol.FillRate, Policy: pol, CycleDemand: cycle}
 	}
 	return out, nil
 }
