@@ -143,6 +143,7 @@ func (a *allocator) runIfDue(ctx context.Context) {
 
 // allocate runs one allocation of the configured location.
 func (a *allocator) allocate(ctx context.Context) error {
+	start := time.Now()
 	values, err := a.prices(ctx, a.cfg.Location)
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func (a *allocator) allocate(ctx context.Context) error {
 	a.series.Record(ctx, int64(len(unvalued)), metric.WithAttributes(attribute.String("outcome", "unvalued")))
 	a.expectedFill.Record(ctx, fill)
 	attrs := []any{"location", a.cfg.Location, "target", a.cfg.Target, "band", a.cfg.Band,
-		"allocated", len(out), "unvalued", len(unvalued), "expected_fill", fill}
+		"allocated", len(out), "unvalued", len(unvalued), "expected_fill", fill, "took", time.Since(start)}
 	if len(unvalued) > 0 {
 		n := min(len(unvalued), 10)
 		first := make([]string, n)
