@@ -38,6 +38,7 @@ type backtestFlags struct {
 	series       int
 	calWindows   int
 	gbtCalWin    int
+	gbtRobust    bool
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -61,6 +62,7 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.calWindows, "calibration-windows", backtest.DefaultCalibrationWindows, "stockcast_ensemble_calibrated: horizon-long windows before the origin its quantile calibration is fitted on")
 	fs.BoolVar(&f.classCal, "gbt-class-calibration", false, "direct global model and combination: calibrate the dispersion and the PIT levels per class of the day's mean on the validation window (as stockcast_ensemble_calibrated)")
 	fs.IntVar(&f.gbtCalWin, "gbt-calibration-windows", 1, "direct global model and combination: validation windows the quantile calibration is fitted on (more than 1: also those of the trainings 28, 56, ... days before the origin)")
+	fs.BoolVar(&f.gbtRobust, "gbt-robust-dispersion", false, "direct global model and combination: cap each validation error at 3 standard deviations in the per-series dispersion of the calibration")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -118,7 +120,7 @@ func allModels(f *backtestFlags) []backtest.Model {
 	if f != nil {
 		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
 		direct.Bag, direct.PITCalibration, direct.ClassCalibration = f.bag, f.pitCal, f.classCal
-		direct.CalibrationWindows = f.gbtCalWin
+		direct.CalibrationWindows, direct.RobustDispersion = f.gbtCalWin, f.gbtRobust
 		combined.PerBucket = f.perBucket
 	}
 	models = append(models, direct, combined)

@@ -29,6 +29,13 @@ import (
 // dispersion in a series' estimate.
 const shrinkUnits = 28
 
+// winsorSDs and winsorDispersion bound a validation error in the robust
+// dispersion (fitCalibrationSets).
+const (
+	winsorSDs        = 3
+	winsorDispersion = 3
+)
+
 // calibration holds what fitCalibration learned.
 type calibration struct {
 	dispersion []float64 // per series
@@ -42,8 +49,8 @@ type calibration struct {
 // forecasting.FitCalibration on the validation points (the procedure the
 // ensemble's calibration uses: a dispersion factor and PIT levels per
 // class of the day's mean).
-func fitClassCalibration(ds *backtest.Dataset, sets []validSet, horizon int) *calibration {
-	c := fitCalibrationSets(ds, sets, horizon, true)
+func fitClassCalibration(ds *backtest.Dataset, sets []validSet, horizon int, robust bool) *calibration {
+	c := fitCalibrationSets(ds, sets, horizon, true, robust)
 	var points []forecasting.PITPoint
 	for _, vs := range sets {
 		for i, s := range ds.Series {
@@ -65,7 +72,7 @@ func fitClassCalibration(ds *backtest.Dataset, sets []validSet, horizon int) *ca
 // (the non-randomised PIT of backtest.PITCoverage), so that an interval's
 // PIT coverage, not its inclusive coverage, is nominal on the window.
 func fitCalibration(ds *backtest.Dataset, validOrigin, horizon int, means [][]float64, pit bool) *calibration {
-	return fitCalibrationSets(ds, []validSet{{validOrigin, means}}, horizon, pit)
+	return fitCalibrationSets(ds, []validSet{{validOrigin, means}}, horizon, pit, false)
 }
 
 // validSet is the out-of-sample forecast means[i][h] of the days
@@ -77,7 +84,13 @@ type validSet struct {
 
 // fitCalibrationSets is fitCalibration on the points of several
 // validation windows.
-func fitCalibrationSets(ds *backtest.Dataset, sets []validSet, horizon int, pit bool) *calibration {
+//
+// With robust each validation error is first capped at winsorSDs
+// standard deviations of a count of dispersion winsorDispersion (at a
+// mean of at least 0.5): one bulk order then no longer widens the
+// middle of a series' distribution for all its days (the tails are left
+// to the calibration's dispersion factor, fitClassCalibration).
+func fitCalibrationSets(ds *backtest.Dataset, sets []validSet, horizon int, pit, robust bool) *calibration {
 	c := &calibration{dispersion: make([]float64, len(ds.Series)), levels: slices.Clone(backtest.Levels)}
 	sq, mu := make([]float64, len(ds.Series)), make([]float64, len(ds.Series))
 	var sqAll, muAll float64
@@ -85,6 +98,10 @@ func fitCalibrationSets(ds *backtest.Dataset, sets []validSet, horizon int, pit 
 		for _, vs := range sets {
 			for h := range horizon {
 				e := s.Values[vs.origin+h] - vs.means[i][h]
+				if robust {
+					c := winsorSDs * math.Sqrt(winsorDispersion*max(vs.means[i][h], 0.5))
+					e = max(min(e, c), -c)
+				}
 				sq[i] += e * e
 				mu[i] += vs.means[i][h]
 			}

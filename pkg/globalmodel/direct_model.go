@@ -210,6 +210,10 @@ type DirectGBT struct {
 	// ensemble) on the validation window; it takes precedence over
 	// PITCalibration.
 	ClassCalibration bool
+	// RobustDispersion caps each validation error at 3 standard
+	// deviations (of a count of dispersion 3) in the per-series
+	// dispersion (fitCalibrationSets).
+	RobustDispersion bool
 	// CalibrationWindows is the number of validation windows the
 	// calibration is fitted on (0 or 1: the training's own; more: also
 	// those of the trainings at origin-horizon, origin-2*horizon, ...,
@@ -406,9 +410,9 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 // fitCalibration fits the calibration the settings ask for.
 func (g *DirectGBT) fitCalibration(ds *backtest.Dataset, sets []validSet, horizon int) *calibration {
 	if g.ClassCalibration {
-		return fitClassCalibration(ds, sets, horizon)
+		return fitClassCalibration(ds, sets, horizon, g.RobustDispersion)
 	}
-	return fitCalibrationSets(ds, sets, horizon, g.PITCalibration)
+	return fitCalibrationSets(ds, sets, horizon, g.PITCalibration, g.RobustDispersion)
 }
 
 // validSets returns the validation windows the calibration at origin is

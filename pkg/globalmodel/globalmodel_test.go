@@ -259,3 +259,35 @@ func TestPITCalibration(t *testing.T) {
 		}
 	}
 }
+
+// TestRobustDispersionByHand: with the robust dispersion a bulk order's
+// error counts only up to 3 standard deviations of a count of dispersion 3.
+// Series A: forecasts 1, outcomes 1 but one 20 (error 19, capped at
+// 3*sqrt(3)); series B: forecasts 2, outcomes 0 and 4 (errors 2, under
+// the cap 3*sqrt(6)).
+func TestRobustDispersionByHand(t *testing.T) {
+	ds := &backtest.Dataset{Days: 29}
+	a, b := make([]float64, 29), make([]float64, 29)
+	ma, mb := make([]float64, 28), make([]float64, 28)
+	for h := range 28 {
+		a[1+h], ma[h], mb[h] = 1, 1, 2
+		b[1+h] = float64(4 * (h % 2))
+	}
+	a[1+5] = 20
+	ds.Series = []backtest.Series{{Values: a}, {Values: b}}
+	sets := []validSet{{1, [][]float64{ma, mb}}}
+	capA := 3 * math.Sqrt(3*1.0)
+	sqA, sqB := capA*capA, 28*4.0
+	pooled := (sqA + sqB) / (28 + 56)
+	c := fitCalibrationSets(ds, sets, 28, true, true)
+	near := func(name string, got, want float64) {
+		if math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	near("robust A", c.dispersion[0], (sqA+28*pooled)/(28+28))
+	near("robust B", c.dispersion[1], (sqB+28*pooled)/(56+28))
+	raw := fitCalibrationSets(ds, sets, 28, true, false)
+	pooledRaw := (19*19 + sqB) / (28 + 56)
+	near("raw A", raw.dispersion[0], (19*19+28*pooledRaw)/(28+28))
+}
