@@ -193,6 +193,11 @@ func TestAllocationJob(t *testing.T) {
 		}
 		return true
 	})
+	// policy_log keeps them for a Redis loss (one insert for the portfolio).
+	var logged uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM policy_log FINAL WHERE scope_location = 'online' AND scope_sku IN ('BIG', 'CHEAP', 'DEAR')").Scan(&logged); err != nil || logged != 3 {
+		t.Errorf("policy_log: %d allocated series (%v), want 3", logged, err)
+	}
 	for _, s := range []struct{ sku, location, source string }{{"NOPRICE", "online", "location"}, {"ELSEWHERE", "store-2", "built-in"}} {
 		got, err := client.GetPolicy(ctx, &replenishmentv1.GetPolicyRequest{Sku: s.sku, Location: s.location})
 		if err != nil || got.GetSource() != s.source {

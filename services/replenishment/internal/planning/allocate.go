@@ -124,18 +124,21 @@ func (p *Policies) Allocate(ctx context.Context, items []PortfolioItem, fillRate
 		return nil, fmt.Errorf("allocate %d series: %w", len(items), err)
 	}
 	out := make([]Allocated, len(items))
+	pols := make([]replenish.ServicePolicy, len(items))
 	for i, it := range items {
 		pol := eff[it.Series].ServicePolicy
 		pol.Target = replenish.TargetFillRate
 		pol.FillRate = math.Min(math.Max(replenish.ImpliedFillRate(alloc[i], a.Levels[i]), minAllocatedFill), maxAllocatedFill)
-		if err := p.Set(ctx, it.Series, pol); err != nil {
-			return nil, err
-		}
+		pols[i] = pol
 		cycle := alloc[i].ProtectMean
 		if alloc[i].Lead != nil {
 			cycle -= alloc[i].LeadMean
 		}
 		out[i] = Allocated{Series: it.Series, OrderUpTo: a.Levels[i], FillRate: pol.FillRate, Policy: pol, CycleDemand: cycle}
+	}
+	// One write for the whole portfolio (one policy_log insert in the service).
+	if err := p.SetAll(ctx, scopes, pols); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

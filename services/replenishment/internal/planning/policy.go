@@ -81,6 +81,13 @@ type PolicyStore interface {
 	Save(ctx context.Context, scope Scope, p replenish.ServicePolicy) error
 }
 
+// PolicyBatchStore is a PolicyStore that saves many policies at once
+// (SetAll: an allocation's thousands of series in one write, not one each).
+type PolicyBatchStore interface {
+	PolicyStore
+	SaveAll(ctx context.Context, scopes []Scope, ps []replenish.ServicePolicy) error
+}
+
 // Policies resolves and changes policies: series > location > global >
 // built-in. A stored policy is complete; there is no field-by-field merge,
 // so what GetPolicy shows is exactly what decisions use.
@@ -188,6 +195,35 @@ func (p *Policies) Set(ctx context.Context, scope Scope, pol replenish.ServicePo
 	}
 	if err := p.store.Save(ctx, scope, pol); err != nil {
 		return fmt.Errorf("save policy of %q/%q: %w", scope.SKU, scope.Location, err)
+	}
+	return nil
+}
+
+// SetAll stores policy ps[i] for scopes[i], each checked as Set does
+// (nothing is stored if one is invalid), in one write when the store is a
+// PolicyBatchStore.
+func (p *Policies) SetAll(ctx context.Context, scopes []Scope, ps []replenish.ServicePolicy) error {
+	if len(scopes) != len(ps) {
+		return fmt.Errorf("%w: %d scopes, %d policies", ErrInvalidArgument, len(scopes), len(ps))
+	}
+	for i, scope := range scopes {
+		if err := scope.Validate(); err != nil {
+			return err
+		}
+		if err := ps[i].Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+	}
+	if bs, ok := p.store.(PolicyBatchStore); ok {
+		if err := bs.SaveAll(ctx, scopes, ps); err != nil {
+			return fmt.Errorf("save %d policies: %w", len(ps), err)
+		}
+		return nil
+	}
+	for i, scope := range scopes {
+		if err := p.store.Save(ctx, scope, ps[i]); err != nil {
+			return fmt.Errorf("save policy of %q/%q: %w", scope.SKU, scope.Location, err)
+		}
 	}
 	return nil
 }

@@ -115,6 +115,27 @@ func (s *Policies) Save(ctx context.Context, scope planning.Scope, p replenish.S
 	return nil
 }
 
+var _ planning.PolicyBatchStore = (*Policies)(nil)
+
+// SaveAll writes the policies in one pipeline (one round trip).
+func (s *Policies) SaveAll(ctx context.Context, scopes []planning.Scope, ps []replenish.ServicePolicy) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for i, scope := range scopes {
+		raw, err := json.Marshal(toJSON(ps[i]))
+		if err != nil {
+			return fmt.Errorf("encode policy: %w", err)
+		}
+		pipe.Set(ctx, PolicyKey(scope), raw, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write %d policies: %w", len(ps), err)
+	}
+	return nil
+}
+
 // encodeEffective is how a decision's policy is recorded in the event marker.
 func encodeEffective(e planning.EffectivePolicy) string {
 	j := toJSON(e.ServicePolicy)

@@ -69,6 +69,35 @@ func (s *DurablePolicies) Save(ctx context.Context, scope planning.Scope, p repl
 	return s.Policies.Save(ctx, scope, p)
 }
 
+var _ planning.PolicyBatchStore = (*DurablePolicies)(nil)
+
+// SaveAll writes the policies to policy_log in one insert, then to Redis in
+// one pipeline.
+func (s *DurablePolicies) SaveAll(ctx context.Context, scopes []planning.Scope, ps []replenish.ServicePolicy) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO policy_log (scope_sku, scope_location, policy, set_at_ns)")
+	if err != nil {
+		return fmt.Errorf("log %d policies: %w", len(ps), err)
+	}
+	defer func() { _ = batch.Abort() }()
+	at := s.now().UnixNano()
+	for i, scope := range scopes {
+		raw, err := json.Marshal(toJSON(ps[i]))
+		if err != nil {
+			return fmt.Errorf("encode policy: %w", err)
+		}
+		if err := batch.Append(scope.SKU, scope.Location, string(raw), at); err != nil {
+			return fmt.Errorf("log policy %s: %w", PolicyKey(scope), err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("log %d policies: %w", len(ps), err)
+	}
+	return s.Policies.SaveAll(ctx, scopes, ps)
+}
+
 // RestorePolicies writes each scope's latest policy from policy_log back to
 // Redis and returns how many.
 func RestorePolicies(ctx context.Context, conn driver.Conn, rdb redis.Cmdable) (int, error) {
