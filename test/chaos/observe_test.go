@@ -292,21 +292,15 @@ const (
 	bugNotReproducible = "KNOWN BUG: the outputs of two runs of the same input differ even without faults " +
 		"(ingest interleaves a series' orders.v1 and inventory.v1 by arrival; in 3 of 4 compared runs the first difference, a stock write-off " +
 		"such as or-2408, came before any fault); see docs/chaos.md"
-	// bugRepublished: outputs are at-least-once. A batch handled again
-	// (after a crash, a rebalance of a member that missed its heartbeats on
-	// this loaded machine, or the Redis-loss runbook's step 4, which
-	// replays forecasts.v1 from the start for replenishment) publishes its
-	// proposals again: same id, same content (asserted), ClickHouse FINAL
-	// exact. Once on the topic needs transactional produce-and-commit.
-	bugRepublished = "KNOWN BUG: replenishment.v1 carries a proposal again when its batch is handled again (crash, rebalance, " +
-		"the Redis-loss runbook's replay of forecasts.v1); the copies are identical, but not once on the topic"
-	// bugRedeliveredSnapshot: feature answers a redelivered DemandEvent
-	// (applied=false) with its current state, not the state as of that
-	// event, so a batch redelivered after a crash gets other snapshots, and
-	// forecast publishes a second, different forecast with the same
-	// forecast_id for those events.
-	bugRedeliveredSnapshot = "KNOWN BUG: a redelivered DemandEvent's snapshot is the series' current state, not its state as of the event; " +
-		"after a crash, forecasts.v1 holds two different forecasts with one forecast_id"
+	// bugRepublished (fixed, session 4): outputs were at-least-once; a
+	// batch handled again (a crash, a rebalance) published its proposals
+	// again. Each poll is now one Kafka transaction (pkg/kafkax): the
+	// sub-test "proposals once on the topic" asserts every proposal once.
+	bugRepublished = "" // fixed: one Kafka transaction per poll (pkg/kafkax)
+	// bugRedeliveredSnapshot (fixed, session 4): feature answered a
+	// redelivered DemandEvent with the series' current state; it now
+	// answers with the snapshot of the event's first application.
+	bugRedeliveredSnapshot = "" // fixed: services/feature undo log (a redelivered event gets its first snapshot)
 )
 
 // compareRuns checks the faulty run against the fault-free one.
