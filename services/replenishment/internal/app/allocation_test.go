@@ -3,6 +3,8 @@ package app
 import (
 	"bufio"
 	"context"
+	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -10,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -25,6 +29,8 @@ import (
 	"github.com/stockcast/stockcast/pkg/replenish"
 	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/pkg/topics"
+	"github.com/stockcast/stockcast/services/replenishment/internal/planning"
+	"github.com/stockcast/stockcast/services/replenishment/internal/store"
 )
 
 // orderLinesDDL is ingest's order_lines (services/ingest/internal/store),
@@ -267,5 +273,86 @@ func TestAllocationJob(t *testing.T) {
 			math.Abs(p.GetOrderUpTo()-want.Levels[i]) > 1e-6 || !proto.Equal(p.GetPolicy(), wantPolicy[i]) {
 			t.Errorf("%s: proposal %v, want a periodic review up to %v under %v", sku, p, want.Levels[i], wantPolicy[i])
 		}
+	}
+}
+
+// TestAllocationMarker: two replicas share redis-server's marker. The first
+// to look runs the allocation and the other does not, until the marker is
+// gone (deleted here, as docs/operations.md says, or expired); a failed run
+// frees it at once. Invalid flags are rejected.
+func TestAllocationMarker(t *testing.T) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	policies, err := planning.NewPolicies(store.NewPolicies(rdb), replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, MOQ: 1, PackSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weekly := replenish.ServicePolicy{Policy: replenish.Policy{ServiceLevel: 0.95, LeadTimeDays: 7, ReviewPeriodDays: 7, MOQ: 1, PackSize: 1},
+		Kind: replenish.KindPeriodic, ReviewWeekdays: 1 << time.Tuesday}
+	if err := policies.Set(ctx, planning.Scope{Location: "online"}, weekly); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	planner := planning.NewPlanner(policies, store.NewState(rdb, time.Hour), log)
+	var fe forecastv1.ForecastEvent
+	if err := proto.Unmarshal(allocRecord(t, "A", "online", "A-1", 1, 1000, time.Date(2011, 3, 1, 9, 0, 0, 0, time.UTC)).Value, &fe); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := planning.NewEvent(&fe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := planner.Plan(ctx, []planning.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := AllocationConfig{Target: 0.95, Interval: time.Hour, Location: "online"}
+	calls := map[string]int{}
+	replica := func(name string, fail bool) *allocator {
+		prices := func(context.Context, string) (map[planning.Scope]float64, error) {
+			calls[name]++
+			if fail {
+				return nil, errors.New("clickhouse down")
+			}
+			return map[planning.Scope]float64{{SKU: "A", Location: "online"}: 2}, nil
+		}
+		a, err := newAllocator(cfg, rdb, prices, planner, func() bool { return true }, log, noop.NewMeterProvider().Meter("test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a, b, failing := replica("a", false), replica("b", false), replica("failing", true)
+	a.runIfDue(ctx)
+	b.runIfDue(ctx)
+	if calls["a"] != 1 || calls["b"] != 0 {
+		t.Fatalf("runs a %d, b %d: want one run, by the first to look", calls["a"], calls["b"])
+	}
+	if ttl := rdb.PTTL(ctx, allocationKey).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("marker ttl %v, want up to the interval", ttl)
+	}
+	if got, err := policies.Effective(ctx, planning.Scope{SKU: "A", Location: "online"}); err != nil || got.Source != planning.SourceSeries {
+		t.Errorf("A's policy from %q (%v), want the allocated series policy", got.Source, err)
+	}
+	rdb.Del(ctx, allocationKey)
+	failing.runIfDue(ctx)
+	if calls["failing"] != 1 || rdb.Exists(ctx, allocationKey).Val() != 0 {
+		t.Errorf("a failed run (%d) left the marker (%d), want it freed", calls["failing"], rdb.Exists(ctx, allocationKey).Val())
+	}
+	b.runIfDue(ctx)
+	a.runIfDue(ctx)
+	if calls["a"] != 1 || calls["b"] != 1 {
+		t.Errorf("after the failed run: a %d, b %d runs, want b's one more", calls["a"], calls["b"])
+	}
+
+	for _, bad := range []AllocationConfig{{Target: 1, Interval: time.Hour}, {Target: -0.5, Interval: time.Hour},
+		{Target: 0.95, Band: 0.95, Interval: time.Hour}, {Target: 0.95}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v: valid, want an error", bad)
+		}
+	}
+	if err := (&AllocationConfig{Target: 0}).Validate(); err != nil {
+		t.Errorf("target 0 (off): %v", err)
 	}
 }
