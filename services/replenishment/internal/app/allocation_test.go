@@ -103,8 +103,8 @@ func TestAllocationJob(t *testing.T) {
 	}
 	type line struct {
 		id, sku, location, at string
-		price             float64
-		demand            uint8
+		price                 float64
+		demand                uint8
 	}
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO order_lines (event_id, series_key, sku, location, day, occurred_at, unit_price, is_demand, ingested_at)")
 	if err != nil {
