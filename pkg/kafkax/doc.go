@@ -5,17 +5,24 @@
 // partition), trace context injected into headers; Produce returns only once
 // every record is acknowledged.
 //
-// Consumer: a consumer group with manual commits. Run polls and hands each
-// partition's records in order to the Handler; with ConcurrentPartitions the
-// partitions of one poll are handled concurrently, one goroutine each, so
-// Handlers must be safe for concurrent use. A failing batch is retried with backoff forever (a down
-// dependency stops consumption instead of dropping data); each partition is
-// committed synchronously once its records are handled, and only after the
-// whole poll is handled may a rebalance happen. Groups use the
-// cooperative-sticky balancer: a rebalance only moves the partitions that
-// change owner, the others keep flowing. On shutdown the in-flight batches
-// are finished (bounded by Config.DrainTimeout) and committed before the
-// consumer leaves the group.
+// Consumer: a consumer group with manual commits. Run polls and hands the
+// records to the Handler (by default the whole poll in one call, each
+// partition's records in order). By default each poll is one Kafka
+// transaction (KIP-447, franz-go's GroupTransactSession): the handler's
+// Produce calls (with the handler's context) join it, the consumed offsets
+// are committed in it, and it ends with a commit; a handler error aborts it
+// and the records are fetched again after a backoff, forever (a down
+// dependency stops consumption instead of dropping data); partitions
+// revoked or lost before the end abort it and the records go to their next
+// owner. Consumers read read_committed and keep transaction markers out of
+// the handler's records. With Config.AtLeastOnce (-kafka.transactions=false)
+// the handler produces with the plain producer, each partition is committed
+// synchronously once its records are handled, and only after the whole poll
+// is handled may a rebalance happen. Groups use the cooperative-sticky
+// balancer: a rebalance only moves the partitions that change owner, the
+// others keep flowing. On shutdown the in-flight batches are finished
+// (bounded by Config.DrainTimeout) and committed before the consumer leaves
+// the group.
 //
 // StartEmbedded runs franz-go's in-process kfake broker for tests and the demo.
 package kafkax
