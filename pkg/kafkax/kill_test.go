@@ -1,0 +1,141 @@
+package kafkax
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockcast/stockcast/pkg/telemetry"
+)
+
+// killHelperEnv makes the test binary run killHelper instead of the tests:
+// "<brokers>|<at-least-once>".
+const killHelperEnv = "STOCKCAST_KAFKAX_KILL_HELPER"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(killHelperEnv); v != "" {
+		killHelper(v)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// killHelper consumes features.v1 as group "gr", produces every output of
+// its first poll, prints "produced" and hangs until it is killed.
+func killHelper(v string) {
+	brokers, alo, _ := strings.Cut(v, "|")
+	cfg := testConfig(strings.Split(brokers, ","))
+	cfg.AtLeastOnce = alo == "true"
+	cfg.TransactionTimeout = 2 * time.Second
+	p, err := NewProducer(cfg, telemetry.NewDiscard())
+	if err != nil {
+		panic(err)
+	}
+	h := &transform{p: p, out: "forecasts.v1", prefix: "out:"}
+	h.onAfter = func(context.Context) {
+		os.Stdout.WriteString("produced\n")
+		select {} // killed here, between produce and commit
+	}
+	c, err := NewConsumer(cfg, "gr", []string{"features.v1"}, h, telemetry.NewDiscard())
+	if err != nil {
+		panic(err)
+	}
+	_ = c.Run(context.Background())
+}
+
+// A consumer killed (SIGKILL) after producing a batch's outputs and before
+// committing leaves, once the next member has handled the batch again,
+// exactly one visible copy of each output with transactions, two without.
+func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		atLeastOnce bool
+		wantCopies  int
+	}{
+		{"transactions", false, 1},
+		{"at-least-once", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startBroker(t, "")
+			cfg := testConfig(e.Brokers())
+			cfg.AtLeastOnce = tc.atLeastOnce
+			ctx := context.Background()
+			const in, out = "features.v1", "forecasts.v1"
+			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
+				t.Fatal(err)
+			}
+			tel := telemetry.NewForTest(t.Output())
+			p, err := NewProducer(cfg, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			recs := keyedRecords(in, 9, 4)
+			produce(t, p, ctx, recs)
+			ends := map[int32]int64{}
+			for _, r := range recs {
+				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+			}
+			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer adm.Close()
+
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), killHelperEnv+"="+strings.Join(cfg.Brokers, ",")+"|"+map[bool]string{true: "true", false: "false"}[tc.atLeastOnce])
+			cmd.Stderr = t.Output()
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line := make(chan string, 1)
+			go func() {
+				s, _ := bufio.NewReader(stdout).ReadString('\n')
+				line <- s
+			}()
+			select {
+			case s := <-line:
+				if s != "produced\n" {
+					t.Fatalf("helper said %q", s)
+				}
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("the helper produced nothing")
+			}
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+
+			h := &transform{p: p, out: out, prefix: "out:"}
+			c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runConsumer(t, c)
+			waitFor(t, 30*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
+			stop()
+
+			got := countValues(readOutputs(t, cfg.Brokers, out, 3, kgo.ReadCommitted()))
+			for _, r := range recs {
+				if n := got["out:"+string(r.Value)]; n != tc.wantCopies {
+					t.Errorf("read_committed: output of %s seen %d times, want %d", r.Value, n, tc.wantCopies)
+				}
+			}
+			if len(got) != len(recs) {
+				t.Errorf("read_committed: %d distinct outputs, want %d", len(got), len(recs))
+			}
+		})
+	}
+}
