@@ -334,8 +334,11 @@ func expectPositions(lines []retail.Line, loop []*inventoryv1.InventoryEvent) ma
 		if po := ev.GetPurchaseOrderPlaced(); po != nil {
 			p.onOrder += po.GetQuantity()
 		} else {
-			p.onHand += ev.GetReceipt().GetQuantity()
-			p.onOrder -= ev.GetReceipt().GetQuantity()
+			q := ev.GetReceipt().GetQuantity()
+			filled := math.Min(p.backorders, q) // waiting customers first
+			p.backorders -= filled
+			p.onHand += q - filled
+			p.onOrder -= q
 		}
 	}
 	next := 0

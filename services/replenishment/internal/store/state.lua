@@ -167,7 +167,10 @@ elseif kind == 'purchase_order' then
   end
 elseif kind == 'receipt' then
   if not counted then
-    on_hand = on_hand + qty
+    -- Goods received ship to the waiting (backordered) customers first.
+    local filled = math.min(backorders, math.max(qty, 0))
+    backorders = backorders - filled
+    on_hand = on_hand + qty - filled
   end
   -- A receipt takes its quantity off its PO's open quantity; the PO closes
   -- when nothing is left open. Goods for an unknown PO were never on order.
