@@ -321,7 +321,10 @@ func (s *webServer) Run(ctx context.Context) error {
 		return fmt.Errorf("serve http on %s: %w", s.cfg.Addr, err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// Longer than the 5 s after which net/http counts a connection that never
+	// sent a request (StateNew, e.g. a TLS handshake still in progress) as
+	// idle: with 5 s, one such connection made Shutdown time out.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shut down http: %w", err)

@@ -437,6 +437,7 @@ func TestTLS(t *testing.T) {
 	if _, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("client without the CA: %v, want a certificate error", err)
 	}
+	hc.CloseIdleConnections()
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("https server stop: %v", err)
