@@ -35,6 +35,49 @@ type Calibration struct {
 	// Points is the number of points each class was fitted on (a class
 	// with fewer than the fit's minimum takes the levels of all points).
 	Points []int `json:"points"`
+	// LeadTimes, if set, calibrate the lead-time demand distributions:
+	// one calibration per number of days summed, ascending in Days
+	// (FitLeadTimeCalibrations); ForLeadTime picks one. Empty: the lead
+	// times are published at their own levels.
+	LeadTimes []LeadTimeCalibration `json:"lead_times,omitempty"`
+}
+
+// LeadTimeCalibration is the calibration of the distributions of the
+// demand summed over Days days (State.LeadTimePIT): its classes are
+// classes of the sum's mean (the daily bounds times Days: classes of the
+// mean daily rate), and it has no lead times of its own.
+type LeadTimeCalibration struct {
+	Days        int          `json:"days"`
+	Calibration *Calibration `json:"calibration"`
+}
+
+// ForLeadTime returns the calibration of sums of days days: the lead-time
+// calibration with the most days at most days (the first one below them
+// all); nil for a nil Calibration or one without lead times. A lead time
+// L of State.Forecast sums L+1 days (the rest of the first day and L
+// more).
+func (c *Calibration) ForLeadTime(days int) *Calibration {
+	if c == nil || len(c.LeadTimes) == 0 {
+		return nil
+	}
+	k := sort.Search(len(c.LeadTimes), func(i int) bool { return c.LeadTimes[i].Days > days })
+	return c.LeadTimes[max(k-1, 0)].Calibration
+}
+
+// FitLeadTimeCalibrations fits, for each days[k] (ascending), the
+// calibration of sums of days[k] days from points[k] (State.LeadTimePIT),
+// as FitCalibration does, with the classes of bounds (daily means) times
+// days[k].
+func FitLeadTimeCalibrations(points [][]PITPoint, days []int, nominal, bounds []float64, minPoints int) []LeadTimeCalibration {
+	out := make([]LeadTimeCalibration, len(days))
+	for k, d := range days {
+		scaled := make([]float64, len(bounds))
+		for i, b := range bounds {
+			scaled[i] = b * float64(d)
+		}
+		out[k] = LeadTimeCalibration{Days: d, Calibration: FitCalibration(points[k], nominal, scaled, minPoints)}
+	}
+	return out
 }
 
 // DefaultCalibrationBounds are the mean classes of FitCalibration: below
@@ -249,6 +292,17 @@ func (c *Calibration) Validate() error {
 			return fmt.Errorf("calibration: class %d levels %v: want %d ascending in (0, 1)", k, lv, len(c.Nominal))
 		}
 	}
+	for k, lt := range c.LeadTimes {
+		if lt.Days < 1 || (k > 0 && lt.Days <= c.LeadTimes[k-1].Days) {
+			return fmt.Errorf("calibration: lead time %d of %d days: want ascending days from 1", k, lt.Days)
+		}
+		if lt.Calibration == nil || len(lt.Calibration.LeadTimes) > 0 {
+			return fmt.Errorf("calibration: lead time of %d days: want a calibration without lead times", lt.Days)
+		}
+		if err := lt.Calibration.Validate(); err != nil {
+			return fmt.Errorf("lead time of %d days: %w", lt.Days, err)
+		}
+	}
 	return nil
 }
 
@@ -341,4 +395,71 @@ func CalibratedCDF(mean, dispersion float64, cal *Calibration, k float64) float6
 		return 1
 	}
 	return cal.InverseLevel(mean, CountCDF(mean, dispersion*cal.Factor(mean), k))
+}
+
+// LeadTimePIT returns the PIT points of the sums of the first days[k]
+// outcomes ys from start under the State's lead-time demand distributions
+// (those State.Forecast publishes for the lead time days[k]-1 from start,
+// with nothing of start seen yet): what FitLeadTimeCalibrations learns
+// from, one point per days[k]. A point whose days are not in ys (or
+// fewer than 1) has a NaN Y, one with a mean of 0 a mean of 0: both are
+// left out of a fit.
+func (s *State) LeadTimePIT(start Day, ys []float64, days []int) []PITPoint {
+	out := s.leadTimePoints(start, days)
+	for k, d := range days {
+		out[k].Y = math.NaN()
+		if d >= 1 && d <= len(ys) {
+			y := 0.0
+			for _, v := range ys[:d] {
+				y += v
+			}
+			out[k].Y = y
+		}
+	}
+	return out
+}
+
+// leadTimePoints are the lead-time distributions of sums of days[k] days
+// from start (nothing of start seen), as State.Forecast builds them.
+func (s *State) leadTimePoints(start Day, days []int) []PITPoint {
+	n := 1
+	for _, d := range days {
+		n = max(n, d)
+	}
+	w := s.weights()
+	expected := make([]float64, n)
+	s.meanPath(start, &w, expected)
+	// the running sum in State.Forecast's order: the same means
+	for h := 1; h < n; h++ {
+		expected[h] += expected[h-1]
+	}
+	disp, zeros := s.dispersion(), s.zeroShare()
+	week, month := s.Week.levelVariance(7, disp), s.Month.levelVariance(windowDays, disp)
+	out := make([]PITPoint, len(days))
+	for k, d := range days {
+		l := max(d, 1) - 1
+		out[k] = leadTimePoint(expected[l], disp, zeros, l, week, month)
+	}
+	return out
+}
+
+// LeadTimeCDF returns the CDF of the distributions whose quantiles
+// State.Forecast publishes for the sums of days[k] days from start
+// (the lead time days[k]-1, nothing of start seen yet) with the
+// calibration cal (nil: none; its ForLeadTime(days[k]) is used):
+// P(sum <= x) for the k-th, the count distribution's CDF mapped through
+// InverseLevel as PublishedCDF does for single days.
+func (s *State) LeadTimeCDF(start Day, days []int, cal *Calibration) func(k int, x float64) float64 {
+	points := s.leadTimePoints(start, days)
+	return func(k int, x float64) float64 {
+		p := points[k]
+		switch {
+		case x < 0:
+			return 0
+		case !(p.Mean > 0):
+			return 1
+		}
+		lc := cal.ForLeadTime(max(days[k], 1))
+		return lc.InverseLevel(p.Mean, p.dist(lc.Factor(p.Mean)).cdf(math.Floor(x)))
+	}
 }

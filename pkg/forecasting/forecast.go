@@ -36,9 +36,12 @@ type Request struct {
 	// day does not change (only today's demand so far and the share of the
 	// day seen move day 0 and the lead times).
 	TodayOnly bool
-	// Calibration, if set, remaps the levels of the daily quantiles (not
-	// the lead times') by each day's mean (calibration.go): the quantile
-	// published at QuantileLevels[k] is read at Calibration.Level(mean, k).
+	// Calibration, if set, remaps the levels of the daily quantiles by
+	// each day's mean (calibration.go): the quantile published at
+	// QuantileLevels[k] is read at Calibration.Level(mean, k), with the
+	// dispersion times Calibration.Factor(mean). The lead times' are read
+	// the same way through Calibration.ForLeadTime(days summed), when it
+	// has lead-time calibrations.
 	Calibration *Calibration
 }
 
@@ -191,9 +194,15 @@ func (s *State) Forecast(req Request) Forecast {
 		l = max(l, 0)
 		k := daysWithQuantiles + i
 		lt := LeadTimeDemand{Days: l, Mean: cum[l], Quantiles: quantiles[k*nq : (k+1)*nq : (k+1)*nq]}
-		ld := leadTimeDist(lt.Mean, disp, l+1, levelVarianceAt(l, week, month))
-		ld.Dispersion = capForZeros(ld.Mean, ld.Dispersion, math.Pow(zeros, float64(l+1)))
-		ld.Quantiles(levels, lt.Quantiles)
+		p, ltLevels := leadTimePoint(lt.Mean, disp, zeros, l, week, month), levels
+		// the lead time's own calibration (nil: none), by the days summed;
+		// calLevels is free again after the daily quantiles
+		lc := req.Calibration.ForLeadTime(l + 1)
+		if lc != nil {
+			lc.LevelsFor(lt.Mean, levels, calLevels)
+			ltLevels = calLevels
+		}
+		p.dist(lc.Factor(lt.Mean)).Quantiles(ltLevels, lt.Quantiles)
 		f.LeadTime[i] = lt
 	}
 	f.Components = s.components(req.StartDay, &w, expected, disp)
@@ -222,6 +231,16 @@ func (s *State) zeroShare() float64 {
 func leadTimeDist(mean, dispersion float64, days int, levelVar float64) countDist {
 	n := float64(max(days, 1))
 	return countDist{Mean: mean, Dispersion: dispersion + levelVar*mean*(n-1)/n}
+}
+
+// leadTimePoint is the distribution of the demand over the rest of the
+// first day and the next l days, total mean mean (leadTimeDist), with the
+// share of zeros of l+1 days (the daily one to the power of the days) that
+// capForZeros holds it to: p.dist(1) is what State.Forecast publishes
+// without a calibration, p.dist(factor) with one.
+func leadTimePoint(mean, disp, zeros float64, l int, week, month float64) PITPoint {
+	ld := leadTimeDist(mean, disp, l+1, levelVarianceAt(l, week, month))
+	return PITPoint{Mean: ld.Mean, Dispersion: ld.Dispersion, ZeroShare: math.Pow(zeros, float64(l+1))}
 }
 
 // levelVarianceAt interpolates the relative level variance for a lead time
