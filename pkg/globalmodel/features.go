@@ -44,7 +44,8 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 	p.sum, p.sum2 = make([][]float64, n), make([][]float64, n)
 	p.first = make([]int, n)
 	for i, s := range ds.Series {
-		a, b := make([]float64, ds.Days+1), make([]float64, ds.Days+1)
+		ab := make([]float64, 2*(ds.Days+1)) // one allocation for both
+		a, b := ab[:ds.Days+1:ds.Days+1], ab[ds.Days+1:]
 		p.first[i] = ds.Days
 		for t, y := range s.Values {
 			a[t+1], b[t+1] = a[t]+y, b[t]+y*y
@@ -58,7 +59,8 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 	p.dept = codes(ds, func(s *backtest.Series) string { return s.Dept })
 	p.cat = codes(ds, func(s *backtest.Series) string { return s.Cat })
 	p.store = codes(ds, func(s *backtest.Series) string { return s.Store })
-	p.eventName, p.eventType = make([]float64, ds.Days), make([]float64, ds.Days)
+	events := make([]float64, 2*ds.Days)
+	p.eventName, p.eventType = events[:ds.Days:ds.Days], events[ds.Days:]
 	if ds.Events != nil {
 		names, types := map[string]float64{}, map[string]float64{}
 		for _, e := range ds.Events {
@@ -70,6 +72,20 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 			p.eventName[t], p.eventType[t] = names[e.Name1], types[e.Type1]
 		}
 	}
+	p.itemPrice = make([]float64, n)
+	if n == 1 {
+		// one series (the forecast service's live panel): its item's
+		// mean price, summed in the same order as below
+		sum, count := 0.0, 0.0
+		for _, pr := range ds.Series[0].Prices {
+			if !math.IsNaN(pr) {
+				sum += pr
+				count++
+			}
+		}
+		p.itemPrice[0] = sum / count
+		return p
+	}
 	sums, counts := map[string]float64{}, map[string]float64{}
 	for _, s := range ds.Series {
 		for _, pr := range s.Prices {
@@ -79,7 +95,6 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 			}
 		}
 	}
-	p.itemPrice = make([]float64, n)
 	for i, s := range ds.Series {
 		p.itemPrice[i] = sums[s.Item] / counts[s.Item]
 	}
@@ -99,6 +114,9 @@ func number(m map[string]float64) {
 }
 
 func codes(ds *backtest.Dataset, key func(*backtest.Series) string) []float64 {
+	if len(ds.Series) == 1 {
+		return []float64{0} // the only key is the first
+	}
 	m := map[string]float64{}
 	for i := range ds.Series {
 		m[key(&ds.Series[i])] = 0

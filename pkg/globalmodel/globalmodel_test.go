@@ -291,3 +291,46 @@ func TestRobustDispersionByHand(t *testing.T) {
 	pooledRaw := (19*19 + sqB) / (28 + 56)
 	near("raw A", raw.dispersion[0], (19*19+28*pooledRaw)/(28+28))
 }
+
+// TestOneSeriesPanel: a panel of one series (the forecast service's live
+// panel, built without the maps of the codes and the item prices) gives
+// that series the rows, bit for bit, of a panel where it is the first of
+// two whose other series sorts after it on every name: the same codes
+// (0), item mean price, prefix sums and events.
+func TestOneSeriesPanel(t *testing.T) {
+	ds := tail(loadM5(t), 1, 200)
+	s := ds.Series[0]
+	s.Prices = append([]float64(nil), s.Prices...)
+	for t := 0; t < len(s.Prices); t += 5 {
+		s.Prices[t] = math.NaN() // unknown prices are left out of the mean
+	}
+	s.Prices[7] = 1.0 / 3
+	one := &backtest.Dataset{Name: "one", Start: ds.Start, Days: ds.Days, Events: ds.Events, Series: []backtest.Series{s}}
+	other := s
+	other.ID, other.Item, other.Dept, other.Cat, other.Store = "~", "~", "~", "~", "~"
+	other.Prices = make([]float64, len(s.Prices))
+	for t := range other.Prices {
+		other.Prices[t] = 100
+	}
+	two := &backtest.Dataset{Name: "two", Start: ds.Start, Days: ds.Days, Events: ds.Events, Series: []backtest.Series{s, other}}
+	for _, d := range []*backtest.Dataset{one, {Name: "no events", Start: ds.Start, Days: ds.Days, Series: one.Series}} {
+		ref := two
+		if d.Events == nil {
+			ref = &backtest.Dataset{Name: "two", Start: ds.Start, Days: ds.Days, Series: two.Series}
+		}
+		p, q := NewPanel(d), NewPanel(ref)
+		got, want := make([]float64, len(FeatureNames())), make([]float64, len(FeatureNames()))
+		for day := range d.Days {
+			p.Row(0, day, got)
+			q.Row(0, day, want)
+			for k := range got {
+				if math.Float64bits(got[k]) != math.Float64bits(want[k]) {
+					t.Fatalf("%s day %d feature %s: %v, want %v", d.Name, day, FeatureNames()[k], got[k], want[k])
+				}
+			}
+		}
+		if p.first[0] != q.first[0] {
+			t.Fatalf("%s: first sale %d, want %d", d.Name, p.first[0], q.first[0])
+		}
+	}
+}

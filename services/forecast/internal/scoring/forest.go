@@ -112,10 +112,27 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 // side by side, level by level for the tree's depth (a leaf leads to
 // itself), so that their independent loads overlap.
 func (f *forest) margins(rows []float64, cols int, out []float64) {
+	f.marginsContrib(rows, cols, out, nil, nil)
+}
+
+// marginsContrib is margins, and, if row0 is not nil, contributions(row0,
+// contrib) too, returning its bias (0 without row0): row0's attribution
+// walk of each tree goes side by side with the first rows' walks of the
+// tree (a day's first event predicts one new day and attributes today's
+// row: two single-row walks of every tree that overlap instead of
+// following each other). Each sum is made in the same order as by
+// margins and contributions alone: the same values bit for bit
+// (TestMarginsContribAsSeparate).
+func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, contrib []float64) float64 {
 	for r := range out {
 		out[r] = f.base
 	}
-	nodes := f.nodes
+	bias := 0.0
+	withContrib := row0 != nil
+	if withContrib {
+		bias = f.base
+	}
+	nodes, inner := f.nodes, f.inner
 	step := func(i int32, row []float64) int32 {
 		n := &nodes[i]
 		if n.feat < 0 {
@@ -126,17 +143,44 @@ func (f *forest) margins(rows []float64, cols int, out []float64) {
 		}
 		return n.kids
 	}
+	// attr takes row0's step from node i, adding the split's change of
+	// node value to its feature's contribution (a leaf stays)
+	attr := func(i int32) int32 {
+		n := &nodes[i]
+		if n.feat < 0 {
+			return i
+		}
+		k := n.kids
+		if row0[n.feat] > n.thr {
+			k++
+		}
+		contrib[n.feat] += inner[k] - inner[i]
+		return k
+	}
 	n4 := len(out) &^ 3
 	for t, root := range f.roots {
 		depth := f.depth[t]
+		ic := root // row0's node
+		if withContrib {
+			bias += inner[root]
+		}
+		attrib := withContrib // row0 still to walk this tree
 		for r := 0; r < n4; r += 4 {
 			r0 := rows[r*cols : (r+1)*cols : (r+1)*cols]
 			r1 := rows[(r+1)*cols : (r+2)*cols : (r+2)*cols]
 			r2 := rows[(r+2)*cols : (r+3)*cols : (r+3)*cols]
 			r3 := rows[(r+3)*cols : (r+4)*cols : (r+4)*cols]
 			i0, i1, i2, i3 := root, root, root, root
-			for range depth {
-				i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
+			if attrib {
+				for range depth {
+					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
+					ic = attr(ic)
+				}
+				attrib = false
+			} else {
+				for range depth {
+					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
+				}
 			}
 			out[r] += nodes[i0].thr
 			out[r+1] += nodes[i1].thr
@@ -145,15 +189,31 @@ func (f *forest) margins(rows []float64, cols int, out []float64) {
 		}
 		for r := n4; r < len(out); r++ {
 			row := rows[r*cols : (r+1)*cols : (r+1)*cols]
-			n := &nodes[root]
-			for n.feat >= 0 {
-				k := n.kids
-				if row[n.feat] > n.thr {
-					k++
+			i := root
+			if attrib {
+				for range depth {
+					i, ic = step(i, row), attr(ic)
 				}
-				n = &nodes[k]
+				attrib = false
+			} else {
+				n := &nodes[root]
+				for n.feat >= 0 {
+					k := n.kids
+					if row[n.feat] > n.thr {
+						k++
+					}
+					n = &nodes[k]
+				}
+				out[r] += n.thr
+				continue
 			}
-			out[r] += n.thr
+			out[r] += nodes[i].thr
+		}
+		if attrib {
+			for range depth {
+				ic = attr(ic)
+			}
 		}
 	}
+	return bias
 }

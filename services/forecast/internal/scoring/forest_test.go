@@ -161,3 +161,43 @@ func TestCarryOverEqualsRecompute(t *testing.T) {
 		}
 	}
 }
+
+// TestMarginsContribAsSeparate: margins and row 0's attributions in one
+// pass over the trees equal margins and contributions made one after the
+// other, bit for bit, for 0 to 9 rows (the four-row blocks and the rest),
+// with every forest of the test model and row 0 one of the rows or
+// another.
+func TestMarginsContribAsSeparate(t *testing.T) {
+	src := testSeries{start: 19000, demand: weekly(400)}
+	m, ds := testModel(t, src)
+	panel := globalmodel.NewPanel(ds)
+	cols := len(m.names)
+	rows := make([]float64, 10*cols)
+	for _, f := range []forest{m.stable, m.volatile, newForest(m.gbt)} {
+		for start := 0; start < ds.Days-10; start += 37 {
+			for r := range 10 {
+				panel.Row(start%len(ds.Series), start+r, rows[r*cols:(r+1)*cols])
+			}
+			row0 := rows[9*cols:]
+			for n := range 10 {
+				want, got := make([]float64, n), make([]float64, n)
+				f.margins(rows, cols, want)
+				wantContrib, gotContrib := make([]float64, cols), make([]float64, cols)
+				for k := range cols {
+					wantContrib[k], gotContrib[k] = float64(k), float64(k) // added to
+				}
+				wantBias := f.contributions(row0, wantContrib)
+				gotBias := f.marginsContrib(rows, cols, got, row0, gotContrib)
+				if fmt.Sprint(got) != fmt.Sprint(want) || gotBias != wantBias || fmt.Sprint(gotContrib) != fmt.Sprint(wantContrib) {
+					t.Fatalf("start %d, %d rows: margins %v bias %v contributions %v; separately %v %v %v",
+						start, n, got, gotBias, gotContrib, want, wantBias, wantContrib)
+				}
+				for r := range n {
+					if math.Float64bits(got[r]) != math.Float64bits(want[r]) {
+						t.Fatalf("start %d row %d: %v, %v", start, r, got[r], want[r])
+					}
+				}
+			}
+		}
+	}
+}

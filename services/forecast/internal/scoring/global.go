@@ -173,26 +173,62 @@ func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept,
 		g.dept == dept && g.cat == cat
 }
 
+// predictScratch is a batch's reusable memory for predict (a batch is
+// used by one goroutine): the one-series data set of the features and the
+// feature rows, none of which a globalPart keeps.
+type predictScratch struct {
+	rows     []float64
+	values   []float64 // the series' values and prices, HistoryDays+days each
+	censored []bool
+	series   [1]backtest.Series
+	ds       backtest.Dataset
+}
+
 // predict computes the global part of a series whose closed days through
 // start-1 are in w. horizon days are forecast, at most MinLag.
-func (m *Model) predict(w *window, sku, location, dept, cat string, price float64, start forecasting.Day, horizon int, prev *globalPart, scratch *[]float64) *globalPart {
+func (m *Model) predict(w *window, sku, location, dept, cat string, price float64, start forecasting.Day, horizon int, prev *globalPart, scratch *predictScratch) *globalPart {
 	days := min(horizon, globalmodel.MinLag)
 	n := HistoryDays + days
-	s := backtest.Series{ID: sku + "|" + location, Item: sku, Dept: dept, Cat: cat, Store: location,
-		Values: make([]float64, n), Prices: make([]float64, n)}
-	censored := make([]bool, HistoryDays)
+	if cap(scratch.values) < 2*n {
+		scratch.values = make([]float64, 2*n)
+		scratch.censored = make([]bool, HistoryDays)
+	}
+	s := &scratch.series[0]
+	*s = backtest.Series{ID: sku + "|" + location, Item: sku, Dept: dept, Cat: cat, Store: location,
+		Values: scratch.values[:n:n], Prices: scratch.values[n : 2*n : 2*n]}
+	censored := scratch.censored[:HistoryDays]
 	for t := range HistoryDays {
 		i := int((int64(start-HistoryDays+forecasting.Day(t))%HistoryDays + HistoryDays) % HistoryDays)
 		s.Values[t], censored[t] = w.values[i], w.isCensored(i)
 	}
+	clear(s.Values[HistoryDays:]) // never read: the features lag MinLag days
 	modelregistry.ImputeCensored(s.Values[:HistoryDays], censored)
 	for t := range s.Prices {
 		s.Prices[t] = price // the current price, known for the horizon
 	}
-	ds := &backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: []backtest.Series{s}}
-	panel := globalmodel.NewPanel(ds)
+	scratch.ds = backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: scratch.series[:]}
+	panel := globalmodel.NewPanel(&scratch.ds)
+	cols := len(m.names)
+	// the part's numbers in one allocation (each slice capped at its own
+	// length): means, stable and volatile margins per day; row 0's feature
+	// values, the stable trees' attributions, all trees', their change
+	sameModel := prev != nil && prev.version == m.Version
+	size := 3*days + 3*cols
+	if sameModel {
+		size += cols
+	}
+	nums := make([]float64, size)
+	cut := func(k int) []float64 {
+		out := nums[:k:k]
+		nums = nums[k:]
+		return out
+	}
 	g := &globalPart{version: m.Version, start: start, price: price, dept: dept, cat: cat,
-		means: make([]float64, days), stable: make([]float64, days), volatile: make([]float64, days)}
+		means: cut(days), stable: cut(days), volatile: cut(days)}
+	g.values, g.stableContrib, g.contrib = cut(cols), cut(cols), cut(cols)
+	if sameModel {
+		g.change = cut(cols)
+	}
 	// The row of a calendar day reads only days at least MinLag before
 	// it, so its prediction does not depend on the forecast's start: the
 	// days the previous part (same model, k days earlier) already
@@ -202,7 +238,7 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 	// those change: their margins are carried over too, and only the
 	// other trees (m.volatile) see the new price on every day.
 	fromStable, fromVolatile := 0, 0
-	if k := int(start - prev.startOr(start)); prev != nil && k >= 0 && k < days && prev.version == m.Version && len(prev.means) == days {
+	if k := int(start - prev.startOr(start)); sameModel && k >= 0 && k < days && len(prev.means) == days {
 		fromStable = days - k
 		copy(g.stable, prev.stable[k:])
 		if samePrice(prev.price, price) && prev.dept == dept && prev.cat == cat {
@@ -211,18 +247,17 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		}
 	}
 	from := min(fromStable, fromVolatile)
-	cols := len(m.names)
 	// rows of the days from.. (row 0, for the attributions, first when
 	// from > 0)
 	first := 0
 	if from > 0 {
 		first = 1
 	}
-	size := (first + days - from) * cols
-	if cap(*scratch) < size {
-		*scratch = make([]float64, size)
+	size = (first + days - from) * cols
+	if cap(scratch.rows) < size {
+		scratch.rows = make([]float64, size)
 	}
-	rows := (*scratch)[:size]
+	rows := scratch.rows[:size]
 	row := func(h int) []float64 {
 		r := first + h - from
 		if h == 0 {
@@ -238,30 +273,28 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		panel.Row(0, HistoryDays+h, row(h))
 		m.codes(row(h), sku, location, dept, cat, price)
 	}
-	m.stable.margins(rows[(first+fromStable-from)*cols:], cols, g.stable[fromStable:])
-	m.volatile.margins(rows[first*cols:], cols, g.volatile[from:])
+	copy(g.values, rows[:cols]) // the rows are scratch
+	// the new days' margins, and row 0's path attributions in the same
+	// pass over the trees: the stable trees' move only when the start
+	// does
+	stableRows := rows[(first+fromStable-from)*cols:]
+	if fromStable == days {
+		m.stable.margins(stableRows, cols, g.stable[fromStable:])
+		g.stableBias = prev.stableBias
+		copy(g.stableContrib, prev.stableContrib)
+	} else {
+		g.stableBias = m.stable.marginsContrib(stableRows, cols, g.stable[fromStable:], g.values, g.stableContrib)
+	}
+	contrib := g.contrib
+	copy(contrib, g.stableContrib)
+	g.bias = g.stableBias + m.volatile.marginsContrib(rows[first*cols:], cols, g.volatile[from:], g.values, contrib)
 	for h := range days {
 		g.means[h] = g.stable[h] + g.volatile[h]
 		if m.link == "log" {
 			g.means[h] = math.Exp(g.means[h])
 		}
 	}
-	g.values = slices.Clone(rows[:cols]) // the rows are scratch
-	// path attributions of row 0: the stable trees' move only when the
-	// start does
-	g.stableContrib = make([]float64, cols)
-	if fromStable == days {
-		g.stableBias = prev.stableBias
-		copy(g.stableContrib, prev.stableContrib)
-	} else {
-		g.stableBias = m.stable.contributions(g.values, g.stableContrib)
-	}
-	contrib := make([]float64, cols)
-	copy(contrib, g.stableContrib)
-	g.bias = g.stableBias + m.volatile.contributions(g.values, contrib)
-	g.contrib = contrib
-	if prev != nil && prev.version == m.Version {
-		g.change = make([]float64, cols)
+	if g.change != nil {
 		for k := range g.change {
 			g.change[k] = contrib[k] - prev.contrib[k]
 		}
@@ -288,21 +321,7 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 	}
 	var moved []*forecastv1.Attribution
 	if same && factors {
-		sorted := slices.Clone(msg.Attributions)
-		slices.SortStableFunc(sorted, func(a, b *forecastv1.Attribution) int {
-			switch x, y := math.Abs(a.Change), math.Abs(b.Change); {
-			case x > y:
-				return -1
-			case x < y:
-				return 1
-			}
-			return 0
-		})
-		for _, a := range sorted[:min(maxFactors, len(sorted))] {
-			if a.Change != 0 {
-				moved = append(moved, a)
-			}
-		}
+		moved = movedMost(msg.Attributions)
 	}
 	comps := make([]Component, 0, 3+len(m.names))
 	comps = append(comps,
@@ -314,8 +333,7 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 	buf := make([]byte, 0, len(m.names)*64)
 	ends := make([]int, len(m.names))
 	for k := range m.names {
-		buf = append(buf, "value "...)
-		buf = strconv.AppendFloat(buf, g.values[k], 'g', -1, 64)
+		buf = appendShortest(append(buf, "value "...), g.values[k])
 		if same {
 			buf = append(buf, ", "...)
 			if d := g.change[k]; d >= 0 {
@@ -333,6 +351,75 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 		begin = ends[k]
 	}
 	return msg, comps, moved
+}
+
+// movedMost returns the (at most maxFactors) attributions whose
+// contributions changed most, largest first, the earlier of equal ones
+// first, leaving out those that did not change: the first maxFactors of
+// a stable sort by decreasing |change| (movedMostSorted, the way it was
+// made before, which a NaN change still takes), picked in one pass
+// without sorting a copy (TestMovedMostAsSorted).
+func movedMost(attrs []*forecastv1.Attribution) []*forecastv1.Attribution {
+	var top [maxFactors]*forecastv1.Attribution
+	n := 0
+	for _, a := range attrs {
+		x := math.Abs(a.Change)
+		if math.IsNaN(x) {
+			return movedMostSorted(attrs)
+		}
+		// insert after the entries at least as large (stable)
+		p := n
+		for p > 0 && x > math.Abs(top[p-1].Change) {
+			p--
+		}
+		if p == maxFactors {
+			continue
+		}
+		if n < maxFactors {
+			n++
+		}
+		copy(top[p+1:n], top[p:n-1])
+		top[p] = a
+	}
+	var moved []*forecastv1.Attribution
+	for _, a := range top[:n] {
+		if a.Change != 0 {
+			moved = append(moved, a)
+		}
+	}
+	return moved
+}
+
+// movedMostSorted is movedMost by a stable sort of a copy.
+func movedMostSorted(attrs []*forecastv1.Attribution) []*forecastv1.Attribution {
+	sorted := slices.Clone(attrs)
+	slices.SortStableFunc(sorted, func(a, b *forecastv1.Attribution) int {
+		switch x, y := math.Abs(a.Change), math.Abs(b.Change); {
+		case x > y:
+			return -1
+		case x < y:
+			return 1
+		}
+		return 0
+	})
+	var moved []*forecastv1.Attribution
+	for _, a := range sorted[:min(maxFactors, len(sorted))] {
+		if a.Change != 0 {
+			moved = append(moved, a)
+		}
+	}
+	return moved
+}
+
+// appendShortest appends v as strconv.AppendFloat(b, v, 'g', -1, 64)
+// does; integers below 1e6 in magnitude (most feature values: counts,
+// calendar fields, codes), which that format writes as their digits, go
+// through strconv.AppendInt, several times faster (TestFormatsAsFmt).
+func appendShortest(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && math.Abs(v) < 1e6 && (v != 0 || !math.Signbit(v)) {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // volatileFeature tells whether an event can change a feature without a

@@ -3,6 +3,7 @@ package scoring
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/stockcast/stockcast/pkg/forecasting"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
@@ -63,10 +64,10 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 	switch {
 	case in.prev == nil && !in.before.Live:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_NEW_SERIES
-		r.Detail = fmt.Sprintf("first forecast of the series: level %.2f", level)
+		r.Detail = string(appendFixed([]byte("first forecast of the series: level "), level, 2))
 	case in.prev != nil && prevVersion != r.ModelVersion:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_MODEL_CHANGED
-		r.Detail = fmt.Sprintf("global model %s -> %s", modelName(prevVersion), modelName(r.ModelVersion))
+		r.Detail = "global model " + modelName(prevVersion) + " -> " + modelName(r.ModelVersion)
 	case cause.GetPrice() != nil:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_PRICE_CHANGED
 		r.Detail = fmt.Sprintf("price %.2f %s", cause.GetPrice().GetPrice(), cause.GetPrice().GetCurrency())
@@ -85,24 +86,33 @@ func reason(in reasonInput) *forecastv1.ForecastReason {
 		// A known series without a forecast in memory (a restart or an
 		// eviction): its state was just rebuilt from the stored history.
 		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
-		r.Detail = fmt.Sprintf("state rebuilt from history through %s: level %.2f", in.after.LastDay, level)
+		b := in.after.LastDay.AppendString(append(make([]byte, 0, 64), "state rebuilt from history through "...))
+		r.Detail = string(appendFixed(append(b, ": level "...), level, 2))
 	case in.after.LastUpdate != in.before.LastUpdate || in.after.Days != in.before.Days:
 		r.Code = forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED
 		prevLevel := level
 		if in.prev != nil && in.prev.hasLevel {
 			prevLevel = in.prev.level
 		}
-		r.Detail = fmt.Sprintf("level %.2f -> %.2f after day %s", prevLevel, level, in.after.LastUpdate)
+		b := appendFixed(append(make([]byte, 0, 160), "level "...), prevLevel, 2)
+		b = appendFixed(append(b, " -> "...), level, 2)
+		b = in.after.LastUpdate.AppendString(append(b, " after day "...))
 		if len(r.Factors) > 0 {
-			r.Detail += "; global model: " + factorText(r.Factors)
+			b = appendFactors(append(b, "; global model: "...), r.Factors)
 		}
+		r.Detail = string(b)
 	default:
 		if expected, sd, shifted := demandShift(in); shifted {
 			r.Code = forecastv1.ReasonCode_REASON_CODE_DEMAND_SHIFT
-			r.Detail = fmt.Sprintf("today %.0f so far, %.1f ± %.1f expected by now", in.todaySoFar, expected, sd)
+			b := appendFixed(append(make([]byte, 0, 64), "today "...), in.todaySoFar, 0)
+			b = appendFixed(append(b, " so far, "...), expected, 1)
+			b = appendFixed(append(b, " ± "...), sd, 1)
+			r.Detail = string(append(b, " expected by now"...))
 		} else {
 			r.Code = forecastv1.ReasonCode_REASON_CODE_UNCHANGED
-			r.Detail = fmt.Sprintf("today %.0f so far, %.1f expected by now", in.todaySoFar, expected)
+			b := appendFixed(append(make([]byte, 0, 64), "today "...), in.todaySoFar, 0)
+			b = appendFixed(append(b, " so far, "...), expected, 1)
+			r.Detail = string(append(b, " expected by now"...))
 		}
 	}
 	return r
@@ -129,13 +139,36 @@ func modelName(version string) string {
 }
 
 // factorText lists moved contributions, e.g. "lag28 +0.120, rmean28_7 -0.031".
-func factorText(f []*forecastv1.Attribution) string {
-	out := ""
+func factorText(f []*forecastv1.Attribution) string { return string(appendFactors(nil, f)) }
+
+// appendFactors appends factorText(f) to b.
+func appendFactors(b []byte, f []*forecastv1.Attribution) []byte {
 	for i, a := range f {
 		if i > 0 {
-			out += ", "
+			b = append(b, ", "...)
 		}
-		out += fmt.Sprintf("%s %+.3f", a.GetFeature(), a.GetChange())
+		b = appendSigned(append(append(b, a.GetFeature()...), ' '), a.GetChange(), 3)
 	}
-	return out
+	return b
+}
+
+// appendFixed appends v as fmt's %.<prec>f formats it (fmt adds nothing to
+// strconv's 'f' format without flags; TestFormatsAsFmt), without fmt's
+// reflection and allocations: reasons and components are made on every
+// event.
+func appendFixed(b []byte, v float64, prec int) []byte {
+	return strconv.AppendFloat(b, v, 'f', prec, 64)
+}
+
+// appendSigned appends v as fmt's %+.<prec>f formats it: strconv's 'f'
+// format with a '+' before anything that has no sign ("+NaN" too).
+func appendSigned(b []byte, v float64, prec int) []byte {
+	b = append(b, '+')
+	n := len(b)
+	b = strconv.AppendFloat(b, v, 'f', prec, 64)
+	if b[n] == '-' || b[n] == '+' {
+		copy(b[n-1:], b[n:])
+		b = b[:len(b)-1]
+	}
+	return b
 }

@@ -145,9 +145,8 @@ type Batch struct {
 	// the batch
 	results map[*series]*Result
 	stats   Stats
-	// rows is the global model's scratch for feature rows (a batch is
-	// used by one goroutine)
-	rows []float64
+	// scratch is the global model's (a batch is used by one goroutine)
+	scratch predictScratch
 }
 
 // Begin starts a batch.
@@ -230,7 +229,9 @@ func validate(snap *featurev1.FeatureSnapshot) (snapshotView, error) {
 	}
 	v.asOf = asOf
 	v.first = asOf - forecasting.Day(len(snap.GetRecentDaily())) + 1
-	v.stockout = make(map[int]bool, len(snap.GetStockoutDays()))
+	if len(snap.GetStockoutDays()) > 0 { // else nil: no day censored
+		v.stockout = make(map[int]bool, len(snap.GetStockoutDays()))
+	}
 	for _, i := range snap.GetStockoutDays() {
 		if i < 0 || int(i) >= len(snap.GetRecentDaily()) {
 			return v, fmt.Errorf("%w: stockout day index %d outside recent_daily", ErrInvalidSnapshot, i)
@@ -312,7 +313,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		if prevGlobal.fresh(m, v.asOf, price, dept, cat) {
 			next.global = prevGlobal
 		} else {
-			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal, &b.rows)
+			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal, &b.scratch)
 			b.stats.GlobalForecasts++
 		}
 	}
@@ -574,6 +575,15 @@ func weightName(i int, member string) string {
 	return "weight_" + member
 }
 
+// memberDetail is the "member" component's detail (as
+// fmt.Sprintf("%s has the largest weight (one-step RMSE %.3f, MAE %.3f)")).
+func memberDetail(member string, rmse, mae float64) string {
+	b := append(append(make([]byte, 0, 80), member...), " has the largest weight (one-step RMSE "...)
+	b = appendFixed(b, rmse, 3)
+	b = appendFixed(append(b, ", MAE "...), mae, 3)
+	return string(append(b, ')'))
+}
+
 func components(f *forecasting.Forecast, share float64) []Component {
 	c := f.Components
 	out := make([]Component, 0, 10+len(c.Weights))
@@ -581,7 +591,7 @@ func components(f *forecasting.Forecast, share float64) []Component {
 		{Name: "level", Value: c.Level, Detail: "mean daily demand over the next 7 days"},
 		{Name: "trend", Value: c.Trend, Detail: "damped-trend member's slope, units per day"},
 		{Name: "weekday_factor", Value: c.WeekdayFactor, Detail: "weekly-seasonal multiplier of " + f.StartDay.Time().Weekday().String()},
-		{Name: "member", Value: c.MemberWeight, Detail: fmt.Sprintf("%s has the largest weight (one-step RMSE %.3f, MAE %.3f)", c.Member, c.MemberRMSE, c.MemberMAE)},
+		{Name: "member", Value: c.MemberWeight, Detail: memberDetail(c.Member, c.MemberRMSE, c.MemberMAE)},
 		{Name: "member_rmse", Value: c.MemberRMSE, Detail: c.Member},
 		{Name: "sigma", Value: c.Sigma, Detail: "RMSE of the combination's one-step errors"},
 		{Name: "dispersion", Value: c.Dispersion, Detail: c.Distribution},
