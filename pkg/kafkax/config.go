@@ -46,10 +46,23 @@ type Config struct {
 	AtLeastOnce bool
 
 	// TransactionalIDPrefix starts the transactional id of every consumer
-	// (default: its group). The id is <prefix>-<host>-<random>, unique per
-	// instance: consumers fence zombies through the group generation
-	// (KIP-447), not through a shared id.
+	// (default: its group). The id is <prefix>-<InstanceID>.
 	TransactionalIDPrefix string
+
+	// InstanceID names this instance in its consumers' transactional ids
+	// (flag -kafka.instance-id): stable across restarts, so that a
+	// restarted instance's first InitProducerID aborts the open transaction
+	// of the predecessor it replaces at once (not after TransactionTimeout),
+	// and unique among live instances, which would otherwise fence each
+	// other. Empty: <host>-<n>, n the lowest slot no live process on this
+	// host holds (a lock file); the Helm chart sets the pod name. Zombies
+	// of a rebalance are fenced through the group generation (KIP-447), not
+	// through the id.
+	InstanceID string
+
+	// instanceLockDir holds the instance locks (tests); empty means
+	// $TMPDIR/stockcast-kafka-ids.
+	instanceLockDir string
 
 	// TransactionTimeout is how long the broker lets a transaction stay
 	// open before it aborts it (a producer killed mid-transaction holds back
@@ -93,7 +106,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.PartitionAtATime, "kafka.partition-at-a-time", false, "hand the handler one partition's records per call instead of every record of a poll in one call")
 	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
 	fs.Var(transactionsFlag{&c.AtLeastOnce}, "kafka.transactions", "consume, produce and commit offsets in one Kafka transaction per poll (outputs once on their topics); false: at-least-once outputs, for clusters that forbid transactions")
-	fs.StringVar(&c.TransactionalIDPrefix, "kafka.transactional-id-prefix", "", "prefix of the consumers' transactional ids, which are <prefix>-<host>-<random> (default: the consumer group)")
+	fs.StringVar(&c.TransactionalIDPrefix, "kafka.transactional-id-prefix", "", "prefix of the consumers' transactional ids, which are <prefix>-<instance id> (default: the consumer group)")
+	fs.StringVar(&c.InstanceID, "kafka.instance-id", "", "this instance's name in its transactional ids: stable across restarts (a restart then aborts its predecessor's open transaction at once) and unique among live instances (default: <host>-<n>, n the lowest slot free on this host; Kubernetes: the pod name)")
 	fs.DurationVar(&c.TransactionTimeout, "kafka.transaction-timeout", 10*time.Second, "how long the broker keeps a transaction open before aborting it (a killed instance holds back read_committed readers until then)")
 }
 

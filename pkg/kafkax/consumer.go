@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -67,6 +68,7 @@ type Consumer struct {
 	cl     *kgo.Client
 	sess   *kgo.GroupTransactSession // nil with Config.AtLeastOnce
 	txnID  string
+	unlock func() // releases txnID's lock (nil with Config.AtLeastOnce)
 }
 
 // NewConsumer creates a group consumer of topics; it joins the group when Run starts.
@@ -121,11 +123,11 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		c.cl = cl
 		return c, nil
 	}
-	prefix := cfg.TransactionalIDPrefix
-	if prefix == "" {
-		prefix = group
+	ident, err := cfg.transactionalIdentity(group)
+	if err != nil {
+		return nil, fmt.Errorf("create transactional kafka consumer for group %s: %w", group, err)
 	}
-	c.txnID = transactionalID(prefix)
+	c.txnID, c.unlock = ident.id, ident.release
 	// Rebalances are not blocked during a transaction: the session aborts
 	// a transaction whose partitions were revoked or lost, and the records
 	// go to their new owner (franz-go's GroupTransactSession design).
@@ -139,11 +141,44 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
+		c.unlock()
 		return nil, fmt.Errorf("create transactional kafka consumer for group %s: %w", group, err)
 	}
 	c.sess, c.cl = sess, sess.Client()
 	c.log = log.With("transactional_id", c.txnID)
 	return c, nil
+}
+
+// initProducerID registers the transactional id with the broker before the
+// first poll: if a predecessor with this id (the instance this one
+// restarts, see Config.InstanceID) died with a transaction open, the broker
+// aborts it now, so read_committed readers of the partitions it wrote, and
+// this group's offset fetch, which waits for its pending offsets
+// (UNSTABLE_OFFSET_COMMIT), go on at once instead of after the transaction
+// timeout. An epoch above 0 says the id was used before. A failure here is
+// not final: the first transaction initialises the id again.
+func (c *Consumer) initProducerID(ctx context.Context) {
+	id, epoch, err := c.cl.ProducerID(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("initialising the transactional id failed; a predecessor's open transaction may hold back readers until it times out", "err", err)
+		}
+		return
+	}
+	c.log.Info("transactional id initialised: any open transaction of a previous instance with this id is aborted",
+		"producer_id", id, "producer_epoch", epoch)
+}
+
+// errFenced says that another live instance initialised this consumer's
+// transactional id: two live instances share an id (a misconfigured
+// -kafka.instance-id), which fences the older one on every start of the
+// newer.
+var errFenced = errors.New("fenced: another live instance uses this transactional id (two instances share -kafka.instance-id?)")
+
+// isFenced reports whether err is the broker saying that a newer producer
+// took this transactional id.
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
 // heartbeatInterval keeps three heartbeats within a session, at most 3s
@@ -186,8 +221,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// Close leaves the group; allowing the rebalance first lets the
 		// leave proceed (we committed everything we handled).
 		c.cl.CloseAllowingRebalance()
+		if c.unlock != nil {
+			c.unlock()
+		}
 		c.log.Info("consumer stopped")
 	}()
+	if c.sess != nil {
+		c.initProducerID(ctx)
+	}
 
 	retry := retryState{backoff: c.cfg.RetryMin}
 	for {
@@ -415,6 +456,11 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 			c.log.Info("stopping: ending the transaction failed on shutdown", "err", endErr)
 			return true, nil
 		}
+		if isFenced(endErr) || isFenced(hErr) {
+			c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "fenced")))
+			c.log.Error("transactional id taken by another live instance; stopping", "err", errors.Join(endErr, hErr))
+			return true, fmt.Errorf("kafka consumer %s: transactional id %s: %w: %w", c.group, c.txnID, errFenced, endErr)
+		}
 		return true, fmt.Errorf("kafka consumer %s: end transaction %s (the client cannot go on; restart it): %w", c.group, c.txnID, endErr)
 	}
 	switch {
@@ -422,6 +468,7 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 		for _, p := range parts {
 			c.countConsumed(handleCtx, p.Records)
 		}
+		t.countCommitted(handleCtx, c.ins)
 		c.runHooks(handleCtx, t)
 		retry.backoff, retry.attempt = c.cfg.RetryMin, 0
 		return false, nil

@@ -14,7 +14,10 @@
 // and the records are fetched again after a backoff, forever (a down
 // dependency stops consumption instead of dropping data); partitions
 // revoked or lost before the end abort it and the records go to their next
-// owner. Consumers read read_committed and keep transaction markers out of
+// owner. Each consumer's transactional id is stable per instance and
+// unique among live ones (Config.InstanceID): a restarted instance aborts
+// its killed predecessor's open transaction as it starts, and an instance
+// fenced by a live twin stops with an error. Consumers read read_committed and keep transaction markers out of
 // the handler's records. With Config.AtLeastOnce (-kafka.transactions=false)
 // the handler produces with the plain producer, each partition is committed
 // synchronously once its records are handled, and only after the whole poll

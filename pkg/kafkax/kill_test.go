@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 )
 
 // killHelperEnv makes the test binary run killHelper instead of the tests:
-// "<brokers>|<at-least-once>".
+// "<brokers>|<at-least-once>|<instance lock dir>|<transaction timeout>".
 const killHelperEnv = "STOCKCAST_KAFKAX_KILL_HELPER"
 
 func TestMain(m *testing.M) {
@@ -30,10 +31,15 @@ func TestMain(m *testing.M) {
 // killHelper consumes features.v1 as group "gr", produces every output of
 // its first poll, prints "produced" and hangs until it is killed.
 func killHelper(v string) {
-	brokers, alo, _ := strings.Cut(v, "|")
-	cfg := testConfig(strings.Split(brokers, ","))
-	cfg.AtLeastOnce = alo == "true"
-	cfg.TransactionTimeout = 2 * time.Second
+	f := strings.Split(v, "|")
+	cfg := testConfig(strings.Split(f[0], ","))
+	cfg.AtLeastOnce = f[1] == "true"
+	cfg.instanceLockDir = f[2]
+	d, err := time.ParseDuration(f[3])
+	if err != nil {
+		panic(err)
+	}
+	cfg.TransactionTimeout = d
 	p, err := NewProducer(cfg, telemetry.NewDiscard())
 	if err != nil {
 		panic(err)
@@ -66,6 +72,8 @@ func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
 			e := startBroker(t, "")
 			cfg := testConfig(e.Brokers())
 			cfg.AtLeastOnce = tc.atLeastOnce
+			cfg.instanceLockDir = t.TempDir()
+			cfg.TransactionTimeout = 2 * time.Second
 			ctx := context.Background()
 			const in, out = "features.v1", "forecasts.v1"
 			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
@@ -89,34 +97,7 @@ func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
 			}
 			defer adm.Close()
 
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), killHelperEnv+"="+strings.Join(cfg.Brokers, ",")+"|"+map[bool]string{true: "true", false: "false"}[tc.atLeastOnce])
-			cmd.Stderr = t.Output()
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line := make(chan string, 1)
-			go func() {
-				s, _ := bufio.NewReader(stdout).ReadString('\n')
-				line <- s
-			}()
-			select {
-			case s := <-line:
-				if s != "produced\n" {
-					t.Fatalf("helper said %q", s)
-				}
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatal("the helper produced nothing")
-			}
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
+			killAfterProduce(t, killHelperValue(cfg))
 
 			h := &transform{p: p, out: out, prefix: "out:"}
 			c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
@@ -138,4 +119,48 @@ func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// killHelperValue is the killHelperEnv value for a helper with cfg's
+// brokers, delivery, instance lock dir and transaction timeout.
+func killHelperValue(cfg Config) string {
+	return strings.Join([]string{strings.Join(cfg.Brokers, ","), strconv.FormatBool(cfg.AtLeastOnce), cfg.instanceLockDir, cfg.TransactionTimeout.String()}, "|")
+}
+
+// killAfterProduce runs killHelper in a child process with env value v,
+// waits until it has produced its first poll's outputs (transaction still
+// open) and kills it with SIGKILL.
+func killAfterProduce(t *testing.T, v string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), killHelperEnv+"="+v)
+	cmd.Stderr = t.Output()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if s != "produced\n" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("helper said %q", s)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("the helper produced nothing")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
 }

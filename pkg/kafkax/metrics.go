@@ -31,7 +31,7 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 	if ins.consumed, err = m.Int64Counter("stockcast.consumed", metric.WithDescription("Records handled successfully, by topic.")); err != nil {
 		return nil, fmt.Errorf("create consumed counter: %w", err)
 	}
-	if ins.produced, err = m.Int64Counter("stockcast.produced", metric.WithDescription("Records produced and acknowledged, by topic.")); err != nil {
+	if ins.produced, err = m.Int64Counter("stockcast.produced", metric.WithDescription("Records produced and acknowledged, by topic; records of a consumer's transaction once it commits.")); err != nil {
 		return nil, fmt.Errorf("create produced counter: %w", err)
 	}
 	if ins.rejected, err = m.Int64Counter("stockcast.rejected", metric.WithDescription("Records sent to a dead-letter topic, by reason.")); err != nil {
@@ -49,7 +49,7 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 		return nil, fmt.Errorf("create consumer lag gauge: %w", err)
 	}
 	if ins.txnAborted, err = m.Int64Counter("stockcast.kafka.transactions.aborted", metric.WithDescription(
-		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced: the batch goes to the next owner), shutdown.")); err != nil {
+		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced by the group generation: the batch goes to the next owner), shutdown, fenced (another live instance took the transactional id: the consumer stops).")); err != nil {
 		return nil, fmt.Errorf("create aborted transactions counter: %w", err)
 	}
 	return &ins, nil

@@ -51,6 +51,9 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 // and returns when every record is acknowledged by all in-sync replicas. The
 // error joins the failures of individual records. Records produced to a DLQ
 // topic count in stockcast_rejected_total{reason} by their reason header.
+// Records produced in a consumer's transaction (below) count in
+// stockcast_produced_total and stockcast_rejected_total only once it
+// commits: an aborted transaction's records are never visible.
 //
 // When ctx is the context of a handler call of a transactional Consumer
 // (the default, see Config.AtLeastOnce), the records go into that
@@ -67,8 +70,8 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	for _, r := range recs {
 		injectTrace(ctx, p.tel, r)
 	}
-	cl := p.cl
-	if t := txnFrom(ctx); t != nil {
+	cl, t := p.cl, txnFrom(ctx)
+	if t != nil {
 		cl = t.cl
 	}
 	results := cl.ProduceSync(ctx, recs...)
@@ -76,6 +79,10 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	for _, res := range results {
 		if res.Err != nil {
 			errs = append(errs, fmt.Errorf("produce to %s key %q: %w", res.Record.Topic, res.Record.Key, res.Err))
+			continue
+		}
+		if t != nil {
+			t.count(res.Record.Topic, HeaderValue(res.Record, topics.HeaderDLQReason), topics.IsDLQ(res.Record.Topic))
 			continue
 		}
 		p.ins.produced.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", res.Record.Topic)))

@@ -2,13 +2,11 @@ package kafkax
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // txnKey is the context key of the transaction a Handle call runs in.
@@ -19,9 +17,38 @@ type txnKey struct{}
 // context produces through the consumer's transactional client, and
 // AfterCommit defers work until the transaction has committed.
 type txn struct {
-	cl    *kgo.Client
-	mu    sync.Mutex
-	hooks []func(context.Context) error
+	cl       *kgo.Client
+	mu       sync.Mutex
+	hooks    []func(context.Context) error
+	produced map[string]int64 // records produced in it, by topic
+	rejected map[string]int64 // of them to a DLQ, by reason
+}
+
+// count notes records acknowledged in the transaction; they count in
+// stockcast_produced_total and stockcast_rejected_total only if it commits
+// (countCommitted), as an aborted transaction's records are never seen.
+func (t *txn) count(topic, dlqReason string, isDLQ bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.produced == nil {
+		t.produced, t.rejected = map[string]int64{}, map[string]int64{}
+	}
+	t.produced[topic]++
+	if isDLQ {
+		t.rejected[dlqReason]++
+	}
+}
+
+// countCommitted adds the committed transaction's records to the counters.
+func (t *txn) countCommitted(ctx context.Context, ins *instruments) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic, n := range t.produced {
+		ins.produced.Add(ctx, n, metric.WithAttributes(attribute.String("topic", topic)))
+	}
+	for reason, n := range t.rejected {
+		ins.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
+	}
 }
 
 func txnFrom(ctx context.Context) *txn {
@@ -54,18 +81,4 @@ func AfterCommit(ctx context.Context, fn func(context.Context) error) error {
 	t.hooks = append(t.hooks, fn)
 	t.mu.Unlock()
 	return nil
-}
-
-// transactionalID is <prefix>-<host>-<16 random hex digits>: unique per
-// instance, so that two replicas on one host, or a restarted instance, never
-// share an id (they would fence each other).
-func transactionalID(prefix string) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
-	host = strings.ReplaceAll(host, " ", "_")
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go 1.24+)
-	return prefix + "-" + host + "-" + hex.EncodeToString(b[:])
 }

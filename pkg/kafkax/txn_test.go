@@ -196,6 +196,14 @@ func TestTransactionHandlerFailsAfterProduce(t *testing.T) {
 			if all := readOutputs(t, cfg.Brokers, out, 3, kgo.ReadUncommitted()); len(all) != h.producedCount() {
 				t.Errorf("read_uncommitted: %d records, want the %d the handler produced", len(all), h.producedCount())
 			}
+			// stockcast_produced_total counts what readers see: with
+			// transactions the committed outputs only, without them every
+			// acknowledged copy.
+			wantProduced := len(recs)
+			if tc.atLeastOnce {
+				wantProduced = h.producedCount()
+			}
+			assertMetric(t, tel, "stockcast_produced_total", map[string]string{"topic": out}, float64(wantProduced))
 			if !tc.atLeastOnce {
 				assertMetric(t, tel, "stockcast_kafka_transactions_aborted_total", map[string]string{"reason": "handler_error"}, 1)
 			}
