@@ -216,6 +216,9 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	if err := backtest.WriteTable(e.stdout, results); err != nil {
 		return err
 	}
+	if err := backtest.WriteLeadTimeTable(e.stdout, results); err != nil {
+		return err
+	}
 	if f.summary {
 		fmt.Fprintln(e.stdout, backtestSummary(results, peers))
 	}

@@ -138,6 +138,9 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 	if err := backtest.WriteTable(e.stdout, results); err != nil {
 		return err
 	}
+	if err := backtest.WriteLeadTimeTable(e.stdout, results); err != nil {
+		return err
+	}
 	g, c := results[0].Summary, results[1].Summary
 	tr := global.Trained()
 	metrics := map[string]float64{"wrmsse": g.WRMSSE, "wspl": g.WSPL, "mean_rmsse": g.MeanRMSSE, "mean_mase": g.MeanMASE,
@@ -148,6 +151,9 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		"ensemble_pit50": results[2].Summary.PIT[0], "ensemble_pit90": results[2].Summary.PIT[1], "ensemble_pit98": results[2].Summary.PIT[2],
 		"ensemble_calibrated_wspl": results[3].Summary.WSPL, "ensemble_calibrated_pit50": results[3].Summary.PIT[0],
 		"ensemble_calibrated_pit90": results[3].Summary.PIT[1], "ensemble_calibrated_pit98": results[3].Summary.PIT[2],
+		"ensemble_lead_xpit50": meanLeadTimePIT(results[2].Summary, 0), "ensemble_lead_xpit90": meanLeadTimePIT(results[2].Summary, 1),
+		"ensemble_lead_xpit98": meanLeadTimePIT(results[2].Summary, 2), "ensemble_calibrated_lead_xpit50": meanLeadTimePIT(results[3].Summary, 0),
+		"ensemble_calibrated_lead_xpit90": meanLeadTimePIT(results[3].Summary, 1), "ensemble_calibrated_lead_xpit98": meanLeadTimePIT(results[3].Summary, 2),
 		"rounds": float64(tr.Rounds), "train_seconds": tr.Elapsed.Seconds(), "series": float64(len(ds.Series))}
 	champWRMSSE := math.NaN()
 	if champModel != nil {
@@ -159,9 +165,9 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	// the ensemble's quantile calibration the service applies with this
-	// model: fitted as the backtest's calibrated ensemble (its held-out
-	// row above), on the windows before the last day, for forecasts from
-	// the day after it
+	// model (daily and lead-time quantiles): fitted as the backtest's
+	// calibrated ensemble (its held-out rows above), on the windows before
+	// the last day, for forecasts from the day after it
 	cal, _ := backtest.FitEnsembleCalibration(ds, ds.Days, f.cfg.Horizon, backtest.DefaultCalibrationWindows)
 	if err := a.SetCalibration(cal); err != nil {
 		return err
@@ -221,6 +227,22 @@ func runTrain(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// meanLeadTimePIT is the mean over the lead times of the exact PIT
+// coverage of interval i (50, 90, 98%) of the lead-time demand (NaN
+// without one).
+func meanLeadTimePIT(s backtest.Summary, i int) float64 {
+	sum, n := 0.0, 0
+	for _, c := range s.LeadTimePIT {
+		if !math.IsNaN(c[i]) {
+			sum, n = sum+c[i], n+1
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return sum / float64(n)
 }
 
 // finite drops NaN and infinite metrics, which JSON cannot hold.

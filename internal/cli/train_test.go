@@ -61,6 +61,19 @@ func TestTrainCommand(t *testing.T) {
 	if !reflect.DeepEqual(a.Calibration, want) {
 		t.Errorf("artefact calibration %+v, want %+v", a.Calibration, want)
 	}
+	// with the lead times' calibration, and the held-out lead-time
+	// coverage before and after it
+	if len(a.Calibration.LeadTimes) != len(backtest.LeadTimes) {
+		t.Errorf("%d lead-time calibrations in the artefact, want %d", len(a.Calibration.LeadTimes), len(backtest.LeadTimes))
+	}
+	for _, k := range []string{"ensemble_lead_xpit50", "ensemble_lead_xpit98", "ensemble_calibrated_lead_xpit50", "ensemble_calibrated_lead_xpit90"} {
+		if v, ok := a.Metrics[k]; !ok || !(v > 0 && v <= 1) {
+			t.Errorf("metric %s = %v (present %v)", k, v, ok)
+		}
+	}
+	if !strings.Contains(first, "lead-time demand: exact PIT coverage") {
+		t.Errorf("no lead-time table in\n%s", first)
+	}
 	bare, err := globalmodel.NewArtefact(a.Model, a.Data, a.Origin, a.Horizon, nil, a.Created)
 	if err != nil {
 		t.Fatal(err)

@@ -134,3 +134,54 @@ func fmtDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.3fs", d.Seconds())
 }
+
+// WriteLeadTimeTable prints the exact PIT coverage of the lead-time demand
+// (Summary.LeadTimePIT) of the results that have one: three rows per model
+// (the 50%, 90% and 98% intervals), one column per lead time and their
+// mean. Nothing without such a result.
+func WriteLeadTimeTable(w io.Writer, results []Result) error {
+	header := false
+	for _, r := range results {
+		lt := r.Summary.LeadTimePIT
+		if len(lt) == 0 || math.IsNaN(lt[0][0]) {
+			continue
+		}
+		if !header {
+			if _, err := fmt.Fprintf(w, "lead-time demand: exact PIT coverage of the sum of the first L days from each origin\n%-34s %5s", "model", "cov"); err != nil {
+				return err
+			}
+			for _, l := range LeadTimes {
+				if _, err := fmt.Fprintf(w, " %6s", fmt.Sprintf("L=%d", l)); err != nil {
+					return err
+				}
+			}
+			if _, err := fmt.Fprintf(w, " %6s\n", "mean"); err != nil {
+				return err
+			}
+			header = true
+		}
+		for i, nominal := range []string{"50", "90", "98"} {
+			if _, err := fmt.Fprintf(w, "%-34s %5s", r.Model, nominal); err != nil {
+				return err
+			}
+			sum, n := 0.0, 0
+			for k := range LeadTimes {
+				v := lt[k][i]
+				if !math.IsNaN(v) {
+					sum, n = sum+v, n+1
+				}
+				if _, err := fmt.Fprintf(w, " %6s", num(v, "%.3f")); err != nil {
+					return err
+				}
+			}
+			mean := math.NaN()
+			if n > 0 {
+				mean = sum / float64(n)
+			}
+			if _, err := fmt.Fprintf(w, " %6s\n", num(mean, "%.3f")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

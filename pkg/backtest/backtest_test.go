@@ -290,7 +290,8 @@ func TestPeerRoundTrip(t *testing.T) {
 	}
 	peer, own := res[0].Summary, direct[0].Summary
 	peer.ExactPIT, own.ExactPIT = [3]float64{}, [3]float64{}
-	if peer != own {
+	peer.LeadTimePIT, own.LeadTimePIT = nil, nil // NaN for both: no lead-time distribution
+	if !reflect.DeepEqual(peer, own) {
 		t.Errorf("peer file scores %+v, directly %+v", res[0].Summary, direct[0].Summary)
 	}
 	if res[0].Elapsed != 1500*time.Millisecond {
@@ -382,6 +383,94 @@ func TestEnsembleCalibrationReadsNoTestDays(t *testing.T) {
 				}
 			}
 		}
+		for k, l := range LeadTimes {
+			for _, x := range []float64{-1, 0, 1, 3, 10, 40} {
+				if before[i].LeadTimeCDF(k, x) != after[i].LeadTimeCDF(k, x) {
+					t.Fatalf("series %d, %d days: P(S <= %v) moved with the test days", i, l, x)
+				}
+			}
+		}
+	}
+	// the lead times' calibration, fitted on the sums before the origin
+	if len(cal.LeadTimes) != len(LeadTimes) {
+		t.Fatalf("%d lead-time calibrations, want %d", len(cal.LeadTimes), len(LeadTimes))
+	}
+	for k, lt := range cal.LeadTimes {
+		pts := 0
+		for _, n := range lt.Calibration.Points {
+			pts += n
+		}
+		// 60 series, the sums from every 7th day of the 84 before the
+		// origin that end before it (fewer: a mean of 0 is not fitted)
+		if starts := (84-LeadTimes[k])/LeadTimeStep + 1; lt.Days != LeadTimes[k] || pts == 0 || pts > 60*starts {
+			t.Errorf("lead time %d: %d days, %d points (at most %d)", k, lt.Days, pts, 60*starts)
+		}
+	}
+	if l := cal.LeadTimes[len(cal.LeadTimes)-1].Calibration; slices.Equal(l.Levels[len(l.Levels)-1], forecasting.CalibrationLevels()) && l.Factors[len(l.Factors)-1] == 1 {
+		t.Errorf("28-day calibration is the identity: %+v", l)
+	}
+}
+
+// TestLeadTimeCoverage: the lead-time demand's exact PIT coverage is the
+// share of the PIT interval [F(s-1), F(s)] of the sum s of the first L
+// days inside each central interval, by hand; lead times longer than the
+// test are not scored (NaN in the summary); a series without a
+// lead-time distribution makes every lead time NaN; the table prints it.
+func TestLeadTimeCoverage(t *testing.T) {
+	// the sum of L days is Poisson(L)
+	cdf := func(k int, x float64) float64 { return forecasting.CountCDF(float64(LeadTimes[k]), 1, x) }
+	q := make([]float64, len(Levels))
+	forecasting.CountQuantiles(1, 1, Levels, q)
+	p := Prediction{Means: []float64{1, 1, 1}, Quantiles: [][]float64{q, q, q}, LeadTimeCDF: cdf}
+	train := []float64{0, 1, 2, 0, 1, 3, 0, 2}
+	test := []float64{0, 5, 1} // sums: L=1 0, L=2 5, L=3 6
+	sc := ScoreSeries(train, make([]float64, len(train)), test, p)
+	if !sc.HasLeadTime || len(sc.LeadTimeCovered) != len(LeadTimes) || LeadTimes[0] != 1 || LeadTimes[1] != 2 || LeadTimes[2] != 3 {
+		t.Fatalf("lead times %v: %+v", LeadTimes, sc)
+	}
+	// Poisson(1) at 0: [0, F(0)] = [0, 0.3679]; Poisson(2) at 5: [F(4),
+	// F(5)] = [0.9473, 0.9834]; Poisson(3) at 6: [0.9161, 0.9665]
+	p1, a2, b2, a3, b3 := cdf(0, 0), cdf(1, 4), cdf(1, 5), cdf(2, 5), cdf(2, 6)
+	want := [3][3]float64{
+		{(p1 - 0.25) / p1, (p1 - 0.05) / p1, (p1 - 0.01) / p1},
+		{0, (0.95 - a2) / (b2 - a2), 1},
+		{0, (0.95 - a3) / (b3 - a3), 1},
+	}
+	for k := range want {
+		for i := range want[k] {
+			near(t, fmt.Sprintf("L=%d interval %d", LeadTimes[k], i), sc.LeadTimeCovered[k][i], want[k][i])
+		}
+	}
+	if sc.LeadTimeCovered[3] != [3]float64{} {
+		t.Errorf("L=%d longer than the test scored: %v", LeadTimes[3], sc.LeadTimeCovered[3])
+	}
+	// two origins, the second with other outcomes: the mean over both
+	sc2 := ScoreSeries(train, make([]float64, len(train)), []float64{3, 0, 0}, p)
+	s := Summarise([][]SeriesScore{{sc}, {sc2}})
+	near(t, "L=1 pit50", s.LeadTimePIT[0][0], (want[0][0]+intervalShare(cdf(0, 2), cdf(0, 3), 0.25, 0.75))/2)
+	near(t, "L=3 pit90", s.LeadTimePIT[2][1], (want[2][1]+intervalShare(cdf(2, 2), cdf(2, 3), 0.05, 0.95))/2)
+	if !math.IsNaN(s.LeadTimePIT[3][0]) {
+		t.Errorf("L=%d of a 3-day test: %v, want NaN", LeadTimes[3], s.LeadTimePIT[3])
+	}
+	var out strings.Builder
+	if err := WriteLeadTimeTable(&out, []Result{{Model: "no_lead_times", Summary: Summarise([][]SeriesScore{{ScoreSeries(train, make([]float64, len(train)), test, Prediction{Means: p.Means})}})}, {Model: "m", Summary: s}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[2], "m ") || strings.Contains(out.String(), "no_lead_times") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	row := strings.Fields(lines[2])
+	// model, cov, nine lead times, mean of the three scored ones
+	wantRow := []string{"m", "50", fmt.Sprintf("%.3f", s.LeadTimePIT[0][0]), fmt.Sprintf("%.3f", s.LeadTimePIT[1][0]), fmt.Sprintf("%.3f", s.LeadTimePIT[2][0]),
+		"-", "-", "-", "-", "-", "-", fmt.Sprintf("%.3f", (s.LeadTimePIT[0][0]+s.LeadTimePIT[1][0]+s.LeadTimePIT[2][0])/3)}
+	if !slices.Equal(row, wantRow) {
+		t.Errorf("row %q, want %q", row, wantRow)
+	}
+	p.LeadTimeCDF = nil
+	s = Summarise([][]SeriesScore{{sc, ScoreSeries(train, make([]float64, len(train)), test, p)}})
+	if !math.IsNaN(s.LeadTimePIT[0][0]) {
+		t.Errorf("lead-time PIT %v with a series without a lead-time distribution", s.LeadTimePIT[0])
 	}
 }
 

@@ -2,12 +2,20 @@ package backtest
 
 import (
 	"math"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
 )
 
 // Levels are the quantile levels every model is asked for: the nine M5
 // uncertainty levels (WSPL) plus 0.01, 0.05, 0.95 and 0.99 for the 90% and
 // 98% intervals.
 var Levels = []float64{0.005, 0.01, 0.025, 0.05, 0.165, 0.25, 0.5, 0.75, 0.835, 0.95, 0.975, 0.99, 0.995}
+
+// LeadTimes are the lead times whose demand coverage is reported: the
+// demand summed over the first L days from the origin, for the service's
+// default lead times L (its lead time L sums the rest of the day and L
+// more days: L+1 whole days from a morning with nothing seen).
+var LeadTimes = forecasting.DefaultLeadTimes()
 
 // m5Levels indexes the nine M5 levels in Levels.
 var m5Levels = []int{0, 2, 4, 5, 6, 7, 8, 10, 12}
@@ -25,6 +33,10 @@ type Prediction struct {
 	// P(Y <= k) on day h for a count model (the levels' calibration
 	// included). The exact PIT coverage is computed from it (ExactPIT).
 	CDF func(h int, k float64) float64
+	// LeadTimeCDF, if set, is the distribution of the lead-time demand:
+	// P(S <= x) for S the sum of the first LeadTimes[k] days. The exact
+	// PIT coverage of the lead times is computed from it.
+	LeadTimeCDF func(k int, x float64) float64
 }
 
 // SeriesScore is one series' scores from one origin.
@@ -54,6 +66,12 @@ type SeriesScore struct {
 	// summed over the horizon days; HasCDF says whether there was one.
 	ExactCovered [3]float64
 	HasCDF       bool
+	// LeadTimeCovered[k] is the PIT coverage of each interval for the sum
+	// of the first LeadTimes[k] days, from Prediction.LeadTimeCDF (0 for a
+	// lead time longer than the horizon); HasLeadTime says whether there
+	// was one.
+	LeadTimeCovered [][3]float64
+	HasLeadTime     bool
 }
 
 // PITCoverage is the share of the outcome's PIT interval that falls
@@ -148,6 +166,23 @@ func ScoreSeries(train, trainPrices, test []float64, p Prediction) SeriesScore {
 	}
 	sc.RMSSE = math.Sqrt(mse / sq)
 	sc.MASE = mae / ab
+	if p.LeadTimeCDF != nil {
+		sc.HasLeadTime = true
+		sc.LeadTimeCovered = make([][3]float64, len(LeadTimes))
+		for k, l := range LeadTimes {
+			if l > len(test) {
+				continue
+			}
+			y := 0.0
+			for _, v := range test[:l] {
+				y += v
+			}
+			lo, hi := p.LeadTimeCDF(k, y-1), p.LeadTimeCDF(k, y)
+			for i, iv := range intervals {
+				sc.LeadTimeCovered[k][i] = intervalShare(lo, hi, Levels[iv[0]], Levels[iv[1]])
+			}
+		}
+	}
 	if p.Quantiles == nil {
 		return sc
 	}
@@ -210,6 +245,10 @@ type Summary struct {
 	// count forecast widens an outcome's PIT interval to the nearest
 	// levels and so overstates the coverage of central intervals.
 	ExactPIT [3]float64
+	// LeadTimePIT[k] is the exact PIT coverage of the lead-time demand of
+	// LeadTimes[k] days (Prediction.LeadTimeCDF) over the series and
+	// origins; NaN when a prediction has none or the horizon is shorter.
+	LeadTimePIT [][3]float64
 	// Series is the number of scored series per origin, Skipped the
 	// number not scored (zero scale).
 	Series, Skipped int
@@ -221,7 +260,8 @@ func Summarise(scores [][]SeriesScore) Summary {
 	var nSeries, days float64
 	var errSum, actSum float64
 	var covered, pit, exact [3]float64
-	hasQ, hasCDF := true, true
+	hasQ, hasCDF, hasLead := true, true, true
+	lead, leadN := make([][3]float64, len(LeadTimes)), make([]float64, len(LeadTimes))
 	for _, origin := range scores {
 		var wTotal, wr, ws float64
 		for _, sc := range origin {
@@ -242,6 +282,15 @@ func Summarise(scores [][]SeriesScore) Summary {
 				hasQ = false
 			}
 			hasCDF = hasCDF && sc.HasCDF
+			hasLead = hasLead && sc.HasLeadTime
+			for k, l := range LeadTimes {
+				if sc.HasLeadTime && l <= sc.Days {
+					leadN[k]++
+					for i := range lead[k] {
+						lead[k][i] += sc.LeadTimeCovered[k][i]
+					}
+				}
+			}
 			for i := range covered {
 				covered[i] += float64(sc.Covered[i])
 				pit[i] += sc.PITCovered[i]
@@ -274,6 +323,15 @@ func Summarise(scores [][]SeriesScore) Summary {
 	}
 	if !hasQ || !hasCDF {
 		s.ExactPIT = [3]float64{math.NaN(), math.NaN(), math.NaN()}
+	}
+	s.LeadTimePIT = make([][3]float64, len(LeadTimes))
+	for k := range lead {
+		for i := range lead[k] {
+			s.LeadTimePIT[k][i] = math.NaN()
+			if hasLead && nSeries > 0 && leadN[k] > 0 {
+				s.LeadTimePIT[k][i] = lead[k][i] / leadN[k]
+			}
+		}
 	}
 	return s
 }

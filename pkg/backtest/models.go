@@ -29,7 +29,8 @@ func (Ensemble) Forecast(ds *Dataset, origin, horizon int) ([]Prediction, error)
 	for i := range ds.Series {
 		st := train(ds, i, origin)
 		f := st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}})
-		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: st.PublishedCDF(ds.Day(origin), horizon, nil)}
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: st.PublishedCDF(ds.Day(origin), horizon, nil),
+			LeadTimeCDF: st.LeadTimeCDF(ds.Day(origin), LeadTimes, nil)}
 	}
 	return out, nil
 }
@@ -172,15 +173,24 @@ func (e *EnsembleCalibrated) Forecast(ds *Dataset, origin, horizon int) ([]Predi
 	out := make([]Prediction, len(ds.Series))
 	for i := range ds.Series {
 		f := states[i].Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: Levels, LeadTimes: []int{0}, Calibration: cal})
-		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: states[i].PublishedCDF(ds.Day(origin), horizon, cal)}
+		out[i] = Prediction{Means: f.Means, Quantiles: f.Quantiles, CDF: states[i].PublishedCDF(ds.Day(origin), horizon, cal),
+			LeadTimeCDF: states[i].LeadTimeCDF(ds.Day(origin), LeadTimes, cal)}
 	}
 	return out, nil
 }
+
+// LeadTimeStep is the number of days between the starts of the lead-time
+// sums FitEnsembleCalibration learns the lead times' calibration from.
+const LeadTimeStep = 7
 
 // FitEnsembleCalibration fits the ensemble's calibration from the windows
 // horizon-long windows before origin (DefaultCalibrationWindows if 0;
 // fewer when the data start too late) and returns it with each series'
 // state advanced to the origin. It reads only the days before origin.
+// The daily calibration learns from each day of the windows, forecast
+// from the window's start; the lead times' (Calibration.LeadTimes, one
+// per LeadTimes) from the sums of the first L days from every
+// LeadTimeStep-th day of the windows, those that end before the origin.
 func FitEnsembleCalibration(ds *Dataset, origin, horizon, windows int) (*forecasting.Calibration, []*forecasting.State) {
 	if windows <= 0 {
 		windows = DefaultCalibrationWindows
@@ -188,23 +198,30 @@ func FitEnsembleCalibration(ds *Dataset, origin, horizon, windows int) (*forecas
 	for windows > 0 && origin-windows*horizon < 1 {
 		windows--
 	}
+	first := origin - windows*horizon
 	states := make([]*forecasting.State, len(ds.Series))
 	var points []forecasting.PITPoint
+	leadPoints := make([][]forecasting.PITPoint, len(LeadTimes))
 	for i, s := range ds.Series {
 		st := new(forecasting.State)
-		t := 0
-		for w := windows; w >= 1; w-- {
-			v := origin - w*horizon
-			for ; t < v; t++ {
-				st.Observe(ds.Day(t), s.Values[t], false)
+		for t := 0; t < origin; t++ {
+			if d := t - first; d >= 0 {
+				if d%horizon == 0 {
+					points = append(points, st.PIT(ds.Day(t), s.Values[t:t+horizon])...)
+				}
+				if d%LeadTimeStep == 0 {
+					// sums past the origin have a NaN outcome: not fitted
+					for k, p := range st.LeadTimePIT(ds.Day(t), s.Values[t:origin], LeadTimes) {
+						leadPoints[k] = append(leadPoints[k], p)
+					}
+				}
 			}
-			points = append(points, st.PIT(ds.Day(v), s.Values[v:v+horizon])...)
-		}
-		for ; t < origin; t++ {
 			st.Observe(ds.Day(t), s.Values[t], false)
 		}
 		states[i] = st
 	}
-	cal := forecasting.FitCalibration(points, forecasting.CalibrationLevels(), forecasting.DefaultCalibrationBounds(), forecasting.MinCalibrationPoints)
+	nominal, bounds := forecasting.CalibrationLevels(), forecasting.DefaultCalibrationBounds()
+	cal := forecasting.FitCalibration(points, nominal, bounds, forecasting.MinCalibrationPoints)
+	cal.LeadTimes = forecasting.FitLeadTimeCalibrations(leadPoints, LeadTimes, nominal, bounds, forecasting.MinCalibrationPoints)
 	return cal, states
 }

@@ -14,20 +14,39 @@ import (
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 )
 
+// calibrationSet is n series of days days for a calibration to learn
+// from: src's demand at n/4 scales with noise of its own each (enough
+// lead-time sums for each lead time's fit: 12 per series).
+func calibrationSet(src testSeries, days, n int) *backtest.Dataset {
+	ds := &backtest.Dataset{Name: "calibration", Start: src.start, Days: days}
+	for k := range n {
+		s := backtest.Series{ID: fmt.Sprintf("s%d|online", k), Values: make([]float64, days), Prices: make([]float64, days)}
+		for t := range days {
+			s.Values[t] = src.demand[t]*float64(1+k%4) + float64((t*(k+3))%(2+k%5))
+			s.Prices[t] = math.NaN()
+		}
+		ds.Series = append(ds.Series, s)
+	}
+	return ds
+}
+
 // TestCalibratedQuantilesAreTheBacktests: a model whose artefact carries
 // the ensemble's calibration (fitted as stockcast train does, with the
-// backtest's calibrated ensemble) makes the service publish the backtest's
-// calibrated ensemble quantiles for the same history, moved to the
-// combined mean as without a calibration (TestGlobalCombination); the
-// means do not move, the quantiles do, and the version names the
-// calibrated artefact.
+// backtest's calibrated ensemble, daily and lead-time quantiles) makes
+// the service publish the backtest's calibrated ensemble quantiles for
+// the same history, daily and lead-time ones, moved to the combined mean
+// as without a calibration (TestGlobalCombination); the means do not
+// move, the quantiles do, and the version names the calibrated artefact.
 func TestCalibratedQuantilesAreTheBacktests(t *testing.T) {
 	ds, art := testArtefact(t, testSeries{start: 19000, demand: weekly(400)}) // the other tests' model
 	src := testSeries{start: 19000, demand: weekly(400)}
 	for i := range src.demand {
 		src.demand[i] += float64((i * 13) % 4) // some noise for the calibration to learn
 	}
-	cal, _ := backtest.FitEnsembleCalibration(trainingSet(src, 300), 300, 28, backtest.DefaultCalibrationWindows)
+	cal, _ := backtest.FitEnsembleCalibration(calibrationSet(src, 300, 24), 300, 28, backtest.DefaultCalibrationWindows)
+	if len(cal.LeadTimes) != len(backtest.LeadTimes) || cal.ForLeadTime(8).Points[len(cal.ForLeadTime(8).Points)-1] < forecasting.MinCalibrationPoints {
+		t.Fatalf("lead-time calibrations %+v: want each lead time fitted", cal.LeadTimes)
+	}
 	calibrated := *art
 	if err := calibrated.SetCalibration(cal); err != nil {
 		t.Fatal(err)
@@ -46,7 +65,7 @@ func TestCalibratedQuantilesAreTheBacktests(t *testing.T) {
 	sc, plain := New(testConfig(10), src, fixedClock), New(testConfig(10), src, fixedClock)
 	sc.SetModel(withCal)
 	plain.SetModel(without)
-	moved := 0
+	moved, movedLead := 0, 0
 	for i := 310; i < 316; i++ {
 		snap := src.snapshot(i, fmt.Sprintf("e%d", i))
 		res, unc := score(t, sc, snap), score(t, plain, snap)
@@ -81,14 +100,35 @@ func TestCalibratedQuantilesAreTheBacktests(t *testing.T) {
 		}
 		for li, lt := range res.Event.GetLeadTimeDemand() {
 			if lt.GetMean() != unc.Event.GetLeadTimeDemand()[li].GetMean() {
-				t.Fatalf("lead time %d moved", lt.GetLeadTimeDays())
+				t.Fatalf("lead time %d: mean moved", lt.GetLeadTimeDays())
+			}
+			// the backtest's calibrated lead-time quantiles (the rest of
+			// today and L more days: ForLeadTime(L+1)), moved to the
+			// combined lead-time mean
+			e := ef.LeadTime[li]
+			if e.Days != int(lt.GetLeadTimeDays()) {
+				t.Fatalf("lead time %d, backtest's %d", lt.GetLeadTimeDays(), e.Days)
+			}
+			r := lt.GetMean() / e.Mean
+			for q := range e.Quantiles {
+				if want := e.Quantiles[q] * r; math.Abs(lt.GetQuantiles()[q]-want) > 1e-9 {
+					t.Fatalf("day %d lead time %d quantile %d: %v, backtest's calibrated %v moved to the combined mean: %v",
+						i, e.Days, q, lt.GetQuantiles()[q], e.Quantiles[q], want)
+				}
+				if lt.GetQuantiles()[q] != unc.Event.GetLeadTimeDemand()[li].GetQuantiles()[q] {
+					movedLead++
+				}
 			}
 		}
 	}
 	if moved == 0 {
-		t.Error("the calibration moved no quantile")
+		t.Error("the calibration moved no daily quantile")
 	}
-	t.Logf("%d of %d daily quantiles moved; calibration factors %v", moved, 6*28*len(forecasting.DefaultQuantileLevels()), cal.Factors)
+	if movedLead == 0 {
+		t.Error("the calibration moved no lead-time quantile")
+	}
+	t.Logf("%d of %d daily quantiles moved, %d of %d lead-time ones; calibration factors %v", moved, 6*28*len(forecasting.DefaultQuantileLevels()),
+		movedLead, 6*len(forecasting.DefaultLeadTimes())*len(forecasting.DefaultQuantileLevels()), cal.Factors)
 }
 
 // BenchmarkScoreCalibrated is the per-event cost of the calibration: the
@@ -108,7 +148,7 @@ func BenchmarkScoreCalibrated(b *testing.B) {
 		snaps[i] = src.snapshot(i, fmt.Sprintf("e%d", i))
 	}
 	model := benchModel(b, testSeries{start: 19000, demand: weekly(days)})
-	cal, _ := backtest.FitEnsembleCalibration(trainingSet(src, 400), 400, 28, backtest.DefaultCalibrationWindows)
+	cal, _ := backtest.FitEnsembleCalibration(calibrationSet(src, 400, 24), 400, 28, backtest.DefaultCalibrationWindows)
 	calibrated := *model
 	calibrated.calibration = cal
 	calibrated.Version += "-calibrated"
