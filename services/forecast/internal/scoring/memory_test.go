@@ -114,11 +114,13 @@ const memSeries = 10_000
 // year of history), each scored three times as a selling series is (an
 // event at 11:00, one at 17:00 of the same day, one the next day at
 // 11:00), then the heap in use after a GC, against the heap before. It
-// runs once whatever b.N, for three bounds of the latest forecasts kept
-// whole (Config.LatestSeries): every series' (what the scorer held before
-// it kept only a summary of the others: the baseline of the ratios),
-// the default, and one; with the ensemble alone and with a global model
-// of the m5-tiny champion's size. Run it with
+// runs once whatever b.N, for three caches: every series kept as it is
+// and one latest forecast kept whole (the cache before cold series: the
+// baseline of the ratios), the default (the DefaultLatestSeries most
+// recently scored series as they are, their latest forecasts whole, the
+// others cold), and one (every series but the last scored cold: the
+// per-series floor); with the ensemble alone and with a global model of
+// the m5-tiny champion's size. Run it with
 //
 //	go test -run '^$' -bench HeapPerSeries -benchtime 1x ./services/forecast/internal/scoring/
 func BenchmarkHeapPerSeries(b *testing.B) {
@@ -131,32 +133,44 @@ func BenchmarkHeapPerSeries(b *testing.B) {
 			name = "global"
 			model = benchModel(b, testSeries{start: 19000, demand: weekly(2000)})
 		}
-		var all float64
-		for _, kept := range []int{memSeries, DefaultLatestSeries, 1} {
-			b.Run(fmt.Sprintf("%s/latest=%d", name, kept), func(b *testing.B) {
+		var base float64
+		for _, c := range []struct {
+			name    string
+			latest  int
+			decoded bool
+		}{{"decoded", 1, true}, {fmt.Sprintf("latest=%d", DefaultLatestSeries), DefaultLatestSeries, false}, {"latest=1", 1, false}} {
+			b.Run(name+"/"+c.name, func(b *testing.B) {
 				cfg := testConfig(memSeries)
-				cfg.LatestSeries = kept
-				perSeries, sc := heapPerSeries(b, src, cfg, model)
+				cfg.LatestSeries = c.latest
+				perSeries, sc := heapPerSeries(b, src, cfg, model, c.decoded)
 				b.ReportMetric(perSeries, "heap-B/series")
-				if kept == memSeries {
-					all = perSeries
+				if c.decoded {
+					base = perSeries
 				}
-				if all > 0 {
-					fmt.Printf("heap %s latest=%d: %.0f bytes per series of %d (%d latest kept whole), %.3f of latest=%d\n",
-						name, kept, perSeries, sc.Series(), sc.LatestKept(), perSeries/all, memSeries)
+				packed, n := 0, 0
+				for el := sc.cache.cold.Front(); el != nil; el = el.Next() {
+					packed += len(el.Value.(*coldSeries).packed)
+					n++
 				}
+				mean := 0.0
+				if n > 0 {
+					mean = float64(packed) / float64(n)
+				}
+				fmt.Printf("heap %s %s: %.0f bytes per series of %d (%d hot, %d latest kept whole, %d cold: %.0f bytes compact on average), %.3f of decoded\n",
+					name, c.name, perSeries, sc.Series(), sc.cache.hotLen(), sc.LatestKept(), n, mean, perSeries/base)
 			})
 		}
 	}
 }
 
-func heapPerSeries(b *testing.B, src m5Source, cfg Config, model *Model) (float64, *Scorer) {
+func heapPerSeries(b *testing.B, src m5Source, cfg Config, model *Model, decoded bool) (float64, *Scorer) {
 	b.Helper()
 	ctx := context.Background()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	sc := New(cfg, src, fixedClock)
+	sc.cache.keepDecoded = decoded
 	sc.SetModel(model)
 	for _, ev := range []struct {
 		dayOffset, hour int

@@ -1,0 +1,132 @@
+package scoring
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stockcast/stockcast/pkg/forecasting"
+)
+
+// TestColdRoundTrip: the compact form of real scored series (M5 tiny,
+// with stockout days, with and without a global model part) decodes to
+// the same series, bit for bit (state, window, summary, days, part), and
+// cut short it does not decode.
+func TestColdRoundTrip(t *testing.T) {
+	src := m5Source{ds: loadM5Tiny(t), histDays: 300}
+	m, _ := testModel(t, testSeries{start: 19000, demand: weekly(400)})
+	const n = 40
+	sc := New(testConfig(n), src, fixedClock)
+	sc.cache.keepDecoded = true
+	for _, withModel := range []bool{false, true} {
+		if withModel {
+			sc.SetModel(m)
+		}
+		// a rebuild from the history, then two closed days from the
+		// snapshot, one a stockout
+		for _, off := range []int{-20, -18} {
+			for k := range n {
+				snap := src.snapshot(k, off, 11, 0.4)
+				snap.StockoutDays = []int32{53}
+				score(t, sc, snap)
+			}
+		}
+		var scratch []byte
+		globals := 0
+		for el := sc.cache.hot.Front(); el != nil; el = el.Next() {
+			s := el.Value.(*series)
+			var cs *coldSeries
+			cs, scratch = encodeCold(s, scratch)
+			got := cs.decode()
+			want := *s
+			want.unkept = false
+			if got.state != want.state || got.win != want.win || got.prev != want.prev || !reflect.DeepEqual(*got, want) {
+				t.Fatalf("%s: the decoded series differs", s.key)
+			}
+			if want.win.censored == [len(want.win.censored)]uint64{} {
+				t.Fatalf("%s: no censored day in the window", s.key)
+			}
+			if got.global != nil {
+				globals++
+			}
+			for cut := range len(cs.packed) {
+				short := &coldSeries{key: cs.key, packed: cs.packed[:cut]}
+				if err := short.decodeInto(&series{}); err == nil {
+					t.Fatalf("%s: cut at %d of %d bytes, decoded", s.key, cut, len(cs.packed))
+				}
+			}
+			long := &coldSeries{key: cs.key, packed: append(append([]byte(nil), cs.packed...), 0)}
+			if err := long.decodeInto(&series{}); err == nil {
+				t.Fatalf("%s: decoded with a byte after it", s.key)
+			}
+		}
+		if want := map[bool]int{false: 0, true: n}[withModel]; globals != want {
+			t.Errorf("model %v: %d series with a global part, want %d", withModel, globals, want)
+		}
+	}
+}
+
+// TestColdSeriesForecastsEqual: a scorer that keeps one series as it is
+// (the others cold, decoded on their next event) publishes byte for byte
+// the forecasts of one that keeps every series as it is, over days of
+// real series with stockouts, same-day events and a global model loaded
+// on the way; and it holds the rest cold.
+func TestColdSeriesForecastsEqual(t *testing.T) {
+	src := m5Source{ds: loadM5Tiny(t), histDays: 200}
+	m, _ := testModel(t, testSeries{start: 19000, demand: weekly(400)})
+	const n = 15
+	decoded, cold := testConfig(n), testConfig(n)
+	decoded.LatestSeries, cold.LatestSeries = 1, 1
+	scorers := []*Scorer{New(decoded, src, fixedClock), New(cold, src, fixedClock)}
+	scorers[0].cache.keepDecoded = true
+	enc := proto.MarshalOptions{Deterministic: true}
+	for si, st := range []struct {
+		dayOffset, hour int
+		soFar           float64
+		model           *Model
+	}{{-9, 11, 0.4, nil}, {-9, 16, 0.7, nil}, {-8, 11, 0.3, nil}, {-7, 12, 0.5, m}, {-7, 15, 0.8, m}, {-6, 11, 0.4, m}, {-2, 11, 0.4, m}} {
+		for k := range n {
+			snap := src.snapshot(k, st.dayOffset, st.hour, st.soFar)
+			if k%4 == 0 {
+				snap.StockoutDays = []int32{54}
+			}
+			var out [2][]byte
+			for i, sc := range scorers {
+				sc.SetModel(st.model)
+				ev := score(t, sc, snap).Event
+				// issued_at is the clock's; the rest must be equal
+				b, err := enc.Marshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[i] = b
+			}
+			if !bytes.Equal(out[0], out[1]) {
+				t.Fatalf("step %d series %d: the forecasts differ", si, k)
+			}
+		}
+	}
+	// one kept, and the one whose latest forecast the last commit dropped
+	// (made cold by the next put)
+	for i, want := range []int{n, 2} {
+		sc := scorers[i]
+		if hot := sc.cache.hotLen(); hot != want || sc.Series() != n {
+			t.Errorf("scorer %d: %d series hot of %d, want %d of %d", i, hot, sc.Series(), want, n)
+		}
+	}
+	// the cold series are decoded as they were
+	for k := range n {
+		key := src.key(k)
+		a, _ := scorers[0].cache.peek(key)
+		b, _ := scorers[1].cache.peek(key)
+		if a.state != b.state || a.win != b.win || a.prev != b.prev || a.synced != b.synced || a.lastStart != b.lastStart {
+			t.Errorf("%s: the cold series differs from the decoded one", key)
+		}
+	}
+	var zero forecasting.State
+	if a, _ := scorers[1].cache.peek(src.key(0)); a.state == zero {
+		t.Error("series 0 has no state")
+	}
+}
