@@ -16,9 +16,10 @@ import (
 // BenchmarkMillionSeries pushes $STOCKCAST_MEM_SERIES (default 1,000,000)
 // series through the real scoring path, the cache bounded as the service's
 // (-forecast.max-series = the series, -forecast.latest-series the
-// default): series k is M5-tiny series k % 280 with a year of history
-// (rebuilt from it on its first event, as the service does for a series
-// it has not seen), scored once at 11:00, in batches of 1,000 events. Every
+// default): series k is M5-tiny series k % 280 with $STOCKCAST_MEM_HISTORY
+// days of history (default 365; rebuilt from it on its first event, as the
+// service does for a series it has not seen), scored once at 11:00, in
+// batches of 1,000 events. Every
 // 100,000 series it prints the process's RSS (VmRSS, and the peak VmHWM),
 // the live heap after a GC and the GC's count, so that a run cut short
 // still says something. It runs once whatever b.N; set GOMEMLIMIT as the
@@ -34,6 +35,12 @@ func BenchmarkMillionSeries(b *testing.B) {
 		}
 	}
 	src := m5Source{ds: loadM5Tiny(b), histDays: 365}
+	if v := os.Getenv("STOCKCAST_MEM_HISTORY"); v != "" {
+		var err error
+		if src.histDays, err = strconv.Atoi(v); err != nil || src.histDays < 1 {
+			b.Fatalf("STOCKCAST_MEM_HISTORY=%q: want a positive number of days", v)
+		}
+	}
 	cfg := testConfig(n)
 	cfg.LatestSeries = DefaultLatestSeries
 	ctx := context.Background()
@@ -41,8 +48,8 @@ func BenchmarkMillionSeries(b *testing.B) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	rss0, _ := procStatus("VmRSS")
-	fmt.Printf("million: GOMEMLIMIT %d MiB, GOGC %q, %d series; before: RSS %d MiB, heap %d MiB\n",
-		debug.SetMemoryLimit(-1)>>20, os.Getenv("GOGC"), n, rss0>>20, base.HeapAlloc>>20)
+	fmt.Printf("million: GOMEMLIMIT %d MiB, GOGC %q, %d series, %d days of history; before: RSS %d MiB, heap %d MiB\n",
+		debug.SetMemoryLimit(-1)>>20, os.Getenv("GOGC"), n, src.histDays, rss0>>20, base.HeapAlloc>>20)
 	sc := New(cfg, src, fixedClock)
 	start := time.Now()
 	const batchSize = 1000
