@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -404,6 +406,124 @@ func TestTransactionsFlag(t *testing.T) {
 		}
 		if c.TransactionTimeout != 10*time.Second {
 			t.Errorf("%v: transaction timeout %v, want 10s", tc.args, c.TransactionTimeout)
+		}
+	}
+}
+
+// keyFailer produces one output per input like transform, but fails every
+// call that holds a record of key bad while failing is set; it notes the
+// partitions of the failed calls and how often each input was handled.
+type keyFailer struct {
+	transform
+	bad     string
+	failing atomic.Bool
+
+	fmu        sync.Mutex
+	failedWith map[int32]bool // partitions in failed calls
+	handled    map[string]int // input value -> calls that got it
+}
+
+func (h *keyFailer) Handle(ctx context.Context, recs []*kgo.Record) error {
+	h.fmu.Lock()
+	fail := false
+	for _, r := range recs {
+		h.handled[string(r.Value)]++
+		fail = fail || (h.failing.Load() && string(r.Key) == h.bad)
+	}
+	if fail {
+		for _, r := range recs {
+			h.failedWith[r.Partition] = true
+		}
+	}
+	h.fmu.Unlock()
+	if fail {
+		return errors.New("store down for key " + h.bad)
+	}
+	return h.transform.Handle(ctx, recs)
+}
+
+// With transactions a poll is one transaction: while the records of one
+// key (one partition) fail, no partition that came in the same poll
+// commits, and their records are handled again on every attempt. Once the
+// failure clears, every input has exactly one visible output.
+func TestFailingPartitionHoldsBackPoll(t *testing.T) {
+	e := startBroker(t, "")
+	cfg := testConfig(e.Brokers())
+	ctx := context.Background()
+	const in, out = "features.v1", "forecasts.v1"
+	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
+		t.Fatal(err)
+	}
+	tel := telemetry.NewForTest(t.Output())
+	p, err := NewProducer(cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	recs := keyedRecords(in, 9, 4)
+	produce(t, p, ctx, recs)
+	ends := map[int32]int64{}
+	badPartition := int32(-1)
+	for _, r := range recs {
+		ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+		if string(r.Key) == "sku0|online" {
+			badPartition = r.Partition
+		}
+	}
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+
+	h := &keyFailer{transform: transform{p: p, out: out, prefix: "out:"}, bad: "sku0|online",
+		failedWith: map[int32]bool{}, handled: map[string]int{}}
+	h.failing.Store(true)
+	c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, c)
+	handledTimes := func(v string) int {
+		h.fmu.Lock()
+		defer h.fmu.Unlock()
+		return h.handled[v]
+	}
+	// The first healthy input of another partition than the failing key's.
+	var healthy *kgo.Record
+	for _, r := range recs {
+		if r.Partition != badPartition {
+			healthy = r
+			break
+		}
+	}
+	waitFor(t, 20*time.Second, "the healthy partition's records handled three times", func() bool { return handledTimes(string(healthy.Value)) >= 3 })
+	h.fmu.Lock()
+	held := maps.Clone(h.failedWith)
+	h.fmu.Unlock()
+	if !held[healthy.Partition] {
+		t.Fatalf("partition %d never came in a poll with the failing key's partition %d", healthy.Partition, badPartition)
+	}
+	offs, err := adm.FetchOffsets(ctx, "gr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part := range held {
+		if o, ok := offs.Lookup(in, part); ok && o.At > 0 {
+			t.Errorf("partition %d committed offset %d while a partition of its poll failed", part, o.At)
+		}
+	}
+	if got := countValues(readOutputs(t, cfg.Brokers, out, 3, kgo.ReadCommitted())); len(got) != 0 {
+		t.Errorf("read_committed while failing: %d outputs visible, want none", len(got))
+	}
+
+	h.failing.Store(false)
+	waitFor(t, 20*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
+	stop()
+	got := countValues(readOutputs(t, cfg.Brokers, out, 3, kgo.ReadCommitted()))
+	for _, r := range recs {
+		if n := got["out:"+string(r.Value)]; n != 1 {
+			t.Errorf("read_committed: output of %s seen %d times, want 1", r.Value, n)
 		}
 	}
 }
