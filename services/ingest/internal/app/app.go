@@ -125,7 +125,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer prod.Close()
 
 	svc, err := ingesting.NewService(events.NewNormaliser(cfg.Ingest.NonProduct()),
-		seenAfterCommit{store.NewSeen(rdb, cfg.Ingest.DedupTTL)}, store.NewHistory(ch), tel, time.Now)
+		seenAfterCommit{store.NewSeenSharded(rdb, cfg.Ingest.DedupTTL, cfg.Ingest.DedupShards)}, store.NewHistory(ch), tel, time.Now)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,7 +20,8 @@ import (
 	"github.com/stockcast/stockcast/services/ingest/internal/events"
 )
 
-// SeenStore remembers the content hash of accepted event ids.
+// SeenStore remembers the content hash of accepted event ids. Lookup may
+// return a prefix of the hash remembered (a compact store keeps 8 bytes).
 type SeenStore interface {
 	Lookup(ctx context.Context, ids []string) (map[string]string, error)
 	Remember(ctx context.Context, hashes map[string]string) error
@@ -168,7 +170,7 @@ func (s *Service) Screen(ctx context.Context, evs []events.Event, rejections []*
 		switch {
 		case !seenBefore:
 			first[id] = v.Hash
-		case prev == v.Hash:
+		case prev != "" && strings.HasPrefix(v.Hash, prev):
 			v.Outcome = OutcomeDuplicate
 		default:
 			v.Outcome, v.Hash = OutcomeRejected, ""

@@ -4,55 +4,170 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// SeenKey is the Redis key remembering an accepted event id. The id is the
-// hash tag, so each key lives in its own cluster slot by the id.
-func SeenKey(eventID string) string { return "stockcast:ingest:seen:{" + eventID + "}" }
+// The seen store is compact: an accepted event id is a fixed-size entry in
+// a small hash, not a key of its own. SHA-256 of the id gives the shard
+// (bytes 0-3) and an 8-byte fingerprint (bytes 4-11), the hash field; the
+// value is the first 8 bytes of the event's content hash. Each hash holds
+// the ids remembered in one time bucket (a quarter of the TTL) of one
+// shard and expires as a whole, TTL after its bucket ends, so an id is
+// remembered for at least the TTL and at most 1.25 x the TTL. Small hashes
+// stay listpack-encoded in Redis (up to hash-max-listpack-entries, 128 by
+// default): ~20 bytes per id plus the key's share (README.md, "Redis").
+
+// SeenBuckets is the number of time buckets per TTL.
+const SeenBuckets = 4
+
+// DefaultSeenShards is the default number of hashes per time bucket.
+const DefaultSeenShards = 4096
+
+// SeenKey is the Redis hash of the ids remembered in a time bucket (the
+// bucket's start in seconds since the epoch divided by its width) and
+// shard.
+func SeenKey(bucket int64, shard uint32) string {
+	return "stockcast:ingest:seen:" + strconv.FormatInt(bucket, 10) + ":" + strconv.FormatUint(uint64(shard), 10)
+}
 
 // Seen remembers the content hash of every accepted event id for a while.
 type Seen struct {
-	rdb redis.Cmdable
-	ttl time.Duration
+	rdb    redis.Cmdable
+	ttl    time.Duration
+	width  int64 // bucket width, seconds
+	shards uint32
+	now    func() time.Time
 }
 
-// NewSeen returns a Seen whose marks expire after ttl.
-func NewSeen(rdb redis.Cmdable, ttl time.Duration) *Seen { return &Seen{rdb: rdb, ttl: ttl} }
+// NewSeen returns a Seen whose marks live at least ttl, with
+// DefaultSeenShards hashes per time bucket.
+func NewSeen(rdb redis.Cmdable, ttl time.Duration) *Seen {
+	return NewSeenSharded(rdb, ttl, DefaultSeenShards)
+}
 
-// Lookup returns the remembered content hash of each id that has one.
+// NewSeenSharded returns a Seen with the given number of hashes per time
+// bucket: about the ids remembered in a quarter of the TTL divided by 100
+// keeps every hash listpack-encoded.
+func NewSeenSharded(rdb redis.Cmdable, ttl time.Duration, shards int) *Seen {
+	width := int64(ttl/time.Second) / SeenBuckets
+	if width < 1 {
+		width = 1
+	}
+	if shards < 1 {
+		shards = 1
+	}
+	return &Seen{rdb: rdb, ttl: ttl, width: width, shards: uint32(shards), now: time.Now}
+}
+
+// fingerprint is where an id is remembered: its shard and hash field.
+func (s *Seen) fingerprint(id string) (uint32, string) {
+	d := sha256.Sum256([]byte(id))
+	return binary.BigEndian.Uint32(d[0:4]) % s.shards, string(d[4:12])
+}
+
+// packHash is the stored value of a content hash: its first 8 bytes (the
+// hex digits decoded; a hash that is not hex is kept as its first 8 bytes).
+func packHash(h string) string {
+	if len(h) >= 16 {
+		if b, err := hex.DecodeString(h[:16]); err == nil {
+			return string(b)
+		}
+	}
+	if len(h) > 8 {
+		return h[:8]
+	}
+	return h
+}
+
+// unpackHash is what Lookup returns for a stored value: the hex of it, a
+// prefix of the content hash remembered (ingesting compares by prefix).
+func unpackHash(v string) string { return hex.EncodeToString([]byte(v)) }
+
+// buckets are the time buckets an id remembered TTL ago or later can be in,
+// newest first.
+func (s *Seen) buckets() []int64 {
+	now := s.now().Unix()
+	first, last := (now-int64(s.ttl/time.Second))/s.width, now/s.width
+	out := make([]int64, 0, last-first+1)
+	for b := last; b >= first; b-- {
+		out = append(out, b)
+	}
+	return out
+}
+
+// Lookup returns, for each id that was remembered, the hex of the first 8
+// bytes of its content hash (a prefix of the hash Remember got).
 func (s *Seen) Lookup(ctx context.Context, ids []string) (map[string]string, error) {
+	found := map[string]string{}
 	if len(ids) == 0 {
-		return map[string]string{}, nil
+		return found, nil
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = SeenKey(id)
+	type slot struct {
+		ids    []string
+		fields []string
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
+	byShard := map[uint32]*slot{}
+	for _, id := range ids {
+		shard, field := s.fingerprint(id)
+		sl := byShard[shard]
+		if sl == nil {
+			sl = &slot{}
+			byShard[shard] = sl
+		}
+		sl.ids = append(sl.ids, id)
+		sl.fields = append(sl.fields, field)
+	}
+	type sent struct {
+		sl  *slot
+		cmd *redis.SliceCmd
+	}
+	var cmds []sent
+	pipe := s.rdb.Pipeline()
+	for _, b := range s.buckets() {
+		for shard, sl := range byShard {
+			cmds = append(cmds, sent{sl, pipe.HMGet(ctx, SeenKey(b, shard), sl.fields...)})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("look up %d seen event ids: %w", len(ids), err)
 	}
-	found := make(map[string]string, len(vals))
-	for i, v := range vals {
-		if h, ok := v.(string); ok {
-			found[ids[i]] = h
+	for _, c := range cmds { // newest bucket first: its value wins
+		for i, v := range c.cmd.Val() {
+			if h, ok := v.(string); ok {
+				if _, dup := found[c.sl.ids[i]]; !dup {
+					found[c.sl.ids[i]] = unpackHash(h)
+				}
+			}
 		}
 	}
 	return found, nil
 }
 
-// Remember stores the content hash of each id, in one round trip.
+// Remember stores the content hash of each id in the current time bucket,
+// in one round trip.
 func (s *Seen) Remember(ctx context.Context, hashes map[string]string) error {
 	if len(hashes) == 0 {
 		return nil
 	}
+	bucket := s.now().Unix() / s.width
+	expireAt := time.Unix((bucket+1)*s.width+int64(s.ttl/time.Second), 0)
+	byShard := map[uint32][]any{}
+	for id, h := range hashes {
+		shard, field := s.fingerprint(id)
+		byShard[shard] = append(byShard[shard], field, packHash(h))
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for id, h := range hashes {
-			p.Set(ctx, SeenKey(id), h, s.ttl)
+		for shard, pairs := range byShard {
+			key := SeenKey(bucket, shard)
+			p.HSet(ctx, key, pairs...)
+			p.ExpireAt(ctx, key, expireAt)
 		}
 		return nil
 	})

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,25 +25,117 @@ func TestSeen(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
 	t.Cleanup(func() { rdb.Close() })
 	seen := NewSeen(rdb, 168*time.Hour)
+	now := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	seen.now = func() time.Time { return now }
 
 	got, err := seen.Lookup(ctx, []string{"a", "b"})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Lookup on empty store = %v, %v", got, err)
 	}
-	if err := seen.Remember(ctx, map[string]string{"a": "h1", "b{x}": "h2"}); err != nil {
+	h1, h2 := hashOf("one"), hashOf("two")
+	if err := seen.Remember(ctx, map[string]string{"a": h1, "b{x}": h2}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = seen.Lookup(ctx, []string{"a", "b{x}", "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["a"] != "h1" || got["b{x}"] != "h2" {
+	if len(got) != 2 || got["a"] != h1[:16] || got["b{x}"] != h2[:16] {
+		t.Fatalf("Lookup = %v, want a: %s, b{x}: %s", got, h1[:16], h2[:16])
+	}
+	// Each id is a field of its shard's hash of the current time bucket
+	// (42h wide), which expires TTL after the bucket's end.
+	bucket := now.Unix() / (42 * 3600)
+	shard, _ := seen.fingerprint("a")
+	key := SeenKey(bucket, shard)
+	at, err := rdb.ExpireTime(ctx, key).Result()
+	if want := time.Duration((bucket+1)*42*3600+168*3600) * time.Second; err != nil || at != want {
+		t.Fatalf("expire time of %s = %v, %v; want %v", key, at, err, want)
+	}
+	if enc, err := rdb.ObjectEncoding(ctx, key).Result(); err != nil || enc != "listpack" {
+		t.Fatalf("encoding of %s = %q, %v; want listpack", key, enc, err)
+	}
+
+	// Still found just before the TTL has passed since the bucket's end
+	// (in the buckets looked up), not after the bucket expired.
+	now = time.Unix((bucket+1)*42*3600+168*3600-1, 0)
+	if got, err := seen.Lookup(ctx, []string{"a"}); err != nil || got["a"] != h1[:16] {
+		t.Fatalf("Lookup TTL after remembering = %v, %v", got, err)
+	}
+	if n := len(seen.buckets()); n != 5 {
+		t.Fatalf("buckets looked up = %d, want 5", n)
+	}
+}
+
+// hashOf is a content hash as events.Event.Hash makes it (64 hex digits).
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// TestSeenMemoryPerID remembers 20,000 ids, as ingest does batch by batch,
+// and measures Redis memory per id (MEMORY USAGE of every key, SAMPLES 0)
+// against the layout before (one string key per id, the full hash as
+// value), in the same Redis.
+func TestSeenMemoryPerID(t *testing.T) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { rdb.Close() })
+	const n, shards = 20000, 256 // ~78 ids per hash
+	seen := NewSeenSharded(rdb, 168*time.Hour, shards)
+	for b := 0; b < n; b += 500 {
+		batch := map[string]string{}
+		for i := b; i < b+500; i++ {
+			batch[fmt.Sprintf("order-line-%08d-1", i)] = hashOf(strconv.Itoa(i))
+		}
+		if err := seen.Remember(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newBytes, newKeys := memoryOf(ctx, t, rdb, "stockcast:ingest:seen:*")
+	if newKeys != shards {
+		t.Fatalf("keys = %d, want one per shard: %d", newKeys, shards)
+	}
+	// The layout before this store: SET stockcast:ingest:seen:{<id>} <hash> EX ttl.
+	pipe := rdb.Pipeline()
+	for i := 0; i < n; i++ {
+		pipe.Set(ctx, fmt.Sprintf("old:seen:{order-line-%08d-1}", i), hashOf(strconv.Itoa(i)), 168*time.Hour)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldBytes, _ := memoryOf(ctx, t, rdb, "old:seen:*")
+	t.Logf("bytes per id: %.1f (%d hashes), before: %.1f (one key per id)",
+		float64(newBytes)/n, newKeys, float64(oldBytes)/n)
+	if perID := float64(newBytes) / n; perID > 24 {
+		t.Fatalf("%.1f bytes per id, want <= 24", perID)
+	}
+	// Every id is found with its hash's prefix; others are not.
+	ids := []string{"order-line-00000007-1", "order-line-00019999-1", "order-line-00020000-1"}
+	got, err := seen.Lookup(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[ids[0]] != hashOf("7")[:16] || got[ids[1]] != hashOf("19999")[:16] {
 		t.Fatalf("Lookup = %v", got)
 	}
-	ttl, err := rdb.TTL(ctx, "stockcast:ingest:seen:{a}").Result()
-	if err != nil || ttl < 167*time.Hour || ttl > 168*time.Hour {
-		t.Fatalf("TTL of the seen key = %v, %v; want about 168h", ttl, err)
+}
+
+func memoryOf(ctx context.Context, t *testing.T, rdb *redis.Client, match string) (bytes int64, keys int) {
+	t.Helper()
+	iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
+	for iter.Next(ctx) {
+		m, err := rdb.MemoryUsage(ctx, iter.Val(), 0).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes += m
+		keys++
 	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return bytes, keys
 }
 
 func TestHistoryWriteIsIdempotent(t *testing.T) {
