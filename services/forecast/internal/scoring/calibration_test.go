@@ -132,11 +132,13 @@ func TestCalibratedQuantilesAreTheBacktests(t *testing.T) {
 }
 
 // BenchmarkScoreCalibrated is the per-event cost of the calibration: the
-// benchmark model with and without the ensemble's calibration, the two
-// scorers scoring the same snapshot alternately in one loop (so that both
-// see the same load), CPU time of the thread per event each; a day's
-// first event (day_closed: every day's quantiles) and another event of
-// the day (same_day: today's). It prints the ratio of this run.
+// benchmark model without a calibration, with the ensemble's daily
+// calibration alone (as in session 4) and with the daily and the
+// lead-time calibrations, the three scorers scoring the same snapshot in
+// turn in one loop (so that all see the same load), CPU time of the
+// thread per event each; a day's first event (day_closed: every day's
+// quantiles) and another event of the day (same_day: today's and the
+// lead times'). It prints the ratios of this run.
 func BenchmarkScoreCalibrated(b *testing.B) {
 	const days = 2000
 	src := testSeries{start: 19000, demand: weekly(days)}
@@ -149,9 +151,13 @@ func BenchmarkScoreCalibrated(b *testing.B) {
 	}
 	model := benchModel(b, testSeries{start: 19000, demand: weekly(days)})
 	cal, _ := backtest.FitEnsembleCalibration(calibrationSet(src, 400, 24), 400, 28, backtest.DefaultCalibrationWindows)
-	calibrated := *model
-	calibrated.calibration = cal
+	dailyOnly := *cal
+	dailyOnly.LeadTimes = nil
+	daily, calibrated := *model, *model
+	daily.calibration, calibrated.calibration = &dailyOnly, cal
+	daily.Version += "-daily"
 	calibrated.Version += "-calibrated"
+	models := []*Model{model, &daily, &calibrated}
 	for _, nextDay := range []bool{true, false} {
 		name := "same_day"
 		if nextDay {
@@ -159,23 +165,23 @@ func BenchmarkScoreCalibrated(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			var plain, withCal *Scorer
+			scorers := make([]*Scorer, len(models))
 			warm := func() {
-				plain, withCal = New(testConfig(10), src, fixedClock), New(testConfig(10), src, fixedClock)
-				plain.SetModel(model)
-				withCal.SetModel(&calibrated)
-				for _, sc := range []*Scorer{plain, withCal} {
+				for k, m := range models {
+					sc := New(testConfig(10), src, fixedClock)
+					sc.SetModel(m)
 					batch := sc.Begin()
 					if _, err := batch.Score(ctx, snaps[100]); err != nil {
 						b.Fatal(err)
 					}
 					batch.Commit()
+					scorers[k] = sc
 				}
 			}
 			warm()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			var spent [2]time.Duration
+			spent := make([]time.Duration, len(models))
 			b.ReportAllocs()
 			b.ResetTimer()
 			day := 100
@@ -188,7 +194,7 @@ func BenchmarkScoreCalibrated(b *testing.B) {
 						b.StartTimer()
 					}
 				}
-				for k, sc := range []*Scorer{plain, withCal} {
+				for k, sc := range scorers {
 					c0, ok0 := threadCPU()
 					batch := sc.Begin()
 					if _, err := batch.Score(ctx, snaps[day]); err != nil {
@@ -202,10 +208,13 @@ func BenchmarkScoreCalibrated(b *testing.B) {
 			}
 			b.StopTimer()
 			if spent[0] > 0 && b.N > 1 {
-				p, c := float64(spent[0].Nanoseconds())/1e3/float64(b.N), float64(spent[1].Nanoseconds())/1e3/float64(b.N)
+				us := func(k int) float64 { return float64(spent[k].Nanoseconds()) / 1e3 / float64(b.N) }
+				p, d, c := us(0), us(1), us(2)
 				b.ReportMetric(p, "plain-cpu-µs/event")
+				b.ReportMetric(d, "daily-calibrated-cpu-µs/event")
 				b.ReportMetric(c, "calibrated-cpu-µs/event")
-				fmt.Printf("calibration %s: %.1f µs -> %.1f µs per event, ratio %.3f\n", name, p, c, c/p)
+				fmt.Printf("calibration %s: %.1f µs plain, %.1f µs daily calibration (ratio %.3f), %.1f µs daily and lead-time calibrations (ratio %.3f to plain, %.3f to daily only)\n",
+					name, p, d, d/p, c, c/p, c/d)
 			}
 		})
 	}
