@@ -59,8 +59,14 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 	p.dept = codes(ds, func(s *backtest.Series) string { return s.Dept })
 	p.cat = codes(ds, func(s *backtest.Series) string { return s.Cat })
 	p.store = codes(ds, func(s *backtest.Series) string { return s.Store })
-	events := make([]float64, 2*ds.Days)
-	p.eventName, p.eventType = events[:ds.Days:ds.Days], events[ds.Days:]
+	if ds.Events == nil && ds.Days <= len(noEvents) {
+		// no calendar: every day's codes are 0, read from one shared
+		// (never written) array instead of allocated per panel
+		p.eventName, p.eventType = noEvents[:ds.Days:ds.Days], noEvents[:ds.Days:ds.Days]
+	} else {
+		events := make([]float64, 2*ds.Days)
+		p.eventName, p.eventType = events[:ds.Days:ds.Days], events[ds.Days:]
+	}
 	if ds.Events != nil {
 		names, types := map[string]float64{}, map[string]float64{}
 		for _, e := range ds.Events {
@@ -100,6 +106,11 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 	}
 	return p
 }
+
+// noEvents holds the event codes (0) of a panel without a calendar of up
+// to its length in days (the forecast service's live panels: 112 days).
+// Read only.
+var noEvents [512]float64
 
 // number gives the keys of m the codes 0, 1, ... in sorted order.
 func number(m map[string]float64) {

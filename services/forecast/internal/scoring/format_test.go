@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/stockcast/stockcast/pkg/forecasting"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 )
 
@@ -86,6 +87,22 @@ func TestMovedMostAsSorted(t *testing.T) {
 			if got[i] != want[i] {
 				t.Fatalf("trial %d: moved[%d] = %s, want %s", trial, i, got[i].GetFeature(), want[i].GetFeature())
 			}
+		}
+	}
+}
+
+// TestDetailTables: the component details made once are the texts made
+// on every event before.
+func TestDetailTables(t *testing.T) {
+	for _, c := range []forecasting.Class{forecasting.ClassNew, forecasting.ClassSmooth, forecasting.ClassErratic,
+		forecasting.ClassIntermittent, forecasting.ClassLumpy, "other"} {
+		if got, want := classDetail(c), "average days between demands (class "+string(c)+")"; got != want {
+			t.Errorf("classDetail(%s) = %q, want %q", c, got, want)
+		}
+	}
+	for d := forecasting.Day(19000); d < 19007; d++ {
+		if got, want := weekdayDetails[d.Time().Weekday()], "weekly-seasonal multiplier of "+d.Time().Weekday().String(); got != want {
+			t.Errorf("weekday detail of %s = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
 	"github.com/stockcast/stockcast/pkg/forecasting"
@@ -44,7 +45,8 @@ type Model struct {
 	link             string
 	// columns the service fills itself
 	item, dept, cat, store, priceRel int
-	// explanation texts, made once
+	// explanation texts and the events' model_version, made once
+	eventVersion             string
 	compNames                []string
 	weightDetail, biasDetail string
 	// the ensemble's quantile calibration shipped with the model (nil:
@@ -86,6 +88,7 @@ func NewModel(a *globalmodel.Artefact, s *modelregistry.Series, weight float64) 
 	m.stable, m.volatile = splitForest(a.Model, func(f int32) bool {
 		return int(f) < len(m.names) && volatileFeature(m.names[f])
 	})
+	m.eventVersion = forecasting.ModelVersion + "+" + m.Version
 	m.weightDetail = "share of the global model " + m.Version + " in the daily means"
 	m.biasDetail = "global model's output with no feature known (" + m.link + " scale)"
 	for _, c := range []struct {
@@ -173,9 +176,9 @@ func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept,
 		g.dept == dept && g.cat == cat
 }
 
-// predictScratch is a batch's reusable memory for predict (a batch is
-// used by one goroutine): the one-series data set of the features and the
-// feature rows, none of which a globalPart keeps.
+// predictScratch is predict's reusable memory: the one-series data set of
+// the features and the feature rows, none of which a globalPart keeps.
+// The scorer's goroutines take one from scratchPool for each prediction.
 type predictScratch struct {
 	rows     []float64
 	values   []float64 // the series' values and prices, HistoryDays+days each
@@ -183,6 +186,8 @@ type predictScratch struct {
 	series   [1]backtest.Series
 	ds       backtest.Dataset
 }
+
+var scratchPool = sync.Pool{New: func() any { return new(predictScratch) }}
 
 // predict computes the global part of a series whose closed days through
 // start-1 are in w. horizon days are forecast, at most MinLag.
@@ -324,14 +329,18 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 		moved = movedMost(msg.Attributions)
 	}
 	comps := make([]Component, 0, 3+len(m.names))
-	comps = append(comps,
-		Component{Name: "global_weight", Value: m.Weight, Detail: m.weightDetail},
-		Component{Name: "global_mean", Value: g.means[0], Detail: "global model's mean of " + g.start.String()},
-		Component{Name: "global_bias", Value: g.bias, Detail: m.biasDetail})
 	// the details written one after the other into one string, each
-	// component's a slice of it (one allocation instead of one each)
-	buf := make([]byte, 0, len(m.names)*64)
-	ends := make([]int, len(m.names))
+	// component's a slice of it (one allocation instead of one each):
+	// global_mean's, then the contributions'
+	buf := make([]byte, 0, 32+len(m.names)*64)
+	buf = g.start.AppendString(append(buf, "global model's mean of "...))
+	meanEnd := len(buf)
+	var endsBuf [32]int
+	ends := endsBuf[:0]
+	if len(m.names) > len(endsBuf) {
+		ends = make([]int, len(m.names))
+	}
+	ends = ends[:len(m.names)]
 	for k := range m.names {
 		buf = appendShortest(append(buf, "value "...), g.values[k])
 		if same {
@@ -345,7 +354,11 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 		ends[k] = len(buf)
 	}
 	details := string(buf)
-	begin := 0
+	comps = append(comps,
+		Component{Name: "global_weight", Value: m.Weight, Detail: m.weightDetail},
+		Component{Name: "global_mean", Value: g.means[0], Detail: details[:meanEnd]},
+		Component{Name: "global_bias", Value: g.bias, Detail: m.biasDetail})
+	begin := meanEnd
 	for k := range m.names {
 		comps = append(comps, Component{Name: m.compNames[k], Value: g.contrib[k], Detail: details[begin:ends[k]]})
 		begin = ends[k]

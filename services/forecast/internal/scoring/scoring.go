@@ -145,8 +145,6 @@ type Batch struct {
 	// the batch
 	results map[*series]*Result
 	stats   Stats
-	// scratch is the global model's (a batch is used by one goroutine)
-	scratch predictScratch
 }
 
 // Begin starts a batch.
@@ -313,7 +311,9 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		if prevGlobal.fresh(m, v.asOf, price, dept, cat) {
 			next.global = prevGlobal
 		} else {
-			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal, &b.scratch)
+			scratch := scratchPool.Get().(*predictScratch)
+			next.global = m.predict(&next.win, sku, location, dept, cat, price, v.asOf, b.s.cfg.Horizon, prevGlobal, scratch)
+			scratchPool.Put(scratch)
 			b.stats.GlobalForecasts++
 		}
 	}
@@ -414,7 +414,10 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	model, version := forecasting.ModelName, forecasting.ModelVersion
 	if global != nil {
 		combine(&f, global.means, b.model.Weight, todaySoFar, share)
-		model, version = forecasting.ModelName+"+gbt", forecasting.ModelVersion+"+"+global.version
+		model, version = modelNameGBT, b.model.eventVersion
+		if global.version != b.model.Version { // (a part is the batch model's)
+			version = forecasting.ModelVersion + "+" + global.version
+		}
 	}
 	if same != nil {
 		// combined already, when there is a global part: combine left the
@@ -462,7 +465,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		snap: snap, asOf: v.asOf, forecast: &f, prev: prev, before: before, after: state,
 		todaySoFar: todaySoFar, share: share, global: global, globalMoved: globalMoved,
 	})
-	comps := components(&f, share)
+	comps := components(&f, share, len(explained.comps))
 	if global != nil {
 		comps = append(comps, explained.comps...)
 	}
@@ -584,24 +587,59 @@ func memberDetail(member string, rmse, mae float64) string {
 	return string(append(b, ')'))
 }
 
-func components(f *forecasting.Forecast, share float64) []Component {
+// modelNameGBT is the model of a forecast combined with the global model.
+const modelNameGBT = forecasting.ModelName + "+gbt"
+
+// weekdayDetails are the weekday_factor component's details, by weekday.
+var weekdayDetails = func() (out [7]string) {
+	for d := range out {
+		out[d] = "weekly-seasonal multiplier of " + time.Weekday(d).String()
+	}
+	return out
+}()
+
+// classDetail is the adi component's detail.
+func classDetail(c forecasting.Class) string {
+	switch c {
+	case forecasting.ClassNew:
+		return "average days between demands (class new)"
+	case forecasting.ClassSmooth:
+		return "average days between demands (class smooth)"
+	case forecasting.ClassErratic:
+		return "average days between demands (class erratic)"
+	case forecasting.ClassIntermittent:
+		return "average days between demands (class intermittent)"
+	case forecasting.ClassLumpy:
+		return "average days between demands (class lumpy)"
+	}
+	return "average days between demands (class " + string(c) + ")"
+}
+
+// components returns the ensemble's components of f, with room for extra
+// more (the global model's).
+func components(f *forecasting.Forecast, share float64, extra int) []Component {
 	c := f.Components
-	out := make([]Component, 0, 10+len(c.Weights))
+	out := make([]Component, 0, 10+len(c.Weights)+extra)
 	out = append(out, []Component{
 		{Name: "level", Value: c.Level, Detail: "mean daily demand over the next 7 days"},
 		{Name: "trend", Value: c.Trend, Detail: "damped-trend member's slope, units per day"},
-		{Name: "weekday_factor", Value: c.WeekdayFactor, Detail: "weekly-seasonal multiplier of " + f.StartDay.Time().Weekday().String()},
+		{Name: "weekday_factor", Value: c.WeekdayFactor, Detail: weekdayDetails[f.StartDay.Time().Weekday()]},
 		{Name: "member", Value: c.MemberWeight, Detail: memberDetail(c.Member, c.MemberRMSE, c.MemberMAE)},
 		{Name: "member_rmse", Value: c.MemberRMSE, Detail: c.Member},
 		{Name: "sigma", Value: c.Sigma, Detail: "RMSE of the combination's one-step errors"},
 		{Name: "dispersion", Value: c.Dispersion, Detail: c.Distribution},
-		{Name: "adi", Value: c.ADI, Detail: "average days between demands (class " + string(c.Class) + ")"},
+		{Name: "adi", Value: c.ADI, Detail: classDetail(c.Class)},
 		{Name: "cv2", Value: c.CV2, Detail: "squared coefficient of variation of non-zero demand"},
 		{Name: "intraday_share", Value: share, Detail: "share of today's demand usually seen by now"},
 	}...)
 	// the weights' details into one string (one allocation), each a slice
 	buf := make([]byte, 0, 24*len(c.Weights))
-	ends := make([]int, len(c.Weights))
+	var endsBuf [16]int
+	ends := endsBuf[:0]
+	if len(c.Weights) > len(endsBuf) {
+		ends = make([]int, len(c.Weights))
+	}
+	ends = ends[:len(c.Weights)]
 	for i, w := range c.Weights {
 		buf = strconv.AppendFloat(append(buf, "one-step RMSE "...), w.RMSE, 'f', 3, 64) // as %.3f
 		ends[i] = len(buf)
