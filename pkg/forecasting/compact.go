@@ -1,8 +1,10 @@
 package forecasting
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/bits"
+	"slices"
 	"unsafe"
 )
 
@@ -76,42 +78,40 @@ func wordTag(w, prev uint64) (tag byte, n int) {
 }
 
 func appendWords(dst []byte, ws []uint64) []byte {
+	// room for the worst case: every word whole, then written 8 bytes
+	// at a time and cut to its payload
+	n := len(dst)
+	dst = slices.Grow(dst, (len(ws)+1)/2+8*len(ws)+8)
+	dst = dst[:cap(dst)]
 	prev := uint64(0)
 	for i := 0; i < len(ws); i += 2 {
-		t0, _ := wordTag(ws[i], prev)
-		t1 := byte(0)
+		t0, n0 := wordTag(ws[i], prev)
+		at := n
+		n++
+		n += putPayload(dst[n:], t0, n0, ws[i], prev)
+		prev = ws[i]
 		if i+1 < len(ws) {
-			t1, _ = wordTag(ws[i+1], ws[i])
-		}
-		dst = append(dst, t0|t1<<4)
-		dst = appendPayload(dst, t0, ws[i], prev)
-		if i+1 < len(ws) {
-			dst = appendPayload(dst, t1, ws[i+1], ws[i])
+			t1, n1 := wordTag(ws[i+1], prev)
+			n += putPayload(dst[n:], t1, n1, ws[i+1], prev)
 			prev = ws[i+1]
+			t0 |= t1 << 4
 		}
+		dst[at] = t0
 	}
-	return dst
+	return dst[:n]
 }
 
-func appendPayload(dst []byte, tag byte, w, prev uint64) []byte {
+// putPayload writes the payload of w (tag, n bytes) at the start of dst,
+// which has room for 8 bytes, and returns n.
+func putPayload(dst []byte, tag byte, n int, w, prev uint64) int {
 	switch {
-	case tag == 0:
-		return dst
-	case tag <= 4 || tag == 8:
-		return appendLow(dst, w, int(min(tag, 8)))
-	case tag <= 7:
-		return appendLow(dst, bits.ReverseBytes64(w), int(tag-4))
-	default:
-		return appendLow(dst, w^prev, int(tag-8))
+	case tag >= 9:
+		w ^= prev
+	case tag >= 5 && tag <= 7:
+		w = bits.ReverseBytes64(w)
 	}
-}
-
-func appendLow(dst []byte, w uint64, n int) []byte {
-	for range n {
-		dst = append(dst, byte(w))
-		w >>= 8
-	}
-	return dst
+	binary.LittleEndian.PutUint64(dst, w)
+	return n
 }
 
 func readWords(src []byte, ws []uint64) ([]byte, error) {
@@ -125,28 +125,24 @@ func readWords(src []byte, ws []uint64) ([]byte, error) {
 		for j := i; j < min(i+2, len(ws)); j++ {
 			tag := tags & 0xf
 			tags >>= 4
-			var n int
-			switch {
-			case tag <= 4:
-				n = int(tag)
-			case tag <= 8:
-				n = int(tag) - 4
-				if tag == 8 {
-					n = 8
-				}
-			default:
-				n = int(tag) - 8
-			}
+			n := int(payloadLen[tag])
 			if len(src) < n {
 				return nil, errCompactShort
 			}
-			v := uint64(0)
-			for k := n - 1; k >= 0; k-- {
-				v = v<<8 | uint64(src[k])
+			var v uint64
+			if len(src) >= 8 {
+				v = binary.LittleEndian.Uint64(src)
+				if n < 8 {
+					v &= 1<<(8*n) - 1
+				}
+			} else {
+				for k := n - 1; k >= 0; k-- {
+					v = v<<8 | uint64(src[k])
+				}
 			}
 			src = src[n:]
 			switch {
-			case tag > 8:
+			case tag >= 9:
 				v ^= prev
 			case tag >= 5 && tag <= 7:
 				v = bits.ReverseBytes64(v)
@@ -156,3 +152,6 @@ func readWords(src []byte, ws []uint64) ([]byte, error) {
 	}
 	return src, nil
 }
+
+// payloadLen is the payload's length by tag.
+var payloadLen = [16]byte{0, 1, 2, 3, 4, 1, 2, 3, 8, 1, 2, 3, 4, 5, 6, 7}

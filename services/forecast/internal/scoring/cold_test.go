@@ -2,12 +2,15 @@ package scoring
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stockcast/stockcast/pkg/forecasting"
+	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 )
 
 // TestColdRoundTrip: the compact form of real scored series (M5 tiny,
@@ -128,5 +131,50 @@ func TestColdSeriesForecastsEqual(t *testing.T) {
 	var zero forecasting.State
 	if a, _ := scorers[1].cache.peek(src.key(0)); a.state == zero {
 		t.Error("series 0 has no state")
+	}
+}
+
+// BenchmarkColdSeries measures what a cold series costs an event: making
+// a real scored series cold (encode) and decoding it, next to scoring a
+// same-day event of a hot series in the same run (the ratios it prints).
+// Run it with
+//
+//	go test -run '^$' -bench ColdSeries ./services/forecast/internal/scoring/
+func BenchmarkColdSeries(b *testing.B) {
+	src := m5Source{ds: loadM5Tiny(b), histDays: 365}
+	sc := New(testConfig(10), src, fixedClock)
+	sc.cache.keepDecoded = true
+	ctx := context.Background()
+	scoreOne := func(snap *featurev1.FeatureSnapshot) {
+		batch := sc.Begin()
+		if _, err := batch.Score(ctx, snap); err != nil {
+			b.Fatal(err)
+		}
+		batch.Commit()
+	}
+	scoreOne(src.snapshot(3, -1, 11, 0.4))
+	later := src.snapshot(3, -1, 15, 0.6)
+	s, _ := sc.cache.peek(src.key(3))
+	cs, scratch := encodeCold(s, nil)
+	ns := map[string]float64{}
+	for _, c := range []struct {
+		name string
+		run  func()
+	}{
+		{"same_day_score", func() { scoreOne(later) }},
+		{"encode", func() { _, scratch = encodeCold(s, scratch) }},
+		{"decode", func() { _ = cs.decode() }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.run()
+			}
+			ns[c.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+	}
+	if base := ns["same_day_score"]; base > 0 {
+		fmt.Printf("cold series: %d bytes; encode %.2f, decode %.2f of a same-day event's scoring (%.0f ns)\n",
+			len(cs.packed), ns["encode"]/base, ns["decode"]/base, base)
 	}
 }
