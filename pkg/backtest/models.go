@@ -179,8 +179,10 @@ func (e *EnsembleCalibrated) Forecast(ds *Dataset, origin, horizon int) ([]Predi
 	return out, nil
 }
 
-// LeadTimeStep is the number of days between the starts of the lead-time
-// sums FitEnsembleCalibration learns the lead times' calibration from.
+// LeadTimeStep is the number of days between the starts of a series'
+// lead-time sums FitEnsembleCalibration learns the lead times'
+// calibration from (series i's starts shifted by i days: every weekday
+// starts as many sums, as the service's forecasts start on every day).
 const LeadTimeStep = 7
 
 // FitEnsembleCalibration fits the ensemble's calibration from the windows
@@ -190,7 +192,8 @@ const LeadTimeStep = 7
 // The daily calibration learns from each day of the windows, forecast
 // from the window's start; the lead times' (Calibration.LeadTimes, one
 // per LeadTimes) from the sums of the first L days from every
-// LeadTimeStep-th day of the windows, those that end before the origin.
+// LeadTimeStep-th day of the windows (shifted by the series' index), those
+// that end before the origin.
 func FitEnsembleCalibration(ds *Dataset, origin, horizon, windows int) (*forecasting.Calibration, []*forecasting.State) {
 	if windows <= 0 {
 		windows = DefaultCalibrationWindows
@@ -209,7 +212,7 @@ func FitEnsembleCalibration(ds *Dataset, origin, horizon, windows int) (*forecas
 				if d%horizon == 0 {
 					points = append(points, st.PIT(ds.Day(t), s.Values[t:t+horizon])...)
 				}
-				if d%LeadTimeStep == 0 {
+				if (d+i)%LeadTimeStep == 0 {
 					// sums past the origin have a NaN outcome: not fitted
 					for k, p := range st.LeadTimePIT(ds.Day(t), s.Values[t:origin], LeadTimes) {
 						leadPoints[k] = append(leadPoints[k], p)
