@@ -2,9 +2,7 @@ package app
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +27,7 @@ import (
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	"github.com/stockcast/stockcast/services/forecast/internal/consumer"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
+	"github.com/stockcast/stockcast/services/forecast/internal/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -262,13 +261,16 @@ func TestForecastService(t *testing.T) {
 		t.Errorf("forecast_log holds %v, want a1,a2,a3,b1 once each", ids)
 	}
 	var means []float64
-	var quantiles string // little-endian float64, day-major
-	if err := conn.QueryRow(ctx, "SELECT means, quantiles_le FROM forecast_log FINAL WHERE event_id = 'a3'").Scan(&means, &quantiles); err != nil {
+	var packed string // the daily, then the lead-time quantiles (store.DecodeQuantiles)
+	if err := conn.QueryRow(ctx, "SELECT means, quantiles_pk FROM forecast_log FINAL WHERE event_id = 'a3'").Scan(&means, &packed); err != nil {
 		t.Fatal(err)
 	}
-	levels := len(a3.GetQuantileLevels())
-	q56 := math.Float64frombits(binary.LittleEndian.Uint64([]byte(quantiles[(5*levels+6)*8:])))
-	if len(means) != 28 || len(quantiles) != 28*levels*8 || means[5] != a3.GetDaily()[5].GetMean() || q56 != a3.GetDaily()[5].GetQuantiles()[6] {
+	quantiles, ltQuantiles, err := store.DecodeQuantiles(packed, len(a3.GetQuantileLevels()), len(means), len(a3.GetLeadTimeDemand()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(means) != 28 || len(quantiles) != 28 || means[5] != a3.GetDaily()[5].GetMean() || quantiles[5][6] != a3.GetDaily()[5].GetQuantiles()[6] ||
+		ltQuantiles[2][3] != a3.GetLeadTimeDemand()[2].GetQuantiles()[3] {
 		t.Errorf("forecast_log row of a3 does not hold the published numbers")
 	}
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stockcast/stockcast/internal/loadgen"
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/forecasting"
 	"github.com/stockcast/stockcast/pkg/testenv"
@@ -31,17 +33,18 @@ func fullResult(id string, asOf time.Time) *scoring.Result {
 		Reason: &forecastv1.ForecastReason{Code: forecastv1.ReasonCode_REASON_CODE_DAY_CLOSED, Detail: "level", Change: 0.25},
 		Cause:  &demandv1.DemandEvent{EventId: "ev-" + id, Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: 3}}},
 	}
+	// whole numbers below 64, as the count distributions give them
 	for d := range forecasting.DefaultHorizon {
 		q := make([]float64, len(levels))
 		for j := range q {
-			q[j] = float64(d) + levels[j]
+			q[j] = math.Ceil(float64(d+1) * 2 * levels[j])
 		}
 		ev.Daily = append(ev.Daily, &forecastv1.DailyForecast{Day: asOf.AddDate(0, 0, d).Format(time.DateOnly), Mean: float64(d) + 0.5, Quantiles: q})
 	}
 	for _, lt := range forecasting.DefaultLeadTimes() {
 		q := make([]float64, len(levels))
 		for j := range q {
-			q[j] = float64(lt) * levels[j]
+			q[j] = math.Ceil(float64(lt) * 2 * levels[j])
 		}
 		ev.LeadTimeDemand = append(ev.LeadTimeDemand, &forecastv1.LeadTimeDemand{LeadTimeDays: int32(lt), Mean: float64(lt), Quantiles: q})
 	}
@@ -68,9 +71,103 @@ var insertVersions = []struct {
 	{"arrays_v1", func(ctx context.Context, conn driver.Conn, _ *ForecastLog, rows []*scoring.Result) error {
 		return insertV1(ctx, conn, rows)
 	}},
-	{"encoded_v2", func(ctx context.Context, _ driver.Conn, log *ForecastLog, rows []*scoring.Result) error {
+	{"encoded_v2", func(ctx context.Context, conn driver.Conn, _ *ForecastLog, rows []*scoring.Result) error {
+		return insertV2(ctx, conn, rows)
+	}},
+	{"packed_v3", func(ctx context.Context, _ driver.Conn, log *ForecastLog, rows []*scoring.Result) error {
 		return log.Insert(ctx, rows)
 	}},
+}
+
+// productionComponents are the Explain components of a forecast of the
+// ensemble, with texts of their production length (~1.2 KB encoded).
+func productionComponents() []scoring.Component {
+	var out []scoring.Component
+	for i, d := range []string{"mean daily demand over the next 7 days", "damped-trend member's slope, units per day",
+		"weekly-seasonal multiplier of Monday", "ses_0.03 has the largest weight (one-step RMSE 0.412, MAE 0.301)",
+		"ses_0.03", "RMSE of the combination's one-step errors", "poisson", "average days between demands (class smooth)",
+		"squared coefficient of variation of non-zero demand", "share of today's demand usually seen by now",
+		"one-step RMSE 0.412", "one-step RMSE 0.430", "one-step RMSE 0.455", "one-step RMSE 0.470",
+		"one-step RMSE 0.502", "one-step RMSE 0.533", "one-step RMSE 0.561", "one-step RMSE 0.600"} {
+		out = append(out, scoring.Component{Name: fmt.Sprintf("component_%d", i), Value: float64(i) / 7, Detail: d})
+	}
+	return out
+}
+
+// BenchmarkInsertServerCPU measures what ClickHouse itself spends per
+// forecast row, insert and merges: 60,000 forecasts of the production
+// shape (whole-number quantiles, production-sized components) in inserts
+// of 300 rows, each version into its own database, then waiting until the
+// server merged them (no merge running for a second). Run it with
+// -benchtime 1x -count 2 to alternate the versions; compare
+// server-cpu-µs/row of the versions of the same run, not across runs.
+func BenchmarkInsertServerCPU(b *testing.B) {
+	ctx := context.Background()
+	const rows, perInsert = 60_000, 300
+	day := time.Date(2011, 3, 4, 10, 30, 0, 0, time.UTC)
+	results := make([]*scoring.Result, rows)
+	for i := range results {
+		results[i] = fullResult(fmt.Sprint(i), day.Add(time.Duration(i)*time.Second))
+		results[i].Event.SeriesKey = fmt.Sprintf("sku%d|online", i%7000)
+		results[i].Components = productionComponents()
+	}
+	for _, v := range insertVersions[1:] {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := testenv.ClickHouse(b)
+			conn, err := chx.Open(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			if err := Migrate(ctx, conn); err != nil {
+				b.Fatal(err)
+			}
+			pid, err := loadgen.PIDListening(cfg.Addr)
+			if err != nil {
+				b.Skipf("clickhouse-server's process: %v", err)
+			}
+			log := NewForecastLog(conn)
+			before, err := loadgen.ReadProc(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu0 := processCPU()
+			for range b.N {
+				for i := 0; i < rows; i += perInsert {
+					if err := v.insert(ctx, conn, log, results[i:i+perInsert]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			quiet, deadline := 0, time.Now().Add(2*time.Minute)
+			for quiet < 5 && time.Now().Before(deadline) {
+				var merges uint64
+				if err := conn.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = currentDatabase()").Scan(&merges); err != nil {
+					b.Fatal(err)
+				}
+				if quiet++; merges > 0 {
+					quiet = 0
+				}
+				time.Sleep(200 * time.Millisecond) // a benchmark's wait for the server's merges, not a test's sync
+			}
+			after, err := loadgen.ReadProc(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var parts, bytes uint64
+			if err := conn.QueryRow(ctx, "SELECT uniqExact(name), sum(column_data_uncompressed_bytes) FROM system.parts_columns WHERE database = currentDatabase() AND table = 'forecast_log' AND active").Scan(&parts, &bytes); err != nil {
+				b.Fatal(err)
+			}
+			n := float64(b.N * rows)
+			// the results, also when dropping the database afterwards fails
+			b.Logf("%s: server %.1f µs/row, client %.1f µs/row, %.0f B/row stored, %d parts", v.name,
+				float64(after.CPUTicks-before.CPUTicks)*10_000/n, float64((processCPU()-cpu0).Microseconds())/n, float64(bytes)/n, parts)
+			b.ReportMetric(float64(after.CPUTicks-before.CPUTicks)*10_000/n, "server-cpu-µs/row")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/n, "client-cpu-µs/row")
+			b.ReportMetric(float64(bytes)/n, "stored-B/row")
+			b.ReportMetric(float64(parts), "parts")
+		})
+	}
 }
 
 // BenchmarkInsert measures one handler-sized insert into a real ClickHouse:

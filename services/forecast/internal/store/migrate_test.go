@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"testing"
 	"time"
 
@@ -60,10 +62,56 @@ func insertV1(ctx context.Context, conn driver.Conn, results []*scoring.Result) 
 	return batch.Send()
 }
 
-// TestMigrateKeepsOldRows writes a row into a log of the previous version
-// (arrays), migrates it in place (twice), and reads the old row back from
-// its arrays and a new row, with a global part and reason factors, from
-// the encoded columns; the new row leaves the old array columns empty.
+// appendFloats appends n values of q (NaN past its end) as little-endian
+// float64 bits: version 2's quantiles_le and lt_quantiles_le.
+func appendFloats(b []byte, q []float64, n int) []byte {
+	for k := range n {
+		v := math.NaN()
+		if k < len(q) {
+			v = q[k]
+		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+// insertV2 writes results as version 2 of the log did: the quantiles as
+// float64 bytes (quantiles_le, lt_quantiles_le). It is the baseline of
+// BenchmarkInsert and writes the version 2 rows of TestMigrateKeepsOldRows.
+func insertV2(ctx context.Context, conn driver.Conn, results []*scoring.Result) error {
+	batch, err := conn.PrepareBatch(ctx, `INSERT INTO forecast_log (forecast_id, event_id, series_key, sku, location, as_of, as_of_ns,
+		issued_at, issued_at_ns, start_day, horizon, means, quantile_levels, lead_times, lt_means,
+		model, model_version, demand_class, reason_code, reason_detail, reason_change,
+		cause, quantiles_le, lt_quantiles_le, components_pb, global_pb, reason_pb)`)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = batch.Abort() }()
+	for _, r := range results {
+		v := rowValues(r) // version 3's row, with the quantiles as version 2 wrote them
+		ev := r.Event
+		levels := len(ev.GetQuantileLevels())
+		var q, lq []byte
+		for _, d := range ev.GetDaily() {
+			q = appendFloats(q, d.GetQuantiles(), levels)
+		}
+		for _, lt := range ev.GetLeadTimeDemand() {
+			lq = appendFloats(lq, lt.GetQuantiles(), levels)
+		}
+		row := append(append(v[:22:22], string(q), string(lq)), v[23:]...)
+		if err := batch.Append(row...); err != nil {
+			return err
+		}
+	}
+	return batch.Send()
+}
+
+// TestMigrateKeepsOldRows writes a row into a log of version 1 (arrays),
+// migrates it in place (twice), writes a row as version 2 did (float64
+// bytes), and reads the version 1 row back from its arrays, the version 2
+// row from its bytes and a new row, with a global part and reason factors,
+// from the packed quantiles and the encoded columns; the new row leaves the
+// older columns empty.
 func TestMigrateKeepsOldRows(t *testing.T) {
 	ctx := context.Background()
 	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
@@ -94,6 +142,20 @@ func TestMigrateKeepsOldRows(t *testing.T) {
 		t.Errorf("old row\n got %v %v\nwant %v %v", got.Event, got.Components, old.Event, old.Components)
 	}
 
+	v2 := fullResult("f3", day)
+	v2.Event.SeriesKey = "V2|online"
+	v2.Event.Daily[3].Quantiles[2] = 2.5 // fractions and negatives read back too
+	v2.Event.LeadTimeDemand[1].Quantiles[0] = -1
+	if err := insertV2(ctx, conn, []*scoring.Result{v2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = log.Latest(ctx, "V2|online"); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got.Event, v2.Event) || len(got.Components) != 2 || got.Components[1] != v2.Components[1] {
+		t.Errorf("version 2 row\n got %v %v\nwant %v %v", got.Event, got.Components, v2.Event, v2.Components)
+	}
+
 	fresh := fullResult("f2", day)
 	fresh.Event.SeriesKey = "NEW|online"
 	fresh.Event.Global = &forecastv1.GlobalForecast{Version: "gbt-abc", Weight: 0.5, Means: []float64{1, 2}, Link: "log", Bias: 0.1,
@@ -110,13 +172,59 @@ func TestMigrateKeepsOldRows(t *testing.T) {
 	if !proto.Equal(got.Event, fresh.Event) || len(got.Components) != 2 || got.Components[1] != fresh.Components[1] {
 		t.Errorf("new row\n got %v %v\nwant %v %v", got.Event, got.Components, fresh.Event, fresh.Components)
 	}
-	var emptyArrays, encodedBytes uint64
-	if err := conn.QueryRow(ctx, "SELECT length(quantiles) + length(lt_quantiles) + length(component_names), length(quantiles_le) FROM forecast_log WHERE series_key = 'NEW|online'").
-		Scan(&emptyArrays, &encodedBytes); err != nil {
+	var emptyArrays, v2Bytes, packedBytes uint64
+	if err := conn.QueryRow(ctx, "SELECT length(quantiles) + length(lt_quantiles) + length(component_names), length(quantiles_le) + length(lt_quantiles_le), length(quantiles_pk) FROM forecast_log WHERE series_key = 'NEW|online'").
+		Scan(&emptyArrays, &v2Bytes, &packedBytes); err != nil {
 		t.Fatal(err)
 	}
-	if emptyArrays != 0 || encodedBytes != 28*14*8 {
-		t.Errorf("new row: %d array values, %d quantile bytes; want 0 and %d", emptyArrays, encodedBytes, 28*14*8)
+	// fullResult's quantiles are whole numbers below 64: one byte each
+	if emptyArrays != 0 || v2Bytes != 0 || packedBytes != (28+9)*14 {
+		t.Errorf("new row: %d array values, %d version 2 bytes, %d packed bytes; want 0, 0 and %d", emptyArrays, v2Bytes, packedBytes, (28+9)*14)
+	}
+}
+
+// TestPackedQuantiles: every float64 reads back bit for bit, whole numbers
+// in [0, 2^62) as varints (one byte below 64), the rest as 9 bytes; short
+// rows are padded with NaN; a truncated, overlong or corrupt encoding is an
+// error.
+func TestPackedQuantiles(t *testing.T) {
+	values := []float64{0, 1, 63, 64, 127, 128, 1 << 53, 1<<62 - 512, 1 << 62, 1e300, 0.5, 2.5, -1, math.Copysign(0, -1),
+		math.NaN(), math.Float64frombits(0x7ff8000000000bad), math.Inf(1), math.Inf(-1), 5e-324, math.MaxFloat64}
+	wantSizes := []int{1, 1, 1, 2, 2, 2, 8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}
+	for i, v := range values {
+		b := appendPacked(nil, []float64{v}, 1)
+		if len(b) != wantSizes[i] {
+			t.Errorf("%v (%#x): %d bytes, want %d", v, math.Float64bits(v), len(b), wantSizes[i])
+		}
+		got, _, err := DecodeQuantiles(string(b), 1, 1, 0)
+		if err != nil || math.Float64bits(got[0][0]) != math.Float64bits(v) {
+			t.Errorf("%v (%#x): read back %v, %v", v, math.Float64bits(v), got, err)
+		}
+	}
+	// 2 daily rows of 3 (the first short: NaN-padded) and 1 lead-time row
+	b := appendPacked(nil, []float64{1.5, 7}, 3)
+	b = appendPacked(b, []float64{0, 200, -3}, 3)
+	b = appendPacked(b, []float64{9, 10, 11}, 3)
+	daily, lt, err := DecodeQuantiles(string(b), 3, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(daily) != 2 || len(lt) != 1 || daily[0][0] != 1.5 || daily[0][1] != 7 || !math.IsNaN(daily[0][2]) ||
+		daily[1][1] != 200 || daily[1][2] != -3 || lt[0][0] != 9 || lt[0][2] != 11 {
+		t.Errorf("decoded %v %v", daily, lt)
+	}
+	for _, bad := range []struct {
+		name string
+		b    string
+	}{
+		{"truncated float", string(b[:3])},
+		{"truncated varint", string(appendPacked(nil, []float64{200}, 1)[:1])},
+		{"trailing bytes", string(b) + "\x00"},
+		{"odd varint other than 1", "\x03" + string(b[1:])},
+	} {
+		if _, _, err := DecodeQuantiles(bad.b, 3, 2, 1); err == nil {
+			t.Errorf("%s: decoded", bad.name)
+		}
 	}
 }
 
