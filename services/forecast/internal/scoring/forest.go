@@ -1,6 +1,11 @@
 package scoring
 
-import "github.com/stockcast/stockcast/pkg/gbt"
+import (
+	"math"
+	"unsafe"
+
+	"github.com/stockcast/stockcast/pkg/gbt"
+)
 
 // forest is a booster's trees laid out for prediction: every node in one
 // slice, 16 bytes each (gbt.Node is 40: its hessian cover and inner-node
@@ -19,8 +24,11 @@ type forest struct {
 	inner []float64
 }
 
-// flatNode is a split (feat >= 0: go to kids, or kids+1 when the row's
-// feat value is above thr) or a leaf (feat < 0, value thr).
+// flatNode is a split (go to kids, or kids+1 when the row's feat value
+// is above thr) or a leaf, which leads to itself: kids is its own index,
+// feat 0 and thr +Inf, which no value is above (NaN neither), so that a
+// walk of the tree's depth steps without testing for leaves; a leaf's
+// value is inner's.
 type flatNode struct {
 	thr  float64
 	feat int32
@@ -70,8 +78,8 @@ func (f *forest) add(tree *gbt.Tree) {
 		n := nodes[it.src]
 		f.inner[it.dst] = n.Value
 		if n.Left < 0 {
-			// a leaf (kids = itself: margins' four-row walk stays there)
-			f.nodes[it.dst] = flatNode{thr: n.Value, feat: -1, kids: it.dst}
+			// a leaf: every step stays there
+			f.nodes[it.dst] = flatNode{thr: math.Inf(1), feat: 0, kids: it.dst}
 			depth = max(depth, it.depth)
 			continue
 		}
@@ -94,7 +102,7 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 	for _, root := range f.roots {
 		i := root
 		bias += f.inner[i]
-		for n := &nodes[i]; n.feat >= 0; n = &nodes[i] {
+		for n := &nodes[i]; n.kids != i; n = &nodes[i] {
 			k := n.kids
 			if row[n.feat] > n.thr {
 				k++
@@ -108,21 +116,22 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 
 // margins writes the margin (base score plus the leaves) of each row
 // (len(out) rows of cols features) to out, tree by tree over all rows: a
-// tree's nodes stay in the cache across the rows. Four rows walk a tree
+// tree's nodes stay in the cache across the rows. All rows walk a tree
 // side by side, level by level for the tree's depth (a leaf leads to
-// itself), so that their independent loads overlap.
+// itself), each step without a branch from branchFreeRows rows on: the
+// rows' walks are independent chains of loads that overlap, and no step
+// mispredicts.
 func (f *forest) margins(rows []float64, cols int, out []float64) {
 	f.marginsContrib(rows, cols, out, nil, nil)
 }
 
 // marginsContrib is margins, and, if row0 is not nil, contributions(row0,
 // contrib) too, returning its bias (0 without row0): row0's attribution
-// walk of each tree goes side by side with the first rows' walks of the
-// tree (a day's first event predicts one new day and attributes today's
-// row: two single-row walks of every tree that overlap instead of
-// following each other). Each sum is made in the same order as by
-// margins and contributions alone: the same values bit for bit
-// (TestMarginsContribAsSeparate).
+// walk of each tree goes level by level beside the rows' walks (a day's
+// first event predicts one new day and attributes today's row: two walks
+// of every tree that overlap instead of following each other). Each sum
+// is made in the same order as by margins and contributions alone: the
+// same values bit for bit (TestMarginsContribAsSeparate).
 func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, contrib []float64) float64 {
 	for r := range out {
 		out[r] = f.base
@@ -133,87 +142,67 @@ func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, c
 		bias = f.base
 	}
 	nodes, inner := f.nodes, f.inner
-	step := func(i int32, row []float64) int32 {
-		n := &nodes[i]
-		if n.feat < 0 {
-			return i
-		}
-		if row[n.feat] > n.thr {
-			return n.kids + 1
-		}
-		return n.kids
+	var idxBuf [32]int32 // each row's node
+	idx := idxBuf[:0]
+	if len(out) > len(idxBuf) {
+		idx = make([]int32, 0, len(out))
 	}
-	// attr takes row0's step from node i, adding the split's change of
-	// node value to its feature's contribution (a leaf stays)
-	attr := func(i int32) int32 {
-		n := &nodes[i]
-		if n.feat < 0 {
-			return i
-		}
-		k := n.kids
-		if row0[n.feat] > n.thr {
-			k++
-		}
-		contrib[n.feat] += inner[k] - inner[i]
-		return k
-	}
-	n4 := len(out) &^ 3
+	idx = idx[:len(out)]
+	rows = rows[:len(out)*cols]
+	// below branchFreeRows rows, a branch at each step is faster: a
+	// correctly predicted one lets the next load start at once (the
+	// branch-free step waits for the compare), and few walks do not fill
+	// the time of the mispredicted ones (BenchmarkMarginsWalk)
+	branchFree := len(out) >= branchFreeRows
 	for t, root := range f.roots {
 		depth := f.depth[t]
+		for r := range idx {
+			idx[r] = root
+		}
 		ic := root // row0's node
 		if withContrib {
 			bias += inner[root]
 		}
-		attrib := withContrib // row0 still to walk this tree
-		for r := 0; r < n4; r += 4 {
-			r0 := rows[r*cols : (r+1)*cols : (r+1)*cols]
-			r1 := rows[(r+1)*cols : (r+2)*cols : (r+2)*cols]
-			r2 := rows[(r+2)*cols : (r+3)*cols : (r+3)*cols]
-			r3 := rows[(r+3)*cols : (r+4)*cols : (r+4)*cols]
-			i0, i1, i2, i3 := root, root, root, root
-			if attrib {
-				for range depth {
-					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
-					ic = attr(ic)
+		for range depth {
+			if branchFree {
+				for r, i := range idx {
+					n := &nodes[i]
+					idx[r] = n.kids + b2i(rows[r*cols+int(n.feat)] > n.thr)
 				}
-				attrib = false
 			} else {
-				for range depth {
-					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
-				}
-			}
-			out[r] += nodes[i0].thr
-			out[r+1] += nodes[i1].thr
-			out[r+2] += nodes[i2].thr
-			out[r+3] += nodes[i3].thr
-		}
-		for r := n4; r < len(out); r++ {
-			row := rows[r*cols : (r+1)*cols : (r+1)*cols]
-			i := root
-			if attrib {
-				for range depth {
-					i, ic = step(i, row), attr(ic)
-				}
-				attrib = false
-			} else {
-				n := &nodes[root]
-				for n.feat >= 0 {
+				for r, i := range idx {
+					n := &nodes[i]
 					k := n.kids
-					if row[n.feat] > n.thr {
+					if rows[r*cols+int(n.feat)] > n.thr {
 						k++
 					}
-					n = &nodes[k]
+					idx[r] = k
 				}
-				out[r] += n.thr
-				continue
 			}
-			out[r] += nodes[i].thr
+			if withContrib {
+				// row0's step, adding the split's change of node value
+				// to its feature's contribution (a leaf stays)
+				if n := &nodes[ic]; n.kids != ic {
+					k := n.kids
+					if row0[n.feat] > n.thr {
+						k++
+					}
+					contrib[n.feat] += inner[k] - inner[ic]
+					ic = k
+				}
+			}
 		}
-		if attrib {
-			for range depth {
-				ic = attr(ic)
-			}
+		for r, i := range idx {
+			out[r] += inner[i]
 		}
 	}
 	return bias
 }
+
+// branchFreeRows is the fewest rows margins walks without branches.
+const branchFreeRows = 8
+
+// b2i is 1 for true, 0 for false, without a branch (the compiler keeps a
+// branch for a condition that chooses a load's address, which in a walk
+// mispredicts at about every other level).
+func b2i(b bool) int32 { return int32(*(*uint8)(unsafe.Pointer(&b))) }

@@ -270,13 +270,16 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		}
 		return rows[r*cols : (r+1)*cols]
 	}
+	// the codes are the same in every row: looked up once
+	var codes [numCodes]float64
+	m.codes(codes[:], sku, location, dept, cat, price)
 	if from > 0 {
 		panel.Row(0, HistoryDays, row(0))
-		m.codes(row(0), sku, location, dept, cat, price)
+		m.setCodes(row(0), &codes)
 	}
 	for h := from; h < days; h++ {
 		panel.Row(0, HistoryDays+h, row(h))
-		m.codes(row(h), sku, location, dept, cat, price)
+		m.setCodes(row(h), &codes)
 	}
 	copy(g.values, rows[:cols]) // the rows are scratch
 	// the new days' margins, and row 0's path attributions in the same
@@ -465,22 +468,30 @@ func (m *Model) predictRows(rows []float64, cols int, out []float64) {
 	}
 }
 
+// numCodes is the number of features codes fills.
+const numCodes = 5
+
 // codes writes the features training numbered from the data set's names
 // (modelregistry.Series) and price_rel, the price against the item's mean
-// price in training.
-func (m *Model) codes(row []float64, sku, location, dept, cat string, price float64) {
+// price in training, to out: item, dept, cat, store, price_rel.
+func (m *Model) codes(out []float64, sku, location, dept, cat string, price float64) {
 	nan := math.NaN()
-	row[m.item], row[m.dept], row[m.cat], row[m.store], row[m.priceRel] = nan, nan, nan, nan, nan
+	out[0], out[1], out[2], out[3], out[4] = nan, nan, nan, nan, nan
 	if m.series == nil {
 		return
 	}
-	row[m.item] = modelregistry.Code(m.series.Items, sku)
-	row[m.dept] = modelregistry.Code(m.series.Depts, dept)
-	row[m.cat] = modelregistry.Code(m.series.Cats, cat)
-	row[m.store] = modelregistry.Code(m.series.Stores, location)
+	out[0] = modelregistry.Code(m.series.Items, sku)
+	out[1] = modelregistry.Code(m.series.Depts, dept)
+	out[2] = modelregistry.Code(m.series.Cats, cat)
+	out[3] = modelregistry.Code(m.series.Stores, location)
 	if p, ok := m.series.ItemPrice[sku]; ok && p > 0 {
-		row[m.priceRel] = price / p
+		out[4] = price / p
 	}
+}
+
+// setCodes writes codes' features to their columns of row.
+func (m *Model) setCodes(row []float64, c *[numCodes]float64) {
+	row[m.item], row[m.dept], row[m.cat], row[m.store], row[m.priceRel] = c[0], c[1], c[2], c[3], c[4]
 }
 
 // category returns the department and category a series' features use:
