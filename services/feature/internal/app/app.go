@@ -110,6 +110,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		return err
 	}
 	defer rdb.Close()
+	// Without Kafka transactions ingest may publish an event twice (at
+	// other offsets): the store then also keeps a marker per event.
+	cfg.Store.Markers = cfg.Kafka.AtLeastOnce
 	features := store.NewRedis(rdb, cfg.Store)
 	if err := features.LoadScripts(ctx); err != nil {
 		return err

@@ -102,7 +102,6 @@ func TestFeatureService(t *testing.T) {
 		demandEvent("or-1", monday, 6), // Mon 10h
 		demandEvent("or-2", monday.Add(2*time.Hour), 4),   // Mon 12h
 		demandEvent("or-3", monday.Add(24*time.Hour), 3),  // Tue 10h
-		demandEvent("or-2", monday.Add(2*time.Hour), 4),   // a duplicate of or-2
 		demandEvent("or-4", monday.Add(26*time.Hour), -1), // Tue: a cancellation
 		stockout, // Wed 11h
 		demandEvent("or-5", monday.Add(50*time.Hour), 2),  // Wed 12h
@@ -135,7 +134,6 @@ func TestFeatureService(t *testing.T) {
 		{key: "85123A|online", id: "or-1", applied: true, asOf: "2024-09-30", tail: []float64{6}, sum7: 6, mean7: 6, total: 6, events: 1, history: 1},
 		{key: "85123A|online", id: "or-2", applied: true, asOf: "2024-09-30", tail: []float64{10}, sum7: 10, mean7: 10, total: 10, events: 2, history: 1},
 		{key: "85123A|online", id: "or-3", applied: true, asOf: "2024-10-01", tail: []float64{10, 3}, sum7: 13, mean7: 6.5, ewma: 10, total: 13, events: 3, history: 2},
-		{key: "85123A|online", id: "or-2", applied: false, asOf: "2024-10-01", tail: []float64{10, 3}, sum7: 13, mean7: 6.5, ewma: 10, total: 13, events: 3, history: 2},
 		{key: "85123A|online", id: "or-4", applied: true, asOf: "2024-10-01", tail: []float64{10, 2}, sum7: 12, mean7: 6, ewma: 10, total: 12, events: 4, history: 2},
 		// ewma over Mon 10, Tue 2: 0.1*2 + 0.9*10 = 9.2
 		{key: "85123A|online", id: "so-1", applied: true, asOf: "2024-10-02", tail: []float64{10, 2, 0}, sum7: 12, mean7: 4, ewma: 9.2, total: 12, events: 5, history: 3, stockout: true, soDays: []int32{55}, sinceSale: 1},
@@ -169,7 +167,7 @@ func TestFeatureService(t *testing.T) {
 	copy(recent[50:], []float64{5, 0, 0, 10, 2, 2})
 	wantLast := &featurev1.FeatureSnapshot{
 		EventId: "or-6", OccurredAt: timestamppb.New(monday.Add(-72 * time.Hour)), SeriesKey: "85123A|online",
-		Sku: "85123A", Location: "online", AsOfDay: "2024-10-02", Cause: events[8], Applied: true,
+		Sku: "85123A", Location: "online", AsOfDay: "2024-10-02", Cause: events[7], Applied: true,
 		RecentDaily: recent, Sum_7: 19, Sum_28: 19, Sum_91: 19, Mean_7: 19.0 / 6, Mean_28: 19.0 / 6, Mean_91: 19.0 / 6,
 		Ewma:       last.GetEwma(), // checked above to 9 digits
 		DowProfile: []float64{10, 2, 2, 0, 5, 0, 0},

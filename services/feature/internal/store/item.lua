@@ -13,11 +13,14 @@
 --         10 'rollback': only undo the entries at offsets >= ARGV[6] of
 --            this partition (before a series event of this SKU reads the
 --            attributes, so it reads them as its first application did)
+--         11 '1': write a dedup marker per event (as in series.lua; without a
+--            position too); else markers are only read
 -- Returns {applied (0/1), category, department, events rolled back}. The
 -- latest event by occurred_at wins, so a late event does not undo a newer
 -- one. The undo log works as in series.lua: an entry per applied event,
 -- {offset, partition, batch start, event id, old category, department, at
--- (false: the hash did not exist)}.
+-- (false: the hash did not exist)}. Its newest entry is the SKU's offset
+-- watermark (series.lua): kept when older batches are dropped.
 local guard = redis.call('GET', KEYS[3])
 if not guard or (ARGV[5] ~= '' and guard ~= ARGV[5]) then
   return redis.error_reply('STATELOST feature state is not complete (' .. KEYS[3] .. ')')
@@ -27,6 +30,7 @@ local off = tonumber(ARGV[6])
 local part = ARGV[7]
 local start = tonumber(ARGV[8])
 local rolled = 0
+local handled = false -- at or below the watermark, not in the log
 -- The marker of an event of this SKU: KEYS[2] holds this event's.
 local seen = string.sub(KEYS[2], 1, #KEYS[2] - #ARGV[9])
 if off then
@@ -34,12 +38,17 @@ if off then
     local raw = redis.call('LINDEX', undo, -1)
     if not raw then break end
     local e = cmsgpack.unpack(raw)
-    if e[2] ~= part or off < e[3] then
+    if e[2] ~= part then
       -- Another partition: offsets do not compare. For an item event the
-      -- SKU moved to this partition, or it is older than the start of the
-      -- logged batch (which was committed): an old log. A series event
-      -- (rollback) leaves it.
+      -- SKU moved to this partition: an old log. A series event (rollback)
+      -- leaves it.
       if ARGV[10] ~= 'rollback' then redis.call('DEL', undo) end
+      break
+    end
+    if off < e[3] then
+      -- Older than the start of the logged batch, which was committed:
+      -- handled before.
+      handled = true
       break
     end
     if e[1] < off then break end
@@ -53,15 +62,26 @@ if off then
     end
   end
   if ARGV[10] == 'rollback' then return {0, '', '', rolled} end
-  -- Entries older than the batch start were committed: drop them.
+  -- Entries older than the batch start were committed: drop them, but the
+  -- newest (the watermark).
+  local n = redis.call('LLEN', undo)
   local head = redis.call('LINDEX', undo, 0)
-  while head and cmsgpack.unpack(head)[1] < start do
+  while n > 1 and head and cmsgpack.unpack(head)[1] < start do
     redis.call('LPOP', undo)
+    n = n - 1
     head = redis.call('LINDEX', undo, 0)
   end
 end
 if ARGV[10] == 'rollback' then return {0, '', '', rolled} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+local fresh
+if handled then
+  fresh = false
+elseif ARGV[11] == '1' or not off then
+  fresh = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1])
+else
+  fresh = redis.call('EXISTS', KEYS[2]) == 0
+end
+if fresh then
   local at = tonumber(ARGV[2])
   local was = redis.call('HMGET', KEYS[1], 'category', 'department', 'at')
   local cur = tonumber(was[3])

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
@@ -32,8 +33,10 @@ type rec struct {
 // ring that moves on (by a day, by 30 days over slots of a year before, by
 // more than the ring), stockout days, late price/promotion/item events, an
 // event older than the ring, the first hour of a series, cancellations, and
-// an upstream duplicate (an event id again at a later offset).
-func stream() []rec {
+// with dup an upstream duplicate (an event id again at a later offset: only
+// without Kafka transactions, where ingest may publish an event twice and
+// the store keeps markers).
+func stream(dup bool) []rec {
 	var recs []rec
 	offs := map[int32]int64{0: 100, 1: 700}
 	add := func(part int32, c features.Change) {
@@ -79,8 +82,10 @@ func stream() []rec {
 	add(0, promo("a8", monday+4, "spring"))
 	add(0, demand("a9", monday+4, 18, -1)) // a cancellation
 	add(0, in("sku2", change("b3", features.KindOther, monday+31, 9)))
-	add(0, item("i0", "sku1", monday-1, "old"))        // late: the newer attributes stay
-	add(0, demand("a2", monday, 15, 2))                // upstream duplicate of a2
+	add(0, item("i0", "sku1", monday-1, "old")) // late: the newer attributes stay
+	if dup {
+		add(0, demand("a2", monday, 15, 2)) // upstream duplicate of a2
+	}
 	add(1, in("sku3", demand("c3", monday+500, 7, 2))) // more than the ring on
 	add(1, in("sku3", demand("c4", monday+90, 7, 1)))  // older than the ring now
 	add(0, in("sku2", promo("b4", monday+31, "sale")))
@@ -240,11 +245,20 @@ func run(t *testing.T, s *Redis, batches ...[]rec) []map[string][]byte {
 // polls other batch boundaries, a crash after a commit in between) gives
 // every event the snapshot of its first application, byte for byte, and
 // leaves Redis as one application of the events does. On the code before
-// the undo log a redelivered event got the series' current state.
+// the undo log a redelivered event got the series' current state. Both
+// with markers (-kafka.transactions=false) and with the offset watermark
+// alone (transactions: no marker key at all).
 func TestRedeliveryGetsTheFirstSnapshots(t *testing.T) {
-	s, rdb := newStore(t)
+	for _, markers := range []bool{true, false} {
+		t.Run(fmt.Sprint("markers=", markers), func(t *testing.T) { testRedeliveryGetsTheFirstSnapshots(t, markers) })
+	}
+}
+
+func testRedeliveryGetsTheFirstSnapshots(t *testing.T, markers bool) {
+	rdb := startRedis(t)
+	s := NewRedis(rdb, Config{DedupTTL: time.Hour, Markers: markers})
 	ctx := context.Background()
-	recs := stream()
+	recs := stream(markers)
 	reset := func() {
 		t.Helper()
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
@@ -258,6 +272,9 @@ func TestRedeliveryGetsTheFirstSnapshots(t *testing.T) {
 	first := run(t, s, recs)[0]
 	want := dump(t, rdb, false)
 	wantLogs := dump(t, rdb, true)
+	if n := markerKeys(t, rdb); (n > 0) != markers {
+		t.Fatalf("%d marker keys with markers=%v", n, markers)
+	}
 
 	// p0/p1 split points inside the stream (offsets of the second half).
 	mid0, mid1 := int64(100+41+8), int64(700+6)
@@ -307,13 +324,15 @@ func TestRedeliveryGetsTheFirstSnapshots(t *testing.T) {
 	}
 }
 
-// TestRedeliveryAfterCommitDedups: once a later batch of the partition
-// started (its start is past the event), the undo entries are gone and an
-// event seen again (an upstream duplicate at a new offset) changes nothing
-// and gets the state of its series at that point; delivered again in its
-// own batch, it gets that same snapshot.
+// TestRedeliveryAfterCommitDedups (with markers, as without Kafka
+// transactions): once a later batch of the partition started (its start is
+// past the event), the undo entries are gone but the newest (the offset
+// watermark), and an event seen again (an upstream duplicate at a new
+// offset) changes nothing and gets the state of its series at that point;
+// delivered again in its own batch, it gets that same snapshot.
 func TestRedeliveryAfterCommitDedups(t *testing.T) {
-	s, rdb := newStore(t)
+	rdb := startRedis(t)
+	s := NewRedis(rdb, Config{DedupTTL: time.Hour, Markers: true})
 	ctx := context.Background()
 	b1 := []rec{{0, 10, demand("e1", monday, 9, 1)}, {0, 11, demand("e2", monday+1, 9, 2)}}
 	b2 := []rec{{0, 12, demand("e3", monday+2, 9, 4)}, {0, 13, demand("e1", monday, 9, 1)}, {0, 14, demand("e4", monday+2, 10, 8)}}
@@ -322,8 +341,8 @@ func TestRedeliveryAfterCommitDedups(t *testing.T) {
 		t.Fatalf("undo log holds %d entries after the first batch, want 2", n)
 	}
 	r2 := apply(t, s, batch(b2)...)
-	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 2 {
-		t.Fatalf("undo log holds %d entries after the second batch, want 2 (the first batch's dropped)", n)
+	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 3 {
+		t.Fatalf("undo log holds %d entries after the second batch, want 3 (the first batch's dropped but its newest)", n)
 	}
 	if r2[1].Applied || r2[1].State.TotalDemand != 7 || r2[1].State.EventsApplied != 3 || r2[1].RolledBack != 0 {
 		t.Fatalf("duplicate of e1: applied %v total %v events %d rolled back %d", r2[1].Applied, r2[1].State.TotalDemand, r2[1].State.EventsApplied, r2[1].RolledBack)
@@ -343,29 +362,106 @@ func TestRedeliveryAfterCommitDedups(t *testing.T) {
 	if d := diffDumps(before, dump(t, rdb, true)); len(d) > 0 {
 		t.Errorf("redis changed:\n%s", strings.Join(d, "\n"))
 	}
-	// A batch that starts after b2 drops b2's entries at the series' next event.
+	// A batch that starts after b2 drops b2's entries but the newest at the
+	// series' next event.
 	apply(t, s, batch([]rec{{0, 15, demand("e5", monday+3, 9, 1)}})...)
-	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 1 {
-		t.Fatalf("undo log holds %d entries, want 1", n)
+	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 2 {
+		t.Fatalf("undo log holds %d entries, want 2", n)
 	}
 
 	// Offsets reset to before the logged batch (or a commit lost without
-	// transactions): the logged batch was committed; its log is dropped and
-	// every event changes nothing, with the current state.
+	// transactions): the logged batch was committed, so every event before
+	// it changes nothing, with the current state, and the log stays.
 	before = dump(t, rdb, false)
 	replay := apply(t, s, batch(append(append(b1, b2...), rec{0, 15, demand("e5", monday+3, 9, 1)}))...)
-	for i, r := range replay {
+	for i, r := range replay[:5] {
 		if r.Applied || r.RolledBack != 0 || r.State.TotalDemand != 16 || r.State.EventsApplied != 5 {
 			t.Errorf("replayed record %d: applied %v rolled back %d total %v events %d, want the current state", i, r.Applied, r.RolledBack,
 				r.State.TotalDemand, r.State.EventsApplied)
 		}
 	}
-	if n, _ := rdb.Exists(ctx, UndoKey(series)).Result(); n != 0 {
-		t.Errorf("undo log kept after a replay from before its batch")
+	// e5 is in the log: undone and applied again, with its first state.
+	if r := replay[5]; !r.Applied || r.RolledBack != 1 || r.State.TotalDemand != 16 || r.State.EventsApplied != 5 {
+		t.Errorf("replayed e5: applied %v rolled back %d total %v events %d", r.Applied, r.RolledBack, r.State.TotalDemand, r.State.EventsApplied)
 	}
 	if d := diffDumps(before, dump(t, rdb, false)); len(d) > 0 {
 		t.Errorf("replay changed redis:\n%s", strings.Join(d, "\n"))
 	}
+}
+
+// TestWatermarkWithoutMarkers: with Kafka transactions (no markers) the
+// store keeps no key per event. After 50 batches of 20 events of one series
+// it holds exactly the series hash and its undo log (the last batch's 20
+// entries and the watermark): memory bounded by the events of one batch,
+// not of the dedup TTL (the code before kept a marker per event, 1000
+// keys). The last batch delivered again gets its first outcomes; a replay of
+// every batch (offsets reset) changes nothing.
+func TestWatermarkWithoutMarkers(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewRedis(rdb, Config{DedupTTL: time.Hour})
+	ctx := context.Background()
+	var all, lastBatch []rec
+	var first []features.Outcome
+	off := int64(0)
+	for b := range 50 {
+		lastBatch = nil
+		for i := range 20 {
+			lastBatch = append(lastBatch, rec{0, off, demand(fmt.Sprintf("w%d-%d", b, i), monday+features.Day(b), 8+i%12, float64(1+i%3))})
+			off++
+		}
+		first = apply(t, s, batch(lastBatch)...)
+		all = append(all, lastBatch...)
+	}
+	keys, err := rdb.Keys(ctx, "stockcast:[fi]*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	if want := []string{SeriesKey(series), UndoKey(series)}; strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Fatalf("keys after 1000 events = %d %q, want %q", len(keys), keys, want)
+	}
+	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 21 {
+		t.Fatalf("undo log holds %d entries, want 21", n)
+	}
+	hash, _ := rdb.MemoryUsage(ctx, SeriesKey(series), 0).Result()
+	undo, _ := rdb.MemoryUsage(ctx, UndoKey(series), 0).Result()
+	t.Logf("after 1000 events in 50 batches: series hash %d bytes, undo log %d bytes (21 entries)", hash, undo)
+
+	again := apply(t, s, batch(lastBatch)...)
+	for i := range again {
+		if !again[i].Applied || again[i].State.TotalDemand != first[i].State.TotalDemand ||
+			again[i].State.EventsApplied != first[i].State.EventsApplied {
+			t.Errorf("record %d again: applied %v total %v events %d; first %v %v %d", i, again[i].Applied, again[i].State.TotalDemand,
+				again[i].State.EventsApplied, first[i].Applied, first[i].State.TotalDemand, first[i].State.EventsApplied)
+		}
+	}
+	if again[0].RolledBack != 20 {
+		t.Errorf("rolled back %d events at the batch's first record, want 20", again[0].RolledBack)
+	}
+
+	before := dump(t, rdb, false)
+	replay := apply(t, s, batch(all)...)
+	for i, r := range replay {
+		if applied := i >= 980; r.Applied != applied || r.State.EventsApplied != 1000 && i < 980 {
+			t.Fatalf("replayed record %d: applied %v events %d", i, r.Applied, r.State.EventsApplied)
+		}
+	}
+	if d := diffDumps(before, dump(t, rdb, false)); len(d) > 0 {
+		t.Errorf("replay changed redis:\n%s", strings.Join(d, "\n"))
+	}
+	if n, _ := rdb.LLen(ctx, UndoKey(series)).Result(); n != 21 {
+		t.Fatalf("undo log holds %d entries after the replay, want 21", n)
+	}
+}
+
+// markerKeys counts the dedup marker keys.
+func markerKeys(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "stockcast:*:seen:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
 
 // TestUndoLogOnlyWithPositions: changes without a position (a rebuild's)

@@ -31,9 +31,16 @@ var (
 
 // Config of the Redis feature store.
 type Config struct {
-	// DedupTTL is how long an applied event's marker is kept: a redelivery
+	// DedupTTL is how long an applied event's marker and a series' undo log
+	// (its offset watermark) are kept after its last batch: a redelivery
 	// later than that would be applied again.
 	DedupTTL time.Duration
+	// Markers makes the live path write a marker per applied event too
+	// (SeenKey): needed with -kafka.transactions=false, where ingest may
+	// publish an event twice at other offsets; with transactions the
+	// per-series offset watermark (the undo log) is enough. Markers are
+	// read either way (a rebuild writes them). Set from the Kafka config.
+	Markers bool
 }
 
 // RegisterFlags registers the store flags under prefix (e.g. "feature.").
@@ -55,7 +62,8 @@ func (c *Config) Validate() error {
 // SeriesKey is the feature hash of a series ("sku|location").
 func SeriesKey(series string) string { return "stockcast:f:{" + series + "}" }
 
-// SeenKey marks an event as applied to a series (or to an item, by SKU).
+// SeenKey marks an event as applied to a series (or to an item, by SKU):
+// written by a rebuild, and live only with Config.Markers.
 func SeenKey(series, eventID string) string { return SeriesKey(series) + ":seen:" + eventID }
 
 // ItemKey is the attribute hash of a SKU.
@@ -149,6 +157,10 @@ func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Err
 // how many changes completed before the first error.
 func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome) (int, error) {
 	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
+	markers := ""
+	if s.cfg.Markers {
+		markers = "1"
+	}
 	type cmds struct {
 		script, item, itemUndo *redis.Cmd
 		attrs                  *redis.SliceCmd
@@ -165,7 +177,7 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 			k := skuPart{c.SKU, c.Pos.Partition}
 			if !skuSeen[k] && c.Kind != features.KindItem {
 				sent[i].itemUndo = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)},
-					append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback")...)...)
+					append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback", markers)...)...)
 			}
 			skuSeen[k] = true
 		}
@@ -173,11 +185,11 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		seen := SeenKey(c.SeriesKey(), c.EventID)
 		if c.Kind == features.KindItem {
 			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey, ItemUndoKey(c.SKU)},
-				append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, posArgs(c, true)...)...)
+				append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, append(posArgs(c, true), "", markers)...)...)
 			continue
 		}
 		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey, UndoKey(c.SeriesKey())},
-			append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...)...)
+			append(append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...), markers)...)
 		sent[i].attrs = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command, in order

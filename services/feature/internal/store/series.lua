@@ -2,7 +2,8 @@
 -- give a redelivered event the state of its first application.
 --
 -- KEYS[1] series hash   stockcast:f:{sku|location}
--- KEYS[2] dedup marker  stockcast:f:{sku|location}:seen:<event_id>
+-- KEYS[2] dedup marker  stockcast:f:{sku|location}:seen:<event_id> (written
+--         only with ARGV[15] = '1' or without a position, always read)
 -- KEYS[3] state guard   stockcast:state:feature (live), or the rebuild lock
 -- KEYS[4] undo log      stockcast:f:{sku|location}:undo
 -- ARGV    1 dedup ttl (s)   2 kind   3 day number   4 occurred_at (ms)   5 event_id
@@ -13,6 +14,8 @@
 --         13 its partition   14 the offset of the partition's first record in
 --            the batch being handled (where the consumer restarted: the
 --            committed position)
+--         15 '1': write a dedup marker per event (-kafka.transactions=false,
+--            where upstream may publish an event twice at other offsets)
 -- Returns {applied (0/1), note, HGETALL of the series after the event,
 -- events rolled back}; note is '' or why the day's bucket was not changed
 -- ('outside_ring', 'day_overflow').
@@ -26,8 +29,16 @@
 -- state it met the first time and the later events are applied again after
 -- it. Entries older than the batch start were committed: dropped. An event
 -- older than the start of the batch that logged the entries (offsets reset,
--- a commit lost without transactions) finds that batch committed: the log
--- is dropped and the event, if applied before, changes nothing.
+-- a commit lost without transactions) finds that batch committed: it was
+-- applied before (or skipped) and changes nothing.
+--
+-- Offset watermark: the log's newest entry is the series' last applied
+-- offset of its partition, so at a later batch's first event the entries of
+-- older batches are trimmed to that one entry, never dropped: an event at or
+-- below it that is not in the log was handled before. No per-event marker is
+-- needed for redeliveries (README.md, "Exactly once without markers"). A log
+-- of another partition (demand.v1's partition count changed) is dropped: the
+-- event is applied and starts a new watermark.
 --
 -- Layout (see README.md): 'days' is a ring of 400 little-endian int32 day
 -- totals in milli-units, slot = day mod 400, ending at day 'end'; 'outdays'
@@ -55,6 +66,8 @@ local off = tonumber(ARGV[12])
 local part = ARGV[13]
 local start = tonumber(ARGV[14])
 local rolled = 0
+local handled = false -- at or below the watermark, not in the log
+local new_batch = false -- the log holds no entry of this batch yet
 
 -- splice replaces the bytes of s from position p (1-based) by b.
 local function splice(s, p, b) return string.sub(s, 1, p - 1) .. b .. string.sub(s, p + #b) end
@@ -69,11 +82,16 @@ if off then
     local raw = redis.call('LINDEX', undo, -1)
     if not raw then break end
     local e = cmsgpack.unpack(raw)
-    if e[2] ~= part or off < e[3] then
-      -- The series moved to another partition, or the event is older than
-      -- the start of the logged batch (offsets reset, a commit lost without
-      -- transactions): that batch was committed, forget it.
+    if e[2] ~= part then
+      -- The series moved to another partition: offsets do not compare.
       redis.call('DEL', undo)
+      break
+    end
+    if off < e[3] then
+      -- Older than the start of the logged batch (offsets reset, a commit
+      -- lost without transactions): that batch was committed, so this event
+      -- was handled before it.
+      handled = true
       break
     end
     if e[1] < off then
@@ -117,10 +135,12 @@ if off then
   end
   -- Entries older than the batch start were committed: drop them. Every
   -- entry is at or after the start of the batch that logged the newest
-  -- one, so only a tail of another batch needs a look.
-  if tail and tail[3] ~= start then
+  -- one, so only a tail of another batch needs a look. The newest entry
+  -- stays: it is the watermark.
+  if tail and tail[3] ~= start and not handled then
+    new_batch = true
     if tail[1] < start then
-      redis.call('DEL', undo)
+      redis.call('LTRIM', undo, -1, -1)
     else
       local head = redis.call('LINDEX', undo, 0)
       while head and cmsgpack.unpack(head)[1] < start do
@@ -131,7 +151,15 @@ if off then
   end
 end
 
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+if handled then
+  return {0, '', redis.call('HGETALL', series), rolled}
+end
+if ARGV[15] == '1' or not off then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+    return {0, '', redis.call('HGETALL', series), rolled}
+  end
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  -- A marker a rebuild (or a run without transactions) wrote.
   return {0, '', redis.call('HGETALL', series), rolled}
 end
 
@@ -299,9 +327,9 @@ if off then
     end
     e = {off, part, start, ARGV[5], 0, fl, ring_old, table.concat(bd), hour_pos, hour_old}
   end
-  if redis.call('RPUSH', undo, cmsgpack.pack(e)) == 1 then
-    -- A log lives as long as the markers of its events (a new batch
-    -- replaces it long before).
+  if redis.call('RPUSH', undo, cmsgpack.pack(e)) == 1 or new_batch then
+    -- The log (and so the watermark) lives the dedup TTL after the
+    -- series' last batch.
     redis.call('EXPIRE', undo, ARGV[1])
   end
 end
