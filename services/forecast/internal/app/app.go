@@ -218,7 +218,8 @@ func (a archive) Latest(ctx context.Context, seriesKey string) (*scoring.Result,
 	return res, err
 }
 
-// registerMetrics exports the series cache: stockcast_forecast_series and
+// registerMetrics exports the series cache: stockcast_forecast_series,
+// stockcast_forecast_cold_series (those kept compact) and
 // stockcast_forecast_state_builds_total{path="rebuild"|"incremental"}; and
 // the global model: stockcast_forecast_global_forecasts_total (one per
 // series and day) and stockcast_forecast_model_loads_total{result="ok"|"failed"}.
@@ -227,6 +228,11 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *
 	series, err := m.Int64ObservableGauge("stockcast.forecast.series", metric.WithDescription("Series states held in memory."))
 	if err != nil {
 		return fmt.Errorf("create series gauge: %w", err)
+	}
+	cold, err := m.Int64ObservableGauge("stockcast.forecast.cold.series",
+		metric.WithDescription("Series states held in memory compact (the series whose latest forecast is not kept whole)."))
+	if err != nil {
+		return fmt.Errorf("create cold series gauge: %w", err)
 	}
 	builds, err := m.Int64ObservableCounter("stockcast.forecast.state.builds",
 		metric.WithDescription("Series states advanced from a snapshot (incremental) or rebuilt from the feature service's history (rebuild)."))
@@ -246,6 +252,7 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := scorer.Stats()
 		o.ObserveInt64(series, int64(scorer.Series()))
+		o.ObserveInt64(cold, int64(scorer.ColdSeries()))
 		o.ObserveInt64(builds, st.Rebuilds, metric.WithAttributes(attrPath("rebuild")))
 		o.ObserveInt64(builds, st.Incremental, metric.WithAttributes(attrPath("incremental")))
 		o.ObserveInt64(global, st.GlobalForecasts)
@@ -253,7 +260,7 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *
 		o.ObserveInt64(loads, ws.Loads, metric.WithAttributes(attribute.String("result", "ok")))
 		o.ObserveInt64(loads, ws.Failures, metric.WithAttributes(attribute.String("result", "failed")))
 		return nil
-	}, series, builds, global, loads)
+	}, series, cold, builds, global, loads)
 	if err != nil {
 		return fmt.Errorf("register forecast metrics: %w", err)
 	}

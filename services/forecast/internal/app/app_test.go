@@ -296,7 +296,7 @@ func TestForecastService(t *testing.T) {
 		t.Errorf("GetForecast without location: %v, want InvalidArgument", err)
 	}
 	metrics := httpGet(t, "http://"+svc.adminAddr+"/metrics")
-	for _, m := range []string{"stockcast_forecast_series", "stockcast_forecast_state_builds_total"} {
+	for _, m := range []string{"stockcast_forecast_series", "stockcast_forecast_cold_series", "stockcast_forecast_state_builds_total"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics has no %s", m)
 		}

@@ -114,3 +114,11 @@ func (c *coldSeries) decodeInto(s *series) error {
 	}
 	return nil
 }
+
+// ColdSeries returns the number of series in memory kept compact (of
+// Series).
+func (s *Scorer) ColdSeries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cache.cold.Len()
+}
