@@ -18,12 +18,14 @@ import (
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
 
-// ForecastLogTable is the bitemporal forecast log: one row per forecast,
-// what was forecast (start_day + the horizon arrays) and when it was known
-// (as_of). ReplacingMergeTree makes a redelivered forecast (same
-// forecast_id, same as_of) replace itself. The *_ns columns keep the exact
-// timestamps (no DateTime64 on ClickHouse 18.16); cause holds the causing
-// DemandEvent (protobuf) so a forecast read back is the one published.
+// ForecastLogTable is the bitemporal forecast log as version 1 created
+// it: one row per forecast, what was forecast (start_day + the horizon
+// arrays) and when it was known (as_of). ReplacingMergeTree makes a
+// redelivered forecast (same forecast_id, same as_of) replace itself. The
+// *_ns columns keep the exact timestamps (no DateTime64 on ClickHouse
+// 18.16); cause holds the causing DemandEvent (protobuf) so a forecast
+// read back is the one published. Migrate creates a new log as
+// forecastLogTable and migrates a log of this shape in place.
 const ForecastLogTable = `CREATE TABLE IF NOT EXISTS forecast_log (
 	forecast_id String,
 	event_id String,
@@ -54,6 +56,49 @@ const ForecastLogTable = `CREATE TABLE IF NOT EXISTS forecast_log (
 	cause String
 ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(start_day) ORDER BY (series_key, as_of, forecast_id)`
 
+// forecastLogTable is a new log (version 3): the columns of
+// ForecastLogTable and encodedColumns, but the ones only older rows fill
+// (version 1's arrays, version 2's float64 bytes) are ALIAS columns of
+// empty values, which take no storage. ClickHouse's cost of an insert is
+// mostly per part and per column file, not per row: 300-row inserts into
+// this table cost it 0.53x the CPU of inserts into a table that stores
+// the unused columns too (BenchmarkInsertServerCPU, docs/load.md).
+const forecastLogTable = `CREATE TABLE IF NOT EXISTS forecast_log (
+	forecast_id String,
+	event_id String,
+	series_key String,
+	sku String,
+	location String,
+	as_of DateTime,
+	as_of_ns Int64,
+	issued_at DateTime,
+	issued_at_ns Int64,
+	start_day Date,
+	horizon UInt16,
+	means Array(Float64),
+	quantile_levels Array(Float64),
+	quantiles Array(Array(Float64)) ALIAS arrayResize([emptyArrayFloat64()], 0),
+	lead_times Array(Int32),
+	lt_means Array(Float64),
+	lt_quantiles Array(Array(Float64)) ALIAS arrayResize([emptyArrayFloat64()], 0),
+	model String,
+	model_version String,
+	demand_class String,
+	reason_code String,
+	reason_detail String,
+	reason_change Float64,
+	component_names Array(String) ALIAS emptyArrayString(),
+	component_values Array(Float64) ALIAS emptyArrayFloat64(),
+	component_details Array(String) ALIAS emptyArrayString(),
+	cause String,
+	quantiles_le String ALIAS '',
+	lt_quantiles_le String ALIAS '',
+	components_pb String,
+	global_pb String,
+	reason_pb String,
+	quantiles_pk String
+) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(start_day) ORDER BY (series_key, as_of, forecast_id)`
+
 // Encoded columns (version 2 of the log): the daily and lead-time
 // quantiles as little-endian float64 bytes, row-major (day or lead time,
 // then level), and the components and the global model's part as
@@ -78,13 +123,13 @@ var encodedColumns = []struct{ name, typ string }{
 	{"quantiles_pk", "String"},
 }
 
-// Migrate creates forecast_log and adds the encoded columns it lacks: a
-// log created by an earlier version is migrated in place, its rows kept
-// (18.16 has no ADD COLUMN IF NOT EXISTS, so the columns are looked up in
-// system.columns). Safe to run again, and by two processes at once (a
-// column added meanwhile is not an error).
+// Migrate creates forecast_log (forecastLogTable) or adds the encoded
+// columns an existing log lacks: a log created by an earlier version is
+// migrated in place, its rows kept (18.16 has no ADD COLUMN IF NOT EXISTS,
+// so the columns are looked up in system.columns). Safe to run again, and
+// by two processes at once (a column added meanwhile is not an error).
 func Migrate(ctx context.Context, conn driver.Conn) error {
-	if err := conn.Exec(ctx, ForecastLogTable); err != nil {
+	if err := conn.Exec(ctx, forecastLogTable); err != nil {
 		return fmt.Errorf("create forecast_log: %w", err)
 	}
 	for _, c := range encodedColumns {
@@ -129,7 +174,7 @@ type ForecastLog struct {
 	conn driver.Conn
 }
 
-// NewForecastLog returns the store; the table must exist (ForecastLogTable).
+// NewForecastLog returns the store; the table must exist (Migrate).
 func NewForecastLog(conn driver.Conn) *ForecastLog { return &ForecastLog{conn: conn} }
 
 // Insert writes the series forecasts of a batch in one insert (forecasts

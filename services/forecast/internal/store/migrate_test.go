@@ -241,3 +241,46 @@ func TestQuantileEncoding(t *testing.T) {
 		t.Error("a truncated encoding decoded")
 	}
 }
+
+// TestNewLogStoresOnlyUsedColumns: a new log keeps the columns only older
+// rows fill as ALIAS columns (no storage), an existing log keeps them
+// stored, and both read back the same forecast.
+func TestNewLogStoresOnlyUsedColumns(t *testing.T) {
+	ctx := context.Background()
+	legacy := []string{"quantiles", "lt_quantiles", "component_names", "component_values", "component_details", "quantiles_le", "lt_quantiles_le"}
+	for _, migrated := range []bool{false, true} {
+		conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if migrated {
+			if err := chx.Migrate(ctx, conn, ForecastLogTable); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Migrate(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+		var aliases, stored uint64
+		if err := conn.QueryRow(ctx, "SELECT countIf(default_kind = 'ALIAS'), countIf(default_kind != 'ALIAS') FROM system.columns "+
+			"WHERE database = currentDatabase() AND table = 'forecast_log' AND has(?, name)", legacy).Scan(&aliases, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(len(legacy)); migrated && (aliases != 0 || stored != want) || !migrated && (aliases != want || stored != 0) {
+			t.Errorf("migrated=%v: %d ALIAS and %d stored of the %d columns only older rows fill", migrated, aliases, stored, want)
+		}
+		r := fullResult("f1", time.Date(2011, 3, 4, 10, 30, 0, 0, time.UTC))
+		log := NewForecastLog(conn)
+		if err := log.Insert(ctx, []*scoring.Result{r}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := log.Latest(ctx, r.Event.GetSeriesKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.Event, r.Event) || len(got.Components) != len(r.Components) {
+			t.Errorf("migrated=%v: read back\n got %v\nwant %v", migrated, got.Event, r.Event)
+		}
+	}
+}
