@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -176,5 +177,87 @@ func BenchmarkColdSeries(b *testing.B) {
 	if base := ns["same_day_score"]; base > 0 {
 		fmt.Printf("cold series: %d bytes; encode %.2f, decode %.2f of a same-day event's scoring (%.0f ns)\n",
 			len(cs.packed), ns["encode"]/base, ns["decode"]/base, base)
+	}
+}
+
+// TestColdConcurrentBatches: batches of different series scored at once
+// (a goroutine per partition, as the service does) while series turn cold
+// and hot again, and the API reads: every forecast equals the one a
+// scorer alone with every series as it is makes (run it with -race for
+// the cold flag written under the lock beside batches reading the
+// series).
+func TestColdConcurrentBatches(t *testing.T) {
+	src := m5Source{ds: loadM5Tiny(t), histDays: 120}
+	const n, workers = 24, 3
+	cfg := testConfig(n)
+	cfg.LatestSeries = 2
+	shared := New(cfg, src, fixedClock)
+	alone := New(testConfig(n), src, fixedClock)
+	alone.cache.keepDecoded = true
+	offsets := []int{-6, -6, -5, -4}
+	want := map[string][]byte{}
+	enc := proto.MarshalOptions{Deterministic: true}
+	for i, off := range offsets {
+		for k := range n {
+			snap := src.snapshot(k, off, 11+i, 0.5)
+			b, err := enc.Marshal(score(t, alone, snap).Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[snap.GetEventId()] = b
+		}
+	}
+	errs := make(chan error, workers+1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				errs <- nil
+				return
+			default:
+				shared.Latest(src.key(0))
+				_ = shared.ColdSeries() + shared.Series()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, off := range offsets {
+				for k := w; k < n; k += workers {
+					snap := src.snapshot(k, off, 11+i, 0.5)
+					batch := shared.Begin()
+					res, err := batch.Score(context.Background(), snap)
+					if err != nil {
+						errs <- err
+						return
+					}
+					batch.Commit()
+					b, err := enc.Marshal(res.Event)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(b, want[snap.GetEventId()]) {
+						errs <- fmt.Errorf("%s: the forecast differs from the one scored alone", snap.GetEventId())
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	wg.Wait()
+	close(done)
+	for range workers + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cold := shared.ColdSeries(); cold < n-workers-cfg.LatestSeries {
+		t.Errorf("%d cold series of %d, want at least %d", cold, n, n-workers-cfg.LatestSeries)
 	}
 }
