@@ -1247,6 +1247,169 @@ func (x *ApproveResponse) GetProposal() *Proposal {
 	return nil
 }
 
+type ApproveBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each as an Approve request; an empty decided_by falls back to the
+	// gRPC metadata "stockcast-user". A proposal id at most once.
+	Approvals     []*ApproveRequest `protobuf:"bytes,1,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveBatchRequest) Reset() {
+	*x = ApproveBatchRequest{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveBatchRequest) ProtoMessage() {}
+
+func (x *ApproveBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveBatchRequest.ProtoReflect.Descriptor instead.
+func (*ApproveBatchRequest) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ApproveBatchRequest) GetApprovals() []*ApproveRequest {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type ApproveBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ApproveResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveBatchResponse) Reset() {
+	*x = ApproveBatchResponse{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveBatchResponse) ProtoMessage() {}
+
+func (x *ApproveBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveBatchResponse.ProtoReflect.Descriptor instead.
+func (*ApproveBatchResponse) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApproveBatchResponse) GetResults() []*ApproveResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ApproveResult is one approval of a batch: the proposal with its new
+// status, or the error Approve would have returned.
+type ApproveResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProposalId string                 `protobuf:"bytes,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	// Set when code is 0 (OK).
+	Proposal *Proposal `protobuf:"bytes,2,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	// A google.rpc.Code: 0 OK, 3 INVALID_ARGUMENT, 5 NOT_FOUND,
+	// 9 FAILED_PRECONDITION, 14 UNAVAILABLE (retry it).
+	Code          int32  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveResult) Reset() {
+	*x = ApproveResult{}
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveResult) ProtoMessage() {}
+
+func (x *ApproveResult) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveResult.ProtoReflect.Descriptor instead.
+func (*ApproveResult) Descriptor() ([]byte, []int) {
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ApproveResult) GetProposalId() string {
+	if x != nil {
+		return x.ProposalId
+	}
+	return ""
+}
+
+func (x *ApproveResult) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+func (x *ApproveResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ApproveResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type RejectRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProposalId string                 `protobuf:"bytes,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
@@ -1259,7 +1422,7 @@ type RejectRequest struct {
 
 func (x *RejectRequest) Reset() {
 	*x = RejectRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1434,7 @@ func (x *RejectRequest) String() string {
 func (*RejectRequest) ProtoMessage() {}
 
 func (x *RejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[9]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1447,7 @@ func (x *RejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
 func (*RejectRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{9}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RejectRequest) GetProposalId() string {
@@ -1317,7 +1480,7 @@ type RejectResponse struct {
 
 func (x *RejectResponse) Reset() {
 	*x = RejectResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1492,7 @@ func (x *RejectResponse) String() string {
 func (*RejectResponse) ProtoMessage() {}
 
 func (x *RejectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[10]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1505,7 @@ func (x *RejectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectResponse.ProtoReflect.Descriptor instead.
 func (*RejectResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{10}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RejectResponse) GetProposal() *Proposal {
@@ -1362,7 +1525,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1537,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[11]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1550,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{11}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetPolicyRequest) GetSku() string {
@@ -1420,7 +1583,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1595,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[12]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1608,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{12}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -1485,7 +1648,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1660,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[13]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1673,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{13}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetPolicyRequest) GetPolicy() *Policy {
@@ -1534,7 +1697,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1709,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[14]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1722,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{14}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetPolicyResponse) GetPolicy() *Policy {
@@ -1590,7 +1753,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1765,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[15]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1778,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{15}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListProposalsRequest) GetSku() string {
@@ -1663,7 +1826,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1838,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[16]
+	mi := &file_stockcast_replenishment_v1_replenishment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1851,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{16}
+	return file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*Proposal {
@@ -1816,7 +1979,17 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x04note\x18\x04 \x01(\tR\x04noteB\v\n" +
 	"\t_quantity\"S\n" +
 	"\x0fApproveResponse\x12@\n" +
-	"\bproposal\x18\x01 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\"c\n" +
+	"\bproposal\x18\x01 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\"_\n" +
+	"\x13ApproveBatchRequest\x12H\n" +
+	"\tapprovals\x18\x01 \x03(\v2*.stockcast.replenishment.v1.ApproveRequestR\tapprovals\"[\n" +
+	"\x14ApproveBatchResponse\x12C\n" +
+	"\aresults\x18\x01 \x03(\v2).stockcast.replenishment.v1.ApproveResultR\aresults\"\xa0\x01\n" +
+	"\rApproveResult\x12\x1f\n" +
+	"\vproposal_id\x18\x01 \x01(\tR\n" +
+	"proposalId\x12@\n" +
+	"\bproposal\x18\x02 \x01(\v2$.stockcast.replenishment.v1.ProposalR\bproposal\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"c\n" +
 	"\rRejectRequest\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\tR\n" +
 	"proposalId\x12\x1d\n" +
@@ -1870,12 +2043,13 @@ const file_stockcast_replenishment_v1_replenishment_proto_rawDesc = "" +
 	"\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_PROPOSED\x10\x01\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_APPROVED\x10\x02\x12\x1c\n" +
-	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\x9e\x05\n" +
+	"\x18PROPOSAL_STATUS_REJECTED\x10\x032\x91\x06\n" +
 	"\x14ReplenishmentService\x12h\n" +
 	"\tGetPolicy\x12,.stockcast.replenishment.v1.GetPolicyRequest\x1a-.stockcast.replenishment.v1.GetPolicyResponse\x12h\n" +
 	"\tSetPolicy\x12,.stockcast.replenishment.v1.SetPolicyRequest\x1a-.stockcast.replenishment.v1.SetPolicyResponse\x12t\n" +
 	"\rListProposals\x120.stockcast.replenishment.v1.ListProposalsRequest\x1a1.stockcast.replenishment.v1.ListProposalsResponse\x12b\n" +
-	"\aApprove\x12*.stockcast.replenishment.v1.ApproveRequest\x1a+.stockcast.replenishment.v1.ApproveResponse\x12_\n" +
+	"\aApprove\x12*.stockcast.replenishment.v1.ApproveRequest\x1a+.stockcast.replenishment.v1.ApproveResponse\x12q\n" +
+	"\fApproveBatch\x12/.stockcast.replenishment.v1.ApproveBatchRequest\x1a0.stockcast.replenishment.v1.ApproveBatchResponse\x12_\n" +
 	"\x06Reject\x12).stockcast.replenishment.v1.RejectRequest\x1a*.stockcast.replenishment.v1.RejectResponse\x12w\n" +
 	"\x0eGetSeriesState\x121.stockcast.replenishment.v1.GetSeriesStateRequest\x1a2.stockcast.replenishment.v1.GetSeriesStateResponseBQZOgithub.com/stockcast/stockcast/proto/stockcast/replenishment/v1;replenishmentv1b\x06proto3"
 
@@ -1892,7 +2066,7 @@ func file_stockcast_replenishment_v1_replenishment_proto_rawDescGZIP() []byte {
 }
 
 var file_stockcast_replenishment_v1_replenishment_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_stockcast_replenishment_v1_replenishment_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_stockcast_replenishment_v1_replenishment_proto_goTypes = []any{
 	(ProposalReason)(0),            // 0: stockcast.replenishment.v1.ProposalReason
 	(PolicyKind)(0),                // 1: stockcast.replenishment.v1.PolicyKind
@@ -1907,57 +2081,65 @@ var file_stockcast_replenishment_v1_replenishment_proto_goTypes = []any{
 	(*GetSeriesStateResponse)(nil), // 10: stockcast.replenishment.v1.GetSeriesStateResponse
 	(*ApproveRequest)(nil),         // 11: stockcast.replenishment.v1.ApproveRequest
 	(*ApproveResponse)(nil),        // 12: stockcast.replenishment.v1.ApproveResponse
-	(*RejectRequest)(nil),          // 13: stockcast.replenishment.v1.RejectRequest
-	(*RejectResponse)(nil),         // 14: stockcast.replenishment.v1.RejectResponse
-	(*GetPolicyRequest)(nil),       // 15: stockcast.replenishment.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),      // 16: stockcast.replenishment.v1.GetPolicyResponse
-	(*SetPolicyRequest)(nil),       // 17: stockcast.replenishment.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),      // 18: stockcast.replenishment.v1.SetPolicyResponse
-	(*ListProposalsRequest)(nil),   // 19: stockcast.replenishment.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil),  // 20: stockcast.replenishment.v1.ListProposalsResponse
-	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(*ApproveBatchRequest)(nil),    // 13: stockcast.replenishment.v1.ApproveBatchRequest
+	(*ApproveBatchResponse)(nil),   // 14: stockcast.replenishment.v1.ApproveBatchResponse
+	(*ApproveResult)(nil),          // 15: stockcast.replenishment.v1.ApproveResult
+	(*RejectRequest)(nil),          // 16: stockcast.replenishment.v1.RejectRequest
+	(*RejectResponse)(nil),         // 17: stockcast.replenishment.v1.RejectResponse
+	(*GetPolicyRequest)(nil),       // 18: stockcast.replenishment.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),      // 19: stockcast.replenishment.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),       // 20: stockcast.replenishment.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),      // 21: stockcast.replenishment.v1.SetPolicyResponse
+	(*ListProposalsRequest)(nil),   // 22: stockcast.replenishment.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),  // 23: stockcast.replenishment.v1.ListProposalsResponse
+	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
 }
 var file_stockcast_replenishment_v1_replenishment_proto_depIdxs = []int32{
-	21, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
+	24, // 0: stockcast.replenishment.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: stockcast.replenishment.v1.Proposal.reason:type_name -> stockcast.replenishment.v1.ProposalReason
 	5,  // 2: stockcast.replenishment.v1.Proposal.policy:type_name -> stockcast.replenishment.v1.Policy
 	3,  // 3: stockcast.replenishment.v1.Proposal.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	21, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
+	24, // 4: stockcast.replenishment.v1.Proposal.status_changed_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: stockcast.replenishment.v1.Policy.kind:type_name -> stockcast.replenishment.v1.PolicyKind
 	2,  // 6: stockcast.replenishment.v1.Policy.target:type_name -> stockcast.replenishment.v1.PolicyTarget
-	21, // 7: stockcast.replenishment.v1.OpenPurchaseOrder.placed_at:type_name -> google.protobuf.Timestamp
-	21, // 8: stockcast.replenishment.v1.StockoutPeriod.start:type_name -> google.protobuf.Timestamp
-	21, // 9: stockcast.replenishment.v1.StockoutPeriod.end:type_name -> google.protobuf.Timestamp
+	24, // 7: stockcast.replenishment.v1.OpenPurchaseOrder.placed_at:type_name -> google.protobuf.Timestamp
+	24, // 8: stockcast.replenishment.v1.StockoutPeriod.start:type_name -> google.protobuf.Timestamp
+	24, // 9: stockcast.replenishment.v1.StockoutPeriod.end:type_name -> google.protobuf.Timestamp
 	7,  // 10: stockcast.replenishment.v1.GetSeriesStateResponse.open_orders:type_name -> stockcast.replenishment.v1.OpenPurchaseOrder
 	8,  // 11: stockcast.replenishment.v1.GetSeriesStateResponse.stockouts:type_name -> stockcast.replenishment.v1.StockoutPeriod
 	6,  // 12: stockcast.replenishment.v1.GetSeriesStateResponse.lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
 	6,  // 13: stockcast.replenishment.v1.GetSeriesStateResponse.supplier_lead_times:type_name -> stockcast.replenishment.v1.LeadTimeStats
 	4,  // 14: stockcast.replenishment.v1.ApproveResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	4,  // 15: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
-	5,  // 16: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	6,  // 17: stockcast.replenishment.v1.GetPolicyResponse.learned_lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
-	5,  // 18: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
-	5,  // 19: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
-	4,  // 20: stockcast.replenishment.v1.SetPolicyResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	3,  // 21: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
-	4,  // 22: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
-	15, // 23: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
-	17, // 24: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
-	19, // 25: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
-	11, // 26: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
-	13, // 27: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
-	9,  // 28: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:input_type -> stockcast.replenishment.v1.GetSeriesStateRequest
-	16, // 29: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
-	18, // 30: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
-	20, // 31: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
-	12, // 32: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
-	14, // 33: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
-	10, // 34: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:output_type -> stockcast.replenishment.v1.GetSeriesStateResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	11, // 15: stockcast.replenishment.v1.ApproveBatchRequest.approvals:type_name -> stockcast.replenishment.v1.ApproveRequest
+	15, // 16: stockcast.replenishment.v1.ApproveBatchResponse.results:type_name -> stockcast.replenishment.v1.ApproveResult
+	4,  // 17: stockcast.replenishment.v1.ApproveResult.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	4,  // 18: stockcast.replenishment.v1.RejectResponse.proposal:type_name -> stockcast.replenishment.v1.Proposal
+	5,  // 19: stockcast.replenishment.v1.GetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	6,  // 20: stockcast.replenishment.v1.GetPolicyResponse.learned_lead_time:type_name -> stockcast.replenishment.v1.LeadTimeStats
+	5,  // 21: stockcast.replenishment.v1.SetPolicyRequest.policy:type_name -> stockcast.replenishment.v1.Policy
+	5,  // 22: stockcast.replenishment.v1.SetPolicyResponse.policy:type_name -> stockcast.replenishment.v1.Policy
+	4,  // 23: stockcast.replenishment.v1.SetPolicyResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	3,  // 24: stockcast.replenishment.v1.ListProposalsRequest.status:type_name -> stockcast.replenishment.v1.ProposalStatus
+	4,  // 25: stockcast.replenishment.v1.ListProposalsResponse.proposals:type_name -> stockcast.replenishment.v1.Proposal
+	18, // 26: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:input_type -> stockcast.replenishment.v1.GetPolicyRequest
+	20, // 27: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:input_type -> stockcast.replenishment.v1.SetPolicyRequest
+	22, // 28: stockcast.replenishment.v1.ReplenishmentService.ListProposals:input_type -> stockcast.replenishment.v1.ListProposalsRequest
+	11, // 29: stockcast.replenishment.v1.ReplenishmentService.Approve:input_type -> stockcast.replenishment.v1.ApproveRequest
+	13, // 30: stockcast.replenishment.v1.ReplenishmentService.ApproveBatch:input_type -> stockcast.replenishment.v1.ApproveBatchRequest
+	16, // 31: stockcast.replenishment.v1.ReplenishmentService.Reject:input_type -> stockcast.replenishment.v1.RejectRequest
+	9,  // 32: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:input_type -> stockcast.replenishment.v1.GetSeriesStateRequest
+	19, // 33: stockcast.replenishment.v1.ReplenishmentService.GetPolicy:output_type -> stockcast.replenishment.v1.GetPolicyResponse
+	21, // 34: stockcast.replenishment.v1.ReplenishmentService.SetPolicy:output_type -> stockcast.replenishment.v1.SetPolicyResponse
+	23, // 35: stockcast.replenishment.v1.ReplenishmentService.ListProposals:output_type -> stockcast.replenishment.v1.ListProposalsResponse
+	12, // 36: stockcast.replenishment.v1.ReplenishmentService.Approve:output_type -> stockcast.replenishment.v1.ApproveResponse
+	14, // 37: stockcast.replenishment.v1.ReplenishmentService.ApproveBatch:output_type -> stockcast.replenishment.v1.ApproveBatchResponse
+	17, // 38: stockcast.replenishment.v1.ReplenishmentService.Reject:output_type -> stockcast.replenishment.v1.RejectResponse
+	10, // 39: stockcast.replenishment.v1.ReplenishmentService.GetSeriesState:output_type -> stockcast.replenishment.v1.GetSeriesStateResponse
+	33, // [33:40] is the sub-list for method output_type
+	26, // [26:33] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_replenishment_v1_replenishment_proto_init() }
@@ -1972,7 +2154,7 @@ func file_stockcast_replenishment_v1_replenishment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_replenishment_v1_replenishment_proto_rawDesc), len(file_stockcast_replenishment_v1_replenishment_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

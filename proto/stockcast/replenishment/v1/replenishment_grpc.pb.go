@@ -23,6 +23,7 @@ const (
 	ReplenishmentService_SetPolicy_FullMethodName      = "/stockcast.replenishment.v1.ReplenishmentService/SetPolicy"
 	ReplenishmentService_ListProposals_FullMethodName  = "/stockcast.replenishment.v1.ReplenishmentService/ListProposals"
 	ReplenishmentService_Approve_FullMethodName        = "/stockcast.replenishment.v1.ReplenishmentService/Approve"
+	ReplenishmentService_ApproveBatch_FullMethodName   = "/stockcast.replenishment.v1.ReplenishmentService/ApproveBatch"
 	ReplenishmentService_Reject_FullMethodName         = "/stockcast.replenishment.v1.ReplenishmentService/Reject"
 	ReplenishmentService_GetSeriesState_FullMethodName = "/stockcast.replenishment.v1.ReplenishmentService/GetSeriesState"
 )
@@ -42,6 +43,13 @@ type ReplenishmentServiceClient interface {
 	// "max_order"; no decided_by), FAILED_PRECONDITION (already rejected, or
 	// approved with another quantity).
 	Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error)
+	// ApproveBatch approves many proposals in one call, each as Approve
+	// would (same rules, same idempotence), with one ClickHouse lookup and
+	// one insert for the whole batch: a result per request, in request
+	// order. Errors of single approvals are in their results; the call
+	// itself fails only without approvals (INVALID_ARGUMENT), with more than
+	// 1000 (INVALID_ARGUMENT), or when a store is down (UNAVAILABLE).
+	ApproveBatch(ctx context.Context, in *ApproveBatchRequest, opts ...grpc.CallOption) (*ApproveBatchResponse, error)
 	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
 	// an approved proposal is FAILED_PRECONDITION.
 	Reject(ctx context.Context, in *RejectRequest, opts ...grpc.CallOption) (*RejectResponse, error)
@@ -99,6 +107,16 @@ func (c *replenishmentServiceClient) Approve(ctx context.Context, in *ApproveReq
 	return out, nil
 }
 
+func (c *replenishmentServiceClient) ApproveBatch(ctx context.Context, in *ApproveBatchRequest, opts ...grpc.CallOption) (*ApproveBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveBatchResponse)
+	err := c.cc.Invoke(ctx, ReplenishmentService_ApproveBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *replenishmentServiceClient) Reject(ctx context.Context, in *RejectRequest, opts ...grpc.CallOption) (*RejectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RejectResponse)
@@ -134,6 +152,13 @@ type ReplenishmentServiceServer interface {
 	// "max_order"; no decided_by), FAILED_PRECONDITION (already rejected, or
 	// approved with another quantity).
 	Approve(context.Context, *ApproveRequest) (*ApproveResponse, error)
+	// ApproveBatch approves many proposals in one call, each as Approve
+	// would (same rules, same idempotence), with one ClickHouse lookup and
+	// one insert for the whole batch: a result per request, in request
+	// order. Errors of single approvals are in their results; the call
+	// itself fails only without approvals (INVALID_ARGUMENT), with more than
+	// 1000 (INVALID_ARGUMENT), or when a store is down (UNAVAILABLE).
+	ApproveBatch(context.Context, *ApproveBatchRequest) (*ApproveBatchResponse, error)
 	// Reject declines a PROPOSED proposal. Idempotent like Approve; rejecting
 	// an approved proposal is FAILED_PRECONDITION.
 	Reject(context.Context, *RejectRequest) (*RejectResponse, error)
@@ -162,6 +187,9 @@ func (UnimplementedReplenishmentServiceServer) ListProposals(context.Context, *L
 }
 func (UnimplementedReplenishmentServiceServer) Approve(context.Context, *ApproveRequest) (*ApproveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Approve not implemented")
+}
+func (UnimplementedReplenishmentServiceServer) ApproveBatch(context.Context, *ApproveBatchRequest) (*ApproveBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveBatch not implemented")
 }
 func (UnimplementedReplenishmentServiceServer) Reject(context.Context, *RejectRequest) (*RejectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reject not implemented")
@@ -262,6 +290,24 @@ func _ReplenishmentService_Approve_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplenishmentService_ApproveBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplenishmentServiceServer).ApproveBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplenishmentService_ApproveBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplenishmentServiceServer).ApproveBatch(ctx, req.(*ApproveBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReplenishmentService_Reject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RejectRequest)
 	if err := dec(in); err != nil {
@@ -320,6 +366,10 @@ var ReplenishmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Approve",
 			Handler:    _ReplenishmentService_Approve_Handler,
+		},
+		{
+			MethodName: "ApproveBatch",
+			Handler:    _ReplenishmentService_ApproveBatch_Handler,
 		},
 		{
 			MethodName: "Reject",

@@ -17,6 +17,9 @@ import (
 	"github.com/stockcast/stockcast/services/replenishment/internal/store"
 )
 
+// MaxApproveBatch bounds the approvals of one ApproveBatch call.
+const MaxApproveBatch = 1000
+
 // Page sizes of ListProposals.
 const (
 	DefaultPageSize = 100
@@ -38,6 +41,7 @@ type Proposals interface {
 // Reviewer approves and rejects proposals.
 type Reviewer interface {
 	Approve(ctx context.Context, id string, adjusted *float64, by, note string) (*replenishmentv1.Proposal, error)
+	ApproveBatch(ctx context.Context, items []planning.ApproveItem) ([]planning.ApproveResult, error)
 	Reject(ctx context.Context, id, by, note string) (*replenishmentv1.Proposal, error)
 }
 
@@ -91,6 +95,36 @@ func (s *Server) Approve(ctx context.Context, req *replenishmentv1.ApproveReques
 		return nil, toStatus(err)
 	}
 	return &replenishmentv1.ApproveResponse{Proposal: p}, nil
+}
+
+// ApproveBatch approves many proposals, each as Approve would; single
+// approvals' errors are in their results.
+func (s *Server) ApproveBatch(ctx context.Context, req *replenishmentv1.ApproveBatchRequest) (*replenishmentv1.ApproveBatchResponse, error) {
+	reqs := req.GetApprovals()
+	switch {
+	case len(reqs) == 0:
+		return nil, status.Error(codes.InvalidArgument, "approvals: none given")
+	case len(reqs) > MaxApproveBatch:
+		return nil, status.Errorf(codes.InvalidArgument, "approvals: %d, at most %d in one call", len(reqs), MaxApproveBatch)
+	}
+	items := make([]planning.ApproveItem, len(reqs))
+	for i, r := range reqs {
+		items[i] = planning.ApproveItem{ID: r.GetProposalId(), Adjusted: r.Quantity, By: decidedBy(ctx, r.GetDecidedBy()), Note: r.GetNote()}
+	}
+	results, err := s.reviewer.ApproveBatch(ctx, items)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &replenishmentv1.ApproveBatchResponse{Results: make([]*replenishmentv1.ApproveResult, len(results))}
+	for i, r := range results {
+		out := &replenishmentv1.ApproveResult{ProposalId: items[i].ID, Proposal: r.Proposal}
+		if r.Err != nil {
+			st := status.Convert(toStatus(r.Err))
+			out.Proposal, out.Code, out.Message = nil, int32(st.Code()), st.Message()
+		}
+		resp.Results[i] = out
+	}
+	return resp, nil
 }
 
 // Reject rejects a proposal.

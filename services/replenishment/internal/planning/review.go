@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -39,8 +40,13 @@ type Decision struct {
 type ProposalStatusStore interface {
 	// Get returns the proposal with its current status, or ErrNotFound.
 	Get(ctx context.Context, id string) (*replenishmentv1.Proposal, error)
+	// GetMany returns the proposals of ids with their current status, by
+	// id; unknown ids are absent.
+	GetMany(ctx context.Context, ids []string) (map[string]*replenishmentv1.Proposal, error)
 	// SaveStatus records a proposal's status change (idempotent).
 	SaveStatus(ctx context.Context, p *replenishmentv1.Proposal) error
+	// SaveStatuses records many status changes at once (idempotent).
+	SaveStatuses(ctx context.Context, props []*replenishmentv1.Proposal) error
 }
 
 // DecisionStore is the arbiter of decisions: Claim stores d for the
@@ -105,21 +111,9 @@ func (r *Reviewer) decide(ctx context.Context, id string, st replenishmentv1.Pro
 	if err != nil {
 		return nil, err
 	}
-	want := Decision{Status: st, By: by, Note: note, At: r.now().UTC()}
-	if st == replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED {
-		want.Quantity = p.GetQuantity()
-		if adjusted != nil {
-			want.Quantity = *adjusted
-		}
-	}
-	if p.GetStatus() != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED {
-		// Decided already: the stored decision is the one to claim (it is
-		// in Redis too unless Redis lost it).
-		want = recorded(p)
-	} else if adjusted != nil {
-		if err := ValidateOrderQuantity(*adjusted, policyOf(p)); err != nil {
-			return nil, err
-		}
+	want, err := r.wanted(p, st, adjusted, by, note)
+	if err != nil {
+		return nil, err
 	}
 	got, err := r.decisions.Claim(ctx, id, want)
 	if err != nil {
@@ -166,6 +160,179 @@ func (r *Reviewer) decide(ctx context.Context, id string, st replenishmentv1.Pro
 		}
 	}
 	return withDecision(p, got), nil
+}
+
+// wanted is the decision a call asks for on p: the stored one when p is
+// decided already.
+func (r *Reviewer) wanted(p *replenishmentv1.Proposal, st replenishmentv1.ProposalStatus, adjusted *float64, by, note string) (Decision, error) {
+	want := Decision{Status: st, By: by, Note: note, At: r.now().UTC()}
+	if st == replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED {
+		want.Quantity = p.GetQuantity()
+		if adjusted != nil {
+			want.Quantity = *adjusted
+		}
+	}
+	if p.GetStatus() != replenishmentv1.ProposalStatus_PROPOSAL_STATUS_PROPOSED {
+		// Decided already: the stored decision is the one to claim (it is
+		// in Redis too unless Redis lost it).
+		return recorded(p), nil
+	}
+	if adjusted != nil {
+		if err := ValidateOrderQuantity(*adjusted, policyOf(p)); err != nil {
+			return Decision{}, err
+		}
+	}
+	return want, nil
+}
+
+// ApproveItem is one approval of a batch, as the arguments of Approve.
+type ApproveItem struct {
+	ID       string
+	Adjusted *float64
+	By, Note string
+}
+
+// ApproveResult is the outcome of an ApproveItem: what Approve would have
+// returned.
+type ApproveResult struct {
+	Proposal *replenishmentv1.Proposal
+	Err      error
+}
+
+// publishParallel bounds the status publishes of a batch in flight.
+const publishParallel = 16
+
+// ApproveBatch approves many proposals, each with the rules and the outcome
+// of Approve, but with one proposal lookup and one status insert for the
+// batch (Approve makes one of each per proposal). The error is for the
+// whole batch (the proposal store failed); the results, in item order, hold
+// the single approvals' errors. A proposal another call is completing at the
+// same time is left to Approve's wait for it.
+func (r *Reviewer) ApproveBatch(ctx context.Context, items []ApproveItem) ([]ApproveResult, error) {
+	approved := replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED
+	results := make([]ApproveResult, len(items))
+	seen := make(map[string]bool, len(items))
+	ids := make([]string, 0, len(items))
+	for i, it := range items {
+		switch {
+		case it.ID == "":
+			results[i].Err = fmt.Errorf("%w: proposal_id is required", ErrInvalidArgument)
+		case strings.TrimSpace(it.By) == "":
+			results[i].Err = fmt.Errorf("%w: decided_by is required (the field, or the gRPC metadata stockcast-user)", ErrInvalidArgument)
+		case seen[it.ID]:
+			results[i].Err = fmt.Errorf("%w: proposal %q is in the batch twice", ErrInvalidArgument, it.ID)
+		default:
+			seen[it.ID] = true
+			ids = append(ids, it.ID)
+		}
+	}
+	props, err := r.proposals.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	// Claim each; the ones this call completes go into one insert.
+	var complete []int // item indexes
+	var waits []int
+	for i, it := range items {
+		if results[i].Err != nil {
+			continue
+		}
+		p, ok := props[it.ID]
+		if !ok {
+			results[i].Err = fmt.Errorf("%w: proposal %q", ErrNotFound, it.ID)
+			continue
+		}
+		got, lease, err := r.claimForBatch(ctx, p, it)
+		switch {
+		case err != nil:
+			results[i].Err = err
+		case got.Done:
+			results[i].Proposal = withDecision(p, got)
+		case lease:
+			results[i].Proposal = withDecision(p, got)
+			complete = append(complete, i)
+		default:
+			waits = append(waits, i)
+		}
+	}
+	if len(complete) > 0 {
+		r.completeBatch(ctx, items, results, complete)
+	}
+	for _, i := range waits {
+		it := items[i]
+		results[i].Proposal, results[i].Err = r.decide(ctx, it.ID, approved, it.Adjusted, it.By, it.Note)
+	}
+	return results, nil
+}
+
+// claimForBatch claims an approval of p and, when the decision still needs
+// completing, tries to take its lease: lease says this call completes it.
+func (r *Reviewer) claimForBatch(ctx context.Context, p *replenishmentv1.Proposal, it ApproveItem) (Decision, bool, error) {
+	approved := replenishmentv1.ProposalStatus_PROPOSAL_STATUS_APPROVED
+	want, err := r.wanted(p, approved, it.Adjusted, it.By, it.Note)
+	if err != nil {
+		return Decision{}, false, err
+	}
+	got, err := r.decisions.Claim(ctx, it.ID, want)
+	if err != nil {
+		return Decision{}, false, err
+	}
+	if err := compatible(got, approved, it.Adjusted); err != nil {
+		return Decision{}, false, err
+	}
+	if got.Done {
+		return got, false, nil
+	}
+	ok, err := r.decisions.Lease(ctx, it.ID, completionLease)
+	if err != nil || !ok {
+		return got, false, err
+	}
+	// As in decide: the previous holder may have finished in between.
+	if got, err = r.decisions.Claim(ctx, it.ID, want); err != nil {
+		_ = r.decisions.Release(context.WithoutCancel(ctx), it.ID)
+		return Decision{}, false, err
+	}
+	if got.Done {
+		return got, false, r.decisions.Release(ctx, it.ID)
+	}
+	return got, true, nil
+}
+
+// completeBatch stores the claimed decisions of items[complete] in one
+// insert, publishes each and marks it done; a failure frees the lease and
+// goes into the item's result (its retry completes it).
+func (r *Reviewer) completeBatch(ctx context.Context, items []ApproveItem, results []ApproveResult, complete []int) {
+	fail := func(i int, err error) {
+		_ = r.decisions.Release(context.WithoutCancel(ctx), items[i].ID)
+		results[i] = ApproveResult{Err: err}
+	}
+	props := make([]*replenishmentv1.Proposal, len(complete))
+	for k, i := range complete {
+		props[k] = results[i].Proposal
+	}
+	if err := r.proposals.SaveStatuses(ctx, props); err != nil {
+		for _, i := range complete {
+			fail(i, err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, publishParallel)
+	for _, i := range complete {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := r.publisher.PublishStatus(ctx, results[i].Proposal); err != nil {
+				fail(i, err)
+				return
+			}
+			if err := r.decisions.MarkDone(ctx, items[i].ID); err != nil {
+				fail(i, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // complete stores and publishes a claimed decision.

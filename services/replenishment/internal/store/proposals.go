@@ -140,20 +140,66 @@ func (s *Proposals) SaveStatus(ctx context.Context, p *replenishmentv1.Proposal)
 	return s.insert(ctx, []*replenishmentv1.Proposal{p}, decidedVersion)
 }
 
+// SaveStatuses records many status changes in one insert (one part in
+// ClickHouse, where a SaveStatus per proposal makes one each).
+func (s *Proposals) SaveStatuses(ctx context.Context, props []*replenishmentv1.Proposal) error {
+	return s.insert(ctx, props, decidedVersion)
+}
+
 // Get returns a proposal with its current status, or planning.ErrNotFound.
 func (s *Proposals) Get(ctx context.Context, id string) (*replenishmentv1.Proposal, error) {
-	rows, err := s.conn.Query(ctx, "SELECT "+proposalColumns+" FROM proposals FINAL WHERE proposal_id = ?", id)
+	got, err := s.GetMany(ctx, []string{id})
 	if err != nil {
-		return nil, fmt.Errorf("query proposal %s: %w", id, err)
+		return nil, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read proposal %s: %w", id, err)
-		}
+	p, ok := got[id]
+	if !ok {
 		return nil, fmt.Errorf("%w: proposal %q", planning.ErrNotFound, id)
 	}
-	return scanProposal(rows)
+	return p, nil
+}
+
+// getChunk bounds the ids of one GetMany query.
+const getChunk = 1000
+
+// GetMany returns the proposals of ids with their current status, by id;
+// unknown ids are absent. It reads the ids' rows through the primary key
+// without FINAL (which merges every part's rows of the key range on 18.16)
+// and keeps each proposal's highest version: the same answer as FINAL,
+// whose ReplacingMergeTree(version) keeps the highest version too.
+func (s *Proposals) GetMany(ctx context.Context, ids []string) (map[string]*replenishmentv1.Proposal, error) {
+	out := make(map[string]*replenishmentv1.Proposal, len(ids))
+	versions := make(map[string]uint64, len(ids))
+	for start := 0; start < len(ids); start += getChunk {
+		chunk := ids[start:min(start+getChunk, len(ids))]
+		// One placeholder per id: 18.16 takes a bound slice for an array.
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		in := strings.Repeat("?, ", len(chunk)-1) + "?"
+		rows, err := s.conn.Query(ctx, "SELECT "+proposalColumns+", version FROM proposals WHERE proposal_id IN ("+in+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("query %d proposals: %w", len(chunk), err)
+		}
+		for rows.Next() {
+			var version uint64
+			p, err := scanProposal(rows, &version)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			id := p.GetProposalId()
+			if have, ok := versions[id]; !ok || version > have {
+				out[id], versions[id] = p, version
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %d proposals: %w", len(chunk), err)
+		}
+	}
+	return out, nil
 }
 
 func (s *Proposals) insert(ctx context.Context, props []*replenishmentv1.Proposal, version uint64) error {
@@ -258,7 +304,8 @@ func (s *Proposals) List(ctx context.Context, f Filter, pageSize int, pageToken 
 	return props, next, nil
 }
 
-func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
+// scanProposal scans proposalColumns, then the extra columns into extra.
+func scanProposal(rows driver.Rows, extra ...any) (*replenishmentv1.Proposal, error) {
 	var (
 		p                                 replenishmentv1.Proposal
 		pol                               replenishmentv1.Policy
@@ -267,7 +314,7 @@ func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
 		reason, status                    string
 		leadTime, reviewPeriod, coverDays int32
 	)
-	err := rows.Scan(
+	dest := []any{
 		&p.ProposalId, &p.SeriesKey, &p.Sku, &p.Location, &p.EventId, &p.ForecastId, &decidedAt, &decidedNs,
 		&reason, &p.Quantity, &p.UnconstrainedQuantity, &p.ReorderPoint, &p.OrderUpTo, &p.InventoryPosition,
 		&p.OnHand, &p.OnOrder, &p.Backorders, &p.SafetyStock, &p.ExpectedLeadTimeDemand,
@@ -275,8 +322,8 @@ func scanProposal(rows driver.Rows) (*replenishmentv1.Proposal, error) {
 		&pol.Moq, &pol.PackSize, &pol.MaxOrder, &coverDays,
 		&p.ProjectedStockoutDay, &p.ExpectedArrivalDay, &status, &p.DecisionSeq,
 		&p.DecidedBy, &changedAtNs, &p.ApprovedQuantity, &p.StatusNote,
-	)
-	if err != nil {
+	}
+	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return nil, fmt.Errorf("scan proposal: %w", err)
 	}
 	pol.LeadTimeDays, pol.ReviewPeriodDays, pol.OrderCoverDays = leadTime, reviewPeriod, coverDays
