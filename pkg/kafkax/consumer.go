@@ -169,11 +169,12 @@ func (c *Consumer) initProducerID(ctx context.Context) {
 		"producer_id", id, "producer_epoch", epoch)
 }
 
-// errFenced says that another live instance initialised this consumer's
-// transactional id: two live instances share an id (a misconfigured
-// -kafka.instance-id), which fences the older one on every start of the
-// newer.
-var errFenced = errors.New("fenced: another live instance uses this transactional id (two instances share -kafka.instance-id?)")
+// errFenced says that the broker gave this consumer's transactional id a
+// newer epoch: another live instance initialised it (two instances share an
+// id, a misconfigured -kafka.instance-id, which fences the older one on
+// every start of the newer), or the broker aborted a transaction that stayed
+// open longer than the transaction timeout (a poll handled too slowly).
+var errFenced = errors.New("fenced: a newer producer epoch took this transactional id (another live instance with the same -kafka.instance-id, or a transaction open longer than -kafka.transaction-timeout)")
 
 // isFenced reports whether err is the broker saying that a newer producer
 // took this transactional id.
@@ -458,7 +459,7 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 		}
 		if isFenced(endErr) || isFenced(hErr) {
 			c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "fenced")))
-			c.log.Error("transactional id taken by another live instance; stopping", "err", errors.Join(endErr, hErr))
+			c.log.Error("transactional id fenced by a newer epoch (a live twin with the same id, or a transaction that outlived its timeout); stopping", "err", errors.Join(endErr, hErr))
 			return true, fmt.Errorf("kafka consumer %s: transactional id %s: %w: %w", c.group, c.txnID, errFenced, endErr)
 		}
 		return true, fmt.Errorf("kafka consumer %s: end transaction %s (the client cannot go on; restart it): %w", c.group, c.txnID, endErr)

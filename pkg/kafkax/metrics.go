@@ -49,7 +49,7 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 		return nil, fmt.Errorf("create consumer lag gauge: %w", err)
 	}
 	if ins.txnAborted, err = m.Int64Counter("stockcast.kafka.transactions.aborted", metric.WithDescription(
-		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced by the group generation: the batch goes to the next owner), shutdown, fenced (another live instance took the transactional id: the consumer stops).")); err != nil {
+		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced by the group generation: the batch goes to the next owner), shutdown, fenced (a newer epoch took the transactional id: a live twin, or a transaction older than its timeout; the consumer stops).")); err != nil {
 		return nil, fmt.Errorf("create aborted transactions counter: %w", err)
 	}
 	return &ins, nil
