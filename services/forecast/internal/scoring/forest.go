@@ -127,9 +127,10 @@ func (f *forest) margins(rows []float64, cols int, out []float64) {
 
 // marginsContrib is margins, and, if row0 is not nil, contributions(row0,
 // contrib) too, returning its bias (0 without row0): row0's attribution
-// walk of each tree goes level by level beside the rows' walks (a day's
-// first event predicts one new day and attributes today's row: two walks
-// of every tree that overlap instead of following each other). Each sum
+// walk of each tree goes level by level beside the rows' walks below
+// branchFreeRows rows (a day's first event predicts one new day and
+// attributes today's row: two walks of every tree that overlap instead of
+// following each other), right after them from there on. Each sum
 // is made in the same order as by margins and contributions alone: the
 // same values bit for bit (TestMarginsContribAsSeparate).
 func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, contrib []float64) float64 {
@@ -179,17 +180,16 @@ func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, c
 					idx[r] = k
 				}
 			}
-			if withContrib {
-				// row0's step, adding the split's change of node value
-				// to its feature's contribution (a leaf stays)
-				if n := &nodes[ic]; n.kids != ic {
-					k := n.kids
-					if row0[n.feat] > n.thr {
-						k++
-					}
-					contrib[n.feat] += inner[k] - inner[ic]
-					ic = k
-				}
+			if withContrib && !branchFree {
+				ic = f.attrStep(ic, row0, contrib)
+			}
+		}
+		if withContrib && branchFree {
+			// after the rows' branch-free walks, not beside them: its
+			// mispredicted branches would stall them (the tree's nodes
+			// are in the cache now)
+			for range depth {
+				ic = f.attrStep(ic, row0, contrib)
 			}
 		}
 		for r, i := range idx {
@@ -197,6 +197,22 @@ func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, c
 		}
 	}
 	return bias
+}
+
+// attrStep is row0's step from node i of an attribution walk, adding the
+// split's change of node value to its feature's contribution (a leaf
+// stays).
+func (f *forest) attrStep(i int32, row0, contrib []float64) int32 {
+	n := &f.nodes[i]
+	if n.kids == i {
+		return i
+	}
+	k := n.kids
+	if row0[n.feat] > n.thr {
+		k++
+	}
+	contrib[n.feat] += f.inner[k] - f.inner[i]
+	return k
 }
 
 // branchFreeRows is the fewest rows margins walks without branches.
