@@ -28,6 +28,8 @@ func newProposals(t testing.TB) (*Proposals, chx.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Merges of the many small parts a benchmark leaves hold the drop up.
+		_ = conn.Exec(context.Background(), "SYSTEM STOP MERGES proposals")
 		if err := conn.Exec(context.Background(), "DROP TABLE IF EXISTS proposals"); err != nil {
 			t.Errorf("drop proposals: %v", err)
 		}
