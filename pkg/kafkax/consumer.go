@@ -177,9 +177,13 @@ func (c *Consumer) initProducerID(ctx context.Context) {
 var errFenced = errors.New("fenced: a newer producer epoch took this transactional id (another live instance with the same -kafka.instance-id, or a transaction open longer than -kafka.transaction-timeout)")
 
 // isFenced reports whether err is the broker saying that a newer producer
-// took this transactional id.
+// epoch took this transactional id. With transactions V2 (KIP-890) an
+// EndTxn whose transaction the new epoch aborted can also be answered
+// INVALID_TXN_STATE (the broker takes it for a retry of an earlier end that
+// does not match); the session never ends a transaction in a wrong state
+// itself, so it means the same here.
 func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
 }
 
 // heartbeatInterval keeps three heartbeats within a session, at most 3s
