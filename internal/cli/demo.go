@@ -178,6 +178,9 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(e.stdout, "interrupted; summary so far:")
+			if loop != nil {
+				printLoop(ctx, e.stdout, loop, nil)
+			}
 			sum.Print(e.stdout)
 			return nil
 		}
@@ -281,13 +284,19 @@ func quantileAt(levels, values []float64, level float64) float64 {
 }
 
 // printLoop prints what the planner and the supplier did and the positions
-// the service reports at the end.
+// the service reports at the end (with series; without, interrupted: the
+// counts only).
 func printLoop(ctx context.Context, w io.Writer, loop *demoloop.Loop, series []string) {
 	s := loop.Stats()
 	fmt.Fprintf(w, "planner and supplier: %d reviews; proposals %d: approved %d, rejected as superseded %d, awaiting the next review %d\n",
 		s.Reviews, s.Proposals, s.Approved, s.Superseded, s.AwaitingReview)
 	fmt.Fprintf(w, "  purchase orders placed %d (%.0f units), received %d (%.0f units), open at the end %d\n",
 		s.Placed, s.UnitsOrdered, s.Received, s.UnitsReceived, s.OpenOrders)
+	if len(series) == 0 {
+		fmt.Fprintf(w, "loop: approved=%d superseded=%d placed=%d received=%d open_orders=%d\n\n",
+			s.Approved, s.Superseded, s.Placed, s.Received, s.OpenOrders)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	sv, err := loop.TakeSurvey(ctx, series)

@@ -5,7 +5,7 @@
 //   - The planner reads replenishment.v1 (read_committed) and, at every
 //     review (event time, daily by default), decides every proposal that is
 //     still open: the newest of each series is approved through the
-//     replenishment gRPC Approve (as proposed, or scaled within the
+//     replenishment gRPC ApproveBatch (as proposed, or scaled within the
 //     policy's MOQ, pack size and maximum), older ones of the same series
 //     are rejected as superseded (Reject), so a series never has two orders
 //     for one need.
@@ -46,7 +46,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -82,8 +84,10 @@ type Config struct {
 	Supplier string
 	// Planner is who approves (the Approve request's decided_by).
 	Planner string
-	// Parallel is how many Approve calls run at once.
+	// Parallel is how many calls (ApproveBatch or Reject) run at once.
 	Parallel int
+	// Batch is how many approvals go into one ApproveBatch call.
+	Batch int
 }
 
 // RegisterFlags registers the loop's flags with the given prefix.
@@ -96,7 +100,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 		"the supplier's lead time from order to receipt, in event time (0: the proposal's policy lead time)")
 	fs.StringVar(&c.Supplier, prefix+"supplier.id", "demo-supplier", "supplier id of the purchase orders")
 	fs.StringVar(&c.Planner, prefix+"planner.name", "demo-planner", "who approves (decided_by)")
-	fs.IntVar(&c.Parallel, prefix+"planner.parallel", 8, "Approve calls at once")
+	fs.IntVar(&c.Parallel, prefix+"planner.parallel", 8, "ApproveBatch and Reject calls at once")
+	fs.IntVar(&c.Batch, prefix+"planner.batch", 500, "approvals in one ApproveBatch call (at most 1000)")
 }
 
 // Validate checks the configuration.
@@ -116,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Parallel < 1 {
 		errs = append(errs, fmt.Errorf("planner parallel %d: want 1 or more", c.Parallel))
+	}
+	if c.Batch < 1 || c.Batch > 1000 {
+		errs = append(errs, fmt.Errorf("planner batch %d: want 1 to 1000", c.Batch))
 	}
 	return errors.Join(errs...)
 }
@@ -376,36 +384,55 @@ func (l *Loop) review(ctx context.Context) error {
 	l.mu.Unlock()
 	slices.SortFunc(calls, func(a, b call) int { return strings.Compare(a.p.GetProposalId(), b.p.GetProposalId()) })
 
+	// The approvals go in batches (one ClickHouse lookup and insert each),
+	// the rejections of superseded proposals one by one, Parallel at once.
+	var approvals []*replenishmentv1.ApproveRequest
+	bySeries := make(map[string]string) // proposal id -> series key, for errors
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(l.cfg.Parallel)
 	for _, c := range calls {
-		g.Go(func() error {
-			var (
-				got *replenishmentv1.Proposal
-				err error
-			)
-			if c.approve {
-				req := &replenishmentv1.ApproveRequest{ProposalId: c.p.GetProposalId(), DecidedBy: l.cfg.Planner, Note: "demo planner review"}
-				if q := ApprovedQuantity(c.p, l.cfg.Scale); q != c.p.GetQuantity() {
-					req.Quantity = &q
-				}
-				var resp *replenishmentv1.ApproveResponse
-				if resp, err = l.api.Approve(gctx, req); err == nil {
-					got = resp.GetProposal()
-				}
-			} else {
-				var resp *replenishmentv1.RejectResponse
-				if resp, err = l.api.Reject(gctx, &replenishmentv1.RejectRequest{ProposalId: c.p.GetProposalId(), DecidedBy: l.cfg.Planner, Note: c.note}); err == nil {
-					got = resp.GetProposal()
-				}
+		if c.approve {
+			req := &replenishmentv1.ApproveRequest{ProposalId: c.p.GetProposalId(), DecidedBy: l.cfg.Planner, Note: "demo planner review"}
+			if q := ApprovedQuantity(c.p, l.cfg.Scale); q != c.p.GetQuantity() {
+				req.Quantity = &q
 			}
+			approvals = append(approvals, req)
+			bySeries[c.p.GetProposalId()] = c.p.GetSeriesKey()
+			continue
+		}
+		g.Go(func() error {
+			resp, err := l.api.Reject(gctx, &replenishmentv1.RejectRequest{ProposalId: c.p.GetProposalId(), DecidedBy: l.cfg.Planner, Note: c.note})
 			if err != nil {
-				return fmt.Errorf("planner: decide proposal %s of %s: %w", c.p.GetProposalId(), c.p.GetSeriesKey(), err)
+				return fmt.Errorf("planner: reject proposal %s of %s: %w", c.p.GetProposalId(), c.p.GetSeriesKey(), err)
 			}
 			l.mu.Lock()
-			l.decide(got)
+			l.decide(resp.GetProposal())
 			l.mu.Unlock()
 			return nil
+		})
+	}
+	for start := 0; start < len(approvals); start += l.cfg.Batch {
+		chunk := approvals[start:min(start+l.cfg.Batch, len(approvals))]
+		g.Go(func() error {
+			resp, err := l.api.ApproveBatch(gctx, &replenishmentv1.ApproveBatchRequest{Approvals: chunk})
+			if err != nil {
+				return fmt.Errorf("planner: approve %d proposals: %w", len(chunk), err)
+			}
+			if len(resp.GetResults()) != len(chunk) {
+				return fmt.Errorf("planner: approve %d proposals: %d results", len(chunk), len(resp.GetResults()))
+			}
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			var errs []error
+			for i, r := range resp.GetResults() {
+				id := chunk[i].GetProposalId()
+				if r.GetCode() != int32(codes.OK) {
+					errs = append(errs, fmt.Errorf("planner: approve proposal %s of %s: %w", id, bySeries[id], status.Error(codes.Code(r.GetCode()), r.GetMessage())))
+					continue
+				}
+				l.decide(r.GetProposal())
+			}
+			return errors.Join(errs...)
 		})
 	}
 	return g.Wait()

@@ -90,7 +90,7 @@ func TestLoop(t *testing.T) {
 		}
 	}()
 
-	cfg := Config{Review: 24 * time.Hour, Scale: 1, LeadTime: leadTime, Supplier: "sup-1", Planner: "planner-1", Parallel: 4}
+	cfg := Config{Review: 24 * time.Hour, Scale: 1, LeadTime: leadTime, Supplier: "sup-1", Planner: "planner-1", Parallel: 4, Batch: 7}
 	start := func() (*Loop, error) { return New(ctx, cfg, st.Kafka(), st.GRPC(stack.Replenishment), log) }
 	first, err := start()
 	if err != nil {

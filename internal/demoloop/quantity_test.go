@@ -31,7 +31,7 @@ func TestApprovedQuantity(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Review: 24 * time.Hour, Scale: 1, Supplier: "s", Planner: "p", Parallel: 1}
+	ok := Config{Review: 24 * time.Hour, Scale: 1, Supplier: "s", Planner: "p", Parallel: 1, Batch: 1000}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		"negative lead time":        func(c *Config) { c.LeadTime = -time.Hour },
 		"no supplier":               func(c *Config) { c.Supplier = "" },
 		"no parallelism":            func(c *Config) { c.Parallel = 0 },
+		"no batch":                  func(c *Config) { c.Batch = 0 },
+		"batch over the service's":  func(c *Config) { c.Batch = 1001 },
 	} {
 		c := ok
 		mut(&c)

@@ -81,9 +81,13 @@ func (p *Progress) draw(s Stats, total int, ph *phase) {
 }
 
 // renderProgress formats one progress line. The bar shows accounted events
-// (forecast, rejected or not demand) of all planned events.
+// (forecast, rejected or not demand) of all planned events and the actor's.
 func renderProgress(s Stats, total int, elapsed time.Duration, phase string, lags []StageLag) string {
 	const width = 24
+	// The demo loop's purchase orders and receipts are not planned: they
+	// join the total as they are produced (they count as done once
+	// forecast, like the lines).
+	total += s.ByKind[KindPurchaseOrder] + s.ByKind[KindReceipt]
 	done := s.Forecasts + s.Rejected + s.NotDemand
 	frac := 0.0
 	if total > 0 {

@@ -150,6 +150,23 @@ func TestSummaryLineAndProgress(t *testing.T) {
 	}
 }
 
+// TestProgressCountsActorEvents: the demo loop's orders and receipts join
+// the planned lines in the total (before, a replay with many of them showed
+// 100% long before its end).
+func TestProgressCountsActorEvents(t *testing.T) {
+	tr := NewTracker()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr.Produced("or-1", KindPlaced, false, t0)
+	tr.Produced("demo-po-p1", KindPurchaseOrder, false, t0)
+	tr.Forecast("or-1", "A|online", t0.Add(time.Second))
+	tr.Forecast("demo-po-p1", "A|online", t0.Add(time.Second))
+	line := renderProgress(tr.Stats(), 2, 2*time.Second, "", nil)
+	want := "[################........]  67% produced 2/3 forecasts 2 rejected 0 proposals 0 1 ev/s 2s"
+	if line != want {
+		t.Errorf("progress\n got %s\nwant %s", line, want)
+	}
+}
+
 func TestProgressOutput(t *testing.T) {
 	tr := NewTracker()
 	tr.Produced("or-2", KindPlaced, false, time.Now())
