@@ -91,6 +91,7 @@ type transform struct {
 	calls    int
 	produced int
 	onAfter  func(ctx context.Context) // after producing, before returning (nil: nothing)
+	onInputs func(recs []*kgo.Record)  // like onAfter, given the call's inputs
 }
 
 func (h *transform) Handle(ctx context.Context, recs []*kgo.Record) error {
@@ -108,6 +109,9 @@ func (h *transform) Handle(ctx context.Context, recs []*kgo.Record) error {
 	h.mu.Unlock()
 	if h.onAfter != nil {
 		h.onAfter(ctx)
+	}
+	if h.onInputs != nil {
+		h.onInputs(recs)
 	}
 	if fail {
 		return errors.New("dependency down after the outputs were produced")
