@@ -64,3 +64,38 @@ func TestDecisionCompletedByAnotherCallerIsNotPublishedAgain(t *testing.T) {
 		t.Fatalf("lease left held after the call: ok=%v err=%v", ok, err)
 	}
 }
+
+// TestBatchApprovalCompletedByAnotherCallerIsNotPublishedAgain: the same
+// interleaving for an approval of a batch, beside one the batch completes.
+func TestBatchApprovalCompletedByAnotherCallerIsNotPublishedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, proposals, rdb := newServerWith(t, nil, nil)
+	if err := proposals.Save(ctx, []*replenishmentv1.Proposal{reviewProposal("p1", 1), reviewProposal("p2", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	decisions := &finishedBeforeLease{Decisions: store.NewDecisions(rdb)}
+	pub := &countingPublisher{}
+	r := planning.NewReviewer(proposals, decisions, pub, time.Now)
+	results, err := r.ApproveBatch(ctx, []planning.ApproveItem{{ID: "p1", By: "u1"}, {ID: "p2", By: "u1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range results {
+		if res.Err != nil || res.Proposal.GetStatus() != approved || res.Proposal.GetApprovedQuantity() != 60 {
+			t.Fatalf("result %d = %v %v", i, res.Proposal, res.Err)
+		}
+	}
+	if n := pub.n.Load(); n != 1 {
+		t.Fatalf("published %d times, want 1 (p2 only: the other caller had published p1)", n)
+	}
+	for _, id := range []string{"p1", "p2"} {
+		if ok, err := decisions.Decisions.Lease(ctx, id, time.Second); err != nil || !ok {
+			t.Fatalf("lease of %s left held after the call: ok=%v err=%v", id, ok, err)
+		}
+	}
+	// p2 is stored as approved (p1's row was the other caller's to store).
+	got, err := proposals.Get(ctx, "p2")
+	if err != nil || got.GetStatus() != approved || got.GetDecidedBy() != "u1" {
+		t.Fatalf("stored p2 = %v %v", got, err)
+	}
+}
