@@ -482,3 +482,42 @@ func TestUndoLogOnlyWithPositions(t *testing.T) {
 		t.Fatalf("undo log ttl %s, %v", ttl, err)
 	}
 }
+
+// TestPipelineSplitChangesNothing: a batch sent in pipelines of a few
+// changes (maxPipeline in production) gives every change the outcome of
+// one pipeline and leaves Redis the same, undo logs included, with and
+// without markers, also when delivered again.
+func TestPipelineSplitChangesNothing(t *testing.T) {
+	rdb := startRedis(t)
+	ctx := context.Background()
+	for _, markers := range []bool{true, false} {
+		recs := stream(markers)
+		var snaps [][]map[string][]byte
+		var dumps []map[string]string
+		for _, size := range []int{len(recs) + 1, 7, 1} {
+			if err := rdb.FlushDB(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			markComplete(t, rdb)
+			s := NewRedis(rdb, Config{DedupTTL: time.Hour, Markers: markers})
+			s.pipelineSize = size
+			snaps = append(snaps, run(t, s, recs, recs[len(recs)/2:]))
+			dumps = append(dumps, dump(t, rdb, true))
+		}
+		for k := 1; k < len(snaps); k++ {
+			for b := range snaps[0] {
+				for ev, want := range snaps[0][b] {
+					if got := snaps[k][b][ev]; !bytes.Equal(got, want) {
+						t.Errorf("markers=%v, split %d: batch %d, %s: snapshot differs from one pipeline's", markers, k, b, ev)
+					}
+				}
+			}
+			if d := diffDumps(dumps[0], dumps[k]); len(d) > 0 {
+				t.Errorf("markers=%v, split %d: Redis differs from one pipeline's:\n%s", markers, k, strings.Join(d, "\n"))
+			}
+		}
+		if len(snaps[0][0]) != len(recs) {
+			t.Fatalf("markers=%v: %d snapshots for %d records", markers, len(snaps[0][0]), len(recs))
+		}
+	}
+}

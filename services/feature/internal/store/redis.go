@@ -86,6 +86,7 @@ type Redis struct {
 	// token, holds it): the state sentinel live, the rebuild lock in a
 	// rebuild (pkg/recovery).
 	guardKey, guardToken string
+	pipelineSize         int // changes per pipeline; 0: maxPipeline
 }
 
 // Service names the feature service's state in pkg/recovery.
@@ -120,9 +121,15 @@ func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]feature
 	if len(changes) == 0 {
 		return results, nil
 	}
+	size := s.pipelineSize
+	if size <= 0 {
+		size = maxPipeline
+	}
 	done := 0
+	skuSeen := map[skuPart]bool{}
 	for reloads := 0; done < len(changes); {
-		n, err := s.applyPipeline(ctx, changes[done:], results[done:])
+		end := min(done+size, len(changes))
+		n, err := s.applyPipeline(ctx, changes[done:end], results[done:end], skuSeen)
 		done += n
 		if err == nil {
 			continue
@@ -131,12 +138,22 @@ func (s *Redis) Apply(ctx context.Context, changes []features.Change) ([]feature
 			return nil, err
 		}
 		reloads++
+		// Go on as a new batch from the first change not run: its SKUs'
+		// item events are rolled back again (they may not have been).
+		skuSeen = map[skuPart]bool{}
 		if err := s.loadScripts(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return results, nil
 }
+
+// maxPipeline bounds the changes sent in one pipeline. A whole poll
+// (10,000 events) in one round trip made Redis answer after the client's
+// read timeout on a starved machine, and the retry sent the same 10,000
+// again: the batch never went through. Redis runs a pipeline's commands in
+// order either way, so the split changes no result.
+const maxPipeline = 1000
 
 // LoadScripts loads the Lua scripts into Redis, so the first batch does not
 // run into NOSCRIPT; it is also a cheap check that Redis is reachable.
@@ -154,8 +171,9 @@ func (s *Redis) loadScripts(ctx context.Context) error {
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 // applyPipeline runs changes in one pipeline and fills results; it returns
-// how many changes completed before the first error.
-func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome) (int, error) {
+// how many changes completed before the first error. skuSeen holds the
+// SKUs (of a partition) whose item events the batch has rolled back.
+func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome, skuSeen map[skuPart]bool) (int, error) {
 	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
 	markers := ""
 	if s.cfg.Markers {
@@ -171,7 +189,6 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 	// series event reads the SKU's attributes, the item events it did not
 	// see the first time (same partition, offset >= its own) are undone;
 	// they come again later in the batch.
-	skuSeen := map[skuPart]bool{}
 	for i, c := range changes {
 		if c.Pos != nil {
 			k := skuPart{c.SKU, c.Pos.Partition}
