@@ -125,10 +125,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer prod.Close()
 
 	svc, err := ingesting.NewService(events.NewNormaliser(cfg.Ingest.NonProduct()),
-		seenAfterCommit{store.NewSeenSharded(rdb, cfg.Ingest.DedupTTL, cfg.Ingest.DedupShards)}, store.NewHistory(ch), tel, time.Now)
+		store.NewSeenSharded(rdb, cfg.Ingest.DedupTTL, cfg.Ingest.DedupShards), store.NewHistory(ch), tel, time.Now)
 	if err != nil {
 		return err
 	}
+	svc.Transactional(!cfg.Kafka.AtLeastOnce)
 	cons, err := kafkax.NewConsumer(cfg.Kafka, consumer.Group, consumer.Topics,
 		consumer.NewHandler(svc, prod, log), tel)
 	if err != nil {
@@ -158,18 +159,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	)
 	log.Info("ingest stopped", "err", err)
 	return err
-}
-
-// seenAfterCommit remembers a consumed batch's event ids only once the
-// batch's Kafka transaction has committed (kafkax.AfterCommit): a seen mark
-// set before, for DemandEvents that an aborted transaction then discarded,
-// would make the batch's redelivery drop them as duplicates. Without
-// transactions the outputs are visible once produced and it remembers at
-// once, as before.
-type seenAfterCommit struct{ ingesting.SeenStore }
-
-func (s seenAfterCommit) Remember(ctx context.Context, hashes map[string]string) error {
-	return kafkax.AfterCommit(ctx, func(ctx context.Context) error { return s.SeenStore.Remember(ctx, hashes) })
 }
 
 // Topics are the topics ingest reads or writes; it creates the missing

@@ -6,7 +6,9 @@ package ingesting
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 	"time"
@@ -20,11 +22,30 @@ import (
 	"github.com/stockcast/stockcast/services/ingest/internal/events"
 )
 
-// SeenStore remembers the content hash of accepted event ids. Lookup may
-// return a prefix of the hash remembered (a compact store keeps 8 bytes).
+// SeenStore remembers a mark of accepted event ids. Lookup may return a
+// prefix of the hash remembered (a compact store keeps 8 bytes).
 type SeenStore interface {
-	Lookup(ctx context.Context, ids []string) (map[string]string, error)
-	Remember(ctx context.Context, hashes map[string]string) error
+	Lookup(ctx context.Context, ids []string) (map[string]Mark, error)
+	Remember(ctx context.Context, marks map[string]Mark) error
+}
+
+// Mark is what is remembered of an accepted event: its content hash and
+// the tag of the record it was read from (PosTag; 0 when unknown).
+type Mark struct {
+	Hash string
+	Pos  uint32
+}
+
+// PosTag is a record's position (topic, partition, offset) as a 32-bit
+// FNV-1a hash, never 0. Two records at one position are the same record.
+func PosTag(src events.Source) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(src.Topic))
+	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(nil, uint32(src.Partition)), uint64(src.Offset)))
+	if t := h.Sum32(); t != 0 {
+		return t
+	}
+	return 1
 }
 
 // HistoryWriter stores the rows of accepted events; writing the same rows
@@ -97,6 +118,9 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tracer  trace.Tracer
+	// transactional: each consumed batch is one Kafka transaction, so a
+	// record read again was not committed before (see screen).
+	transactional bool
 
 	accepted   metric.Int64Counter
 	duplicates metric.Int64Counter
@@ -130,6 +154,14 @@ func NewService(norm *events.Normaliser, seen SeenStore, history HistoryWriter, 
 // A candidate that already carries a rejection (undecodable) keeps it.
 // Screen changes nothing; its error is a store failure.
 func (s *Service) Screen(ctx context.Context, evs []events.Event, rejections []*events.Rejection) ([]Verdict, error) {
+	return s.screen(ctx, evs, rejections, nil)
+}
+
+// screen is Screen for records read at the positions tagged pos (nil: not
+// read from Kafka). With transactions, a mark of the same record (same
+// position) is not a duplicate: it was set by a batch whose transaction
+// did not commit, or the record would not be read again.
+func (s *Service) screen(ctx context.Context, evs []events.Event, rejections []*events.Rejection, pos []uint32) ([]Verdict, error) {
 	now := s.now()
 	verdicts := make([]Verdict, len(evs))
 	var ids []string
@@ -161,8 +193,11 @@ func (s *Service) Screen(ctx context.Context, evs []events.Event, rejections []*
 			continue
 		}
 		id := v.Event.EventID()
-		prev, seenBefore := stored[id]
-		where := "an event accepted before"
+		mark, seenBefore := stored[id]
+		if seenBefore && s.transactional && pos != nil && mark.Pos != 0 && mark.Pos == pos[i] {
+			seenBefore = false // this very record, from an attempt that did not commit
+		}
+		prev, where := mark.Hash, "an event accepted before"
 		if !seenBefore {
 			prev, seenBefore = first[id]
 			where = "an earlier event of this batch"
@@ -181,9 +216,9 @@ func (s *Service) Screen(ctx context.Context, evs []events.Event, rejections []*
 	return verdicts, nil
 }
 
-func (s *Service) lookup(ctx context.Context, ids []string) (map[string]string, error) {
+func (s *Service) lookup(ctx context.Context, ids []string) (map[string]Mark, error) {
 	if len(ids) == 0 {
-		return map[string]string{}, nil
+		return map[string]Mark{}, nil
 	}
 	ctx, span := s.tracer.Start(ctx, "ingest.lookup_seen", trace.WithAttributes(attribute.Int("ids", len(ids))))
 	defer span.End()
@@ -195,6 +230,14 @@ func (s *Service) lookup(ctx context.Context, ids []string) (map[string]string, 
 	return stored, nil
 }
 
+// Transactional tells the service that each batch it ingests is one Kafka
+// transaction (the default): its marks, remembered before the commit, then
+// count for other records only, and a record read again after an attempt
+// that did not commit is ingested again. Without transactions (at least
+// once) a batch read again after its outputs went out is dropped as
+// duplicates.
+func (s *Service) Transactional(on bool) { s.transactional = on }
+
 // Ingest handles one batch of raw records of one partition, in order:
 // decode and screen them, write the accepted ones to history, publish their
 // DemandEvents and the rejects, then remember the accepted ids. An error
@@ -203,10 +246,12 @@ func (s *Service) lookup(ctx context.Context, ids []string) (map[string]string, 
 func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary, error) {
 	evs := make([]events.Event, len(batch))
 	rejections := make([]*events.Rejection, len(batch))
+	pos := make([]uint32, len(batch))
 	for i, r := range batch {
 		evs[i], rejections[i] = events.Decode(r.Source.Topic, r.ContentType, r.Value)
+		pos[i] = PosTag(r.Source)
 	}
-	verdicts, err := s.Screen(ctx, evs, rejections)
+	verdicts, err := s.screen(ctx, evs, rejections, pos)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -217,7 +262,7 @@ func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary
 		rows     events.Rows
 		demand   []*demandv1.DemandEvent
 		rejected []Rejected
-		hashes   = map[string]string{}
+		marks    = map[string]Mark{}
 	)
 	for i, v := range verdicts {
 		switch v.Outcome {
@@ -232,7 +277,7 @@ func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary
 			} else {
 				sum.NonDemand++
 			}
-			hashes[v.Event.EventID()] = v.Hash
+			marks[v.Event.EventID()] = Mark{Hash: v.Hash, Pos: pos[i]}
 			sum.Accepted++
 		case OutcomeDuplicate:
 			sum.Duplicates++
@@ -252,8 +297,8 @@ func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary
 			return Summary{}, err
 		}
 	}
-	if len(hashes) > 0 {
-		if err := s.traced(ctx, "ingest.remember_seen", func(ctx context.Context) error { return s.seen.Remember(ctx, hashes) }); err != nil {
+	if len(marks) > 0 {
+		if err := s.traced(ctx, "ingest.remember_seen", func(ctx context.Context) error { return s.seen.Remember(ctx, marks) }); err != nil {
 			return Summary{}, err
 		}
 	}

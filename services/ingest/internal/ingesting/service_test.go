@@ -22,26 +22,26 @@ import (
 // end to end in app.
 
 type memSeen struct {
-	m         map[string]string
+	m         map[string]Mark
 	lookupErr error
 }
 
-func (s *memSeen) Lookup(_ context.Context, ids []string) (map[string]string, error) {
+func (s *memSeen) Lookup(_ context.Context, ids []string) (map[string]Mark, error) {
 	if s.lookupErr != nil {
 		return nil, s.lookupErr
 	}
-	out := map[string]string{}
+	out := map[string]Mark{}
 	for _, id := range ids {
-		if h, ok := s.m[id]; ok {
-			out[id] = h
+		if m, ok := s.m[id]; ok {
+			out[id] = m
 		}
 	}
 	return out, nil
 }
 
-func (s *memSeen) Remember(_ context.Context, hashes map[string]string) error {
-	for id, h := range hashes {
-		s.m[id] = h
+func (s *memSeen) Remember(_ context.Context, marks map[string]Mark) error {
+	for id, m := range marks {
+		s.m[id] = m
 	}
 	return nil
 }
@@ -113,9 +113,9 @@ func hashOf(t *testing.T, m *ordersv1.OrderLineEvent) string {
 
 func TestScreen(t *testing.T) {
 	known := placed("known", "A", 1)
-	seen := &memSeen{m: map[string]string{
-		"known":    hashOf(t, known),
-		"conflict": hashOf(t, placed("conflict", "A", 1)),
+	seen := &memSeen{m: map[string]Mark{
+		"known":    {Hash: hashOf(t, known)},
+		"conflict": {Hash: hashOf(t, placed("conflict", "A", 1))},
 	}}
 	svc, _ := newService(t, seen, &memHistory{})
 	a := placed("a", "A", 2)
@@ -179,7 +179,7 @@ func TestScreenStoreDown(t *testing.T) {
 
 func TestIngestRemembersOnlyAfterOutputs(t *testing.T) {
 	ctx := context.Background()
-	seen := &memSeen{m: map[string]string{}}
+	seen := &memSeen{m: map[string]Mark{}}
 	hist := &memHistory{}
 	svc, tel := newService(t, seen, hist)
 	batch := []Raw{
@@ -219,7 +219,8 @@ func TestIngestRemembersOnlyAfterOutputs(t *testing.T) {
 	if len(hist.writes) != 2 || len(hist.writes[1].Orders) != 3 || hist.writes[1].Orders[2].IsDemand {
 		t.Fatalf("history writes %+v", hist.writes)
 	}
-	if len(seen.m) != 3 || seen.m["p1"] == "" || seen.m["c1"] == "" || seen.m["post"] == "" {
+	if len(seen.m) != 3 || seen.m["p1"].Hash == "" || seen.m["c1"].Hash == "" || seen.m["post"].Hash == "" ||
+		seen.m["p1"].Pos != PosTag(batch[0].Source) {
 		t.Fatalf("seen %v", seen.m)
 	}
 
@@ -262,7 +263,7 @@ func (r *recRaw) PublishRaw(_ context.Context, accepted []events.Event, rejected
 
 func TestSubmit(t *testing.T) {
 	known := placed("known", "A", 1)
-	seen := &memSeen{m: map[string]string{"known": hashOf(t, known)}}
+	seen := &memSeen{m: map[string]Mark{"known": {Hash: hashOf(t, known)}}}
 	svc, _ := newService(t, seen, &memHistory{})
 	out := &recRaw{}
 	verdicts, err := svc.Submit(context.Background(), []events.Event{
@@ -282,5 +283,68 @@ func TestSubmit(t *testing.T) {
 	}
 	if len(seen.m) != 1 {
 		t.Fatalf("Submit remembered ids: %v", seen.m)
+	}
+}
+
+// TestTransactionalRecordReadAgain: with Kafka transactions the marks are
+// remembered before the batch commits, each with its record's position. A
+// batch read again (its transaction did not commit: a crash, a lost
+// partition) is ingested again whole, while the platform sending an event
+// again (another position, even in the same batch) is still a duplicate,
+// or a conflict if its content differs. Without the positions the second
+// attempt would drop every event as a duplicate of its own aborted
+// attempt, and they would be lost.
+func TestTransactionalRecordReadAgain(t *testing.T) {
+	ctx := context.Background()
+	seen := &memSeen{m: map[string]Mark{}}
+	hist := &memHistory{}
+	svc, _ := newService(t, seen, hist)
+	svc.Transactional(true)
+	batch := []Raw{
+		raw(t, topics.Orders, 10, placed("p1", "A", 5)),
+		raw(t, topics.Orders, 11, placed("p2", "A", 1)),
+		raw(t, topics.Orders, 12, placed("p1", "A", 5)), // the platform's duplicate in the batch
+	}
+	for attempt := range 2 { // the first attempt's transaction "aborts" after the handler
+		out := &recOutputs{}
+		sum, err := svc.Ingest(ctx, batch, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum != (Summary{Accepted: 2, Duplicates: 1}) || len(out.demand) != 2 ||
+			out.demand[0].GetEventId() != "p1" || out.demand[1].GetEventId() != "p2" {
+			t.Fatalf("attempt %d: summary %+v, demand %v", attempt, sum, out.demand)
+		}
+	}
+	if got := seen.m["p1"].Pos; got != PosTag(batch[0].Source) {
+		t.Fatalf("p1 remembered at %d, want the tag of its first record %d", got, PosTag(batch[0].Source))
+	}
+	// After the commit: the platform sends p1 again, and p2 with other content.
+	out := &recOutputs{}
+	sum, err := svc.Ingest(ctx, []Raw{
+		raw(t, topics.Orders, 40, placed("p1", "A", 5)),
+		raw(t, topics.Orders, 41, placed("p2", "A", 7)),
+	}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != (Summary{Duplicates: 1, Rejected: 1}) || len(out.demand) != 0 ||
+		len(out.rejected) != 1 || out.rejected[0].Reason != events.ReasonDuplicateConflict {
+		t.Fatalf("re-sent: summary %+v, demand %v, rejected %+v", sum, out.demand, out.rejected)
+	}
+	// The same position on another topic or partition is another record.
+	if PosTag(events.Source{Topic: topics.Orders, Offset: 10}) == PosTag(events.Source{Topic: topics.Inventory, Offset: 10}) ||
+		PosTag(events.Source{Topic: topics.Orders, Offset: 10}) == PosTag(events.Source{Topic: topics.Orders, Partition: 1, Offset: 10}) {
+		t.Fatal("position tags collide across topics or partitions")
+	}
+
+	// Without transactions the batch read again is dropped: its outputs
+	// went out the first time.
+	atLeastOnce, _ := newService(t, &memSeen{m: map[string]Mark{}}, &memHistory{})
+	for attempt, want := range []Summary{{Accepted: 2, Duplicates: 1}, {Duplicates: 3}} {
+		sum, err := atLeastOnce.Ingest(ctx, batch, &recOutputs{})
+		if err != nil || sum != want {
+			t.Fatalf("at least once, attempt %d: summary %+v (%v), want %+v", attempt, sum, err, want)
+		}
 	}
 }

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stockcast/stockcast/services/ingest/internal/ingesting"
 )
 
 // The seen store is compact: an accepted event id is a fixed-size entry in
 // a small hash, not a key of its own. SHA-256 of the id gives the shard
 // (bytes 0-3) and an 8-byte fingerprint (bytes 4-11), the hash field; the
-// value is the first 8 bytes of the event's content hash. Each hash holds
+// value is the first 8 bytes of the event's content hash and, when known,
+// the 4-byte tag of the record's position (ingesting.Mark). Each hash holds
 // the ids remembered in one time bucket (a quarter of the TTL) of one
 // shard and expires as a whole, TTL after its bucket ends, so an id is
 // remembered for at least the TTL and at most 1.25 x the TTL. Small hashes
@@ -86,9 +89,25 @@ func packHash(h string) string {
 	return h
 }
 
-// unpackHash is what Lookup returns for a stored value: the hex of it, a
-// prefix of the content hash remembered (ingesting compares by prefix).
-func unpackHash(v string) string { return hex.EncodeToString([]byte(v)) }
+// packMark is the stored value of a mark: the packed hash (8 bytes when it
+// is hex) and, when the position is known, its tag (4 bytes, big endian).
+func packMark(m ingesting.Mark) string {
+	v := packHash(m.Hash)
+	if m.Pos == 0 || len(v) != 8 {
+		return v
+	}
+	return v + string(binary.BigEndian.AppendUint32(nil, m.Pos))
+}
+
+// unpackMark is what Lookup returns for a stored value: the hex of its
+// hash part, a prefix of the content hash remembered (ingesting compares
+// by prefix), and the position's tag.
+func unpackMark(v string) ingesting.Mark {
+	if len(v) == 12 {
+		return ingesting.Mark{Hash: hex.EncodeToString([]byte(v[:8])), Pos: binary.BigEndian.Uint32([]byte(v[8:]))}
+	}
+	return ingesting.Mark{Hash: hex.EncodeToString([]byte(v))}
+}
 
 // buckets are the time buckets an id remembered TTL ago or later can be in,
 // newest first.
@@ -103,9 +122,10 @@ func (s *Seen) buckets() []int64 {
 }
 
 // Lookup returns, for each id that was remembered, the hex of the first 8
-// bytes of its content hash (a prefix of the hash Remember got).
-func (s *Seen) Lookup(ctx context.Context, ids []string) (map[string]string, error) {
-	found := map[string]string{}
+// bytes of its content hash (a prefix of the hash Remember got) and its
+// position's tag.
+func (s *Seen) Lookup(ctx context.Context, ids []string) (map[string]ingesting.Mark, error) {
+	found := map[string]ingesting.Mark{}
 	if len(ids) == 0 {
 		return found, nil
 	}
@@ -142,7 +162,7 @@ func (s *Seen) Lookup(ctx context.Context, ids []string) (map[string]string, err
 		for i, v := range c.cmd.Val() {
 			if h, ok := v.(string); ok {
 				if _, dup := found[c.sl.ids[i]]; !dup {
-					found[c.sl.ids[i]] = unpackHash(h)
+					found[c.sl.ids[i]] = unpackMark(h)
 				}
 			}
 		}
@@ -150,18 +170,18 @@ func (s *Seen) Lookup(ctx context.Context, ids []string) (map[string]string, err
 	return found, nil
 }
 
-// Remember stores the content hash of each id in the current time bucket,
-// in one round trip.
-func (s *Seen) Remember(ctx context.Context, hashes map[string]string) error {
-	if len(hashes) == 0 {
+// Remember stores the mark of each id in the current time bucket, in one
+// round trip.
+func (s *Seen) Remember(ctx context.Context, marks map[string]ingesting.Mark) error {
+	if len(marks) == 0 {
 		return nil
 	}
 	bucket := s.now().Unix() / s.width
 	expireAt := time.Unix((bucket+1)*s.width+int64(s.ttl/time.Second), 0)
 	byShard := map[uint32][]any{}
-	for id, h := range hashes {
+	for id, m := range marks {
 		shard, field := s.fingerprint(id)
-		byShard[shard] = append(byShard[shard], field, packHash(h))
+		byShard[shard] = append(byShard[shard], field, packMark(m))
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for shard, pairs := range byShard {
@@ -172,7 +192,7 @@ func (s *Seen) Remember(ctx context.Context, hashes map[string]string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("remember %d event ids: %w", len(hashes), err)
+		return fmt.Errorf("remember %d event ids: %w", len(marks), err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/pkg/topics"
 	"github.com/stockcast/stockcast/services/ingest/internal/events"
+	"github.com/stockcast/stockcast/services/ingest/internal/ingesting"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -33,15 +34,15 @@ func TestSeen(t *testing.T) {
 		t.Fatalf("Lookup on empty store = %v, %v", got, err)
 	}
 	h1, h2 := hashOf("one"), hashOf("two")
-	if err := seen.Remember(ctx, map[string]string{"a": h1, "b{x}": h2}); err != nil {
+	if err := seen.Remember(ctx, map[string]ingesting.Mark{"a": {Hash: h1, Pos: 0xdeadbeef}, "b{x}": {Hash: h2}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = seen.Lookup(ctx, []string{"a", "b{x}", "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["a"] != h1[:16] || got["b{x}"] != h2[:16] {
-		t.Fatalf("Lookup = %v, want a: %s, b{x}: %s", got, h1[:16], h2[:16])
+	if len(got) != 2 || got["a"] != (ingesting.Mark{Hash: h1[:16], Pos: 0xdeadbeef}) || got["b{x}"] != (ingesting.Mark{Hash: h2[:16]}) {
+		t.Fatalf("Lookup = %v, want a: %s at 0xdeadbeef, b{x}: %s", got, h1[:16], h2[:16])
 	}
 	// Each id is a field of its shard's hash of the current time bucket
 	// (42h wide), which expires TTL after the bucket's end.
@@ -59,7 +60,7 @@ func TestSeen(t *testing.T) {
 	// Still found just before the TTL has passed since the bucket's end
 	// (in the buckets looked up), not after the bucket expired.
 	now = time.Unix((bucket+1)*42*3600+168*3600-1, 0)
-	if got, err := seen.Lookup(ctx, []string{"a"}); err != nil || got["a"] != h1[:16] {
+	if got, err := seen.Lookup(ctx, []string{"a"}); err != nil || got["a"].Hash != h1[:16] {
 		t.Fatalf("Lookup TTL after remembering = %v, %v", got, err)
 	}
 	if n := len(seen.buckets()); n != 5 {
@@ -84,9 +85,10 @@ func TestSeenMemoryPerID(t *testing.T) {
 	const n, shards = 20000, 256 // ~78 ids per hash
 	seen := NewSeenSharded(rdb, 168*time.Hour, shards)
 	for b := 0; b < n; b += 500 {
-		batch := map[string]string{}
+		batch := map[string]ingesting.Mark{}
 		for i := b; i < b+500; i++ {
-			batch[fmt.Sprintf("order-line-%08d-1", i)] = hashOf(strconv.Itoa(i))
+			batch[fmt.Sprintf("order-line-%08d-1", i)] = ingesting.Mark{Hash: hashOf(strconv.Itoa(i)),
+				Pos: ingesting.PosTag(events.Source{Topic: topics.Orders, Partition: int32(i % 6), Offset: int64(i)})}
 		}
 		if err := seen.Remember(ctx, batch); err != nil {
 			t.Fatal(err)
@@ -107,8 +109,8 @@ func TestSeenMemoryPerID(t *testing.T) {
 	oldBytes, _ := memoryOf(ctx, t, rdb, "old:seen:*")
 	t.Logf("bytes per id: %.1f (%d hashes), before: %.1f (one key per id)",
 		float64(newBytes)/n, newKeys, float64(oldBytes)/n)
-	if perID := float64(newBytes) / n; perID > 24 {
-		t.Fatalf("%.1f bytes per id, want <= 24", perID)
+	if perID := float64(newBytes) / n; perID > 28 {
+		t.Fatalf("%.1f bytes per id, want <= 28", perID)
 	}
 	// Every id is found with its hash's prefix; others are not.
 	ids := []string{"order-line-00000007-1", "order-line-00019999-1", "order-line-00020000-1"}
@@ -116,7 +118,8 @@ func TestSeenMemoryPerID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[ids[0]] != hashOf("7")[:16] || got[ids[1]] != hashOf("19999")[:16] {
+	if len(got) != 2 || got[ids[0]].Hash != hashOf("7")[:16] || got[ids[1]].Hash != hashOf("19999")[:16] ||
+		got[ids[0]].Pos != ingesting.PosTag(events.Source{Topic: topics.Orders, Partition: 1, Offset: 7}) {
 		t.Fatalf("Lookup = %v", got)
 	}
 }
