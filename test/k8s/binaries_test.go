@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +16,24 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
+
+// checkMemLimit checks a container's GOMEMLIMIT: a size the Go runtime
+// parses (bytes with an optional B, KiB, MiB, GiB or TiB suffix) below the
+// container's memory limit, which the heap would otherwise be let to reach.
+func checkMemLimit(t *testing.T, what, v string, c corev1.Container) {
+	t.Helper()
+	m := regexp.MustCompile(`^([0-9]+)(B|KiB|MiB|GiB|TiB)?$`).FindStringSubmatch(v)
+	if m == nil {
+		t.Errorf("%s: GOMEMLIMIT=%q is not a size the Go runtime reads", what, v)
+		return
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	n <<= map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
+	limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+	if !ok || n >= limit.Value() {
+		t.Errorf("%s: GOMEMLIMIT=%s (%d bytes) is not below the container's memory limit %v", what, v, n, c.Resources.Limits.Memory())
+	}
+}
 
 // TestEnvReachesTheBinaries builds the five service binaries from the
 // repository and runs each with exactly the environment a rendered pod gets
@@ -134,6 +154,10 @@ func TestEnvReachesTheBinaries(t *testing.T) {
 			}
 		}
 		for _, e := range p.c.Env {
+			if e.Name == "GOMEMLIMIT" { // the Go runtime's, not a flag
+				checkMemLimit(t, p.what, e.Value, p.c)
+				continue
+			}
 			own[e.Name] = true
 			switch {
 			case e.ValueFrom == nil:
