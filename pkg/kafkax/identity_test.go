@@ -10,8 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/stockcast/stockcast/pkg/telemetry"
 )
 
 // Default transactional ids are <group>-<host>-<n>, n the lowest slot that
@@ -72,27 +70,9 @@ func TestRestartAbortsPredecessorTransaction(t *testing.T) {
 	cfg.instanceLockDir = t.TempDir()
 	cfg.TransactionTimeout = 5 * time.Minute
 	ctx := context.Background()
-	const in, out = "features.v1", "forecasts.v1"
-	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-		t.Fatal(err)
-	}
-	tel := telemetry.NewForTest(t.Output())
-	p, err := NewProducer(cfg, tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	recs := keyedRecords(in, 9, 4)
-	produce(t, p, ctx, recs)
-	ends := map[int32]int64{}
-	for _, r := range recs {
-		ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
-	}
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	const in, out = txnIn, txnOut
+	tel, p, adm := txnSetup(t, cfg)
+	recs, ends := produceKeyed(t, p, in)
 	host, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
@@ -171,21 +151,8 @@ func TestSharedInstanceIDIsFenced(t *testing.T) {
 	cfg := testConfig(e.Brokers())
 	cfg.InstanceID = "same"
 	ctx := context.Background()
-	const in, out = "features.v1", "forecasts.v1"
-	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-		t.Fatal(err)
-	}
-	tel := telemetry.NewForTest(t.Output())
-	p, err := NewProducer(cfg, tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	const in, out = txnIn, txnOut
+	tel, p, _ := txnSetup(t, cfg)
 
 	hostA, hostB := cfg, cfg
 	hostA.instanceLockDir, hostB.instanceLockDir = t.TempDir(), t.TempDir()

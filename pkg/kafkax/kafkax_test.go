@@ -118,6 +118,43 @@ func produce(t *testing.T, p *Producer, ctx context.Context, recs []*kgo.Record)
 	}
 }
 
+// The input and output topics of the transaction tests.
+const txnIn, txnOut = "features.v1", "forecasts.v1"
+
+// txnSetup creates txnIn and txnOut on cfg's broker and returns a test
+// telemetry, a producer and an admin client, closed when the test ends.
+func txnSetup(t *testing.T, cfg Config) (*telemetry.Telemetry, *Producer, *kadm.Client) {
+	t.Helper()
+	if err := EnsureTopics(context.Background(), cfg, txnIn, txnOut); err != nil {
+		t.Fatal(err)
+	}
+	tel := telemetry.NewForTest(t.Output())
+	p, err := NewProducer(cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(adm.Close)
+	return tel, p, adm
+}
+
+// produceKeyed produces 4 records for each of 9 keys to topic and returns
+// them with each partition's end offset.
+func produceKeyed(t *testing.T, p *Producer, topic string) ([]*kgo.Record, map[int32]int64) {
+	t.Helper()
+	recs := keyedRecords(topic, 9, 4)
+	produce(t, p, context.Background(), recs)
+	ends := map[int32]int64{}
+	for _, r := range recs {
+		ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+	}
+	return recs, ends
+}
+
 func TestProduceConsumeRetryCommit(t *testing.T) {
 	e := startBroker(t, "")
 	cfg := testConfig(e.Brokers())

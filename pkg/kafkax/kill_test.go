@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockcast/stockcast/pkg/telemetry"
@@ -80,27 +79,9 @@ func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
 			cfg.instanceLockDir = t.TempDir()
 			cfg.TransactionTimeout = 2 * time.Second
 			ctx := context.Background()
-			const in, out = "features.v1", "forecasts.v1"
-			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-				t.Fatal(err)
-			}
-			tel := telemetry.NewForTest(t.Output())
-			p, err := NewProducer(cfg, tel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			recs := keyedRecords(in, 9, 4)
-			produce(t, p, ctx, recs)
-			ends := map[int32]int64{}
-			for _, r := range recs {
-				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
-			}
-			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer adm.Close()
+			const in, out = txnIn, txnOut
+			tel, p, adm := txnSetup(t, cfg)
+			recs, ends := produceKeyed(t, p, in)
 
 			first := killAfterProduce(t, killHelperValue(cfg))
 

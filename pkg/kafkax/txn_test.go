@@ -13,8 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/stockcast/stockcast/pkg/telemetry"
 )
 
 const sentinel = "sentinel"
@@ -153,27 +151,9 @@ func TestTransactionHandlerFailsAfterProduce(t *testing.T) {
 			cfg := testConfig(e.Brokers())
 			cfg.AtLeastOnce = tc.atLeastOnce
 			ctx := context.Background()
-			const in, out = "features.v1", "forecasts.v1"
-			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-				t.Fatal(err)
-			}
-			tel := telemetry.NewForTest(t.Output())
-			p, err := NewProducer(cfg, tel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			recs := keyedRecords(in, 9, 4)
-			produce(t, p, ctx, recs)
-			ends := map[int32]int64{}
-			for _, r := range recs {
-				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
-			}
-			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer adm.Close()
+			const in, out = txnIn, txnOut
+			tel, p, adm := txnSetup(t, cfg)
+			recs, ends := produceKeyed(t, p, in)
 
 			h := &transform{p: p, out: out, prefix: "out:", failFirst: 1}
 			c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
@@ -237,27 +217,9 @@ func TestTransactionZombieCannotCommit(t *testing.T) {
 			cfg.AtLeastOnce = tc.atLeastOnce
 			cfg.rebalanceTimeout = time.Second // at-least-once blocks rebalances: the paused member is removed after 1s
 			ctx := context.Background()
-			const in, out = "features.v1", "forecasts.v1"
-			if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-				t.Fatal(err)
-			}
-			tel := telemetry.NewForTest(t.Output())
-			p, err := NewProducer(cfg, tel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			recs := keyedRecords(in, 9, 4)
-			produce(t, p, ctx, recs)
-			ends := map[int32]int64{}
-			for _, r := range recs {
-				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
-			}
-			adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer adm.Close()
+			const in, out = txnIn, txnOut
+			tel, p, adm := txnSetup(t, cfg)
+			recs, ends := produceKeyed(t, p, in)
 
 			// The first member produces its outputs for the whole poll,
 			// then pauses until the other member has taken over some
@@ -332,23 +294,9 @@ func TestConsumerCommitsPastTransactionMarkers(t *testing.T) {
 	e := startBroker(t, "")
 	cfg := testConfig(e.Brokers())
 	ctx := context.Background()
-	const in, out = "features.v1", "forecasts.v1"
-	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-		t.Fatal(err)
-	}
-	tel := telemetry.NewForTest(t.Output())
-	p, err := NewProducer(cfg, tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	recs := keyedRecords(in, 9, 4)
-	produce(t, p, ctx, recs)
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	const in, out = txnIn, txnOut
+	tel, p, adm := txnSetup(t, cfg)
+	recs, _ := produceKeyed(t, p, in)
 
 	// Stage 1 writes out in transactions; stage 2 reads it.
 	c1, err := NewConsumer(cfg, "stage1", []string{in}, &transform{p: p, out: out, prefix: "out:"}, tel)
@@ -454,31 +402,15 @@ func TestFailingPartitionHoldsBackPoll(t *testing.T) {
 	e := startBroker(t, "")
 	cfg := testConfig(e.Brokers())
 	ctx := context.Background()
-	const in, out = "features.v1", "forecasts.v1"
-	if err := EnsureTopics(ctx, cfg, in, out); err != nil {
-		t.Fatal(err)
-	}
-	tel := telemetry.NewForTest(t.Output())
-	p, err := NewProducer(cfg, tel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	recs := keyedRecords(in, 9, 4)
-	produce(t, p, ctx, recs)
-	ends := map[int32]int64{}
+	const in, out = txnIn, txnOut
+	tel, p, adm := txnSetup(t, cfg)
+	recs, ends := produceKeyed(t, p, in)
 	badPartition := int32(-1)
 	for _, r := range recs {
-		ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
 		if string(r.Key) == "sku0|online" {
 			badPartition = r.Partition
 		}
 	}
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
 
 	h := &keyFailer{transform: transform{p: p, out: out, prefix: "out:"}, bad: "sku0|online",
 		failedWith: map[int32]bool{}, handled: map[string]int{}}
