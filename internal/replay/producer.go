@@ -19,6 +19,9 @@ import (
 type producer struct {
 	cl      *kgo.Client
 	tracker *Tracker
+	// oneTopic: the lines' stock movements go to orders.v1 with the
+	// stockcast-event-type header (SeriesRecord).
+	oneTopic bool
 
 	mu  sync.Mutex
 	err error // first produce failure
@@ -45,12 +48,12 @@ func NewRawClient(brokers []string, clientID string, opts ...kgo.Opt) (*kgo.Clie
 	return cl, nil
 }
 
-func newProducer(brokers []string, tracker *Tracker) (*producer, error) {
+func newProducer(brokers []string, tracker *Tracker, oneTopic bool) (*producer, error) {
 	cl, err := NewRawClient(brokers, "stockcast-replay")
 	if err != nil {
 		return nil, err
 	}
-	return &producer{cl: cl, tracker: tracker}, nil
+	return &producer{cl: cl, tracker: tracker, oneTopic: oneTopic}, nil
 }
 
 // Record returns the Kafka record of an event: protobuf, keyed by series,
@@ -71,13 +74,44 @@ func Record(ev retail.Event) (*kgo.Record, error) {
 	}, nil
 }
 
+// SeriesRecord is Record on orders.v1 whatever the kind of event, with the
+// stockcast-event-type header naming it: a series' order lines and stock
+// movements share one partition, so ingest applies them in the order they
+// were produced (docs/design.md "Delivery").
+func SeriesRecord(ev retail.Event) (*kgo.Record, error) {
+	rec, err := Record(ev)
+	if err != nil {
+		return nil, err
+	}
+	kind := topics.EventTypeOrderLine
+	if ev.Order == nil {
+		kind = topics.EventTypeInventory
+	}
+	rec.Topic = topics.Orders
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: topics.HeaderEventType, Value: []byte(kind)})
+	return rec, nil
+}
+
 // produce hands one event to the client; it blocks only while the buffer is
 // full. It returns the first failure of any earlier record.
 func (p *producer) produce(ctx context.Context, ev retail.Event, kind Kind, notDemand bool) error {
 	if err := p.failed(); err != nil {
 		return err
 	}
-	rec, err := Record(ev)
+	return p.produceOn(ctx, ev, kind, notDemand, p.oneTopic)
+}
+
+// produceOn is produce on the event's own topic (oneTopic false) or on
+// orders.v1 with the event type header (SeriesRecord).
+func (p *producer) produceOn(ctx context.Context, ev retail.Event, kind Kind, notDemand, oneTopic bool) error {
+	if err := p.failed(); err != nil {
+		return err
+	}
+	record := Record
+	if oneTopic {
+		record = SeriesRecord
+	}
+	rec, err := record(ev)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,12 @@ type Config struct {
 	InitialStock   bool          // produce one inventory snapshot per product first
 	StallTimeout   time.Duration // give up when the pipeline makes no progress for this long
 	NonProductSKUs []string      // order lines of these codes are not demand: no forecast expected
+	// OneTopic produces the stock movements of the lines (write-offs) and
+	// the initial stock on orders.v1 with the header stockcast-event-type:
+	// inventory, so that ingest applies a series' stock movements in the
+	// order of its lines instead of by arrival (services/ingest/README.md).
+	// The actor's events stay on inventory.v1 (the replay waits for them).
+	OneTopic bool
 }
 
 // RegisterFlags registers the replay flags with the given prefix.
@@ -55,6 +61,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 func (c *Config) RegisterDataFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.Data, prefix+"data", "data/online-retail/online_retail.csv.gz", "Online Retail CSV(.gz) to replay")
 	fs.BoolVar(&c.InitialStock, prefix+"initial-stock", true, "produce one inventory snapshot per product before the lines")
+	fs.BoolVar(&c.OneTopic, prefix+"one-topic", false,
+		"produce the lines' stock movements on orders.v1 with the header stockcast-event-type: inventory, so that ingest applies them in the order of the series' lines (reproducible runs)")
 	fs.DurationVar(&c.StallTimeout, prefix+"stall-timeout", 3*time.Minute,
 		"after the last produce, give up when no output arrives and no consumer group moves for this long")
 	config.StringsVar(fs, &c.NonProductSKUs, prefix+"non-product-skus", retail.NonProductCodes(),
@@ -220,7 +228,7 @@ func (r *Replayer) plan() (int, *retail.StockPlanner, error) {
 }
 
 func (r *Replayer) produceAndWait(ctx context.Context, stock []*inventoryv1.InventoryEvent, tracker *Tracker, watcher *Watcher, adm *kadm.Client, status *phase) error {
-	p, err := newProducer(r.kafka.Brokers, tracker)
+	p, err := newProducer(r.kafka.Brokers, tracker, r.cfg.OneTopic)
 	if err != nil {
 		return err
 	}
@@ -274,7 +282,7 @@ func (r *Replayer) act(ctx context.Context, at time.Time, p *producer, tracker *
 	}
 	if len(evs) > 0 {
 		for _, ev := range evs {
-			if err := p.produce(ctx, retail.Event{Inventory: ev.Event}, ev.Kind, false); err != nil {
+			if err := p.produceOn(ctx, retail.Event{Inventory: ev.Event}, ev.Kind, false, false); err != nil {
 				return err
 			}
 		}

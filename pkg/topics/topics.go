@@ -27,11 +27,23 @@ const (
 const (
 	HeaderEventID     = "stockcast-event-id"
 	HeaderContentType = "content-type"
+	// HeaderEventType names the kind of event a raw record carries (one of
+	// the EventType values). A platform that needs a defined order between
+	// a series' kinds of events publishes them on one raw topic, keyed by
+	// the series, with this header; without it, the kind follows the topic.
+	HeaderEventType = "stockcast-event-type"
 
 	HeaderDLQReason  = "stockcast-dlq-reason"
 	HeaderDLQDetail  = "stockcast-dlq-detail"
 	HeaderDLQSource  = "stockcast-dlq-source"
 	HeaderDLQService = "stockcast-dlq-service"
+)
+
+// Values of HeaderEventType: the message each kind of raw event is.
+const (
+	EventTypeOrderLine = "order_line" // stockcast.orders.v1.OrderLineEvent (the kind of orders.v1)
+	EventTypeInventory = "inventory"  // stockcast.inventory.v1.InventoryEvent (the kind of inventory.v1)
+	EventTypeCatalog   = "catalog"    // stockcast.catalog.v1.CatalogEvent (the kind of catalog.v1)
 )
 
 // Content types accepted on the raw topics.

@@ -131,6 +131,12 @@ func hostileCases(t *testing.T) []hostileCase {
 	justOver = orderJSON("h-64k", "description", `"`+strings.Repeat("B", events.MaxEventBytes+1-len(justOver))+`"`)
 	bigKey := pb(topics.Orders, hostileOrder("h-big-key", func(e *ordersv1.OrderLineEvent) { e.Quantity = -1 }))
 	bigKey.Key = bytes.Repeat([]byte("K"), 200_000)
+	// typed sets the stockcast-event-type header (a series' kinds of
+	// events on one topic, docs/design.md "Delivery").
+	typed := func(r *kgo.Record, eventType string) *kgo.Record {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: topics.HeaderEventType, Value: []byte(eventType)})
+		return r
+	}
 	wrongKey := pb(topics.Orders, hostileOrder("h-wrong-key", nil))
 	wrongKey.Key = []byte("SOMETHING|else")
 
@@ -156,6 +162,18 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "order line on inventory.v1", rec: pb(topics.Inventory, hostileOrder("h-order-on-inv", nil)), want: "undecodable"},
 		{name: "price change JSON on orders.v1", rec: jsonRecord(topics.Orders, "HOSTILE|online",
 			`{"event_id":"h-price-on-orders","price_change":{"sku":"HOSTILE","location":"online","price":1}}`), want: "undecodable"},
+		// The stockcast-event-type header: the kind of event on any raw topic.
+		{name: "stock movement on orders.v1 with header inventory", rec: typed(pb(topics.Orders,
+			hostileInventory("h-inv-typed", &inventoryv1.Adjustment{Delta: -2, Reason: "damaged"})), topics.EventTypeInventory),
+			want: accepted, sku: "HOSTILE", location: "online"},
+		{name: "price change JSON on orders.v1 with header catalog", rec: typed(jsonRecord(topics.Orders, "HOSTILE|online",
+			`{"event_id":"h-price-typed","occurred_at":"2011-12-09T10:00:00Z","price_change":{"sku":"HOSTILE","location":"online","price":1,"currency":"GBP"}}`),
+			topics.EventTypeCatalog), want: accepted, sku: "HOSTILE", location: "online"},
+		{name: "order line on orders.v1 with header inventory", rec: typed(o("h-order-typed-inv", nil), topics.EventTypeInventory), want: "undecodable"},
+		{name: "unknown stockcast-event-type header", rec: typed(pb(topics.Orders, hostileInventory("h-inv-unknown-type",
+			&inventoryv1.Snapshot{OnHand: 1})), "stock_movement"), want: "unknown_event_type"},
+		{name: "stock movement with header inventory on inventory.v1, then dead-lettered there", rec: typed(pb(topics.Inventory,
+			hostileInventory("h-inv-typed-bad", &inventoryv1.Adjustment{Delta: math.Inf(-1)})), topics.EventTypeInventory), want: "quantity_absurd"},
 
 		// Sizes.
 		{name: "10 MB payload (compressed by the producer)", rec: jsonRecord(topics.Orders, "HOSTILE|online", tenMB), want: "event_too_large"},
@@ -370,7 +388,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		c := in.c
 		id := ""
-		if ev, rej := events.Decode(c.rec.Topic, header(c.rec, topics.HeaderContentType), c.rec.Value); rej == nil {
+		if ev, rej := events.DecodeRecord(c.rec.Topic, header(c.rec, topics.HeaderEventType), header(c.rec, topics.HeaderContentType), c.rec.Value); rej == nil {
 			id = ev.EventID()
 		}
 		got := dlqBySource[src]

@@ -51,6 +51,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		batch[i] = ingesting.Raw{
 			Source:      events.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset},
 			ContentType: kafkax.HeaderValue(r, topics.HeaderContentType),
+			EventType:   kafkax.HeaderValue(r, topics.HeaderEventType),
 			Value:       r.Value,
 		}
 	}

@@ -135,6 +135,45 @@ func (e Event) Hash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// EventType returns the value of the stockcast-event-type header that
+// names this kind of event (see DecodeRecord).
+func (e Event) EventType() string {
+	switch {
+	case e.Order != nil:
+		return topics.EventTypeOrderLine
+	case e.Inventory != nil:
+		return topics.EventTypeInventory
+	}
+	return topics.EventTypeCatalog
+}
+
+// eventTypeTopics maps each stockcast-event-type value to the raw topic
+// whose kind of event it names.
+var eventTypeTopics = map[string]string{
+	topics.EventTypeOrderLine: topics.Orders,
+	topics.EventTypeInventory: topics.Inventory,
+	topics.EventTypeCatalog:   topics.Catalog,
+}
+
+// DecodeRecord decodes a record read from the raw topic topic. Its kind of
+// event is the one its stockcast-event-type header (eventType) names, on
+// any raw topic, so that a platform can publish a series' order lines,
+// stock movements and catalog changes on one topic, keyed by the series,
+// and have them applied in the partition's order; without the header (an
+// empty value counts as none) the kind is the topic's, as Decode. A value
+// that names no kind is refused (unknown_event_type).
+func DecodeRecord(topic, eventType, contentType string, value []byte) (Event, *Rejection) {
+	if eventType == "" {
+		return Decode(topic, contentType, value)
+	}
+	kind, ok := eventTypeTopics[eventType]
+	if !ok {
+		return Event{}, reject(ReasonUnknownEventType, "header %s %q: want %s, %s or %s", topics.HeaderEventType, eventType,
+			topics.EventTypeOrderLine, topics.EventTypeInventory, topics.EventTypeCatalog)
+	}
+	return Decode(kind, contentType, value)
+}
+
 // Decode turns a raw record value into an Event. JSON (protojson, unknown
 // fields refused) is used when contentType is application/json or the value
 // starts with '{' after white space ('{' never starts a valid protobuf

@@ -88,6 +88,66 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestDecodeRecord: the stockcast-event-type header decides the kind of
+// event on any raw topic; without it (or with an empty value) the topic
+// does; an unknown value is refused.
+func TestDecodeRecord(t *testing.T) {
+	order, inv, promo := mustMarshal(t, validOrder()), mustMarshal(t, validInventory()), mustMarshal(t, validPromotion())
+	tests := []struct {
+		name, topic, eventType, contentType string
+		value                               []byte
+		want                                proto.Message // nil: rejected with reason
+		reason                              Reason
+	}{
+		{"no header: the topic's kind", topics.Orders, "", "", order, validOrder(), ""},
+		{"no header: inventory topic", topics.Inventory, "", "", inv, validInventory(), ""},
+		{"inventory on orders.v1", topics.Orders, topics.EventTypeInventory, "", inv, validInventory(), ""},
+		{"catalog on orders.v1", topics.Orders, topics.EventTypeCatalog, "", promo, validPromotion(), ""},
+		{"order line on inventory.v1", topics.Inventory, topics.EventTypeOrderLine, "", order, validOrder(), ""},
+		{"order line on its own topic with header", topics.Orders, topics.EventTypeOrderLine, "", order, validOrder(), ""},
+		{"inventory JSON on orders.v1", topics.Orders, topics.EventTypeInventory, topics.ContentTypeJSON,
+			[]byte(`{"event_id":"inv-1","sku":"85123A","location":"online","occurred_at":"2011-12-09T11:00:00Z","snapshot":{"on_hand":40}}`),
+			&inventoryv1.InventoryEvent{EventId: "inv-1", Sku: "85123A", Location: "online", OccurredAt: validOrder().GetOccurredAt(),
+				Kind: &inventoryv1.InventoryEvent_Snapshot{Snapshot: &inventoryv1.Snapshot{OnHand: 40}}}, ""},
+		// The header names the message: an order line's bytes named
+		// inventory are no inventory event (unknown fields).
+		{"header names another message", topics.Orders, topics.EventTypeInventory, "", order, nil, ReasonUndecodable},
+		{"unknown header value", topics.Orders, "stock", "", inv, nil, ReasonUnknownEventType},
+		{"header is case-sensitive", topics.Orders, "Inventory", "", inv, nil, ReasonUnknownEventType},
+		{"header with spaces", topics.Orders, " inventory", "", inv, nil, ReasonUnknownEventType},
+		{"header on an unknown topic still decodes", "other.v1", topics.EventTypeInventory, "", inv, validInventory(), ""},
+		{"unknown header before an empty value", topics.Orders, "x", "", nil, nil, ReasonUnknownEventType},
+		{"known header, empty value", topics.Orders, topics.EventTypeInventory, "", nil, nil, ReasonUndecodable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, rej := DecodeRecord(tt.topic, tt.eventType, tt.contentType, tt.value)
+			if tt.want == nil {
+				if rej == nil || rej.Reason != tt.reason {
+					t.Fatalf("DecodeRecord = %v, %v; want %s", ev.Message(), rej, tt.reason)
+				}
+				if ev.Message() != nil {
+					t.Fatalf("rejected but returned %v", ev.Message())
+				}
+				return
+			}
+			if rej != nil {
+				t.Fatalf("DecodeRecord: %v", rej)
+			}
+			if !proto.Equal(ev.Message(), tt.want) {
+				t.Fatalf("DecodeRecord = %v, want %v", ev.Message(), tt.want)
+			}
+			if tt.eventType != "" && ev.EventType() != tt.eventType {
+				t.Fatalf("EventType = %q, want %q", ev.EventType(), tt.eventType)
+			}
+		})
+	}
+	_, rej := DecodeRecord(topics.Orders, "stock", "", inv)
+	if want := `header stockcast-event-type "stock": want order_line, inventory or catalog`; rej.Detail != want {
+		t.Fatalf("detail %q, want %q", rej.Detail, want)
+	}
+}
+
 func TestDecodeRefusesLargeValuesUnread(t *testing.T) {
 	// Valid JSON of one byte more than the limit: refused for its size.
 	pad := MaxEventBytes + 1 - len(`{"event_id":"","description":"x"}`)

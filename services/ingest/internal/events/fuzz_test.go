@@ -89,6 +89,16 @@ func checkEvent(t *testing.T, ev Event, now time.Time) bool {
 	if h, _ := again.Hash(); h != hash {
 		t.Fatalf("protobuf round trip changed the hash")
 	}
+	// And on any raw topic with its stockcast-event-type header.
+	for _, topic := range fuzzTopics {
+		other, rej := DecodeRecord(topic, ev.EventType(), "", b)
+		if rej != nil {
+			t.Fatalf("the protobuf encoding of an accepted event with header %s on %s is refused: %v", ev.EventType(), topic, rej)
+		}
+		if !proto.Equal(other.Message(), ev.Message()) {
+			t.Fatalf("decoded with header %s on %s as another event:\n got %v\nwant %v", ev.EventType(), topic, other.Message(), ev.Message())
+		}
+	}
 	// And so does its JSON, when it fits the size limit.
 	js, err := protojson.Marshal(ev.Message())
 	if err != nil {
@@ -188,6 +198,47 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(value) > MaxEventBytes {
 			t.Fatalf("decoded a value of %d bytes", len(value))
+		}
+		checkEvent(t, ev, testNow)
+	})
+}
+
+// FuzzDecodeRecord: any bytes on any topic with any stockcast-event-type
+// header and content type. Without a header it is Decode; with one, the
+// event (if any) is of the kind the header names, whatever the topic.
+func FuzzDecodeRecord(f *testing.F) {
+	order, _ := proto.Marshal(validOrder())
+	inv, _ := proto.Marshal(validInventory())
+	promo, _ := proto.Marshal(validPromotion())
+	f.Add(uint8(0), "", "", order)
+	f.Add(uint8(0), topics.EventTypeInventory, "", inv)
+	f.Add(uint8(1), topics.EventTypeOrderLine, topics.ContentTypeJSON, []byte(orderJSON))
+	f.Add(uint8(0), topics.EventTypeCatalog, "", promo)
+	f.Add(uint8(3), topics.EventTypeInventory, "", inv)
+	f.Add(uint8(0), topics.EventTypeInventory, "", order)
+	f.Add(uint8(0), "stock", "", inv)
+	f.Add(uint8(2), "\x00", "", []byte{})
+	f.Fuzz(func(t *testing.T, topicIdx uint8, eventType, contentType string, value []byte) {
+		topic := fuzzTopics[int(topicIdx)%len(fuzzTopics)]
+		ev, rej := DecodeRecord(topic, eventType, contentType, value)
+		if eventType == "" {
+			ev2, rej2 := Decode(topic, contentType, value)
+			if !proto.Equal(ev.Message(), ev2.Message()) || (rej == nil) != (rej2 == nil) || (rej != nil && *rej != *rej2) {
+				t.Fatalf("without a header DecodeRecord = %v, %v; Decode = %v, %v", ev.Message(), rej, ev2.Message(), rej2)
+			}
+		}
+		if rej != nil {
+			checkRejection(t, rej)
+			if ev.Message() != nil {
+				t.Fatalf("rejected (%v) but returned an event", rej)
+			}
+			if _, known := eventTypeTopics[eventType]; eventType != "" && !known && rej.Reason != ReasonUnknownEventType {
+				t.Fatalf("header %q refused with %s, want %s", eventType, rej.Reason, ReasonUnknownEventType)
+			}
+			return
+		}
+		if eventType != "" && ev.EventType() != eventType {
+			t.Fatalf("header %q decoded as %s", eventType, ev.EventType())
 		}
 		checkEvent(t, ev, testNow)
 	})

@@ -15,6 +15,9 @@ type Reason string
 const (
 	ReasonUndecodable Reason = "undecodable"
 	ReasonTooLarge    Reason = "event_too_large"
+	// ReasonUnknownEventType: the stockcast-event-type header names no
+	// kind of event (DecodeRecord).
+	ReasonUnknownEventType Reason = "unknown_event_type"
 
 	ReasonMissingEventID   Reason = "missing_event_id"
 	ReasonEventIDTooLong   Reason = "event_id_too_long"
@@ -49,7 +52,7 @@ const (
 // AllReasons lists every code, for documentation checks and for
 // pre-registering metric series.
 var AllReasons = []Reason{
-	ReasonUndecodable, ReasonTooLarge,
+	ReasonUndecodable, ReasonTooLarge, ReasonUnknownEventType,
 	ReasonMissingEventID, ReasonEventIDTooLong, ReasonInvalidEventID, ReasonMissingSKU, ReasonMissingLocation, ReasonInvalidKey,
 	ReasonMissingOccurred, ReasonOccurredInFuture, ReasonOccurredTooOld,
 	ReasonUnknownOrderLineType, ReasonQuantityNotPositive, ReasonQuantityAbsurd,

@@ -71,7 +71,10 @@ type RawOutputs interface {
 type Raw struct {
 	Source      events.Source
 	ContentType string
-	Value       []byte
+	// EventType is the stockcast-event-type header ("" without one): the
+	// kind of event, which otherwise follows the topic (events.DecodeRecord).
+	EventType string
+	Value     []byte
 }
 
 // Rejected is a rejected record of a consumed batch.
@@ -248,7 +251,7 @@ func (s *Service) Ingest(ctx context.Context, batch []Raw, out Outputs) (Summary
 	rejections := make([]*events.Rejection, len(batch))
 	pos := make([]uint32, len(batch))
 	for i, r := range batch {
-		evs[i], rejections[i] = events.Decode(r.Source.Topic, r.ContentType, r.Value)
+		evs[i], rejections[i] = events.DecodeRecord(r.Source.Topic, r.EventType, r.ContentType, r.Value)
 		pos[i] = PosTag(r.Source)
 	}
 	verdicts, err := s.screen(ctx, evs, rejections, pos)
