@@ -23,6 +23,9 @@ import (
 // defaultMaxPollRecords bounds one poll across all partitions.
 const defaultMaxPollRecords = 10_000
 
+// defaultBatchWait is the default of -kafka.batch-wait.
+const defaultBatchWait = 100 * time.Millisecond
+
 // fetchMaxWait is how long the broker may hold a fetch waiting for data:
 // short, so that records flow through the pipeline with little latency.
 const fetchMaxWait = 100 * time.Millisecond
@@ -30,9 +33,10 @@ const fetchMaxWait = 100 * time.Millisecond
 // maxSpanLinks bounds the links from a handler span to the records' traces.
 const maxSpanLinks = 128
 
-// Handler processes records: by default every record of one poll in one
+// Handler processes records: by default every record of one batch in one
 // call (the partitions one after another, each partition's records in offset
-// order; records may come from several topics), with
+// order; records may come from several topics; a batch is one poll, or with
+// Config.BatchWait the polls gathered until Config.BatchRecords or BatchWait), with
 // Config.PartitionAtATime one partition's records per call. With
 // Config.ConcurrentPartitions the partitions of one poll are handled
 // concurrently: Handle is called from several goroutines at once, each with a
@@ -69,6 +73,26 @@ type Consumer struct {
 	sess   *kgo.GroupTransactSession // nil with Config.AtLeastOnce
 	txnID  string
 	unlock func() // releases txnID's lock (nil with Config.AtLeastOnce)
+
+	// revoked is set when the group revokes or loses partitions of this
+	// transactional member; the session then aborts the transaction at
+	// its end, so a batch gathered across it is not handled (see gather).
+	// Reset after each End, like the session's own flag.
+	revoked atomic.Bool
+	// rebalanceWaits is set when a rebalance waits for this at-least-once
+	// member's AllowRebalance: the gather stops early. Reset after
+	// AllowRebalance.
+	rebalanceWaits atomic.Bool
+
+	// gatherMu guards endGather, the cancel of the running gather's
+	// polls (nil when no gather runs): a revoke or a waiting rebalance
+	// calls it, so that a poll waiting for more records returns at once.
+	gatherMu  sync.Mutex
+	endGather context.CancelFunc
+
+	// gathered, when set (tests), is called after each poll that added
+	// records to a batch, with the batch's record count.
+	gathered func(records int)
 }
 
 // NewConsumer creates a group consumer of topics; it joins the group when Run starts.
@@ -82,6 +106,15 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		return nil, err
 	}
 	log := tel.Logger.With("component", "kafka-consumer", "group", group)
+	c := &Consumer{
+		cfg:    cfg,
+		group:  group,
+		h:      h,
+		tel:    tel,
+		log:    log,
+		ins:    ins,
+		tracer: tel.Tracer.Tracer(meterName),
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
@@ -105,18 +138,15 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 	if cfg.rebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(cfg.rebalanceTimeout))
 	}
-	c := &Consumer{
-		cfg:    cfg,
-		group:  group,
-		h:      h,
-		tel:    tel,
-		log:    log,
-		ins:    ins,
-		tracer: tel.Tracer.Tracer(meterName),
-	}
 	if cfg.AtLeastOnce {
-		// No partition moves between poll and commit.
-		cl, err := kgo.NewClient(append(opts, kgo.BlockRebalanceOnPoll())...)
+		// No partition moves between poll and commit (across every poll
+		// of a gathered batch); a rebalance that waits for it ends the
+		// gather early.
+		cl, err := kgo.NewClient(append(opts, kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+				c.rebalanceWaits.Store(true)
+				c.stopGathering()
+			}))...)
 		if err != nil {
 			return nil, fmt.Errorf("create kafka consumer for group %s: %w", group, err)
 		}
@@ -133,7 +163,21 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 	// go to their new owner (franz-go's GroupTransactSession design).
 	// Blocking them (BlockRebalanceOnPoll) deadlocks End: it forces a
 	// heartbeat, which a member waiting to rejoin does not send.
+	// The session wraps these: it calls them when it marks the running
+	// transaction for abort (a cooperative rebalance revoking nothing
+	// does not).
+	onRevoked := func(_ context.Context, _ *kgo.Client, rev map[string][]int32) {
+		if len(rev) > 0 {
+			c.revoked.Store(true)
+			c.stopGathering()
+		}
+	}
 	opts = append(opts,
+		kgo.OnPartitionsRevoked(onRevoked),
+		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {
+			c.revoked.Store(true)
+			c.stopGathering()
+		}),
 		kgo.TransactionalID(c.txnID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -195,11 +239,13 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // errShutdown stops a batch that could not finish before shutdown.
 var errShutdown = errors.New("consumer shutting down")
 
-// Run consumes until ctx is done: poll, handle the partitions (each
-// partition's records in order; concurrently with Config.ConcurrentPartitions),
-// retry on error, commit each partition.
-// When ctx is done it finishes the in-flight handler calls, commits them, leaves the group and returns nil. Records not
-// yet handled stay uncommitted and go to the next owner of their partition.
+// Run consumes until ctx is done: poll (gather polls into a batch, see
+// Config.BatchWait), handle the partitions (each partition's records in
+// order; concurrently with Config.ConcurrentPartitions), retry on error,
+// commit. When ctx is done it stops gathering, handles and commits the
+// batch gathered so far and the in-flight handler calls, leaves the group
+// and returns nil. Records not yet handled stay uncommitted and go to the
+// next owner of their partition.
 func (c *Consumer) Run(ctx context.Context) error {
 	// Handler calls get a context that survives the shutdown signal, so the
 	// in-flight batch can complete; it is cancelled DrainTimeout later.
@@ -237,47 +283,151 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	retry := retryState{backoff: c.cfg.RetryMin}
 	for {
-		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
-		if ctx.Err() != nil {
-			return nil // records of this poll were not started: the next owner gets them
+		b, err := c.gather(ctx)
+		if err != nil {
+			return err
 		}
-		if fetches.IsClientClosed() {
-			return errors.New("kafka consumer: client closed while polling")
-		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				c.log.Warn("fetch failed", "topic", topic, "partition", partition, "err", err)
-			}
-		})
-		var parts []kgo.FetchTopicPartition
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 {
-				parts = append(parts, p)
-			}
-		})
-		for _, p := range parts {
-			last := p.Records[len(p.Records)-1]
-			c.ins.lag.Record(ctx, max(0, p.HighWatermark-last.Offset-1), metric.WithAttributes(
-				attribute.String("topic", p.Topic), attribute.String("partition", strconv.Itoa(int(p.Partition)))))
+		if b.n == 0 {
+			return nil // shut down before a poll returned records: the next owner gets them
 		}
 		if c.sess != nil {
-			if len(parts) > 0 {
-				stopped, err := c.transact(ctx, handleCtx, parts, &retry)
-				if err != nil {
-					return err
-				}
-				if stopped || ctx.Err() != nil {
-					return nil
-				}
+			stopped, err := c.transact(ctx, handleCtx, b.parts, &retry)
+			if err != nil {
+				return err
+			}
+			if stopped || ctx.Err() != nil {
+				return nil
 			}
 			c.cl.AllowRebalance()
 			continue
 		}
-		if stopped := c.handlePartitions(ctx, handleCtx, parts); stopped || ctx.Err() != nil {
+		if stopped := c.handlePartitions(ctx, handleCtx, b.parts); stopped || ctx.Err() != nil {
 			return nil // in-flight partitions done and committed; leave the rest
 		}
 		c.cl.AllowRebalance()
+		c.rebalanceWaits.Store(false)
 	}
+}
+
+// batch is the records of one or more polls, by partition (each
+// partition's records in offset order), in the order the partitions first
+// came.
+type batch struct {
+	parts []kgo.FetchTopicPartition
+	index map[topicPartition]int
+	n     int // records, transaction markers included
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// add appends a poll's partitions to b. The records' slices are clipped
+// before the first append: a poll's slice can share its array with records
+// the client still buffers.
+func (b *batch) add(p kgo.FetchTopicPartition) {
+	k := topicPartition{p.Topic, p.Partition}
+	if i, ok := b.index[k]; ok {
+		b.parts[i].Records = append(b.parts[i].Records, p.Records...)
+		b.parts[i].HighWatermark = p.HighWatermark
+	} else {
+		if b.index == nil {
+			b.index = map[topicPartition]int{}
+		}
+		b.index[k] = len(b.parts)
+		p.Records = slices.Clip(p.Records)
+		b.parts = append(b.parts, p)
+	}
+	b.n += len(p.Records)
+}
+
+// gather polls until it has a batch to hand over: the first poll that
+// returns records, then, with Config.BatchWait, more polls until the batch
+// holds Config.BatchRecords records, BatchWait has passed since the first
+// poll returned, or a rebalance waits for this member. Every polled record
+// is in the batch: a transaction commits the offsets of every polled record
+// (and the at-least-once path keeps its partitions until AllowRebalance), so
+// none may be left out. When ctx is done before the first poll returned
+// records it returns an empty batch (nothing was polled); after that it
+// returns what it gathered, which Run then handles and commits (drain). The
+// error is a closed client.
+func (c *Consumer) gather(ctx context.Context) (*batch, error) {
+	b := &batch{}
+	limit := min(c.cfg.MaxPollRecords, c.cfg.BatchRecords)
+	for b.n == 0 {
+		if err := c.poll(ctx, ctx, b, limit); err != nil || ctx.Err() != nil {
+			// Records of a poll that returned on shutdown were not
+			// started: the next owner gets them.
+			return &batch{}, err
+		}
+		if b.n == 0 {
+			// An empty poll blocks rebalances too (at-least-once).
+			c.cl.AllowRebalance()
+			c.rebalanceWaits.Store(false)
+		}
+	}
+	if c.cfg.BatchWait <= 0 {
+		return b, nil
+	}
+	pctx, cancel := context.WithDeadline(ctx, time.Now().Add(c.cfg.BatchWait))
+	defer cancel()
+	c.gatherMu.Lock()
+	c.endGather = cancel
+	c.gatherMu.Unlock()
+	defer func() {
+		c.gatherMu.Lock()
+		c.endGather = nil
+		c.gatherMu.Unlock()
+	}()
+	// The flags are read after endGather is set: a signal either set a
+	// flag seen here or cancels pctx.
+	for b.n < c.cfg.BatchRecords && pctx.Err() == nil && !c.rebalanceWaits.Load() && !c.revoked.Load() {
+		if err := c.poll(ctx, pctx, b, min(c.cfg.MaxPollRecords, c.cfg.BatchRecords-b.n)); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// stopGathering ends the running gather, if any: its poll returns.
+func (c *Consumer) stopGathering() {
+	c.gatherMu.Lock()
+	defer c.gatherMu.Unlock()
+	if c.endGather != nil {
+		c.endGather()
+	}
+}
+
+// poll polls once with pctx (ctx, or ctx with the gather's deadline), adds
+// the records to b and records the poll-level metrics.
+func (c *Consumer) poll(ctx, pctx context.Context, b *batch, limit int) error {
+	fetches := c.cl.PollRecords(pctx, limit)
+	if fetches.IsClientClosed() {
+		return errors.New("kafka consumer: client closed while polling")
+	}
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			c.log.Warn("fetch failed", "topic", topic, "partition", partition, "err", err)
+		}
+	})
+	n := b.n
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		last := p.Records[len(p.Records)-1]
+		c.ins.lag.Record(ctx, max(0, p.HighWatermark-last.Offset-1), metric.WithAttributes(
+			attribute.String("topic", p.Topic), attribute.String("partition", strconv.Itoa(int(p.Partition)))))
+		b.add(p)
+	})
+	if b.n > n {
+		c.ins.polls.Add(ctx, 1)
+		if c.gathered != nil {
+			c.gathered(b.n)
+		}
+	}
+	return nil
 }
 
 // handlePartitions handles the partitions of one poll: by default in one
@@ -450,8 +600,17 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 		return true, fmt.Errorf("kafka consumer %s: begin transaction: %w", c.group, err)
 	}
 	t := &txn{cl: c.cl}
-	hErr := c.handleInTxn(ctx, context.WithValue(handleCtx, txnKey{}, t), parts)
-	committed, endErr := c.sess.End(handleCtx, kgo.TransactionEndTry(hErr == nil))
+	// Partitions revoked or lost since the last End (while the batch was
+	// gathered) make the session abort this transaction whatever the
+	// handler does: skip the handler, abort, and the session rewinds the
+	// partitions this member keeps to their committed offsets.
+	var hErr error
+	revoked := c.revoked.Load()
+	if !revoked {
+		hErr = c.handleInTxn(ctx, context.WithValue(handleCtx, txnKey{}, t), parts)
+	}
+	committed, endErr := c.sess.End(handleCtx, kgo.TransactionEndTry(hErr == nil && !revoked))
+	c.revoked.Store(false)
 	first, n := parts[0].Records[0], 0
 	for _, p := range parts {
 		n += len(p.Records)
@@ -479,8 +638,8 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 		return false, nil
 	case hErr == nil:
 		c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "lost")))
-		c.log.Warn("transaction aborted: this member lost its partitions (rebalance, expired session, fenced); the batch goes to their next owner",
-			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "records", n)
+		c.log.Warn("transaction aborted: this member lost partitions (rebalance, expired session, fenced); the batch goes to their next owner, or to this member again",
+			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "records", n, "handled", !revoked)
 		return false, nil
 	case errors.Is(hErr, errShutdown) || ctx.Err() != nil || handleCtx.Err() != nil:
 		c.ins.txnAborted.Add(handleCtx, 1, metric.WithAttributes(attribute.String("reason", "shutdown")))

@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		killHelper(v)
 		return
 	}
+	if v := os.Getenv(gatherHelperEnv); v != "" {
+		gatherHelper(v)
+		return
+	}
 	os.Exit(m.Run())
 }
 

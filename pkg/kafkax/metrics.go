@@ -22,6 +22,7 @@ type instruments struct {
 	handlerDuration metric.Float64Histogram // stockcast_handler_duration_seconds{topic}
 	lag             metric.Int64Gauge       // stockcast_consumer_lag{topic,partition}
 	txnAborted      metric.Int64Counter     // stockcast_kafka_transactions_aborted_total{reason}
+	polls           metric.Int64Counter     // stockcast_consumer_polls_total
 }
 
 func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
@@ -41,7 +42,7 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 		return nil, fmt.Errorf("create handler errors counter: %w", err)
 	}
 	if ins.handlerDuration, err = m.Float64Histogram("stockcast.handler.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of one handler call on one partition's records."),
+		metric.WithDescription("Duration of one handler call on one batch (or, with -kafka.partition-at-a-time, one partition of it)."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)); err != nil {
 		return nil, fmt.Errorf("create handler duration histogram: %w", err)
 	}
@@ -51,6 +52,10 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 	if ins.txnAborted, err = m.Int64Counter("stockcast.kafka.transactions.aborted", metric.WithDescription(
 		"Consumer transactions aborted, by reason: handler_error (the poll is handled again), lost (partitions revoked or lost, or fenced by the group generation: the batch goes to the next owner), shutdown, fenced (a newer epoch took the transactional id: a live twin, or a transaction older than its timeout; the consumer stops).")); err != nil {
 		return nil, fmt.Errorf("create aborted transactions counter: %w", err)
+	}
+	if ins.polls, err = m.Int64Counter("stockcast.consumer.polls", metric.WithDescription(
+		"Polls that returned records; with -kafka.batch-wait several polls make one batch (one handler call, one transaction or offset commit).")); err != nil {
+		return nil, fmt.Errorf("create polls counter: %w", err)
 	}
 	return &ins, nil
 }
