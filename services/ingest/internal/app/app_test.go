@@ -591,3 +591,68 @@ func TestStoreOutageHoldsTheBatch(t *testing.T) {
 	}
 	app.stop(t)
 }
+
+// TestOneTopicKeepsSeriesOrder: a series' order lines, stock movements and
+// price changes on one topic (orders.v1), the kind in the header
+// stockcast-event-type, come out on demand.v1 in the order produced, each
+// stored in its table; a reject goes to orders.v1.dlq.
+func TestOneTopicKeepsSeriesOrder(t *testing.T) {
+	s := stores{brokers: testenv.Kafka(t), redis: testenv.Redis(t), ch: testenv.ClickHouse(t)}
+	typed := func(r *kgo.Record, eventType string) *kgo.Record {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: topics.HeaderEventType, Value: []byte(eventType)})
+		return r
+	}
+	const key = "85123A|online"
+	price := &catalogv1.CatalogEvent{EventId: "cat-1", OccurredAt: timestamppb.New(occurred),
+		Kind: &catalogv1.CatalogEvent_PriceChange{PriceChange: &catalogv1.PriceChange{Sku: "85123A", Location: "online", Price: 2.95, Currency: "GBP"}}}
+	recs := []*kgo.Record{
+		pbRecord(t, topics.Orders, key, orderLine("or-1", "85123A", placed, 6)),
+		typed(pbRecord(t, topics.Orders, key, inventoryEvent("inv-1", &inventoryv1.Snapshot{OnHand: 40})), topics.EventTypeInventory),
+		typed(pbRecord(t, topics.Orders, key, orderLine("or-2", "85123A", placed, 2)), topics.EventTypeOrderLine),
+		typed(pbRecord(t, topics.Orders, key, price), topics.EventTypeCatalog),
+		typed(pbRecord(t, topics.Orders, key, inventoryEvent("inv-2", &inventoryv1.Snapshot{OnHand: -1})), topics.EventTypeInventory),
+		typed(pbRecord(t, topics.Orders, key, inventoryEvent("inv-3", &inventoryv1.Snapshot{OnHand: 1})), "stock"),
+		pbRecord(t, topics.Orders, key, orderLine("or-3", "85123A", cancelled, 1)),
+	}
+	app := start(t, s)
+	produce(t, s.brokers, recs)
+	waitCommitted(t, s.brokers, consumer.Group, consumer.Topics...)
+
+	var got []string
+	for _, r := range readAll(t, s.brokers, topics.Demand) {
+		got = append(got, demandSummary(t, r))
+	}
+	want := []string{
+		"85123A|online or-1 2011-12-09 demand +6 DEMAND_KIND_ORDER",
+		"85123A|online inv-1 2011-12-09 inventory",
+		"85123A|online or-2 2011-12-09 demand +2 DEMAND_KIND_ORDER",
+		"85123A|online cat-1 2011-12-09 price 2.95",
+		"85123A|online or-3 2011-12-09 demand -1 DEMAND_KIND_CANCELLATION",
+	}
+	if !equalStrings(got, want) {
+		t.Errorf("demand.v1 in offset order:\n got  %q\n want %q", got, want)
+	}
+	var reasons []string
+	for _, r := range dlqRecords(t, s.brokers) {
+		reasons = append(reasons, r.Topic+" "+header(r, topics.HeaderDLQReason)+" "+header(r, topics.HeaderEventType))
+	}
+	if want := []string{"orders.v1.dlq quantity_negative inventory", "orders.v1.dlq unknown_event_type stock"}; !equalStrings(reasons, want) {
+		t.Errorf("dead letters %q, want %q", reasons, want)
+	}
+	ctx := context.Background()
+	conn, err := chx.Open(ctx, s.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for table, want := range map[string]uint64{"order_lines": 3, "inventory_events": 1, "catalog_events": 1} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+table+" FINAL WHERE source_topic = 'orders.v1'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s: %d rows from orders.v1, want %d", table, n, want)
+		}
+	}
+	app.stop(t)
+}
