@@ -498,6 +498,219 @@ func (x *GetFeaturesResponse) GetHistory() []*DailyDemand {
 	return nil
 }
 
+// SeriesRef names one series.
+type SeriesRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Location      string                 `protobuf:"bytes,2,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesRef) Reset() {
+	*x = SeriesRef{}
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesRef) ProtoMessage() {}
+
+func (x *SeriesRef) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesRef.ProtoReflect.Descriptor instead.
+func (*SeriesRef) Descriptor() ([]byte, []int) {
+	return file_stockcast_feature_v1_feature_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SeriesRef) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *SeriesRef) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+type GetHistoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*SeriesRef           `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoriesRequest) Reset() {
+	*x = GetHistoriesRequest{}
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoriesRequest) ProtoMessage() {}
+
+func (x *GetHistoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoriesRequest.ProtoReflect.Descriptor instead.
+func (*GetHistoriesRequest) Descriptor() ([]byte, []int) {
+	return file_stockcast_feature_v1_feature_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetHistoriesRequest) GetSeries() []*SeriesRef {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+// SeriesHistory is one series' stored daily history (up to 400 days).
+type SeriesHistory struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Location string                 `protobuf:"bytes,2,opt,name=location,proto3" json:"location,omitempty"`
+	// False for a series the feature service has not stored (GetFeatures:
+	// NotFound); its history is empty.
+	Found         bool           `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`
+	History       []*DailyDemand `protobuf:"bytes,4,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesHistory) Reset() {
+	*x = SeriesHistory{}
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesHistory) ProtoMessage() {}
+
+func (x *SeriesHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesHistory.ProtoReflect.Descriptor instead.
+func (*SeriesHistory) Descriptor() ([]byte, []int) {
+	return file_stockcast_feature_v1_feature_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SeriesHistory) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *SeriesHistory) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *SeriesHistory) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *SeriesHistory) GetHistory() []*DailyDemand {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+type GetHistoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested series, in request order.
+	Histories     []*SeriesHistory `protobuf:"bytes,1,rep,name=histories,proto3" json:"histories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoriesResponse) Reset() {
+	*x = GetHistoriesResponse{}
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoriesResponse) ProtoMessage() {}
+
+func (x *GetHistoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stockcast_feature_v1_feature_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoriesResponse.ProtoReflect.Descriptor instead.
+func (*GetHistoriesResponse) Descriptor() ([]byte, []int) {
+	return file_stockcast_feature_v1_feature_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetHistoriesResponse) GetHistories() []*SeriesHistory {
+	if x != nil {
+		return x.Histories
+	}
+	return nil
+}
+
 var File_stockcast_feature_v1_feature_proto protoreflect.FileDescriptor
 
 const file_stockcast_feature_v1_feature_proto_rawDesc = "" +
@@ -551,9 +764,22 @@ const file_stockcast_feature_v1_feature_proto_rawDesc = "" +
 	"\x0finclude_history\x18\x03 \x01(\bR\x0eincludeHistory\"\x95\x01\n" +
 	"\x13GetFeaturesResponse\x12A\n" +
 	"\bsnapshot\x18\x01 \x01(\v2%.stockcast.feature.v1.FeatureSnapshotR\bsnapshot\x12;\n" +
-	"\ahistory\x18\x02 \x03(\v2!.stockcast.feature.v1.DailyDemandR\ahistory2t\n" +
+	"\ahistory\x18\x02 \x03(\v2!.stockcast.feature.v1.DailyDemandR\ahistory\"9\n" +
+	"\tSeriesRef\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\"N\n" +
+	"\x13GetHistoriesRequest\x127\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.stockcast.feature.v1.SeriesRefR\x06series\"\x90\x01\n" +
+	"\rSeriesHistory\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
+	"\blocation\x18\x02 \x01(\tR\blocation\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\x12;\n" +
+	"\ahistory\x18\x04 \x03(\v2!.stockcast.feature.v1.DailyDemandR\ahistory\"Y\n" +
+	"\x14GetHistoriesResponse\x12A\n" +
+	"\thistories\x18\x01 \x03(\v2#.stockcast.feature.v1.SeriesHistoryR\thistories2\xdb\x01\n" +
 	"\x0eFeatureService\x12b\n" +
-	"\vGetFeatures\x12(.stockcast.feature.v1.GetFeaturesRequest\x1a).stockcast.feature.v1.GetFeaturesResponseBEZCgithub.com/stockcast/stockcast/proto/stockcast/feature/v1;featurev1b\x06proto3"
+	"\vGetFeatures\x12(.stockcast.feature.v1.GetFeaturesRequest\x1a).stockcast.feature.v1.GetFeaturesResponse\x12e\n" +
+	"\fGetHistories\x12).stockcast.feature.v1.GetHistoriesRequest\x1a*.stockcast.feature.v1.GetHistoriesResponseBEZCgithub.com/stockcast/stockcast/proto/stockcast/feature/v1;featurev1b\x06proto3"
 
 var (
 	file_stockcast_feature_v1_feature_proto_rawDescOnce sync.Once
@@ -567,27 +793,36 @@ func file_stockcast_feature_v1_feature_proto_rawDescGZIP() []byte {
 	return file_stockcast_feature_v1_feature_proto_rawDescData
 }
 
-var file_stockcast_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_stockcast_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_stockcast_feature_v1_feature_proto_goTypes = []any{
 	(*FeatureSnapshot)(nil),       // 0: stockcast.feature.v1.FeatureSnapshot
 	(*DailyDemand)(nil),           // 1: stockcast.feature.v1.DailyDemand
 	(*GetFeaturesRequest)(nil),    // 2: stockcast.feature.v1.GetFeaturesRequest
 	(*GetFeaturesResponse)(nil),   // 3: stockcast.feature.v1.GetFeaturesResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*v1.DemandEvent)(nil),        // 5: stockcast.demand.v1.DemandEvent
+	(*SeriesRef)(nil),             // 4: stockcast.feature.v1.SeriesRef
+	(*GetHistoriesRequest)(nil),   // 5: stockcast.feature.v1.GetHistoriesRequest
+	(*SeriesHistory)(nil),         // 6: stockcast.feature.v1.SeriesHistory
+	(*GetHistoriesResponse)(nil),  // 7: stockcast.feature.v1.GetHistoriesResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*v1.DemandEvent)(nil),        // 9: stockcast.demand.v1.DemandEvent
 }
 var file_stockcast_feature_v1_feature_proto_depIdxs = []int32{
-	4, // 0: stockcast.feature.v1.FeatureSnapshot.occurred_at:type_name -> google.protobuf.Timestamp
-	5, // 1: stockcast.feature.v1.FeatureSnapshot.cause:type_name -> stockcast.demand.v1.DemandEvent
+	8, // 0: stockcast.feature.v1.FeatureSnapshot.occurred_at:type_name -> google.protobuf.Timestamp
+	9, // 1: stockcast.feature.v1.FeatureSnapshot.cause:type_name -> stockcast.demand.v1.DemandEvent
 	0, // 2: stockcast.feature.v1.GetFeaturesResponse.snapshot:type_name -> stockcast.feature.v1.FeatureSnapshot
 	1, // 3: stockcast.feature.v1.GetFeaturesResponse.history:type_name -> stockcast.feature.v1.DailyDemand
-	2, // 4: stockcast.feature.v1.FeatureService.GetFeatures:input_type -> stockcast.feature.v1.GetFeaturesRequest
-	3, // 5: stockcast.feature.v1.FeatureService.GetFeatures:output_type -> stockcast.feature.v1.GetFeaturesResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 4: stockcast.feature.v1.GetHistoriesRequest.series:type_name -> stockcast.feature.v1.SeriesRef
+	1, // 5: stockcast.feature.v1.SeriesHistory.history:type_name -> stockcast.feature.v1.DailyDemand
+	6, // 6: stockcast.feature.v1.GetHistoriesResponse.histories:type_name -> stockcast.feature.v1.SeriesHistory
+	2, // 7: stockcast.feature.v1.FeatureService.GetFeatures:input_type -> stockcast.feature.v1.GetFeaturesRequest
+	5, // 8: stockcast.feature.v1.FeatureService.GetHistories:input_type -> stockcast.feature.v1.GetHistoriesRequest
+	3, // 9: stockcast.feature.v1.FeatureService.GetFeatures:output_type -> stockcast.feature.v1.GetFeaturesResponse
+	7, // 10: stockcast.feature.v1.FeatureService.GetHistories:output_type -> stockcast.feature.v1.GetHistoriesResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_stockcast_feature_v1_feature_proto_init() }
@@ -601,7 +836,7 @@ func file_stockcast_feature_v1_feature_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stockcast_feature_v1_feature_proto_rawDesc), len(file_stockcast_feature_v1_feature_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeatureService_GetFeatures_FullMethodName = "/stockcast.feature.v1.FeatureService/GetFeatures"
+	FeatureService_GetFeatures_FullMethodName  = "/stockcast.feature.v1.FeatureService/GetFeatures"
+	FeatureService_GetHistories_FullMethodName = "/stockcast.feature.v1.FeatureService/GetHistories"
 )
 
 // FeatureServiceClient is the client API for FeatureService service.
@@ -28,6 +29,11 @@ const (
 type FeatureServiceClient interface {
 	// GetFeatures returns a series' current features and stored daily history.
 	GetFeatures(ctx context.Context, in *GetFeaturesRequest, opts ...grpc.CallOption) (*GetFeaturesResponse, error)
+	// GetHistories returns the stored daily histories of many series at once
+	// (one Redis round trip), in request order: what GetFeatures with
+	// include_history returns for each, without the snapshots. At most 1,000
+	// series a request (InvalidArgument beyond).
+	GetHistories(ctx context.Context, in *GetHistoriesRequest, opts ...grpc.CallOption) (*GetHistoriesResponse, error)
 }
 
 type featureServiceClient struct {
@@ -48,12 +54,27 @@ func (c *featureServiceClient) GetFeatures(ctx context.Context, in *GetFeaturesR
 	return out, nil
 }
 
+func (c *featureServiceClient) GetHistories(ctx context.Context, in *GetHistoriesRequest, opts ...grpc.CallOption) (*GetHistoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHistoriesResponse)
+	err := c.cc.Invoke(ctx, FeatureService_GetHistories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureServiceServer is the server API for FeatureService service.
 // All implementations must embed UnimplementedFeatureServiceServer
 // for forward compatibility.
 type FeatureServiceServer interface {
 	// GetFeatures returns a series' current features and stored daily history.
 	GetFeatures(context.Context, *GetFeaturesRequest) (*GetFeaturesResponse, error)
+	// GetHistories returns the stored daily histories of many series at once
+	// (one Redis round trip), in request order: what GetFeatures with
+	// include_history returns for each, without the snapshots. At most 1,000
+	// series a request (InvalidArgument beyond).
+	GetHistories(context.Context, *GetHistoriesRequest) (*GetHistoriesResponse, error)
 	mustEmbedUnimplementedFeatureServiceServer()
 }
 
@@ -66,6 +87,9 @@ type UnimplementedFeatureServiceServer struct{}
 
 func (UnimplementedFeatureServiceServer) GetFeatures(context.Context, *GetFeaturesRequest) (*GetFeaturesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFeatures not implemented")
+}
+func (UnimplementedFeatureServiceServer) GetHistories(context.Context, *GetHistoriesRequest) (*GetHistoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHistories not implemented")
 }
 func (UnimplementedFeatureServiceServer) mustEmbedUnimplementedFeatureServiceServer() {}
 func (UnimplementedFeatureServiceServer) testEmbeddedByValue()                        {}
@@ -106,6 +130,24 @@ func _FeatureService_GetFeatures_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureService_GetHistories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHistoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureServiceServer).GetHistories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureService_GetHistories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureServiceServer).GetHistories(ctx, req.(*GetHistoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureService_ServiceDesc is the grpc.ServiceDesc for FeatureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -116,6 +158,10 @@ var FeatureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetFeatures",
 			Handler:    _FeatureService_GetFeatures_Handler,
+		},
+		{
+			MethodName: "GetHistories",
+			Handler:    _FeatureService_GetHistories_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

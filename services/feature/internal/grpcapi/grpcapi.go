@@ -13,9 +13,17 @@ import (
 )
 
 // Reader loads a series' state; found is false for an unknown series.
+// LoadStates loads many series' states ("sku|location") at once.
 type Reader interface {
 	Load(ctx context.Context, sku, location string) (st features.State, item features.Item, found bool, err error)
+	LoadStates(ctx context.Context, series []string) (states []features.State, found []bool, err error)
 }
+
+// MaxHistorySeries bounds the series of one GetHistories request: with up
+// to 400 days each (about 10 KB encoded), 1,000 series are about 10 MB, in
+// -grpc.max-send-bytes' default (64 MiB). A client reading with gRPC's
+// default receive limit (4 MiB) asks for fewer (the forecast service: 256).
+const MaxHistorySeries = 1000
 
 // Server implements featurev1.FeatureServiceServer.
 type Server struct {
@@ -44,6 +52,36 @@ func (s *Server) GetFeatures(ctx context.Context, req *featurev1.GetFeaturesRequ
 	}
 	if req.GetIncludeHistory() {
 		resp.History = history(&st)
+	}
+	return resp, nil
+}
+
+// GetHistories returns the stored daily histories of many series, in
+// request order, read from Redis in one pipeline; a series Redis has none
+// of comes back not found with no history.
+func (s *Server) GetHistories(ctx context.Context, req *featurev1.GetHistoriesRequest) (*featurev1.GetHistoriesResponse, error) {
+	refs := req.GetSeries()
+	if len(refs) > MaxHistorySeries {
+		return nil, status.Errorf(codes.InvalidArgument, "%d series requested: at most %d a request", len(refs), MaxHistorySeries)
+	}
+	keys := make([]string, len(refs))
+	for i, r := range refs {
+		if r.GetSku() == "" || r.GetLocation() == "" {
+			return nil, status.Errorf(codes.InvalidArgument, "series %d: sku and location are required", i)
+		}
+		keys[i] = features.Change{SKU: r.GetSku(), Location: r.GetLocation()}.SeriesKey()
+	}
+	states, found, err := s.store.LoadStates(ctx, keys)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "load features: %v", err)
+	}
+	resp := &featurev1.GetHistoriesResponse{Histories: make([]*featurev1.SeriesHistory, len(refs))}
+	for i, r := range refs {
+		h := &featurev1.SeriesHistory{Sku: r.GetSku(), Location: r.GetLocation(), Found: found[i]}
+		if found[i] {
+			h.History = history(&states[i])
+		}
+		resp.Histories[i] = h
 	}
 	return resp, nil
 }
