@@ -59,13 +59,26 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	batch := h.scorer.Begin()
 	results := make([]*scoring.Result, 0, len(recs))
 	out := make([]*kgo.Record, 0, len(recs))
-	for _, rec := range recs {
-		var snap featurev1.FeatureSnapshot
-		if err := proto.Unmarshal(rec.Value, &snap); err != nil {
+	// Decoded first, so the histories the batch needs are fetched together
+	// (scoring.Batch.Prefetch).
+	snaps := make([]*featurev1.FeatureSnapshot, len(recs))
+	decoded := make([]*featurev1.FeatureSnapshot, 0, len(recs))
+	for i, rec := range recs {
+		snap := new(featurev1.FeatureSnapshot)
+		if err := proto.Unmarshal(rec.Value, snap); err == nil {
+			snaps[i] = snap
+			decoded = append(decoded, snap)
+		}
+	}
+	batch.Prefetch(decoded)
+	for i, rec := range recs {
+		snap := snaps[i]
+		if snap == nil {
+			err := proto.Unmarshal(rec.Value, new(featurev1.FeatureSnapshot))
 			out = append(out, h.reject(rec, ReasonUndecodable, err))
 			continue
 		}
-		res, err := batch.Score(ctx, &snap)
+		res, err := batch.Score(ctx, snap)
 		if errors.Is(err, scoring.ErrInvalidSnapshot) {
 			out = append(out, h.reject(rec, ReasonInvalidSnapshot, err))
 			continue

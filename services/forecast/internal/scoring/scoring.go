@@ -145,6 +145,11 @@ type Batch struct {
 	// the batch
 	results map[*series]*Result
 	stats   Stats
+	// ahead holds the snapshots to score (Prefetch), pos the next one;
+	// prefetched the histories fetched for them, until used
+	ahead      []*featurev1.FeatureSnapshot
+	pos        int
+	prefetched map[string][]DailyDemand
 }
 
 // Begin starts a batch.
@@ -254,6 +259,7 @@ func ForecastID(seriesKey, eventID, modelVersion string) string {
 // ErrInvalidSnapshot are permanent; others (the feature service is down)
 // are worth retrying.
 func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Result, error) {
+	b.advance(snap)
 	v, err := validate(snap)
 	if err != nil {
 		return nil, err
@@ -359,7 +365,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 // into e's state and window; days missing from the history had no demand.
 func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day, e *series) error {
 	st := &e.state
-	hist, err := b.s.history.History(ctx, sku, location)
+	hist, err := b.historyOf(ctx, e.key, sku, location)
 	if err != nil {
 		return fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
 	}
