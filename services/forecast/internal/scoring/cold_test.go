@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"testing"
@@ -46,9 +47,19 @@ func TestColdRoundTrip(t *testing.T) {
 			got := cs.decode()
 			want := *s
 			want.unkept = false
+			// the global part: a new copy, the same bits (NaN prices and
+			// feature values: not DeepEqual)
+			if !samePart(got.global, want.global) {
+				t.Fatalf("%s: the decoded global part differs", s.key)
+			}
+			if got.global != nil && got.global == want.global {
+				t.Fatalf("%s: the decoded global part is the series'", s.key)
+			}
+			got.global, want.global = nil, nil
 			if got.state != want.state || got.win != want.win || got.prev != want.prev || !reflect.DeepEqual(*got, want) {
 				t.Fatalf("%s: the decoded series differs", s.key)
 			}
+			got.global = s.global
 			if want.win.censored == [len(want.win.censored)]uint64{} {
 				t.Fatalf("%s: no censored day in the window", s.key)
 			}
@@ -56,12 +67,14 @@ func TestColdRoundTrip(t *testing.T) {
 				globals++
 			}
 			for cut := range len(cs.packed) {
-				short := &coldSeries{key: cs.key, packed: cs.packed[:cut]}
+				short := *cs
+				short.packed = cs.packed[:cut]
 				if err := short.decodeInto(&series{}); err == nil {
 					t.Fatalf("%s: cut at %d of %d bytes, decoded", s.key, cut, len(cs.packed))
 				}
 			}
-			long := &coldSeries{key: cs.key, packed: append(append([]byte(nil), cs.packed...), 0)}
+			long := *cs
+			long.packed = append(append([]byte(nil), cs.packed...), 0)
 			if err := long.decodeInto(&series{}); err == nil {
 				t.Fatalf("%s: decoded with a byte after it", s.key)
 			}
@@ -70,6 +83,35 @@ func TestColdRoundTrip(t *testing.T) {
 			t.Errorf("model %v: %d series with a global part, want %d", withModel, globals, want)
 		}
 	}
+}
+
+// samePart tells whether two global parts hold the same numbers, bit for
+// bit (a NaN price or feature value is equal to itself), and the same
+// strings and nil slices.
+func samePart(a, b *globalPart) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	sameFloats := func(x, y []float64) bool {
+		if len(x) != len(y) || (x == nil) != (y == nil) {
+			return false
+		}
+		for i := range x {
+			if math.Float64bits(x[i]) != math.Float64bits(y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, p := range [][2][]float64{{a.means, b.means}, {a.stable, b.stable}, {a.volatile, b.volatile}, {a.values, b.values},
+		{a.stableContrib, b.stableContrib}, {a.contrib, b.contrib}, {a.change, b.change},
+		{{a.price, a.bias, a.stableBias}, {b.price, b.bias, b.stableBias}}} {
+		if !sameFloats(p[0], p[1]) {
+			return false
+		}
+	}
+	return a.version == b.version && a.start == b.start && a.dept == b.dept && a.cat == b.cat &&
+		a.msg == nil && b.msg == nil && a.comps == nil && b.comps == nil && a.factors == nil && b.factors == nil
 }
 
 // TestColdSeriesForecastsEqual: a scorer that keeps one series as it is
@@ -259,5 +301,44 @@ func TestColdConcurrentBatches(t *testing.T) {
 	}
 	if cold := shared.ColdSeries(); cold < n-workers-cfg.LatestSeries {
 		t.Errorf("%d cold series of %d, want at least %d", cold, n, n-workers-cfg.LatestSeries)
+	}
+}
+
+// TestColdPartForms: a global part's compact form for the cases real
+// series rarely make: a version other than the series' (written out),
+// means that are not the margins' sum or its exp (written), exp(sum)
+// means (made again), no change, NaN and negative numbers, empty and
+// non-ASCII strings; each decodes to the same bits, and cut short it does
+// not decode.
+func TestColdPartForms(t *testing.T) {
+	nan := math.NaN()
+	sum := &globalPart{version: "v2", start: 19500, price: nan, dept: "", cat: "Läden/ü", bias: -0.25, stableBias: 1e-300,
+		means: []float64{3, -1.5}, stable: []float64{1, -2}, volatile: []float64{2, 0.5},
+		values: []float64{nan, 0, 7, math.Inf(-1)}, stableContrib: []float64{0.1, 0, -0.3, 2}, contrib: []float64{0.1, 0.2, -0.3, 5},
+		change: []float64{0, -0.125, nan, 1}}
+	exp := *sum
+	exp.means = []float64{math.Exp(3), math.Exp(-1.5)}
+	exp.change = nil
+	other := *sum
+	other.means = []float64{3, 4} // neither
+	other.version = "v1"
+	for i, c := range []struct {
+		g       *globalPart
+		version string // the series' prev.globalVersion
+		flags   byte
+	}{{sum, "v2", partMeansSum | partChange}, {&exp, "v2", partMeansExp}, {&other, "v2", partOwnVersion | partChange}, {sum, "", partOwnVersion | partMeansSum | partChange}} {
+		b := appendPart(nil, c.g, c.version)
+		if b[0] != c.flags {
+			t.Errorf("case %d: flags %b, want %b", i, b[0], c.flags)
+		}
+		got, rest, err := readPart(b, c.version)
+		if err != nil || len(rest) != 0 || !samePart(got, c.g) {
+			t.Fatalf("case %d: decoded %+v, %d bytes left, %v; want %+v", i, got, len(rest), err, c.g)
+		}
+		for cut := range len(b) {
+			if _, rest, err := readPart(b[:cut], c.version); err == nil {
+				t.Fatalf("case %d: cut at %d of %d bytes, decoded (%d left)", i, cut, len(b), len(rest))
+			}
+		}
 	}
 }

@@ -22,8 +22,11 @@ import (
 // batches of 1,000 events. Every
 // 100,000 series it prints the process's RSS (VmRSS, and the peak VmHWM),
 // the live heap after a GC and the GC's count, so that a run cut short
-// still says something. It runs once whatever b.N; set GOMEMLIMIT as the
-// service would run. Run it with
+// still says something. With STOCKCAST_MEM_MODEL=1 the series are
+// combined with a global model of the m5-tiny champion's size (as
+// BenchmarkHeapPerSeries's "global"), each series keeping its global part.
+// It runs once whatever b.N; set GOMEMLIMIT as the service would run. Run
+// it with
 //
 //	GOMEMLIMIT=3600MiB go test -run '^$' -bench MillionSeries -benchtime 1x -timeout 0 ./services/forecast/internal/scoring/
 func BenchmarkMillionSeries(b *testing.B) {
@@ -41,6 +44,14 @@ func BenchmarkMillionSeries(b *testing.B) {
 			b.Fatalf("STOCKCAST_MEM_HISTORY=%q: want a positive number of days", v)
 		}
 	}
+	var model *Model
+	switch v := os.Getenv("STOCKCAST_MEM_MODEL"); v {
+	case "", "0":
+	case "1":
+		model = benchModel(b, testSeries{start: 19000, demand: weekly(2000)})
+	default:
+		b.Fatalf("STOCKCAST_MEM_MODEL=%q: want 1 (a global model) or 0", v)
+	}
 	cfg := testConfig(n)
 	cfg.LatestSeries = DefaultLatestSeries
 	ctx := context.Background()
@@ -48,9 +59,10 @@ func BenchmarkMillionSeries(b *testing.B) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	rss0, _ := procStatus("VmRSS")
-	fmt.Printf("million: GOMEMLIMIT %d MiB, GOGC %q, %d series, %d days of history; before: RSS %d MiB, heap %d MiB\n",
-		debug.SetMemoryLimit(-1)>>20, os.Getenv("GOGC"), n, src.histDays, rss0>>20, base.HeapAlloc>>20)
+	fmt.Printf("million: GOMEMLIMIT %d MiB, GOGC %q, %d series, %d days of history, global model %v; before: RSS %d MiB, heap %d MiB\n",
+		debug.SetMemoryLimit(-1)>>20, os.Getenv("GOGC"), n, src.histDays, model != nil, rss0>>20, base.HeapAlloc>>20)
 	sc := New(cfg, src, fixedClock)
+	sc.SetModel(model)
 	start := time.Now()
 	const batchSize = 1000
 	for k0 := 0; k0 < n; k0 += batchSize {
@@ -75,6 +87,11 @@ func BenchmarkMillionSeries(b *testing.B) {
 	}
 	if got := sc.Series(); got != n {
 		b.Fatalf("%d series in memory, want %d", got, n)
+	}
+	if model != nil {
+		if s, _ := sc.cache.peek(src.key(0)); s.global == nil {
+			b.Fatal("series 0 has no global part")
+		}
 	}
 	peak, _ := procStatus("VmHWM")
 	rss, _ := procStatus("VmRSS")
