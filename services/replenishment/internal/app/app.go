@@ -181,7 +181,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	state := store.NewStateWith(rdb, cfg.State).Guarded() // applies nothing while Redis lost the state
+	state := store.NewStateWith(rdb, stateConfig(cfg)).Guarded() // applies nothing while Redis lost the state
 	planner := planning.NewPlannerLearning(policies, state, log, cfg.Planning.LeadTimeMinSamples)
 	proposals := store.NewProposals(ch)
 
@@ -254,4 +254,12 @@ func migrate(ctx context.Context, ch driver.Conn) error {
 		return err
 	}
 	return store.MigrateStockouts(ctx, ch)
+}
+
+// stateConfig is the state store's configuration: a marker per event only
+// without Kafka transactions (store.StateConfig.Markers).
+func stateConfig(cfg Config) store.StateConfig {
+	c := cfg.State
+	c.Markers = cfg.Kafka.AtLeastOnce
+	return c
 }

@@ -31,6 +31,7 @@ const replayBatch = 5000
 //  1. the policies set with SetPolicy and the decisions on proposals come
 //     back from ClickHouse (policy_log; proposals' version-2 rows);
 //  2. the state (positions, open orders, crossings, learned lead times, the
+//     applied logs (offset watermarks) or, without Kafka transactions, the
 //     exactly-once markers with their outcomes) is rebuilt by applying
 //     forecasts.v1 from the start of the log up to the group's committed
 //     offsets, with the same planner and the same scripts as the consumer,
@@ -117,7 +118,7 @@ func runRebuild(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	state := store.NewStateWith(rdb, cfg.State)
+	state := store.NewStateWith(rdb, stateConfig(cfg))
 	var summary string
 	complete, gen, err := recovery.Exclusive(ctx, recovery.NewGuard(rdb, store.Service), cfg.Recovery.LockTTL, func(ctx context.Context, token string) error {
 		var err error

@@ -30,6 +30,7 @@ import (
 
 // benchRecord is a forecasts.v1 record of the forecast service's default
 // shape: 199 quantile levels, lead times 1,2,3,5,7,10,14,21,28, 28 days.
+// benchRecord is at offset minute: the rounds are consecutive batches.
 func benchRecord(b *testing.B, sku, eventID string, minute int) *kgo.Record {
 	at := time.Date(2011, 3, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(minute) * time.Minute)
 	ev := &forecastv1.ForecastEvent{
@@ -55,7 +56,7 @@ func benchRecord(b *testing.B, sku, eventID string, minute int) *kgo.Record {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &kgo.Record{Topic: topics.Forecasts, Key: []byte(ev.GetSeriesKey()), Value: v}
+	return &kgo.Record{Topic: topics.Forecasts, Key: []byte(ev.GetSeriesKey()), Value: v, Offset: int64(minute)}
 }
 
 // discard takes the proposals and records: this benchmark measures the

@@ -116,8 +116,9 @@ func (h *Handler) SetStockoutOutput(o StockoutOutput) { h.stockouts = o }
 func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	events := make([]planning.Event, 0, len(recs))
 	var dlq []*kgo.Record
+	start := batchStarts(recs)
 	for _, r := range recs {
-		ev, err := decode(r)
+		ev, err := decode(r, start)
 		var invalid *planning.InvalidEventError
 		if errors.As(err, &invalid) {
 			h.log.Warn("rejected record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
@@ -201,13 +202,26 @@ func (h *Handler) emit(ctx context.Context, res planning.Result, dlq []*kgo.Reco
 	return nil
 }
 
-func decode(r *kgo.Record) (planning.Event, error) {
+// batchStarts is the offset of each partition's first record in recs: the
+// batch start of the events' positions.
+func batchStarts(recs []*kgo.Record) map[int32]int64 {
+	start := map[int32]int64{}
+	for _, r := range recs {
+		if _, ok := start[r.Partition]; !ok {
+			start[r.Partition] = r.Offset
+		}
+	}
+	return start
+}
+
+func decode(r *kgo.Record, start map[int32]int64) (planning.Event, error) {
 	var ev forecastv1.ForecastEvent
 	if err := proto.Unmarshal(r.Value, &ev); err != nil {
 		return planning.Event{}, &planning.InvalidEventError{Reason: ReasonUndecodable, Detail: "not a ForecastEvent: " + err.Error()}
 	}
 	e, err := planning.NewEvent(&ev)
 	e.Raw = r.Value
+	e.Pos = &planning.Position{Partition: r.Partition, Offset: r.Offset, Start: start[r.Partition]}
 	return e, err
 }
 

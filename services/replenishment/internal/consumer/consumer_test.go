@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,13 +68,17 @@ func newHandler(t *testing.T, redisAddr string, brokers []string) *Handler {
 	return h
 }
 
+// nextOffset is the offset of the next record(): each record at its own
+// offset of partition 2, as in forecasts.v1.
+var nextOffset atomic.Int64
+
 func record(t *testing.T, ev *forecastv1.ForecastEvent) *kgo.Record {
 	t.Helper()
 	v, err := proto.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &kgo.Record{Topic: topics.Forecasts, Key: []byte(ev.GetSeriesKey()), Value: v, Partition: 2, Offset: 41}
+	return &kgo.Record{Topic: topics.Forecasts, Key: []byte(ev.GetSeriesKey()), Value: v, Partition: 2, Offset: 41 + nextOffset.Add(1)}
 }
 
 func TestHandleRejectsInvalidRecordsToTheDLQ(t *testing.T) {

@@ -16,8 +16,9 @@ import (
 // dead-letter are skipped. It returns how many events it applied.
 func Replay(ctx context.Context, planner Planner, recs []*kgo.Record) (int, error) {
 	events := make([]planning.Event, 0, len(recs))
+	start := batchStarts(recs)
 	for _, r := range recs {
-		ev, err := decode(r)
+		ev, err := decode(r, start)
 		if err != nil {
 			continue
 		}

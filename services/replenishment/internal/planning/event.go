@@ -37,9 +37,21 @@ type Event struct {
 	EventID string
 	Change  Change
 	Source  *forecastv1.ForecastEvent
-	// Source as received (the Kafka record's value), kept as the series'
-	// latest forecast without encoding it again; nil: encoded when needed.
+	// Source as received (the Kafka record's value); nil: encoded when
+	// needed.
 	Raw []byte
+	// Where the event was read in forecasts.v1; nil for steps without a
+	// position (SetPolicy's re-evaluation).
+	Pos *Position
+}
+
+// Position is a record's place in its partition and the offset of that
+// partition's first record in the batch being handled (where the consumer
+// restarted: the committed position under Kafka transactions).
+type Position struct {
+	Partition int32
+	Offset    int64
+	Start     int64
 }
 
 // SeriesKey is sku|location.

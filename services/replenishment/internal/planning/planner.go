@@ -68,7 +68,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	steps := make([]Step, len(events))
 	last := make(map[Scope]int, len(events))
 	for i, ev := range events {
-		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change}
+		steps[i] = Step{Series: ev.Series, EventID: ev.EventID, Change: ev.Change, Pos: ev.Pos}
 		if at := eventTime(ev); at.UnixNano() > 0 {
 			steps[i].DecidedAtNs = at.UnixNano()
 		}

@@ -87,6 +87,10 @@ type Step struct {
 	// Recorded with a decision, so a redelivery rebuilds the same proposal
 	// even if the policy changed in between.
 	Policy EffectivePolicy
+	// The event's place in forecasts.v1 (nil: none): with it, the store
+	// may recognise a redelivery by the series' offset watermark instead
+	// of a marker per event.
+	Pos *Position
 }
 
 // Outcome is what applying a step did. A redelivered step returns the

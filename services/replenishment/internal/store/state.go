@@ -62,9 +62,14 @@ func (s *State) Rebuilding() *State {
 	return &c
 }
 
+// AppliedKey is the list of the outcomes of a series' last batch of events
+// with a position, whose newest entry is the series' offset watermark
+// (state.lua).
+func AppliedKey(seriesKey string) string { return StateKey(seriesKey) + ":applied" }
+
 // keys are the script's KEYS for an event of a series.
 func (s *State) keys(series, eventID string) []string {
-	keys := []string{StateKey(series), SeenKey(series, eventID), JournalKey(series), StockoutsKey(series)}
+	keys := []string{StateKey(series), SeenKey(series, eventID), JournalKey(series), StockoutsKey(series), AppliedKey(series)}
 	if s.guardKey != "" {
 		keys = append(keys, s.guardKey)
 	}
@@ -130,6 +135,10 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 		if st.HasReorderPoint {
 			rop, out = formatFloat(st.ReorderPoint), formatFloat(st.OrderUpTo)
 		}
+		off, part, start := "", "", ""
+		if st.Pos != nil && !s.cfg.Markers {
+			off, part, start = strconv.FormatInt(st.Pos.Offset, 10), strconv.Itoa(int(st.Pos.Partition)), strconv.FormatInt(st.Pos.Start, 10)
+		}
 		at := ""
 		if st.Change.OccurredAtNs != 0 {
 			at = strconv.FormatInt(st.Change.OccurredAtNs, 10)
@@ -141,7 +150,7 @@ func (s *State) run(ctx context.Context, steps []planning.Step) ([]*redis.Cmd, e
 			strconv.FormatInt(int64(s.cfg.SnapshotWindow), 10), encodeLeadTime(st.LeadTime), st.Change.Category,
 			periodicArg(st), st.ReviewDay,
 			formatFloat(max(s.cfg.ReviseMinUnits, st.Policy.PackSize)), strconv.FormatInt(int64(s.cfg.ReviseInterval), 10),
-			decidedAt(st), reviewToday(st))
+			decidedAt(st), reviewToday(st), off, part, start)
 		if st.Forecast != nil {
 			pipe.Set(ctx, ForecastKey(key), st.Forecast, 0)
 		}
@@ -355,7 +364,16 @@ const (
 
 // StateConfig configures the state store.
 type StateConfig struct {
+	// How long an applied event's marker, and a series' applied log after
+	// its last batch, are kept.
 	SeenTTL time.Duration
+	// Markers records every event in a marker of its own, also events with
+	// a position in forecasts.v1: needed without Kafka transactions
+	// (-kafka.transactions=false), where a batch that was handled may be
+	// delivered again from an older offset than the series' last batch.
+	// Without it an event with a position is recorded in the series'
+	// applied log (state.lua). Not a flag: the service sets it.
+	Markers bool
 	// Relative move of the order-up-to level that revises an open proposal.
 	ReviseThreshold float64
 	// A revision for a new forecast also needs the order-up-to level to

@@ -32,22 +32,94 @@
 -- ARGV[22] (R, S): "1" when ARGV[18] is the event's own day
 -- KEYS[3]  stockcast:r:{sku|location}:journal   on-hand movements by event time (zset)
 -- KEYS[4]  stockcast:r:{sku|location}:stockouts closed stockout periods, newest first (list)
--- KEYS[5]  optional state guard, which must exist: stockcast:state:replenishment
+-- ARGV[23] the event's offset in forecasts.v1, or "": with it no marker is
+--          written; the series' applied log (KEYS[5]) recognises redeliveries
+-- ARGV[24] its partition
+-- ARGV[25] the offset of the partition's first record in the batch being
+--          handled (the committed position under Kafka transactions)
+-- KEYS[5]  stockcast:r:{sku|location}:applied  applied log (list), see below
+-- KEYS[6]  optional state guard, which must exist: stockcast:state:replenishment
 --          (live), or the rebuild lock (a rebuild) (pkg/recovery)
 --
--- Returns {replayed (0|1), field1, value1, ...}: the marker's fields. A
--- redelivered event returns the marker as the first delivery wrote it, so
--- the caller rebuilds the identical decision.
+-- Returns {replayed (0|1), field1, value1, ...}: the outcome's fields. A
+-- redelivered event returns the outcome as its first delivery recorded it,
+-- so the caller rebuilds the identical decision.
+--
+-- Exactly once: an event without a position (ARGV[23] = "") is recorded in
+-- a marker (KEYS[2], the outcome, for the dedup TTL). An event with one is
+-- recorded in the applied log instead, one entry per event
+-- {offset, partition, batch start, on_hand, on_order, backorders,
+-- decision_seq, crossed, stockout_signal, reorder_point, policy, reason,
+-- lead_time}: the entries of the series' last batch, whose newest is the
+-- series' offset watermark. At a later batch's first event of the series the
+-- entries before the batch start (committed) are dropped, in the script
+-- that pushes that event's entry (the new watermark). An
+-- event at or below the watermark returns its entry's outcome; without one
+-- (older than the logged batch: committed and published before) it changes
+-- nothing and decides nothing. A log of another partition (forecasts.v1's
+-- partition count changed) is dropped. Markers are read in both cases.
 
 -- Redis lost the state (restart without persistence, FLUSHALL): apply
 -- nothing until it is rebuilt.
-if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 0 then
-  return redis.error_reply('STATELOST replenishment state is not complete (' .. KEYS[5] .. ')')
+if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 0 then
+  return redis.error_reply('STATELOST replenishment state is not complete (' .. KEYS[6] .. ')')
 end
 
 local marker = redis.call('HGETALL', KEYS[2])
 if #marker > 0 then
   return {1, unpack(marker)}
+end
+
+-- The outcome's fields in the script's reply order, from an applied log entry.
+local function recorded(e)
+  local r = {1, 'on_hand', e[4], 'on_order', e[5], 'backorders', e[6], 'decision_seq', e[7], 'crossed', e[8]}
+  if e[9] ~= '' then
+    table.insert(r, 'stockout_signal'); table.insert(r, e[9])
+  end
+  if e[8] == '1' then
+    for i, f in ipairs({'reorder_point', 'policy', 'reason', 'lead_time'}) do
+      table.insert(r, f); table.insert(r, e[9 + i])
+    end
+  end
+  return r
+end
+
+local off = tonumber(ARGV[23])
+local part, start = ARGV[24], tonumber(ARGV[25])
+local new_batch = false
+if off then
+  local raw = redis.call('LINDEX', KEYS[5], -1)
+  if raw then
+    local newest = cmsgpack.unpack(raw)
+    if newest[2] ~= part then
+      -- The series moved to another partition: offsets do not compare.
+      redis.call('DEL', KEYS[5])
+      new_batch = true
+    elseif off <= newest[1] then
+      -- Applied before: in the log (the last batch, redelivered), or older
+      -- than it (committed, its decisions published): nothing to do again.
+      local n = redis.call('LLEN', KEYS[5])
+      for i = n - 1, 0, -1 do
+        local e = cmsgpack.unpack(redis.call('LINDEX', KEYS[5], i))
+        if e[1] == off then return recorded(e) end
+        if e[1] < off then break end
+      end
+      local cur = redis.call('HMGET', KEYS[1], 'on_hand', 'on_order', 'backorders', 'decision_seq')
+      return {1, 'on_hand', cur[1] or '0', 'on_order', cur[2] or '0', 'backorders', cur[3] or '0',
+        'decision_seq', cur[4] or '0', 'crossed', '0'}
+    elseif newest[3] ~= start then
+      -- The first event of a later batch: the entries before its start were
+      -- committed. This event's entry becomes the watermark below.
+      new_batch = true
+      local head = redis.call('LINDEX', KEYS[5], 0)
+      while head and cmsgpack.unpack(head)[1] < start do
+        redis.call('LPOP', KEYS[5])
+        head = redis.call('LINDEX', KEYS[5], 0)
+      end
+    end
+  else
+    new_batch = true
+  end
 end
 
 -- Numbers round-trip exactly: the shortest of %.15g / %.17g that parses back.
@@ -332,6 +404,17 @@ if crossed then
   table.insert(out, 'reason'); table.insert(out, reason)
   table.insert(out, 'lead_time'); table.insert(out, ARGV[15])
 end
-redis.call('HSET', KEYS[2], unpack(out))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+if off then
+  local e = {off, part, start, num(on_hand), num(on_order), num(backorders), tostring(seq), crossed and '1' or '0', signal}
+  if crossed then
+    e[10], e[11], e[12], e[13] = ARGV[7], ARGV[8], reason, ARGV[15]
+  end
+  redis.call('RPUSH', KEYS[5], cmsgpack.pack(e))
+  -- The log (and so the watermark) lives the dedup TTL after the series'
+  -- last batch.
+  if new_batch then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[1])) end
+else
+  redis.call('HSET', KEYS[2], unpack(out))
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+end
 return {0, unpack(out)}
