@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
@@ -31,6 +32,7 @@ type backtestFlags struct {
 	gbtTweedie   float64
 	gbtBag       string
 	bag          []globalmodel.BagMember
+	lags         []int
 	gbtScale     bool
 	perBucket    bool
 	pitCal       bool
@@ -39,6 +41,8 @@ type backtestFlags struct {
 	calWindows   int
 	gbtCalWin    int
 	gbtRobust    bool
+	gbtFeatures  int
+	gbtLags      string
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -63,6 +67,8 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.classCal, "gbt-class-calibration", false, "direct global model and combination: calibrate the dispersion and the PIT levels per class of the day's mean on the validation window (as stockcast_ensemble_calibrated)")
 	fs.IntVar(&f.gbtCalWin, "gbt-calibration-windows", 1, "direct global model and combination: validation windows the quantile calibration is fitted on (more than 1: also those of the trainings 28, 56, ... days before the origin)")
 	fs.BoolVar(&f.gbtRobust, "gbt-robust-dispersion", false, "direct global model and combination: cap each validation error at 3 standard deviations in the per-series dispersion of the calibration")
+	fs.IntVar(&f.gbtFeatures, "gbt-features", 0, "direct global model: feature set (0: session 2's 38 features; 1: also the lag series' std over 7 and 112 days, its 3-day mean, the item's and store x department's 7-day means, days to the next and since the last event)")
+	fs.StringVar(&f.gbtLags, "gbt-lags", "", "direct global model: the horizon buckets' minimum lags, comma-separated (empty: 7,14,21,28)")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -121,6 +127,7 @@ func allModels(f *backtestFlags) []backtest.Model {
 		direct.TrainDays, direct.CacheDir, direct.Scale = f.gbtTrainDays, f.gbtCache, f.gbtScale
 		direct.Bag, direct.PITCalibration, direct.ClassCalibration = f.bag, f.pitCal, f.classCal
 		direct.CalibrationWindows, direct.RobustDispersion = f.gbtCalWin, f.gbtRobust
+		direct.Features, direct.Lags = f.gbtFeatures, f.lags
 		combined.PerBucket = f.perBucket
 	}
 	models = append(models, direct, combined)
@@ -163,6 +170,9 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	f.bag = bag
+	if f.lags, err = parseLags(f.gbtLags); err != nil {
+		return err
+	}
 	models, err := selectModels(f.models, &f)
 	if err != nil {
 		return err
@@ -249,4 +259,20 @@ func backtestSummary(results []backtest.Result, peers map[string]bool) string {
 	_, sp := best(false, wspl)
 	return fmt.Sprintf("summary: wrmsse_stockcast=%.4f wrmsse_best_peer=%.4f best_peer=%s wspl_stockcast=%.4f wspl_best_peer=%.4f",
 		ws, wp, peer, ss, sp)
+}
+
+// parseLags reads --gbt-lags ("7,14,21,28"; empty: nil, the default).
+func parseLags(spec string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(spec, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		l, err := strconv.Atoi(f)
+		if err != nil || l < 1 || (len(out) > 0 && l <= out[len(out)-1]) {
+			return nil, fmt.Errorf("--gbt-lags: want increasing positive days, got %q", spec)
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

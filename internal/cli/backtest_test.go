@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -36,5 +37,20 @@ func TestBacktestCommand(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "series.csv")); err != nil || fi.Size() < 10<<20 {
 		t.Errorf("series.csv: %v, %v", fi, err)
+	}
+}
+
+func TestParseLags(t *testing.T) {
+	got, err := parseLags("3, 7,14,21,28")
+	if err != nil || !slices.Equal(got, []int{3, 7, 14, 21, 28}) {
+		t.Errorf("parseLags = %v, %v", got, err)
+	}
+	if got, err := parseLags(""); err != nil || got != nil {
+		t.Errorf("parseLags(\"\") = %v, %v, want nil (the default buckets)", got, err)
+	}
+	for _, bad := range []string{"7,7", "14,7", "0,28", "x"} {
+		if _, err := parseLags(bad); err == nil {
+			t.Errorf("parseLags(%q): no error", bad)
+		}
 	}
 }

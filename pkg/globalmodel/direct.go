@@ -43,6 +43,36 @@ func FeatureNamesLag(minLag int) []string {
 	return names
 }
 
+// Feature sets of the direct model (DirectParams.Features): 0 is the
+// session-2 set (FeatureNamesLag); 1 adds, after it, features M5 winners
+// used (session 6): the standard deviation of the lag series over 7 and
+// 112 days, its 3-day mean, the item's and the store x department's means
+// over 7 days, and the days to the next and since the last calendar event
+// (known in advance, like the events themselves).
+const (
+	FeaturesBase = 0
+	FeaturesM5   = 1
+)
+
+// FeatureNamesLagSet lists the features of feature set set for the bucket
+// with minimum lag minLag, in matrix column order.
+func FeatureNamesLagSet(minLag, set int) []string {
+	names := FeatureNamesLag(minLag)
+	if set >= FeaturesM5 {
+		names = append(names, "rstd_7", "rstd_112", "rmean_3", "item_rmean_7", "store_dept_rmean_7",
+			"days_to_event", "days_since_event")
+	}
+	return names
+}
+
+// extraFeatures is the number of features set adds to FeatureNamesLag.
+func extraFeatures(set int) int {
+	if set >= FeaturesM5 {
+		return 7
+	}
+	return 0
+}
+
 // weekAligned is the smallest multiple of 7 at least lag: the lags of the
 // same weekday as the forecast day.
 func weekAligned(lag int) int { return (lag + 6) / 7 * 7 }
@@ -60,6 +90,9 @@ type directPanel struct {
 	priceSum        [][]float64 // prefix sums of the known prices (NaN as the last known)
 	priceMax        []float64
 	eventName2      []float64
+	// toEvent[t], sinceEvent[t]: days from t to the next day >= t with a
+	// calendar event, and since the last day <= t with one (NaN: none)
+	toEvent, sinceEvent []float64
 }
 
 func newDirectPanel(p *Panel) *directPanel {
@@ -138,7 +171,66 @@ func newDirectPanel(p *Panel) *directPanel {
 			d.eventName2[t] = names[e.Name2]
 		}
 	}
+	d.toEvent, d.sinceEvent = make([]float64, ds.Days), make([]float64, ds.Days)
+	last := -1
+	for t := range ds.Days {
+		if ds.Events != nil && ds.Events[t].Name1 != "" {
+			last = t
+		}
+		d.sinceEvent[t] = math.NaN()
+		if last >= 0 {
+			d.sinceEvent[t] = float64(t - last)
+		}
+	}
+	next := -1
+	for t := ds.Days - 1; t >= 0; t-- {
+		if ds.Events != nil && ds.Events[t].Name1 != "" {
+			next = t
+		}
+		d.toEvent[t] = math.NaN()
+		if next >= 0 {
+			d.toEvent[t] = float64(next - t)
+		}
+	}
 	return d
+}
+
+// RowLagSet writes the features of feature set set (FeatureNamesLagSet)
+// of series i on day t for the bucket with minimum lag minLag to out. Like
+// RowLag it reads the values only up to day t-minLag.
+func (d *directPanel) RowLagSet(i, t, minLag, set int, out []float64) {
+	base := len(out) - extraFeatures(set)
+	d.RowLag(i, t, minLag, out[:base])
+	if set < FeaturesM5 {
+		return
+	}
+	nan := math.NaN()
+	end := t - minLag + 1
+	c := base
+	for _, win := range [2]int{7, 112} {
+		out[c] = nan
+		if end-win >= 0 {
+			m := (d.sum[i][end] - d.sum[i][end-win]) / float64(win)
+			v := (d.sum2[i][end]-d.sum2[i][end-win])/float64(win) - m*m
+			out[c] = math.Sqrt(max(v, 0) * float64(win) / float64(win-1))
+		}
+		c++
+	}
+	out[c], out[c+1], out[c+2] = nan, nan, nan
+	if end-3 >= 0 {
+		out[c] = (d.sum[i][end] - d.sum[i][end-3]) / 3
+	}
+	if end-7 >= 0 {
+		a, g := d.itemSum[d.itemOf[i]], d.storeDeptSum[d.groupOf[i]]
+		out[c+1] = (a[end] - a[end-7]) / 7
+		out[c+2] = (g[end] - g[end-7]) / 7
+	}
+	c += 3
+	out[c], out[c+1] = d.toEvent[t], d.sinceEvent[t]
+	c += 2
+	if c != len(out) {
+		panic(fmt.Sprintf("globalmodel: RowLagSet wrote %d features into %d", c, len(out)))
+	}
 }
 
 // RowLag writes the features of series i on day t for the bucket with

@@ -21,8 +21,8 @@ import (
 // minLag for the days [from, to) of every series, from each series' first
 // sale on; rows are series-major. It returns the matrix, the targets and
 // the (series, day) of each row.
-func (d *directPanel) MatrixLag(minLag, from, to int) (gbt.Matrix, []float64, [][2]int) {
-	cols := len(FeatureNamesLag(minLag))
+func (d *directPanel) MatrixLag(minLag, set, from, to int) (gbt.Matrix, []float64, [][2]int) {
+	cols := len(FeatureNamesLagSet(minLag, set))
 	rows := 0
 	for i := range d.ds.Series {
 		rows += max(0, to-max(from, d.first[i]))
@@ -33,7 +33,7 @@ func (d *directPanel) MatrixLag(minLag, from, to int) (gbt.Matrix, []float64, []
 	r := 0
 	for i, s := range d.ds.Series {
 		for t := max(from, d.first[i]); t < to; t++ {
-			d.RowLag(i, t, minLag, x.Data[r*cols:(r+1)*cols])
+			d.RowLagSet(i, t, minLag, set, x.Data[r*cols:(r+1)*cols])
 			y = append(y, s.Values[t])
 			at = append(at, [2]int{i, t})
 			r++
@@ -48,9 +48,11 @@ func (d *directPanel) MatrixLag(minLag, from, to int) (gbt.Matrix, []float64, []
 // boosters fitted before it, from which combinations and calibrations
 // are learned without looking at the test days.
 type DirectTrained struct {
-	Lags   []int
-	Models []*gbt.Model
-	Rounds []int
+	Lags []int
+	// Features is the feature set (FeaturesBase, FeaturesM5).
+	Features int
+	Models   []*gbt.Model
+	Rounds   []int
 	// Valid[i] is series i's forecast of the validation window
 	// [ValidOrigin, ValidOrigin+horizon) by the pre-refit boosters.
 	ValidOrigin int
@@ -81,6 +83,8 @@ type DirectParams struct {
 	// Refit retrains each bucket on all days, validation window included,
 	// with the rounds early stopping found.
 	Refit bool
+	// Features is the feature set (FeaturesBase: the session-2 set).
+	Features int
 }
 
 // TrainDirect fits one booster per bucket on the days before origin.
@@ -102,14 +106,14 @@ func TrainDirect(p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained
 		return nil, fmt.Errorf("origin %d leaves no training rows", origin)
 	}
 	d := p.direct()
-	tr := &DirectTrained{Lags: lags, ValidOrigin: v, Valid: make([][]float64, len(p.ds.Series))}
+	tr := &DirectTrained{Lags: lags, Features: dp.Features, ValidOrigin: v, Valid: make([][]float64, len(p.ds.Series))}
 	for i := range tr.Valid {
 		tr.Valid[i] = make([]float64, horizon)
 	}
 	for b, lag := range lags {
-		names := FeatureNamesLag(lag)
-		x, y, _ := d.MatrixLag(lag, from, v)
-		xv, yv, _ := d.MatrixLag(lag, v, origin)
+		names := FeatureNamesLagSet(lag, dp.Features)
+		x, y, _ := d.MatrixLag(lag, dp.Features, from, v)
+		xv, yv, _ := d.MatrixLag(lag, dp.Features, v, origin)
 		m, err := gbt.Train(dp.Params, names, x, y, xv, yv)
 		if err != nil {
 			return nil, fmt.Errorf("train bucket %d (lag %d): %w", b, lag, err)
@@ -118,13 +122,13 @@ func TrainDirect(p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained
 		for i := range p.ds.Series {
 			for h := range horizon {
 				if bucket(lags, h) == b && v > d.first[i] {
-					d.RowLag(i, v+h, lag, row)
+					d.RowLagSet(i, v+h, lag, dp.Features, row)
 					tr.Valid[i][h] = m.Predict(row)
 				}
 			}
 		}
 		if dp.Refit {
-			xa, ya, _ := d.MatrixLag(lag, from, origin)
+			xa, ya, _ := d.MatrixLag(lag, dp.Features, from, origin)
 			pr := dp.Params
 			pr.Rounds, pr.EarlyStoppingRounds = max(m.BestRound, 1), 0
 			if m, err = gbt.Train(pr, names, xa, ya, gbt.Matrix{}, nil); err != nil {
@@ -150,9 +154,9 @@ func (tr *DirectTrained) Forecast(p *Panel, i, origin, horizon int) []float64 {
 	for h := range out {
 		b := bucket(tr.Lags, h)
 		if rows[b] == nil {
-			rows[b] = make([]float64, len(FeatureNamesLag(tr.Lags[b])))
+			rows[b] = make([]float64, len(FeatureNamesLagSet(tr.Lags[b], tr.Features)))
 		}
-		d.RowLag(i, origin+h, tr.Lags[b], rows[b])
+		d.RowLagSet(i, origin+h, tr.Lags[b], tr.Features, rows[b])
 		out[h] = tr.Models[b].Predict(rows[b])
 	}
 	return out
@@ -585,7 +589,7 @@ func cachePath(dir string, g DirectParams, ds *backtest.Dataset, origin, horizon
 	}
 	var names [][]string
 	for _, l := range lags {
-		names = append(names, FeatureNamesLag(l))
+		names = append(names, FeatureNamesLagSet(l, g.Features))
 	}
 	body, _ := json.Marshal(struct {
 		P            gbt.Params

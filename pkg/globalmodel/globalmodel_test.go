@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
@@ -100,29 +101,69 @@ func TestGlobalModelBacktest(t *testing.T) {
 // any other, through the item and store aggregates), and do move with the
 // value of day t-minLag.
 func TestDirectFeaturesAreHorizonSafe(t *testing.T) {
-	for _, lag := range DefaultBucketLags() {
-		ds := tail(loadM5(t), 12, 500)
-		day := 450
-		names := FeatureNamesLag(lag)
-		before := make([]float64, len(names))
-		NewPanel(ds).direct().RowLag(2, day, lag, before)
-		for i := range ds.Series {
-			for k := day - lag + 1; k < ds.Days; k++ {
-				ds.Series[i].Values[k] += 17
+	for _, set := range []int{FeaturesBase, FeaturesM5} {
+		for _, lag := range DefaultBucketLags() {
+			ds := tail(loadM5(t), 12, 500)
+			day := 450
+			names := FeatureNamesLagSet(lag, set)
+			before := make([]float64, len(names))
+			NewPanel(ds).direct().RowLagSet(2, day, lag, set, before)
+			for i := range ds.Series {
+				for k := day - lag + 1; k < ds.Days; k++ {
+					ds.Series[i].Values[k] += 17
+				}
+			}
+			after := make([]float64, len(names))
+			NewPanel(ds).direct().RowLagSet(2, day, lag, set, after)
+			for k := range before {
+				if before[k] != after[k] && !(math.IsNaN(before[k]) && math.IsNaN(after[k])) {
+					t.Errorf("set %d lag %d: feature %s moved from %v to %v with values after day t-%d", set, lag, names[k], before[k], after[k], lag)
+				}
+			}
+			ds.Series[2].Values[day-lag] += 5
+			NewPanel(ds).direct().RowLagSet(2, day, lag, set, after)
+			if after[0] != before[0]+5 {
+				t.Errorf("set %d lag %d: %s %v, want %v", set, lag, names[0], after[0], before[0]+5)
+			}
+			if set == FeaturesM5 {
+				// the 3-day mean of the lag series moves by 5/3 with it
+				k := slices.Index(names, "rmean_3")
+				if got, want := after[k], before[k]+5.0/3; math.Abs(got-want) > 1e-9 {
+					t.Errorf("lag %d: rmean_3 %v, want %v", lag, got, want)
+				}
 			}
 		}
-		after := make([]float64, len(names))
-		NewPanel(ds).direct().RowLag(2, day, lag, after)
-		for k := range before {
-			if before[k] != after[k] && !(math.IsNaN(before[k]) && math.IsNaN(after[k])) {
-				t.Errorf("lag %d: feature %s moved from %v to %v with values after day t-%d", lag, names[k], before[k], after[k], lag)
-			}
+	}
+}
+
+// TestEventDistances: days to the next and since the last calendar event,
+// by hand from the calendar.
+func TestEventDistances(t *testing.T) {
+	ds := tail(loadM5(t), 3, 400)
+	var evs []int
+	for d, e := range ds.Events {
+		if e.Name1 != "" {
+			evs = append(evs, d)
 		}
-		ds.Series[2].Values[day-lag] += 5
-		NewPanel(ds).direct().RowLag(2, day, lag, after)
-		if after[0] != before[0]+5 {
-			t.Errorf("lag %d: %s %v, want %v", lag, names[0], after[0], before[0]+5)
+	}
+	if len(evs) < 3 {
+		t.Fatalf("only %d event days in the last 400", len(evs))
+	}
+	d := NewPanel(ds).direct()
+	a, b := evs[1], evs[2] // consecutive event days
+	for day := a; day <= b; day++ {
+		if got, want := d.sinceEvent[day], float64(day-a); day < b && got != want {
+			t.Errorf("day %d: since %v, want %v", day, got, want)
 		}
+		if got, want := d.toEvent[day], float64(b-day); day > a && got != want {
+			t.Errorf("day %d: to %v, want %v", day, got, want)
+		}
+	}
+	if got := d.toEvent[a]; got != 0 {
+		t.Errorf("event day %d: to %v, want 0", a, got)
+	}
+	if last := evs[len(evs)-1]; last < ds.Days-1 && !math.IsNaN(d.toEvent[ds.Days-1]) {
+		t.Errorf("after the last event: to %v, want NaN", d.toEvent[ds.Days-1])
 	}
 }
 
