@@ -179,46 +179,61 @@ func TestColdSeriesForecastsEqual(t *testing.T) {
 
 // BenchmarkColdSeries measures what a cold series costs an event: making
 // a real scored series cold (encode) and decoding it, next to scoring a
-// same-day event of a hot series in the same run (the ratios it prints).
+// same-day event of a hot series in the same run (the ratios it prints),
+// with the ensemble alone and with a global model (the series' part
+// encoded too).
 // Run it with
 //
 //	go test -run '^$' -bench ColdSeries ./services/forecast/internal/scoring/
 func BenchmarkColdSeries(b *testing.B) {
 	src := m5Source{ds: loadM5Tiny(b), histDays: 365}
-	sc := New(testConfig(10), src, fixedClock)
-	sc.cache.keepDecoded = true
-	ctx := context.Background()
-	scoreOne := func(snap *featurev1.FeatureSnapshot) {
-		batch := sc.Begin()
-		if _, err := batch.Score(ctx, snap); err != nil {
-			b.Fatal(err)
+	for _, withModel := range []bool{false, true} {
+		name := "ensemble"
+		var model *Model
+		if withModel {
+			name = "global"
+			model = benchModel(b, testSeries{start: 19000, demand: weekly(2000)})
 		}
-		batch.Commit()
-	}
-	scoreOne(src.snapshot(3, -1, 11, 0.4))
-	later := src.snapshot(3, -1, 15, 0.6)
-	s, _ := sc.cache.peek(src.key(3))
-	cs, scratch := encodeCold(s, nil)
-	ns := map[string]float64{}
-	for _, c := range []struct {
-		name string
-		run  func()
-	}{
-		{"same_day_score", func() { scoreOne(later) }},
-		{"encode", func() { _, scratch = encodeCold(s, scratch) }},
-		{"decode", func() { _ = cs.decode() }},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				c.run()
+		sc := New(testConfig(10), src, fixedClock)
+		sc.cache.keepDecoded = true
+		sc.SetModel(model)
+		ctx := context.Background()
+		scoreOne := func(snap *featurev1.FeatureSnapshot) {
+			batch := sc.Begin()
+			if _, err := batch.Score(ctx, snap); err != nil {
+				b.Fatal(err)
 			}
-			ns[c.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		})
-	}
-	if base := ns["same_day_score"]; base > 0 {
-		fmt.Printf("cold series: %d bytes; encode %.2f, decode %.2f of a same-day event's scoring (%.0f ns)\n",
-			len(cs.packed), ns["encode"]/base, ns["decode"]/base, base)
+			batch.Commit()
+		}
+		scoreOne(src.snapshot(3, -2, 11, 0.4))
+		scoreOne(src.snapshot(3, -1, 11, 0.4))
+		later := src.snapshot(3, -1, 15, 0.6)
+		s, _ := sc.cache.peek(src.key(3))
+		if (s.global != nil) != withModel {
+			b.Fatalf("%s: global part %v", name, s.global != nil)
+		}
+		cs, scratch := encodeCold(s, nil)
+		ns := map[string]float64{}
+		for _, c := range []struct {
+			name string
+			run  func()
+		}{
+			{"same_day_score", func() { scoreOne(later) }},
+			{"encode", func() { _, scratch = encodeCold(s, scratch) }},
+			{"decode", func() { _ = cs.decode() }},
+		} {
+			b.Run(name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					c.run()
+				}
+				ns[c.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			})
+		}
+		if base := ns["same_day_score"]; base > 0 {
+			fmt.Printf("cold series %s: %d bytes; encode %.2f, decode %.2f of a same-day event's scoring (%.0f ns)\n",
+				name, len(cs.packed), ns["encode"]/base, ns["decode"]/base, base)
+		}
 	}
 }
 
