@@ -220,7 +220,6 @@ func decode(r *kgo.Record, start map[int32]int64) (planning.Event, error) {
 		return planning.Event{}, &planning.InvalidEventError{Reason: ReasonUndecodable, Detail: "not a ForecastEvent: " + err.Error()}
 	}
 	e, err := planning.NewEvent(&ev)
-	e.Raw = r.Value
 	e.Pos = &planning.Position{Partition: r.Partition, Offset: r.Offset, Start: start[r.Partition]}
 	return e, err
 }

@@ -37,9 +37,6 @@ type Event struct {
 	EventID string
 	Change  Change
 	Source  *forecastv1.ForecastEvent
-	// Source as received (the Kafka record's value); nil: encoded when
-	// needed.
-	Raw []byte
 	// Where the event was read in forecasts.v1; nil for steps without a
 	// position (SetPolicy's re-evaluation).
 	Pos *Position

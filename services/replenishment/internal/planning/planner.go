@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	inventoryv1 "github.com/stockcast/stockcast/proto/stockcast/inventory/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
@@ -75,10 +76,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 		last[ev.Series] = i
 	}
 	for _, i := range last {
-		steps[i].Forecast = events[i].Raw
-		if steps[i].Forecast == nil {
-			steps[i].Forecast = latestForecast(events[i].Source)
-		}
+		steps[i].Forecast = latestForecast(events[i].Source)
 	}
 	// Learned lead times change with receipts and categories with item
 	// events: the steps are applied in runs that end at such an event, each
@@ -200,12 +198,38 @@ func eventTime(ev Event) time.Time {
 	return ev.Source.GetAsOf().AsTime().UTC()
 }
 
-// latestForecast is the forecast event without its cause, as kept for
-// re-evaluating the series when its policy changes.
+// LatestForecast is the part of a forecast event kept as the series'
+// latest forecast, for re-evaluating the series when its policy changes and
+// for a portfolio allocation: exactly the fields those read (ids, as_of,
+// start day, quantile levels, daily means, lead-time demand, demand class;
+// the cause's occurred_at only when as_of is missing), so a decision from
+// it equals one from the whole event. Daily quantiles, the global model's
+// part, the reason and the cause (about 3/4 of an event) are left out.
+func LatestForecast(ev *forecastv1.ForecastEvent) *forecastv1.ForecastEvent {
+	c := &forecastv1.ForecastEvent{
+		ForecastId:     ev.GetForecastId(),
+		EventId:        ev.GetEventId(),
+		AsOf:           ev.GetAsOf(),
+		StartDay:       ev.GetStartDay(),
+		QuantileLevels: ev.GetQuantileLevels(),
+		LeadTimeDemand: ev.GetLeadTimeDemand(),
+		DemandClass:    ev.GetDemandClass(),
+	}
+	if c.AsOf == nil && ev.GetCause().GetOccurredAt() != nil {
+		c.Cause = &demandv1.DemandEvent{OccurredAt: ev.GetCause().GetOccurredAt()}
+	}
+	if d := ev.GetDaily(); len(d) > 0 {
+		c.Daily = make([]*forecastv1.DailyForecast, len(d))
+		for i, day := range d {
+			c.Daily[i] = &forecastv1.DailyForecast{Mean: day.GetMean()}
+		}
+	}
+	return c
+}
+
+// latestForecast is LatestForecast encoded, as the state store keeps it.
 func latestForecast(ev *forecastv1.ForecastEvent) []byte {
-	c := proto.Clone(ev).(*forecastv1.ForecastEvent)
-	c.Cause = nil
-	raw, err := proto.Marshal(c)
+	raw, err := proto.Marshal(LatestForecast(ev))
 	if err != nil {
 		return nil // not kept; a policy change then waits for the next event
 	}
@@ -479,7 +503,6 @@ func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(Effe
 			EventID: "policy:" + hex.EncodeToString(sum[:8]) + "@" + fe.GetEventId(),
 			Change:  Change{Kind: ChangePolicy},
 			Source:  &fe,
-			Raw:     raw,
 		})
 	}
 	return p.Plan(ctx, evs)
