@@ -2,7 +2,6 @@ package scoring
 
 import (
 	"math"
-	"unsafe"
 
 	"github.com/stockcast/stockcast/pkg/gbt"
 )
@@ -116,23 +115,29 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 
 // margins writes the margin (base score plus the leaves) of each row
 // (len(out) rows of cols features) to out, tree by tree over all rows: a
-// tree's nodes stay in the cache across the rows. All rows walk a tree
+// tree's nodes stay in the cache across the rows. Four rows walk a tree
 // side by side, level by level for the tree's depth (a leaf leads to
-// itself), each step without a branch from branchFreeRows rows on: the
-// rows' walks are independent chains of loads that overlap, and no step
-// mispredicts.
+// itself), so that their independent loads overlap; each step is a
+// branch, which the processor predicts and runs ahead of (the rows of one
+// series' days mostly take the same ways). A branch-free step (4afc991:
+// all rows side by side, the index from the comparison) was faster in a
+// loop of walks alone (BenchmarkMarginsWalk) but 1.10x slower inside the
+// service's scoring of a new model's 28 days (BenchmarkScore
+// model_swapped/global, 16 alternated rounds: docs/forecasting.md), where
+// the nodes are no longer in the cache and the branches' speculation
+// fetches the next levels early.
 func (f *forest) margins(rows []float64, cols int, out []float64) {
 	f.marginsContrib(rows, cols, out, nil, nil)
 }
 
 // marginsContrib is margins, and, if row0 is not nil, contributions(row0,
 // contrib) too, returning its bias (0 without row0): row0's attribution
-// walk of each tree goes level by level beside the rows' walks below
-// branchFreeRows rows (a day's first event predicts one new day and
-// attributes today's row: two walks of every tree that overlap instead of
-// following each other), right after them from there on. Each sum
-// is made in the same order as by margins and contributions alone: the
-// same values bit for bit (TestMarginsContribAsSeparate).
+// walk of each tree goes side by side with the first rows' walks of the
+// tree (a day's first event predicts one new day and attributes today's
+// row: two walks of every tree that overlap instead of following each
+// other). Each sum is made in the same order as by margins and
+// contributions alone: the same values bit for bit
+// (TestMarginsContribAsSeparate).
 func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, contrib []float64) float64 {
 	for r := range out {
 		out[r] = f.base
@@ -143,57 +148,64 @@ func (f *forest) marginsContrib(rows []float64, cols int, out []float64, row0, c
 		bias = f.base
 	}
 	nodes, inner := f.nodes, f.inner
-	var idxBuf [32]int32 // each row's node
-	idx := idxBuf[:0]
-	if len(out) > len(idxBuf) {
-		idx = make([]int32, 0, len(out))
+	// step is a row's step from node i (a leaf leads to itself: no value
+	// is above its +Inf)
+	step := func(i int32, row []float64) int32 {
+		n := &nodes[i]
+		if row[n.feat] > n.thr {
+			return n.kids + 1
+		}
+		return n.kids
 	}
-	idx = idx[:len(out)]
-	rows = rows[:len(out)*cols]
-	// below branchFreeRows rows, a branch at each step is faster: a
-	// correctly predicted one lets the next load start at once (the
-	// branch-free step waits for the compare), and few walks do not fill
-	// the time of the mispredicted ones (BenchmarkMarginsWalk)
-	branchFree := len(out) >= branchFreeRows
+	n4 := len(out) &^ 3
 	for t, root := range f.roots {
 		depth := f.depth[t]
-		for r := range idx {
-			idx[r] = root
-		}
 		ic := root // row0's node
 		if withContrib {
 			bias += inner[root]
 		}
-		for range depth {
-			if branchFree {
-				for r, i := range idx {
-					n := &nodes[i]
-					idx[r] = n.kids + b2i(rows[r*cols+int(n.feat)] > n.thr)
+		attrib := withContrib // row0 still to walk this tree
+		for r := 0; r < n4; r += 4 {
+			r0 := rows[r*cols : (r+1)*cols : (r+1)*cols]
+			r1 := rows[(r+1)*cols : (r+2)*cols : (r+2)*cols]
+			r2 := rows[(r+2)*cols : (r+3)*cols : (r+3)*cols]
+			r3 := rows[(r+3)*cols : (r+4)*cols : (r+4)*cols]
+			i0, i1, i2, i3 := root, root, root, root
+			if attrib {
+				for range depth {
+					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
+					ic = f.attrStep(ic, row0, contrib)
 				}
+				attrib = false
 			} else {
-				for r, i := range idx {
-					n := &nodes[i]
-					k := n.kids
-					if rows[r*cols+int(n.feat)] > n.thr {
-						k++
-					}
-					idx[r] = k
+				for range depth {
+					i0, i1, i2, i3 = step(i0, r0), step(i1, r1), step(i2, r2), step(i3, r3)
 				}
 			}
-			if withContrib && !branchFree {
-				ic = f.attrStep(ic, row0, contrib)
-			}
+			out[r] += inner[i0]
+			out[r+1] += inner[i1]
+			out[r+2] += inner[i2]
+			out[r+3] += inner[i3]
 		}
-		if withContrib && branchFree {
-			// after the rows' branch-free walks, not beside them: its
-			// mispredicted branches would stall them (the tree's nodes
-			// are in the cache now)
+		for r := n4; r < len(out); r++ {
+			row := rows[r*cols : (r+1)*cols : (r+1)*cols]
+			i := root
+			if attrib {
+				for range depth {
+					i, ic = step(i, row), f.attrStep(ic, row0, contrib)
+				}
+				attrib = false
+			} else {
+				for n := &nodes[i]; n.kids != i; n = &nodes[i] {
+					i = step(i, row)
+				}
+			}
+			out[r] += inner[i]
+		}
+		if attrib {
 			for range depth {
 				ic = f.attrStep(ic, row0, contrib)
 			}
-		}
-		for r, i := range idx {
-			out[r] += inner[i]
 		}
 	}
 	return bias
@@ -214,11 +226,3 @@ func (f *forest) attrStep(i int32, row0, contrib []float64) int32 {
 	contrib[n.feat] += f.inner[k] - f.inner[i]
 	return k
 }
-
-// branchFreeRows is the fewest rows margins walks without branches.
-const branchFreeRows = 8
-
-// b2i is 1 for true, 0 for false, without a branch (the compiler keeps a
-// branch for a condition that chooses a load's address, which in a walk
-// mispredicts at about every other level).
-func b2i(b bool) int32 { return int32(*(*uint8)(unsafe.Pointer(&b))) }
