@@ -45,6 +45,7 @@ func runLoadgen(ctx context.Context, e *env, args []string) (err error) {
 	fs.IntVar(&cfg.StockSeries, "stock-series", 1000, "initial stock snapshots for this many of the most popular series (at most -series)")
 	fs.Float64Var(&cfg.StockUnits, "stock-units", 200, "units of each initial stock snapshot")
 	fs.IntVar(&cfg.RawRecords, "raw-records", 100_000, "records of the raw broker baseline (0: skip)")
+	fs.BoolVar(&cfg.Stages, "stages", false, "also read demand.v1 and features.v1 back and split event-to-forecast latency by stage (ingest, feature, forecast)")
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 3*time.Minute, "give up when no forecast arrives for this long")
 	fs.BoolVar(&attach, "attach", false, "load an already running system at -kafka.brokers instead of starting the local stack")
 	fs.StringVar(&redisAddr, "redis.addr", "", "with -attach: Redis of the running system, for its memory figures")

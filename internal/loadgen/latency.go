@@ -15,6 +15,9 @@ type Clock struct {
 	sent     []atomic.Int64 // nanoseconds since start + 1; 0: not sent
 	forecast []atomic.Int64
 	proposal []atomic.Int64
+	// demand and feature: first arrival on demand.v1 and features.v1
+	// (Config.Stages; nil otherwise)
+	demand, feature []atomic.Int64
 
 	mu        sync.Mutex
 	toFore    []time.Duration
@@ -29,6 +32,44 @@ func NewClock(n int64, start time.Time) *Clock {
 	c := &Clock{sent: make([]atomic.Int64, n), forecast: make([]atomic.Int64, n), proposal: make([]atomic.Int64, n)}
 	c.Start(start)
 	return c
+}
+
+// WithStages makes the clock record each event's arrival on demand.v1
+// and features.v1 too (Demand, Feature, Stages).
+func (c *Clock) WithStages() *Clock {
+	c.demand, c.feature = make([]atomic.Int64, len(c.sent)), make([]atomic.Int64, len(c.sent))
+	return c
+}
+
+// Demand records event seq's demand event arriving at t; repeats and
+// clocks without stages ignore it.
+func (c *Clock) Demand(seq int64, t time.Time) { c.first(c.demand, seq, t) }
+
+// Feature records event seq's feature snapshot arriving at t.
+func (c *Clock) Feature(seq int64, t time.Time) { c.first(c.feature, seq, t) }
+
+func (c *Clock) first(at []atomic.Int64, seq int64, t time.Time) {
+	if seq >= 0 && seq < int64(len(at)) {
+		at[seq].CompareAndSwap(0, c.since(t))
+	}
+}
+
+// Stages splits event-to-forecast by stage, over the events seen at every
+// stage: produced to demand.v1 (ingest), demand.v1 to features.v1
+// (feature), features.v1 to forecasts.v1 (forecast). Zero without
+// WithStages.
+func (c *Clock) Stages() (ingest, feature, forecast Quantiles) {
+	var a, b, f []time.Duration
+	for i := range c.demand {
+		s, d, fe, fo := c.sent[i].Load(), c.demand[i].Load(), c.feature[i].Load(), c.forecast[i].Load()
+		if s == 0 || d == 0 || fe == 0 || fo == 0 {
+			continue
+		}
+		a = append(a, time.Duration(max(0, d-s)))
+		b = append(b, time.Duration(max(0, fe-d)))
+		f = append(f, time.Duration(max(0, fo-fe)))
+	}
+	return quantiles(a), quantiles(b), quantiles(f)
 }
 
 // Start moves the clock's origin, before any event is sent.

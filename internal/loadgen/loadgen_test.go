@@ -294,3 +294,39 @@ func TestParseStat(t *testing.T) {
 		t.Error("short stat: no error")
 	}
 }
+
+// TestClockStages: with stages, event-to-forecast splits exactly into
+// produce->demand, demand->features and features->forecast over the events
+// seen at every stage; repeats keep the first arrival; a clock without
+// stages reports none.
+func TestClockStages(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int64) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	c := NewClock(100, start).WithStages()
+	for i := range int64(100) {
+		c.Sent(i, at(i))
+		c.Demand(i, at(i+1+i%3))   // 1-3 ms
+		c.Demand(i, at(i+500))     // a repeat: ignored
+		c.Feature(i, at(i+10+i%3)) // 9 ms later
+		if i != 7 {                // event 7 never gets a forecast
+			c.Forecast(i, at(i+10+i%3+i)) // i ms later
+		}
+	}
+	c.Demand(100, at(0)) // out of range: ignored
+	ing, feat, fc := c.Stages()
+	if ing.Count != 99 || ing.P50 != 2*time.Millisecond || ing.Max != 3*time.Millisecond || ing.P99 != 3*time.Millisecond {
+		t.Errorf("produce->demand %+v", ing)
+	}
+	if feat.Count != 99 || feat.P50 != 9*time.Millisecond || feat.Max != 9*time.Millisecond {
+		t.Errorf("demand->features %+v", feat)
+	}
+	// 0..99 ms without 7: rank 50 of 99 is 50 ms, rank 99 is 99 ms.
+	if fc.Count != 99 || fc.P50 != 50*time.Millisecond || fc.Max != 99*time.Millisecond || fc.P99 != 99*time.Millisecond {
+		t.Errorf("features->forecast %+v", fc)
+	}
+	plain := NewClock(10, start)
+	plain.Demand(1, at(1))
+	if a, b, f := plain.Stages(); a.Count+b.Count+f.Count != 0 {
+		t.Errorf("a clock without stages reports %+v %+v %+v", a, b, f)
+	}
+}

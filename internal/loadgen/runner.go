@@ -40,6 +40,9 @@ type Config struct {
 	RawRecords   int
 	StallTimeout time.Duration // give up waiting when nothing arrives for this long
 	Run          string        // event id prefix; unique per run
+	// Stages also reads demand.v1 and features.v1 back and splits
+	// event-to-forecast by stage (more reading in the loadgen process).
+	Stages bool
 }
 
 // Validate checks the config.
@@ -106,6 +109,9 @@ type Result struct {
 	DrainSecs            float64 // last produce -> last forecast
 	ToForecast           Quantiles
 	ToProposal           Quantiles
+	StageIngest          Quantiles // with Config.Stages: produced -> demand.v1
+	StageFeature         Quantiles // demand.v1 -> features.v1
+	StageForecast        Quantiles // features.v1 -> forecasts.v1
 	Procs                []ProcResult
 	RedisStart           int64 // used_memory before the run
 	RedisEnd             int64
@@ -170,6 +176,22 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		return res, err
 	}
 	clock := NewClock(total, r.now())
+	if r.cfg.Stages {
+		clock.WithStages()
+		ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topics.Demand, topics.Features)
+		if err != nil {
+			return res, fmt.Errorf("list end offsets of the stage topics: %w", err)
+		}
+		if err := ends.Error(); err != nil {
+			return res, fmt.Errorf("list end offsets of the stage topics: %w", err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if from[o.Topic] == nil {
+				from[o.Topic] = map[int32]int64{}
+			}
+			from[o.Topic][o.Partition] = o.Offset
+		})
+	}
 	w, err := newWatcher(kc.Brokers, from, r.cfg.Run, clock)
 	if err != nil {
 		return res, err
@@ -299,6 +321,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		res.DrainSecs = math.Max(0, last.Sub(lastProduce).Seconds())
 	}
 	res.ToForecast, res.ToProposal = clock.Latencies()
+	res.StageIngest, res.StageFeature, res.StageForecast = clock.Stages()
 	res.Procs = sampler.results(res.Forecasts)
 	for _, p := range res.Procs {
 		if p.Name == "forecast" && res.Series > 0 {
@@ -564,6 +587,10 @@ func (w *watcher) run(ctx context.Context) error {
 				w.stock.Add(1)
 			case rec.Topic == topics.Proposals && ok:
 				w.clock.Proposal(seq, now)
+			case rec.Topic == topics.Demand && ok:
+				w.clock.Demand(seq, now)
+			case rec.Topic == topics.Features && ok:
+				w.clock.Feature(seq, now)
 			case topics.IsDLQ(rec.Topic) && ok:
 				w.rejected.Add(1)
 			case topics.IsDLQ(rec.Topic) && strings.HasPrefix(id, stockPrefix):
@@ -592,6 +619,11 @@ func (res Result) Print(w io.Writer, command string) {
 	}
 	q("event->forecast", res.ToForecast)
 	q("event->proposal", res.ToProposal)
+	if res.Config.Stages {
+		q("  produce->demand", res.StageIngest)
+		q("  demand->features", res.StageFeature)
+		q("  features->fcst", res.StageForecast)
+	}
 	fmt.Fprintf(w, "%-28s %10s %10s %10s %10s %10s\n", "process", "cpu s", "µs/line", "rss start", "rss end", "rss max")
 	procs := append([]ProcResult(nil), res.Procs...)
 	sort.SliceStable(procs, func(i, j int) bool { return procs[i].CPUSeconds > procs[j].CPUSeconds })
