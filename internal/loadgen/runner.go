@@ -116,7 +116,8 @@ type Result struct {
 	RedisStart           int64 // used_memory before the run
 	RedisEnd             int64
 	RedisKeys            int64
-	SeriesHashAvg        float64 // MEMORY USAGE of a series' feature + replenishment hashes, sampled
+	SeriesHashAvg        float64    // MEMORY USAGE of a series' feature + replenishment hashes, sampled
+	RedisClasses         []KeyClass // every key's MEMORY USAGE (SAMPLES 0: exact) by key class, at the end
 	ForecastRSSPerSeries float64
 	// ClickHouse's system.events over the run (InsertQuery, InsertedRows,
 	// Merge, ...), when the target gives ClickHouse.
@@ -332,6 +333,11 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		res.RedisEnd, _ = usedMemory(ctx, rdb)
 		res.RedisKeys, _ = rdb.DBSize(ctx).Result()
 		res.SeriesHashAvg = seriesHashBytes(ctx, rdb, touched)
+		classes, cerr := redisKeyClasses(ctx, rdb)
+		if cerr != nil {
+			r.log.Warn("redis memory by key class", "err", cerr)
+		}
+		res.RedisClasses = classes
 	}
 	return res, waitErr
 }
@@ -458,7 +464,7 @@ func seriesHashBytes(ctx context.Context, rdb *redis.Client, touched []bool) flo
 		key := SeriesKey(ranks[i])
 		var b int64
 		for _, k := range []string{"stockcast:f:{" + key + "}", "stockcast:r:{" + key + "}"} {
-			v, err := rdb.MemoryUsage(ctx, k).Result()
+			v, err := rdb.MemoryUsage(ctx, k, 0).Result()
 			if err == nil {
 				b += v
 			}
@@ -645,6 +651,15 @@ func (res Result) Print(w io.Writer, command string) {
 		fmt.Fprintf(w, "redis              used_memory %s -> %s (%d keys): %.0f bytes per series of the run, %.0f per line; series hashes (feature + replenishment) %.0f bytes\n",
 			mib(res.RedisStart), mib(res.RedisEnd), res.RedisKeys, perSeries(float64(res.RedisEnd-res.RedisStart)),
 			float64(res.RedisEnd-res.RedisStart)/float64(max(1, res.Events)), res.SeriesHashAvg)
+	}
+	var classTotal int64
+	for _, kc := range res.RedisClasses {
+		fmt.Fprintf(w, "  redis keys       %-32s %8d keys %10d bytes: %6.0f per series (MEMORY USAGE SAMPLES 0)\n",
+			kc.Class, kc.Keys, kc.Bytes, perSeries(float64(kc.Bytes)))
+		classTotal += kc.Bytes
+	}
+	if len(res.RedisClasses) > 0 {
+		fmt.Fprintf(w, "  redis keys       %-32s %8s      %10d bytes: %6.0f per series\n", "all", "", classTotal, perSeries(float64(classTotal)))
 	}
 	if res.CHEvents != nil {
 		var parts []string
