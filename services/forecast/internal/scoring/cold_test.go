@@ -85,33 +85,49 @@ func TestColdRoundTrip(t *testing.T) {
 	}
 }
 
-// samePart tells whether two global parts hold the same numbers, bit for
-// bit (a NaN price or feature value is equal to itself), and the same
-// strings and nil slices.
+// samePart tells whether two global parts are equal field by field, every
+// field (a field added to globalPart is compared too, or fails here until
+// sameBits knows its kind): floats bit for bit (a NaN price or feature
+// value is equal to itself), nil slices nil; pointers (the explanation a
+// cached part no longer has) nil in both.
 func samePart(a, b *globalPart) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	sameFloats := func(x, y []float64) bool {
-		if len(x) != len(y) || (x == nil) != (y == nil) {
+	return sameBits(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+}
+
+func sameBits(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Float64:
+		return math.Float64bits(a.Float()) == math.Float64bits(b.Float())
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		return a.Int() == b.Int()
+	case reflect.Bool:
+		return a.Bool() == b.Bool()
+	case reflect.String:
+		return a.String() == b.String()
+	case reflect.Pointer:
+		return a.IsNil() && b.IsNil()
+	case reflect.Slice:
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
 			return false
 		}
-		for i := range x {
-			if math.Float64bits(x[i]) != math.Float64bits(y[i]) {
+		for i := range a.Len() {
+			if !sameBits(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !sameBits(a.Field(i), b.Field(i)) {
 				return false
 			}
 		}
 		return true
 	}
-	for _, p := range [][2][]float64{{a.means, b.means}, {a.stable, b.stable}, {a.volatile, b.volatile}, {a.values, b.values},
-		{a.stableContrib, b.stableContrib}, {a.contrib, b.contrib}, {a.change, b.change},
-		{{a.price, a.bias, a.stableBias}, {b.price, b.bias, b.stableBias}}} {
-		if !sameFloats(p[0], p[1]) {
-			return false
-		}
-	}
-	return a.version == b.version && a.start == b.start && a.dept == b.dept && a.cat == b.cat &&
-		a.msg == nil && b.msg == nil && a.comps == nil && b.comps == nil && a.factors == nil && b.factors == nil
+	return false
 }
 
 // TestColdSeriesForecastsEqual: a scorer that keeps one series as it is
