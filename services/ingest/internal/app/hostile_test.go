@@ -162,19 +162,6 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "order line on inventory.v1", rec: pb(topics.Inventory, hostileOrder("h-order-on-inv", nil)), want: "undecodable"},
 		{name: "price change JSON on orders.v1", rec: jsonRecord(topics.Orders, "HOSTILE|online",
 			`{"event_id":"h-price-on-orders","price_change":{"sku":"HOSTILE","location":"online","price":1}}`), want: "undecodable"},
-		// The stockcast-event-type header: the kind of event on any raw topic.
-		{name: "stock movement on orders.v1 with header inventory", rec: typed(pb(topics.Orders,
-			hostileInventory("h-inv-typed", &inventoryv1.Adjustment{Delta: -2, Reason: "damaged"})), topics.EventTypeInventory),
-			want: accepted, sku: "HOSTILE", location: "online"},
-		{name: "price change JSON on orders.v1 with header catalog", rec: typed(jsonRecord(topics.Orders, "HOSTILE|online",
-			`{"event_id":"h-price-typed","occurred_at":"2011-12-09T10:00:00Z","price_change":{"sku":"HOSTILE","location":"online","price":1,"currency":"GBP"}}`),
-			topics.EventTypeCatalog), want: accepted, sku: "HOSTILE", location: "online"},
-		{name: "order line on orders.v1 with header inventory", rec: typed(o("h-order-typed-inv", nil), topics.EventTypeInventory), want: "undecodable"},
-		{name: "unknown stockcast-event-type header", rec: typed(pb(topics.Orders, hostileInventory("h-inv-unknown-type",
-			&inventoryv1.Snapshot{OnHand: 1})), "stock_movement"), want: "unknown_event_type"},
-		{name: "stock movement with header inventory on inventory.v1, then dead-lettered there", rec: typed(pb(topics.Inventory,
-			hostileInventory("h-inv-typed-bad", &inventoryv1.Adjustment{Delta: math.Inf(-1)})), topics.EventTypeInventory), want: "quantity_absurd"},
-
 		// Sizes.
 		{name: "10 MB payload (compressed by the producer)", rec: jsonRecord(topics.Orders, "HOSTILE|online", tenMB), want: "event_too_large"},
 		{name: "64 KiB + 1 byte payload", rec: jsonRecord(topics.Orders, "HOSTILE|online", justOver), want: "event_too_large"},
@@ -256,6 +243,19 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "same id, same content as JSON", rec: j("h-dup", "order_id", `"536365"`, "line_number", "1", "customer_id", `"17850"`,
 			"country", `"United Kingdom"`), want: duplicate},
 		{name: "same id, other quantity", rec: o("h-dup", func(e *ordersv1.OrderLineEvent) { e.Quantity = 2 }), want: "duplicate_event_id_conflict"},
+
+		// The stockcast-event-type header: the kind of event on any raw topic.
+		{name: "stock movement on orders.v1 with header inventory", rec: typed(pb(topics.Orders,
+			hostileInventory("h-inv-typed", &inventoryv1.Adjustment{Delta: -2, Reason: "damaged"})), topics.EventTypeInventory),
+			want: accepted, sku: "HOSTILE", location: "online"},
+		{name: "price change JSON on orders.v1 with header catalog", rec: typed(jsonRecord(topics.Orders, "HOSTILE|online",
+			`{"event_id":"h-price-typed","occurred_at":"2011-12-09T10:00:00Z","price_change":{"sku":"HOSTILE","location":"online","price":1,"currency":"GBP"}}`),
+			topics.EventTypeCatalog), want: accepted, sku: "HOSTILE", location: "online"},
+		{name: "order line on orders.v1 with header inventory", rec: typed(o("h-order-typed-inv", nil), topics.EventTypeInventory), want: "undecodable"},
+		{name: "unknown stockcast-event-type header", rec: typed(pb(topics.Orders, hostileInventory("h-inv-unknown-type",
+			&inventoryv1.Snapshot{OnHand: 1})), "stock_movement"), want: "unknown_event_type"},
+		{name: "stock movement with header inventory on inventory.v1, then dead-lettered there", rec: typed(pb(topics.Inventory,
+			hostileInventory("h-inv-typed-bad", &inventoryv1.Adjustment{Delta: math.Inf(-1)})), topics.EventTypeInventory), want: "quantity_absurd"},
 	}
 }
 
