@@ -31,8 +31,8 @@ const replayBatch = 5000
 //  1. the policies set with SetPolicy and the decisions on proposals come
 //     back from ClickHouse (policy_log; proposals' version-2 rows);
 //  2. the state (positions, open orders, crossings, learned lead times, the
-//     applied logs (offset watermarks) or, without Kafka transactions, the
-//     exactly-once markers with their outcomes) is rebuilt by applying
+//     exactly-once markers with their outcomes, also with Kafka
+//     transactions) is rebuilt by applying
 //     forecasts.v1 from the start of the log up to the group's committed
 //     offsets, with the same planner and the same scripts as the consumer,
 //     silently: nothing is saved or published, it all was the first time;
@@ -58,7 +58,13 @@ func rebuildAfterLoss(cfg Config, rdb redis.Cmdable, ch driver.Conn, policies *p
 		}
 		// The replay's planner writes with the recovery lock as its guard;
 		// its per-event warnings were logged the first time.
-		planner := planning.NewPlannerLearning(policies, state.Rebuilding(), slog.New(slog.DiscardHandler), cfg.Planning.LeadTimeMinSamples)
+		// It records every replayed event in a marker, as without
+		// transactions: ingest's seen ids are not rebuilt, so a platform
+		// re-send of an event seen before the loss gets through ingest once
+		// more and comes back on forecasts.v1 at a new offset, where only a
+		// marker recognises it (docs/operations.md). The markers expire
+		// after -replenishment.dedup-ttl; the live path reads them.
+		planner := planning.NewPlannerLearning(policies, state.Rebuilding().WithMarkers(), slog.New(slog.DiscardHandler), cfg.Planning.LeadTimeMinSamples)
 		var from recovery.Offsets
 		to, err := recovery.Committed(ctx, cfg.Kafka, Group, topics.Forecasts)
 		if err != nil {

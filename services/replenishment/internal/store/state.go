@@ -67,6 +67,14 @@ func (s *State) Rebuilding() *State {
 // (state.lua).
 func AppliedKey(seriesKey string) string { return StateKey(seriesKey) + ":applied" }
 
+// WithMarkers returns the store recording every event in a marker of its
+// own (StateConfig.Markers), as the Redis-loss rebuild writes.
+func (s *State) WithMarkers() *State {
+	c := *s
+	c.cfg.Markers = true
+	return &c
+}
+
 // keys are the script's KEYS for an event of a series.
 func (s *State) keys(series, eventID string) []string {
 	keys := []string{StateKey(series), SeenKey(series, eventID), JournalKey(series), StockoutsKey(series), AppliedKey(series)}
