@@ -61,7 +61,9 @@ if [ "$SPEED_SERIES" -gt 0 ]; then
   /usr/bin/Rscript "$here/peers.R" "$sp" "$sp/r_ets.csv" ets 2>/dev/null
   "$STOCKCAST" backtest --data "$DATA" --series "$SPEED_SERIES" --models stockcast_ensemble --peers "$sp/r_ets.csv" >"$sp/table.txt"
   awk -v n="$SPEED_SERIES" '
-    $1 == "stockcast_ensemble" { e = $NF; sub(/s$/, "", e) }
-    $1 == "R_ets" { r = $NF; sub(/s$/, "", r) }
+    # only the main table's rows end in a time ("0.034s"); the lead-time
+    # table after it repeats the model names with coverages
+    $1 == "stockcast_ensemble" && $NF ~ /s$/ && e == "" { e = $NF; sub(/s$/, "", e) }
+    $1 == "R_ets" && $NF ~ /s$/ && r == "" { r = $NF; sub(/s$/, "", r) }
     END { printf "speed: %d series, same run: stockcast_ensemble %.3fs R_ets %.1fs ratio %.0fx\n", n, e, r, r / e }' "$sp/table.txt"
 fi
