@@ -37,11 +37,20 @@ func DecodeState(h map[string]string) (features.State, error) {
 		st.Ring.End = features.Day(num("end"))
 		st.Since = features.Day(num("since"))
 		days, bits := h["days"], h["outdays"]
-		if len(days) != features.RingDays*4 || len(bits) != features.RingDays/8 {
+		if len(days) > features.RingDays*4 || len(days)%4 != 0 || len(bits) != features.RingDays/8 {
 			return st, fmt.Errorf("decode series state: days %d bytes, outdays %d bytes", len(days), len(bits))
 		}
+		// The whole slot ring (slot = day mod RingDays), or compact: the
+		// last len/4 days ending at end, oldest first (series.lua).
+		first := 0
+		if n := len(days) / 4; n < features.RingDays {
+			first = features.Slot(st.Ring.End - features.Day(n) + 1)
+		}
+		for i := range len(days) / 4 {
+			v := int32(binary.LittleEndian.Uint32([]byte(days[i*4:])))
+			st.Ring.Demand[(first+i)%features.RingDays] = float64(v) / 1000
+		}
 		for i := range features.RingDays {
-			st.Ring.Demand[i] = float64(int32(binary.LittleEndian.Uint32([]byte(days[i*4:])))) / 1000
 			st.Ring.Stockout[i] = bits[i/8]&(1<<(i%8)) != 0
 		}
 	}

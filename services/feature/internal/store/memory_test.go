@@ -95,3 +95,24 @@ func TestMemoryPerSeries(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryYoungSeries: a series with 3 order lines on 2 days (the
+// loadgen's young series) pays for its 3 days of ring, not 400: the code
+// before stored 1600 bytes of ring, 2,928 bytes of hash in all (README.md
+// "Memory").
+func TestMemoryYoungSeries(t *testing.T) {
+	s, rdb := newStore(t)
+	ctx := context.Background()
+	p := change("p", features.KindPrice, monday, 7)
+	p.Price = 2.49
+	apply(t, s, p, demand("a", monday, 9, 2), demand("b", monday, 12, 1), demand("c", monday+2, 9, 4))
+	hash, err := rdb.MemoryUsage(ctx, SeriesKey(series), 0).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := rdb.ObjectEncoding(ctx, SeriesKey(series)).Result()
+	t.Logf("young series hash: %d bytes (%s)", hash, enc)
+	if hash > 1536 {
+		t.Fatalf("a young series' hash takes %d bytes, want at most 1536", hash)
+	}
+}

@@ -41,7 +41,11 @@
 -- event is applied and starts a new watermark.
 --
 -- Layout (see README.md): 'days' is a ring of 400 little-endian int32 day
--- totals in milli-units, slot = day mod 400, ending at day 'end'; 'outdays'
+-- totals in milli-units, slot = day mod 400, ending at day 'end', stored
+-- compact: only the days from the oldest one with a non-zero total to 'end',
+-- oldest first (4 bytes a day; '' without any), or the whole 1600-byte slot
+-- ring when its oldest day is non-zero (and as the code before wrote it:
+-- both read). The script works on the 1600-byte ring; 'outdays'
 -- is a 400-bit stockout bitmap over the same slots; 'hours' holds 24
 -- little-endian doubles (placed milli-units per UTC hour, all time).
 local RING = 400
@@ -71,6 +75,34 @@ local new_batch = false -- the log holds no entry of this batch yet
 
 -- splice replaces the bytes of s from position p (1-based) by b.
 local function splice(s, p, b) return string.sub(s, 1, p - 1) .. b .. string.sub(s, p + #b) end
+
+local FULL = RING * 4
+-- expand returns the 1600-byte slot ring of a stored 'days' value s (nil:
+-- none) whose last day is e.
+local function expand(s, e)
+  if not s then return string.rep('\0', FULL) end
+  if #s == FULL then return s end
+  local n = #s / 4
+  local first = (e - n + 1) % RING -- slot of the oldest stored day
+  if first + n <= RING then
+    return string.rep('\0', first * 4) .. s .. string.rep('\0', (RING - first - n) * 4)
+  end
+  local k = RING - first -- stored days in slots first..399
+  return string.sub(s, k * 4 + 1) .. string.rep('\0', (RING - n) * 4) .. string.sub(s, 1, k * 4)
+end
+
+-- compact returns the stored form of the slot ring r ending at day e: the
+-- days from the oldest non-zero one to e, oldest first, or r itself when
+-- the ring's oldest day (e - 399) is non-zero.
+local function compact(r, e)
+  local s0 = (e + 1) % RING -- slot of day e - 399
+  local lin = string.sub(r, s0 * 4 + 1) .. string.sub(r, 1, s0 * 4)
+  local p = string.find(lin, '[^%z]')
+  if not p then return '' end
+  local skip = math.floor((p - 1) / 4)
+  if skip == 0 then return r end
+  return string.sub(lin, skip * 4 + 1)
+end
 
 if off then
   -- Undo the entries at offsets >= off, newest first, into local copies;
@@ -107,7 +139,7 @@ if off then
       local fl, ring, bd = e[6], e[7], e[8]
       for k = 1, #fl, 2 do restore[FIELDS[fl[k]]] = fl[k + 1] end
       if #ring > 0 then
-        days_r = days_r or redis.call('HGET', series, 'days')
+        days_r = days_r or expand(redis.call('HGET', series, 'days'), tonumber(redis.call('HGET', series, 'end')))
         for k = #ring - 1, 1, -2 do days_r = splice(days_r, ring[k], ring[k + 1]) end
       end
       if #bd > 0 then
@@ -124,7 +156,17 @@ if off then
     redis.call('DEL', series)
   elseif rolled > 0 then
     local hset, hdel = {}, {}
-    if days_r then restore['days'] = days_r end
+    -- The stored ring is read relative to 'end': store it again whenever
+    -- its bytes or 'end' go back.
+    if days_r or restore['end'] ~= nil then
+      local now_end = redis.call('HGET', series, 'end')
+      local e = restore['end']
+      if e == nil then e = now_end end
+      if e then
+        days_r = days_r or expand(redis.call('HGET', series, 'days'), tonumber(now_end))
+        restore['days'] = compact(days_r, tonumber(e))
+      end
+    end
     if bits_r then restore['outdays'] = bits_r end
     if hours_r and restore['hours'] == nil then restore['hours'] = hours_r end
     for f, v in pairs(restore) do
@@ -175,7 +217,7 @@ local cur = redis.call('HMGET', series, 'end', 'days', 'outdays', 'out', 'since'
 local was = {['end'] = cur[1], out = cur[4], since = cur[5], latest_at = cur[6], hours = false}
 for i, f in ipairs(SCALARS) do was[f] = cur[6 + i] end
 local last_day = tonumber(cur[1])
-local days = cur[2] or string.rep('\0', RING * 4)
+local days = expand(cur[2], last_day)
 local bits = {string.byte(cur[3] or string.rep('\0', RING / 8), 1, -1)}
 local out = cur[4] == '1'
 local since = tonumber(cur[5])
@@ -335,7 +377,7 @@ if off then
 end
 
 if kind == 'demand' then redis.call('HINCRBY', series, 'total', ARGV[7]) end
-put('days', days)
+put('days', compact(days, last_day))
 put('outdays', outdays)
 redis.call('HINCRBY', series, 'events', 1)
 redis.call('HSET', series, unpack(set))
