@@ -23,8 +23,9 @@ import (
 // defaultMaxPollRecords bounds one poll across all partitions.
 const defaultMaxPollRecords = 10_000
 
-// defaultBatchWait is the default of -kafka.batch-wait.
-const defaultBatchWait = 100 * time.Millisecond
+// defaultBatchWait is the default of -kafka.batch-wait: no lingering, a
+// batch is what is already fetched (docs/load.md, "Session 7").
+const defaultBatchWait time.Duration = 0
 
 // fetchMaxWait is how long the broker may hold a fetch waiting for data:
 // short, so that records flow through the pipeline with little latency.
@@ -35,8 +36,9 @@ const maxSpanLinks = 128
 
 // Handler processes records: by default every record of one batch in one
 // call (the partitions one after another, each partition's records in offset
-// order; records may come from several topics; a batch is one poll, or with
-// Config.BatchWait the polls gathered until Config.BatchRecords or BatchWait), with
+// order; records may come from several topics; a batch is the records
+// already fetched when a poll returns, up to Config.BatchRecords, or with
+// Config.BatchWait the polls gathered until BatchRecords or BatchWait), with
 // Config.PartitionAtATime one partition's records per call. With
 // Config.ConcurrentPartitions the partitions of one poll are handled
 // concurrently: Handle is called from several goroutines at once, each with a
@@ -93,6 +95,9 @@ type Consumer struct {
 	// gathered, when set (tests), is called after each poll that added
 	// records to a batch, with the batch's record count.
 	gathered func(records int)
+	// polling, when set (tests), is called before each poll, with whether
+	// it may wait for the broker (false: a poll of what is buffered).
+	polling func(blocking bool)
 }
 
 // NewConsumer creates a group consumer of topics; it joins the group when Run starts.
@@ -343,15 +348,20 @@ func (b *batch) add(p kgo.FetchTopicPartition) {
 }
 
 // gather polls until it has a batch to hand over: the first poll that
-// returns records, then, with Config.BatchWait, more polls until the batch
-// holds Config.BatchRecords records, BatchWait has passed since the first
-// poll returned, or a rebalance waits for this member. Every polled record
-// is in the batch: a transaction commits the offsets of every polled record
-// (and the at-least-once path keeps its partitions until AllowRebalance), so
-// none may be left out. When ctx is done before the first poll returned
-// records it returns an empty batch (nothing was polled); after that it
-// returns what it gathered, which Run then handles and commits (drain). The
-// error is a closed client.
+// returns records, then more polls while the client already holds fetched
+// records (non-blocking polls, see gatherBuffered), until the batch holds
+// Config.BatchRecords records or a rebalance waits for this member. A batch
+// thus grows only with records that are already waiting: below saturation a
+// lone record is handed over at once, at saturation the fetches that arrive
+// while the handler runs fill the next batch. With Config.BatchWait the
+// gather lingers instead: it polls (blocking) until the batch is full,
+// BatchWait has passed since the first poll returned, or a rebalance waits.
+// Every polled record is in the batch: a transaction commits the offsets of
+// every polled record (and the at-least-once path keeps its partitions until
+// AllowRebalance), so none may be left out. When ctx is done before the
+// first poll returned records it returns an empty batch (nothing was
+// polled); after that it returns what it gathered, which Run then handles
+// and commits (drain). The error is a closed client.
 func (c *Consumer) gather(ctx context.Context) (*batch, error) {
 	b := &batch{}
 	limit := min(c.cfg.MaxPollRecords, c.cfg.BatchRecords)
@@ -368,6 +378,7 @@ func (c *Consumer) gather(ctx context.Context) (*batch, error) {
 		}
 	}
 	if c.cfg.BatchWait <= 0 {
+		c.gatherBuffered(ctx, b)
 		return b, nil
 	}
 	pctx, cancel := context.WithDeadline(ctx, time.Now().Add(c.cfg.BatchWait))
@@ -390,6 +401,24 @@ func (c *Consumer) gather(ctx context.Context) (*batch, error) {
 	return b, nil
 }
 
+// gatherBuffered adds to b what the client has already fetched, without
+// waiting: a poll with a nil context returns at once with the buffered
+// records (franz-go's PollRecords; a cancelled context would return none),
+// and the gather ends with the first poll that adds nothing, or when b is
+// full, ctx is done, or a rebalance waits for this member (at-least-once)
+// or revoked its partitions (transactions). The flags are checked before
+// each poll: a signal arriving during one is seen before the next, and a
+// poll never blocks, so no cancel is needed.
+func (c *Consumer) gatherBuffered(ctx context.Context, b *batch) {
+	for b.n < c.cfg.BatchRecords && ctx.Err() == nil && !c.rebalanceWaits.Load() && !c.revoked.Load() {
+		n := b.n
+		//nolint:staticcheck // SA1012: a nil context is franz-go's documented non-blocking poll
+		if err := c.poll(ctx, nil, b, min(c.cfg.MaxPollRecords, c.cfg.BatchRecords-b.n)); err != nil || b.n == n {
+			return // nothing buffered (a closed client shows at the next gather's first poll)
+		}
+	}
+}
+
 // stopGathering ends the running gather, if any: its poll returns.
 func (c *Consumer) stopGathering() {
 	c.gatherMu.Lock()
@@ -399,9 +428,13 @@ func (c *Consumer) stopGathering() {
 	}
 }
 
-// poll polls once with pctx (ctx, or ctx with the gather's deadline), adds
-// the records to b and records the poll-level metrics.
+// poll polls once with pctx (ctx, ctx with the gather's deadline, or nil:
+// only what is buffered, without waiting), adds the records to b and
+// records the poll-level metrics.
 func (c *Consumer) poll(ctx, pctx context.Context, b *batch, limit int) error {
+	if c.polling != nil {
+		c.polling(pctx != nil)
+	}
 	fetches := c.cl.PollRecords(pctx, limit)
 	if fetches.IsClientClosed() {
 		return errors.New("kafka consumer: client closed while polling")

@@ -3,9 +3,11 @@ package kafkax
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -431,6 +433,173 @@ func TestGatherRevokedMidGather(t *testing.T) {
 			assertOutputsOnce(t, cfg.Brokers, txnOut, recs, kgo.ReadCommitted(), "read_committed")
 			if !tc.atLeastOnce {
 				assertOutputsOnce(t, cfg.Brokers, txnOut, recs, kgo.ReadUncommitted(), "read_uncommitted")
+			}
+		})
+	}
+}
+
+// defaultGatherConfig is testConfig with the gather flags' defaults
+// (-kafka.batch-wait, -kafka.batch-records), as the services run.
+func defaultGatherConfig(t *testing.T, brokers []string) Config {
+	t.Helper()
+	var d Config
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	d.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(brokers)
+	cfg.BatchWait, cfg.BatchRecords = d.BatchWait, d.BatchRecords
+	return cfg
+}
+
+// gatherLog records a consumer's polls ("wait": a poll that may wait for
+// the broker, "buffered": one that takes only what is already fetched),
+// gathers ("gathered N") and handler calls ("handle N"), in order.
+type gatherLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *gatherLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *gatherLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+// watch makes c log its polls and gathers to l.
+func (l *gatherLog) watch(c *Consumer) {
+	c.polling = func(blocking bool) {
+		if blocking {
+			l.add("wait")
+		} else {
+			l.add("buffered")
+		}
+	}
+	c.gathered = func(n int) { l.add(fmt.Sprintf("gathered %d", n)) }
+}
+
+// With the default configuration a gather takes what the client has
+// already fetched and never waits for more: 50 inputs fetched before the
+// first poll (the test holds that poll until the client has buffered all
+// of them) make a batch of 36 (-kafka.batch-records 36), in one poll that
+// may wait (it returns at once) and seven of what is buffered (at most 5
+// records a poll), then a batch of the other 14 in one poll of each kind
+// and a last poll of what is buffered that finds nothing. No poll that may
+// wait for the broker runs while a batch is gathered: on session 6's fixed
+// wait (-kafka.batch-wait 100ms by default) each gather's later polls do,
+// and with no wait at all (one poll a batch) each batch holds 5.
+func TestGatherTakesWhatIsFetchedWithoutWaiting(t *testing.T) {
+	for _, tc := range deliveries {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startBroker(t, "")
+			cfg := defaultGatherConfig(t, e.Brokers())
+			cfg.AtLeastOnce = tc.atLeastOnce
+			cfg.instanceLockDir = t.TempDir()
+			cfg.MaxPollRecords, cfg.BatchRecords = 5, 36
+			ctx := context.Background()
+			tel, p, adm := txnSetup(t, cfg)
+			recs := keyedRecords(txnIn, 10, 5)
+			produce(t, p, ctx, recs)
+			ends := map[int32]int64{}
+			for _, r := range recs {
+				ends[r.Partition] = max(ends[r.Partition], r.Offset+1)
+			}
+
+			var log gatherLog
+			h := &recorder{onHandle: func(_ context.Context, in []*kgo.Record) { log.add(fmt.Sprintf("handle %d", len(in))) }}
+			c, err := NewConsumer(cfg, "gb", []string{txnIn}, h, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.watch(c)
+			watched := c.polling
+			first := true
+			c.polling = func(blocking bool) {
+				if first {
+					first = false
+					waitFor(t, 30*time.Second, "every input fetched before the first poll", func() bool {
+						return c.cl.BufferedFetchRecords() == int64(len(recs))
+					})
+				}
+				watched(blocking)
+			}
+			stop := runConsumer(t, c)
+			waitFor(t, 30*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gb", txnIn, ends) })
+			stop()
+
+			want := []string{"wait", "gathered 5"}
+			for n := 10; n <= 35; n += 5 {
+				want = append(want, "buffered", fmt.Sprintf("gathered %d", n))
+			}
+			want = append(want, "buffered", "gathered 36", "handle 36",
+				"wait", "gathered 5", "buffered", "gathered 10", "buffered", "gathered 14", "buffered", "handle 14")
+			got := log.snapshot()
+			if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+				t.Errorf("polls, gathers and handler calls:\n got %q\nwant %q (then polls that wait for more)", got, want)
+			}
+			for _, ev := range got[min(len(want), len(got)):] {
+				if ev != "wait" {
+					t.Errorf("after the last batch: %q, want only polls that wait for more input", ev)
+				}
+			}
+			if n := len(h.snapshot()); n != len(recs) {
+				t.Errorf("handled %d records, want %d", n, len(recs))
+			}
+		})
+	}
+}
+
+// With the default configuration a lone record is handed over without
+// waiting for more: after the poll that returned it, the gather makes one
+// poll of what is buffered, which finds nothing, and the handler gets the
+// record. Session 6's fixed wait polled on (waiting for the broker) for
+// 100 ms first.
+func TestGatherHandsOverALoneRecordAtOnce(t *testing.T) {
+	for _, tc := range deliveries {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startBroker(t, "")
+			cfg := defaultGatherConfig(t, e.Brokers())
+			cfg.AtLeastOnce = tc.atLeastOnce
+			cfg.instanceLockDir = t.TempDir()
+			ctx := context.Background()
+			tel, p, adm := txnSetup(t, cfg)
+
+			var log gatherLog
+			h := &recorder{onHandle: func(_ context.Context, in []*kgo.Record) { log.add(fmt.Sprintf("handle %d", len(in))) }}
+			c, err := NewConsumer(cfg, "gl", []string{txnIn}, h, tel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.watch(c)
+			stop := runConsumer(t, c)
+			defer stop()
+			ends := map[int32]int64{}
+			for i, one := range keyedRecords(txnIn, 2, 1) {
+				produce(t, p, ctx, []*kgo.Record{one})
+				ends[one.Partition] = max(ends[one.Partition], one.Offset+1)
+				waitFor(t, 30*time.Second, fmt.Sprintf("record %d committed", i), func() bool { return committedAll(ctx, adm, "gl", txnIn, ends) })
+			}
+			stop()
+			got := log.snapshot()
+			// Drop the polls that waited for input and found none (the
+			// consumer's idle polls return only with records).
+			var seen []string
+			for i, ev := range got {
+				if ev == "wait" && (i+1 == len(got) || got[i+1] == "wait") {
+					continue
+				}
+				seen = append(seen, ev)
+			}
+			want := []string{"wait", "gathered 1", "buffered", "handle 1", "wait", "gathered 1", "buffered", "handle 1"}
+			if !slices.Equal(seen, want) {
+				t.Errorf("polls, gathers and handler calls %q, want %q", got, want)
 			}
 		})
 	}

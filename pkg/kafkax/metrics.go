@@ -54,7 +54,7 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 		return nil, fmt.Errorf("create aborted transactions counter: %w", err)
 	}
 	if ins.polls, err = m.Int64Counter("stockcast.consumer.polls", metric.WithDescription(
-		"Polls that returned records; with -kafka.batch-wait several polls make one batch (one handler call, one transaction or offset commit).")); err != nil {
+		"Polls that returned records; several polls make one batch (one handler call, one transaction or offset commit) when records were already fetched or with -kafka.batch-wait.")); err != nil {
 		return nil, fmt.Errorf("create polls counter: %w", err)
 	}
 	return &ins, nil
