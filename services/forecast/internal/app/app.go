@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -50,6 +51,8 @@ type Config struct {
 	FeatureTLS  grpcx.ClientTLSConfig
 	PrintConfig bool
 	MigrateOnly bool
+	// MemoryLimit is -memory.limit: auto, off or a size (memlimit.go).
+	MemoryLimit string
 }
 
 // RegisterFlags registers every flag of the service.
@@ -65,6 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.FeatureTLS.RegisterFlags(fs, "feature.")
 	fs.BoolVar(&c.PrintConfig, "config.print", false, "print the effective configuration and exit")
 	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "create the ClickHouse tables, then exit (the schema migration Job)")
+	fs.StringVar(&c.MemoryLimit, "memory.limit", "auto", "the Go runtime's soft memory limit: auto (GOMEMLIMIT if set, else 90% of the container's cgroup memory limit, else none), off, or a size such as 3600MiB")
 }
 
 // Validate checks the configuration.
@@ -72,6 +76,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.FeatureAddr == "" {
 		errs = append(errs, errors.New("feature addr: none given"))
+	}
+	if err := validateMemoryLimit(c.MemoryLimit); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, c.Telemetry.Validate(), c.Kafka.Validate(), c.ClickHouse.Validate(),
 		c.GRPC.Validate(), c.Forecast.Validate(), c.Model.Validate())...)
@@ -138,6 +145,11 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 		defer cancel()
 		err = errors.Join(err, shutdownTelemetry(sctx))
 	}()
+	ml, err := applyMemoryLimit(cfg.MemoryLimit, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log.Info("memory limit", "flag", cfg.MemoryLimit, "source", ml.Source, "limit_bytes", ml.Bytes, "container_limit_bytes", ml.Container)
 
 	if err := kafkax.EnsureTopics(ctx, cfg.Kafka, topics.Features, topics.DLQ(topics.Features), topics.Forecasts); err != nil {
 		return err
