@@ -15,6 +15,7 @@ import (
 	"github.com/stockcast/stockcast/pkg/topics"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
+	"github.com/stockcast/stockcast/services/forecast/internal/store"
 )
 
 // ServiceName names the service in DLQ headers.
@@ -26,9 +27,12 @@ const (
 	ReasonInvalidSnapshot = "invalid_snapshot"
 )
 
-// Log makes forecasts durable (the ClickHouse forecast log).
+// Log makes forecasts durable (the ClickHouse forecast log), with where
+// each one's snapshot was read, and reads back the forecast published
+// before a snapshot for series not in memory (store.ForecastLog).
 type Log interface {
-	Insert(ctx context.Context, results []*scoring.Result) error
+	InsertFrom(ctx context.Context, results []*scoring.Result, sources []store.Source) error
+	Previous(ctx context.Context, refs []store.PreviousRef) (map[string]*scoring.Result, error)
 }
 
 // Producer publishes records and waits for their acknowledgement.
@@ -54,10 +58,14 @@ var _ kafkax.Handler = (*Handler)(nil)
 // Handle scores a partition's snapshots in order, logs the forecasts,
 // publishes them (and rejected records to the DLQ), and only then lets the
 // new series states be seen: an error anywhere retries the whole batch from
-// the same states.
+// the same states. The series not in memory (a restart, an eviction) are
+// given the forecast published before their first snapshot here, read from
+// the log in one query (scoring.Batch.Restore), so their reasons are the
+// ones the scorer would have given with them in memory.
 func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	batch := h.scorer.Begin()
 	results := make([]*scoring.Result, 0, len(recs))
+	sources := make([]store.Source, 0, len(recs))
 	out := make([]*kgo.Record, 0, len(recs))
 	// Decoded first, so the histories the batch needs are fetched together
 	// (scoring.Batch.Prefetch).
@@ -71,6 +79,17 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		}
 	}
 	batch.Prefetch(decoded)
+	if cold := batch.Cold(snaps); len(cold) > 0 {
+		refs := make([]store.PreviousRef, len(cold))
+		for j, i := range cold {
+			refs[j] = store.PreviousRef{SeriesKey: snaps[i].GetSeriesKey(), At: store.Source{Partition: recs[i].Partition, Offset: recs[i].Offset}}
+		}
+		prev, err := h.log.Previous(ctx, refs)
+		if err != nil {
+			return fmt.Errorf("read the previous forecasts of %d series: %w", len(refs), err)
+		}
+		batch.Restore(prev)
+	}
 	for i, rec := range recs {
 		snap := snaps[i]
 		if snap == nil {
@@ -91,6 +110,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 			return fmt.Errorf("encode forecast %s: %w", res.Event.GetForecastId(), err)
 		}
 		results = append(results, res)
+		sources = append(sources, store.Source{Partition: rec.Partition, Offset: rec.Offset})
 		out = append(out, &kgo.Record{
 			Topic: topics.Forecasts,
 			Key:   []byte(res.Event.GetSeriesKey()),
@@ -101,7 +121,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 			},
 		})
 	}
-	if err := h.log.Insert(ctx, results); err != nil {
+	if err := h.log.InsertFrom(ctx, results, sources); err != nil {
 		return err
 	}
 	if err := h.producer.Produce(ctx, out...); err != nil {

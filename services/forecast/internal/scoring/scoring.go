@@ -150,6 +150,9 @@ type Batch struct {
 	ahead      []*featurev1.FeatureSnapshot
 	pos        int
 	prefetched map[string][]DailyDemand
+	// restored holds what the scorer would hold of series not in memory
+	// (Restore)
+	restored map[string]*restored
 }
 
 // Begin starts a batch.
@@ -276,6 +279,10 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	cacheIt := true
 	observedThrough := closedEnd // days after this come from the window
 	var prevGlobal *globalPart
+	var back *restored // not in memory, but its latest forecast read back
+	if cur == nil {
+		back = b.restored[snap.GetSeriesKey()]
+	}
 	switch {
 	case cur != nil && cur.syncedOK && cur.synced >= v.first-1 && cur.synced <= closedEnd:
 		// The cache is contiguous with the snapshot's window: advance it.
@@ -283,6 +290,13 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		prevGlobal = cur.global
 		observedThrough = cur.synced
 		b.stats.Incremental++
+	case back != nil && back.lastStart-1 >= v.first-1 && back.lastStart-1 <= closedEnd:
+		// What the cache would have held, rebuilt, then advanced (restore.go).
+		if err := b.rebuild(ctx, sku, location, back.lastStart-1, next); err != nil {
+			return nil, err
+		}
+		observedThrough = back.lastStart - 1
+		b.stats.Rebuilds++
 	default:
 		// No state, or a gap between it and the window, or a state ahead of
 		// this snapshot (a replay of older events): replay the history.
@@ -294,6 +308,9 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		}
 		b.stats.Rebuilds++
 		cacheIt = cur == nil || !cur.syncedOK || cur.synced <= closedEnd
+		if back != nil {
+			cacheIt = back.lastStart-1 <= closedEnd
+		}
 	}
 	before := next.state
 	recent := snap.GetRecentDaily()
@@ -306,6 +323,8 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	var prev *prevForecast
 	if cur != nil && cur.prev.ok {
 		prev = &cur.prev
+	} else if back != nil {
+		prev = &back.prev
 	}
 	next.global = nil
 	if m := b.model; m != nil {
@@ -329,7 +348,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	// (when the previous forecast is held whole; else they are computed
 	// again, to the same values)
 	var same, kept *Result
-	if prev != nil && (next.global == prevGlobal && next.global != nil || cur.lastStart == v.asOf) {
+	if cur != nil && prev != nil && (next.global == prevGlobal && next.global != nil || cur.lastStart == v.asOf) {
 		kept = b.latestOf(cur)
 	}
 	if kept != nil && cur.lastStart == v.asOf && next.global == prevGlobal && next.state == cur.state &&

@@ -96,7 +96,9 @@ const forecastLogTable = `CREATE TABLE IF NOT EXISTS forecast_log (
 	components_pb String,
 	global_pb String,
 	reason_pb String,
-	quantiles_pk String
+	quantiles_pk String,
+	source_partition Int32 DEFAULT -1,
+	source_offset Int64 DEFAULT -1
 ) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(start_day) ORDER BY (series_key, as_of, forecast_id)`
 
 // Encoded columns (version 2 of the log): the daily and lead-time
@@ -121,6 +123,8 @@ var encodedColumns = []struct{ name, typ string }{
 	{"global_pb", "String"},
 	{"reason_pb", "String"},
 	{"quantiles_pk", "String"},
+	{"source_partition", "Int32 DEFAULT -1"},
+	{"source_offset", "Int64 DEFAULT -1"},
 }
 
 // Migrate creates forecast_log (forecastLogTable) or adds the encoded
@@ -157,6 +161,9 @@ const columns = `forecast_id, event_id, series_key, sku, location, as_of, as_of_
 	model, model_version, demand_class, reason_code, reason_detail, reason_change,
 	cause, quantiles_pk, components_pb, global_pb, reason_pb`
 
+// insertColumns adds where the forecast's snapshot was read (Source).
+const insertColumns = columns + `, source_partition, source_offset`
+
 // readColumns adds version 2's quantile columns and version 1's arrays,
 // read when the newer columns are empty.
 const readColumns = columns + `, quantiles_le, lt_quantiles_le, quantiles, lt_quantiles, component_names, component_values, component_details`
@@ -178,24 +185,38 @@ type ForecastLog struct {
 func NewForecastLog(conn driver.Conn) *ForecastLog { return &ForecastLog{conn: conn} }
 
 // Insert writes the series forecasts of a batch in one insert (forecasts
-// without daily values, for item events, are not logged).
+// without daily values, for item events, are not logged), without their
+// sources (InsertFrom).
 func (l *ForecastLog) Insert(ctx context.Context, results []*scoring.Result) error {
+	return l.InsertFrom(ctx, results, nil)
+}
+
+// InsertFrom is Insert that records where each forecast's snapshot was
+// read (sources[i] of results[i]; none: nil), which Previous orders the
+// forecasts of a series by.
+func (l *ForecastLog) InsertFrom(ctx context.Context, results []*scoring.Result, sources []Source) error {
 	var rows []*scoring.Result
-	for _, r := range results {
+	var from []Source
+	for i, r := range results {
 		if len(r.Event.GetDaily()) > 0 {
 			rows = append(rows, r)
+			src := Source{Partition: -1, Offset: -1}
+			if sources != nil {
+				src = sources[i]
+			}
+			from = append(from, src)
 		}
 	}
 	if len(rows) == 0 {
 		return nil
 	}
-	batch, err := l.conn.PrepareBatch(ctx, "INSERT INTO forecast_log ("+columns+")")
+	batch, err := l.conn.PrepareBatch(ctx, "INSERT INTO forecast_log ("+insertColumns+")")
 	if err != nil {
 		return fmt.Errorf("prepare forecast_log insert: %w", err)
 	}
 	defer func() { _ = batch.Abort() }()
-	for _, r := range rows {
-		if err := batch.Append(rowValues(r)...); err != nil {
+	for i, r := range rows {
+		if err := batch.Append(append(rowValues(r), from[i].Partition, from[i].Offset)...); err != nil {
 			return fmt.Errorf("append forecast %s: %w", r.Event.GetForecastId(), err)
 		}
 	}
