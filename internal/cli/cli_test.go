@@ -54,6 +54,7 @@ func TestRunCommands(t *testing.T) {
 		{args: []string{"demo", "extra"}, wantErr: "unexpected arguments"},
 		{args: []string{"bench-pipeline", "--n", "0"}, wantErr: "want at least 1"},
 		{args: []string{"replay", "--kafka.brokers", "", "--limit", "-3"}, wantErr: "replay limit -3"},
+		{args: []string{"loadgen", "--forecast.flag", "memory.limit=1GiB"}, wantErr: "want a flag such as -memory.limit"},
 		{args: []string{"demo", "-h"}},
 	}
 	for _, tt := range tests {

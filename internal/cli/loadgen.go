@@ -28,6 +28,8 @@ func runLoadgen(ctx context.Context, e *env, args []string) (err error) {
 		attach    bool
 		redisAddr string
 		pids      []string
+		// forecastFlags are extra flags of the forecast service
+		forecastFlags []string
 	)
 	sf.register(fs, ".data/load")
 	logs.register(fs)
@@ -50,6 +52,13 @@ func runLoadgen(ctx context.Context, e *env, args []string) (err error) {
 	fs.BoolVar(&attach, "attach", false, "load an already running system at -kafka.brokers instead of starting the local stack")
 	fs.StringVar(&redisAddr, "redis.addr", "", "with -attach: Redis of the running system, for its memory figures")
 	config.StringsVar(fs, &pids, "pids", nil, "with -attach: name=pid,... of processes whose CPU and memory to report")
+	fs.Func("forecast.flag", "an extra flag of the forecast service the local stack starts, such as -memory.limit=3686MiB (repeat for more)", func(s string) error {
+		if !strings.HasPrefix(s, "-") {
+			return fmt.Errorf("want a flag such as -memory.limit=3686MiB, not %q", s)
+		}
+		forecastFlags = append(forecastFlags, s)
+		return nil
+	})
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -95,7 +104,7 @@ func runLoadgen(ctx context.Context, e *env, args []string) (err error) {
 			Dir: sf.dir, BinDir: sf.binDir, KafkaBrokers: sf.brokers, Partitions: sf.partitions, Logger: log, Stdout: e.stdout,
 			ServiceFlags: map[string][]string{
 				stack.Ingest:   {"-ingest.non-product-skus=" + strings.Join(retail.NonProductCodes(), ",")},
-				stack.Forecast: {"-forecast.max-series=" + strconv.Itoa(maxSeries)},
+				stack.Forecast: append([]string{"-forecast.max-series=" + strconv.Itoa(maxSeries)}, forecastFlags...),
 			},
 		})
 		if err != nil {
