@@ -6,8 +6,6 @@ import (
 	"math"
 	"sort"
 
-	"google.golang.org/protobuf/proto"
-
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
@@ -176,8 +174,8 @@ func (p *Planner) AllocateLocation(ctx context.Context, location string, values 
 			if raw == nil {
 				continue
 			}
-			fe := &forecastv1.ForecastEvent{}
-			if err := proto.Unmarshal(raw, fe); err != nil {
+			fe, err := DecodeLatest(raw)
+			if err != nil {
 				return nil, nil, fmt.Errorf("decode latest forecast of %s|%s: %w", s.SKU, s.Location, err)
 			}
 			items = append(items, PortfolioItem{Series: s, Forecast: fe, UnitValue: v, Class: fe.GetDemandClass()})

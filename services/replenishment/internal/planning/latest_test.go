@@ -59,10 +59,12 @@ func fullForecast(sku, id string, cause *demandv1.DemandEvent, at time.Time, noA
 }
 
 // TestLatestForecastDecidesAsTheWholeEvent: the series' latest forecast is
-// kept as planning.LatestForecast (a quarter of the event); a re-evaluation
+// kept as planning.LatestForecast (a quarter of the event) in the compact
+// layout (EncodeLatest; a tenth with count quantiles); a re-evaluation
 // after SetPolicy and a portfolio allocation from it give byte for byte the
 // proposals and allocations of the layout before (the whole event, the
-// Kafka record's value), with and without as_of.
+// Kafka record's value), with and without as_of, with lead-time quantiles
+// that are counts (as the forecast service's) and that are not.
 func TestLatestForecastDecidesAsTheWholeEvent(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
@@ -74,7 +76,7 @@ func TestLatestForecastDecidesAsTheWholeEvent(t *testing.T) {
 	// point q95(7) = 89), with oldLayout rewrites the kept forecasts as
 	// before, then re-evaluates A and B under a stricter policy (q99(7) =
 	// 99.6: they order) and allocates the location under a weekly policy.
-	run := func(noAsOf, oldLayout bool) (props [][]byte, alloc string, size int) {
+	run := func(noAsOf, counts, oldLayout bool) (props [][]byte, alloc string, size int) {
 		t.Helper()
 		if err := rdb.FlushAll(ctx).Err(); err != nil {
 			t.Fatal(err)
@@ -86,6 +88,9 @@ func TestLatestForecastDecidesAsTheWholeEvent(t *testing.T) {
 		planner := planning.NewPlanner(policies, store.NewState(rdb, time.Hour), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		for _, sku := range skus {
 			full := fullForecast(sku, "e-"+sku, snapshot(95), at, noAsOf)
+			if counts {
+				full = countForecast(sku, "e-"+sku, at, noAsOf)
+			}
 			res, err := planner.Plan(ctx, events(t, full))
 			if err != nil || len(res.Proposals) != 0 {
 				t.Fatalf("snapshot of %s: %v, %d proposals", sku, err, len(res.Proposals))
@@ -139,10 +144,10 @@ func TestLatestForecastDecidesAsTheWholeEvent(t *testing.T) {
 		}
 		return props, fmt.Sprintf("%+v", got), size
 	}
-	for _, noAsOf := range []bool{false, true} {
-		t.Run(fmt.Sprintf("noAsOf=%v", noAsOf), func(t *testing.T) {
-			newProps, newAlloc, newSize := run(noAsOf, false)
-			oldProps, oldAlloc, oldSize := run(noAsOf, true)
+	for _, c := range []struct{ noAsOf, counts bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("noAsOf=%v/counts=%v", c.noAsOf, c.counts), func(t *testing.T) {
+			newProps, newAlloc, newSize := run(c.noAsOf, c.counts, false)
+			oldProps, oldAlloc, oldSize := run(c.noAsOf, c.counts, true)
 			if len(newProps) != 2 {
 				t.Fatalf("%d proposals from the re-evaluation, want 2", len(newProps))
 			}

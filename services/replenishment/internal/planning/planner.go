@@ -13,8 +13,6 @@ import (
 	"math"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
@@ -227,13 +225,10 @@ func LatestForecast(ev *forecastv1.ForecastEvent) *forecastv1.ForecastEvent {
 	return c
 }
 
-// latestForecast is LatestForecast encoded, as the state store keeps it.
+// latestForecast is LatestForecast encoded, as the state store keeps it
+// (EncodeLatest; DecodeLatest reads it back).
 func latestForecast(ev *forecastv1.ForecastEvent) []byte {
-	raw, err := proto.Marshal(LatestForecast(ev))
-	if err != nil {
-		return nil // not kept; a policy change then waits for the next event
-	}
-	return raw
+	return EncodeLatest(LatestForecast(ev))
 }
 
 // planOf is replenish.NewPlan with the levels and order size of the
@@ -493,8 +488,8 @@ func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(Effe
 		if raw == nil {
 			continue // no forecast yet: the series' next event decides
 		}
-		var fe forecastv1.ForecastEvent
-		if err := proto.Unmarshal(raw, &fe); err != nil {
+		fe, err := DecodeLatest(raw)
+		if err != nil {
 			return Result{}, fmt.Errorf("decode latest forecast of %s|%s: %w", s.SKU, s.Location, err)
 		}
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", eff)))
@@ -502,7 +497,7 @@ func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(Effe
 			Series:  s,
 			EventID: "policy:" + hex.EncodeToString(sum[:8]) + "@" + fe.GetEventId(),
 			Change:  Change{Kind: ChangePolicy},
-			Source:  &fe,
+			Source:  fe,
 		})
 	}
 	return p.Plan(ctx, evs)
