@@ -27,9 +27,11 @@ func FeatureNames() []string {
 type Panel struct {
 	ds                     *backtest.Dataset
 	sum, sum2              [][]float64 // prefix sums: sum[i][t] = y[0] + ... + y[t-1]
+	prefix                 [][]float64 // their memory: sum[i] and sum2[i] in one
 	first                  []int       // first day with a sale (Days if never)
 	item, dept, cat, store []float64
 	eventName, eventType   []float64 // per day
+	events                 []float64 // their memory, with a calendar
 	itemPrice              []float64 // per series: mean known price of its item
 
 	directOnce sync.Once
@@ -39,13 +41,32 @@ type Panel struct {
 // NewPanel prepares ds. Values after any origin are read by the features
 // only through lags of MinLag days or more.
 func NewPanel(ds *backtest.Dataset) *Panel {
-	p := &Panel{ds: ds}
+	p := new(Panel)
+	p.Reset(ds)
+	return p
+}
+
+// Reset makes p the panel of ds, as NewPanel(ds) makes it, reusing p's
+// memory where it is large enough (the forecast service makes a
+// one-series panel for every prediction of the global model: one Panel
+// reused is no allocation).
+func (p *Panel) Reset(ds *backtest.Dataset) {
 	n := len(ds.Series)
-	p.sum, p.sum2 = make([][]float64, n), make([][]float64, n)
-	p.first = make([]int, n)
+	p.ds = ds
+	p.directOnce, p.directExt = sync.Once{}, nil
+	p.sum, p.sum2 = resize(p.sum, n), resize(p.sum2, n)
+	p.first, p.prefix = resize(p.first, n), resize(p.prefix, n)
 	for i, s := range ds.Series {
-		ab := make([]float64, 2*(ds.Days+1)) // one allocation for both
+		// one allocation for both (p's from its last use if large enough)
+		ab := p.prefix[i]
+		if cap(ab) >= 2*(ds.Days+1) {
+			ab = ab[:2*(ds.Days+1)]
+			clear(ab)
+		} else {
+			ab = make([]float64, 2*(ds.Days+1))
+		}
 		a, b := ab[:ds.Days+1:ds.Days+1], ab[ds.Days+1:]
+		p.prefix[i] = ab
 		p.first[i] = ds.Days
 		for t, y := range s.Values {
 			a[t+1], b[t+1] = a[t]+y, b[t]+y*y
@@ -55,17 +76,18 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 		}
 		p.sum[i], p.sum2[i] = a, b
 	}
-	p.item = codes(ds, func(s *backtest.Series) string { return s.Item })
-	p.dept = codes(ds, func(s *backtest.Series) string { return s.Dept })
-	p.cat = codes(ds, func(s *backtest.Series) string { return s.Cat })
-	p.store = codes(ds, func(s *backtest.Series) string { return s.Store })
+	p.item = codes(p.item, ds, func(s *backtest.Series) string { return s.Item })
+	p.dept = codes(p.dept, ds, func(s *backtest.Series) string { return s.Dept })
+	p.cat = codes(p.cat, ds, func(s *backtest.Series) string { return s.Cat })
+	p.store = codes(p.store, ds, func(s *backtest.Series) string { return s.Store })
 	if ds.Events == nil && ds.Days <= len(noEvents) {
 		// no calendar: every day's codes are 0, read from one shared
 		// (never written) array instead of allocated per panel
 		p.eventName, p.eventType = noEvents[:ds.Days:ds.Days], noEvents[:ds.Days:ds.Days]
 	} else {
-		events := make([]float64, 2*ds.Days)
-		p.eventName, p.eventType = events[:ds.Days:ds.Days], events[ds.Days:]
+		p.events = resize(p.events, 2*ds.Days)
+		clear(p.events)
+		p.eventName, p.eventType = p.events[:ds.Days:ds.Days], p.events[ds.Days:]
 	}
 	if ds.Events != nil {
 		names, types := map[string]float64{}, map[string]float64{}
@@ -78,7 +100,7 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 			p.eventName[t], p.eventType[t] = names[e.Name1], types[e.Type1]
 		}
 	}
-	p.itemPrice = make([]float64, n)
+	p.itemPrice = resize(p.itemPrice, n)
 	if n == 1 {
 		// one series (the forecast service's live panel): its item's
 		// mean price, summed in the same order as below
@@ -90,7 +112,7 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 			}
 		}
 		p.itemPrice[0] = sum / count
-		return p
+		return
 	}
 	sums, counts := map[string]float64{}, map[string]float64{}
 	for _, s := range ds.Series {
@@ -104,7 +126,15 @@ func NewPanel(ds *backtest.Dataset) *Panel {
 	for i, s := range ds.Series {
 		p.itemPrice[i] = sums[s.Item] / counts[s.Item]
 	}
-	return p
+}
+
+// resize returns s with length n, its backing array reused if large
+// enough (the entries are the old ones: the caller writes every one).
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // noEvents holds the event codes (0) of a panel without a calendar of up
@@ -124,16 +154,19 @@ func number(m map[string]float64) {
 	}
 }
 
-func codes(ds *backtest.Dataset, key func(*backtest.Series) string) []float64 {
+// codes returns the code of each series' key in the sorted keys, in dst
+// if large enough.
+func codes(dst []float64, ds *backtest.Dataset, key func(*backtest.Series) string) []float64 {
+	out := resize(dst, len(ds.Series))
 	if len(ds.Series) == 1 {
-		return []float64{0} // the only key is the first
+		out[0] = 0 // the only key is the first
+		return out
 	}
 	m := map[string]float64{}
 	for i := range ds.Series {
 		m[key(&ds.Series[i])] = 0
 	}
 	number(m)
-	out := make([]float64, len(ds.Series))
 	for i := range ds.Series {
 		out[i] = m[key(&ds.Series[i])]
 	}
