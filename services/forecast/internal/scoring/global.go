@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
@@ -177,7 +178,8 @@ func (g *globalPart) fresh(m *Model, start forecasting.Day, price float64, dept,
 }
 
 // predictScratch is predict's reusable memory: the one-series data set of
-// the features and the feature rows, none of which a globalPart keeps.
+// the features, its panel and the feature rows, none of which a
+// globalPart keeps.
 // The scorer's goroutines take one from scratchPool for each prediction.
 type predictScratch struct {
 	rows     []float64
@@ -185,6 +187,7 @@ type predictScratch struct {
 	censored []bool
 	series   [1]backtest.Series
 	ds       backtest.Dataset
+	panel    globalmodel.Panel
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(predictScratch) }}
@@ -212,7 +215,8 @@ func (m *Model) predict(w *window, sku, location, dept, cat string, price float6
 		s.Prices[t] = price // the current price, known for the horizon
 	}
 	scratch.ds = backtest.Dataset{Name: "live", Start: start - HistoryDays, Days: n, Series: scratch.series[:]}
-	panel := globalmodel.NewPanel(&scratch.ds)
+	panel := &scratch.panel
+	panel.Reset(&scratch.ds)
 	cols := len(m.names)
 	// the part's numbers in one allocation (each slice capped at its own
 	// length): means, stable and volatile margins per day; row 0's feature
@@ -333,11 +337,20 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 	}
 	comps := make([]Component, 0, 3+len(m.names))
 	// the details written one after the other into one string, each
-	// component's a slice of it (one allocation instead of one each):
-	// global_mean's, then the contributions'
-	buf := make([]byte, 0, 32+len(m.names)*64)
-	buf = g.start.AppendString(append(buf, "global model's mean of "...))
-	meanEnd := len(buf)
+	// component's a slice of it (one allocation instead of one each, and
+	// no copy: a strings.Builder's text is its buffer): global_mean's,
+	// then the contributions'
+	// (about the text's length: the forecast kept whole holds the buffer)
+	var sb strings.Builder
+	if same {
+		sb.Grow(32 + len(m.names)*60)
+	} else {
+		sb.Grow(32 + len(m.names)*16)
+	}
+	var num [64]byte
+	sb.WriteString("global model's mean of ")
+	sb.Write(g.start.AppendString(num[:0]))
+	meanEnd := sb.Len()
 	var endsBuf [32]int
 	ends := endsBuf[:0]
 	if len(m.names) > len(endsBuf) {
@@ -345,18 +358,19 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 	}
 	ends = ends[:len(m.names)]
 	for k := range m.names {
-		buf = appendShortest(append(buf, "value "...), g.values[k])
+		sb.WriteString("value ")
+		sb.Write(appendShortest(num[:0], g.values[k]))
 		if same {
-			buf = append(buf, ", "...)
+			sb.WriteString(", ")
 			if d := g.change[k]; d >= 0 {
-				buf = append(buf, '+')
+				sb.WriteByte('+')
 			}
-			buf = strconv.AppendFloat(buf, g.change[k], 'f', 4, 64)
-			buf = append(buf, " since the previous forecast"...)
+			sb.Write(strconv.AppendFloat(num[:0], g.change[k], 'f', 4, 64))
+			sb.WriteString(" since the previous forecast")
 		}
-		ends[k] = len(buf)
+		ends[k] = sb.Len()
 	}
-	details := string(buf)
+	details := sb.String()
 	comps = append(comps,
 		Component{Name: "global_weight", Value: m.Weight, Detail: m.weightDetail},
 		Component{Name: "global_mean", Value: g.means[0], Detail: details[:meanEnd]},

@@ -74,6 +74,9 @@ type Scorer struct {
 	// model is the global model combined with the ensemble; nil: the
 	// ensemble alone.
 	model atomic.Pointer[Model]
+	// days holds the names of the horizon's days from the latest start
+	// day named (every series' events of a day share them)
+	days atomic.Pointer[dayNameSet]
 }
 
 // SetModel makes m the global model of every forecast from now on (nil:
@@ -473,7 +476,7 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 	// (used by pointer only, as protobuf messages must be)
 	daily := make([]forecastv1.DailyForecast, len(f.Means))
 	ev.Daily = make([]*forecastv1.DailyForecast, len(f.Means))
-	names := dayNames(v.asOf, len(f.Means))
+	names := b.s.dayNames(v.asOf, len(f.Means))
 	for h, m := range f.Means {
 		d := &daily[h]
 		d.Day, d.Mean, d.Quantiles = names[h], m, f.Quantiles[h]
@@ -555,6 +558,23 @@ func dayNames(start forecasting.Day, n int) []string {
 	for h, end := range ends {
 		names[h], begin = text[begin:end], end
 	}
+	return names
+}
+
+// dayNameSet is the names of n days from start.
+type dayNameSet struct {
+	start forecasting.Day
+	names []string
+}
+
+// dayNames returns dayNames(start, n), made once for the latest start day
+// (the names are strings: shared by the events, never written).
+func (s *Scorer) dayNames(start forecasting.Day, n int) []string {
+	if d := s.days.Load(); d != nil && d.start == start && len(d.names) == n {
+		return d.names
+	}
+	names := dayNames(start, n)
+	s.days.Store(&dayNameSet{start: start, names: names})
 	return names
 }
 
