@@ -1,6 +1,7 @@
 package gbt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -177,6 +178,13 @@ func (p *Params) loss(f, y float64) float64 {
 // Train fits a booster on x, y; if xv is not empty it is the validation
 // set for early stopping (the model keeps the best round's trees).
 func Train(p Params, features []string, x Matrix, y []float64, xv Matrix, yv []float64) (*Model, error) {
+	return TrainContext(context.Background(), p, features, x, y, xv, yv)
+}
+
+// TrainContext is Train that stops when ctx is done: ctx is checked
+// before each round (one tree), and a cancelled training returns
+// ctx.Err() and no model.
+func TrainContext(ctx context.Context, p Params, features []string, x Matrix, y []float64, xv Matrix, yv []float64) (*Model, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -218,6 +226,9 @@ func Train(p Params, features []string, x Matrix, y []float64, xv Matrix, yv []f
 	rng := rand.New(rand.NewPCG(p.Seed, 0x5eed))
 	best, bestLoss := 0, math.Inf(1)
 	for round := range p.Rounds {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		for i := range y {
 			g.grad[i], g.hess[i] = p.gradients(margin[i], y[i])
 		}

@@ -1,10 +1,14 @@
 package gbt
 
 import (
+	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestStumpByHand: squared loss, eta 1, lambda 0, depth 1 on x = 1 2 3 4,
@@ -146,5 +150,61 @@ func TestEarlyStopping(t *testing.T) {
 		if m.History[i] < m.History[m.BestRound-1] {
 			t.Errorf("round %d has a lower validation loss than the kept best", i+1)
 		}
+	}
+}
+
+// roundCtx is a cancellable context that counts Err calls (TrainContext
+// checks it once per round) and reports the first one on started.
+type roundCtx struct {
+	context.Context
+	calls   atomic.Int64
+	started chan struct{}
+}
+
+func (c *roundCtx) Err() error {
+	if c.calls.Add(1) == 1 {
+		close(c.started)
+	}
+	return c.Context.Err()
+}
+
+// TestTrainContextCancelledMidTraining: a training of 100,000 rounds
+// (no early stopping) is cancelled from another goroutine once it has
+// started; it returns context.Canceled and no model, having checked the
+// context at most once more after the cancel (so it started at most one
+// more tree).
+func TestTrainContextCancelledMidTraining(t *testing.T) {
+	x, y, _ := synthetic(5000, 5)
+	p := DefaultParams()
+	p.Objective, p.MaxDepth, p.Rounds, p.EarlyStoppingRounds = "poisson", 6, 100_000, 0
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := &roundCtx{Context: parent, started: make(chan struct{})}
+	type result struct {
+		m   *Model
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := TrainContext(ctx, p, []string{"a", "b", "c", "d"}, x, y, Matrix{}, nil)
+		done <- result{m, err}
+	}()
+	<-ctx.started
+	cancel()
+	atCancel := ctx.calls.Load()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, context.Canceled) || r.m != nil {
+			t.Fatalf("cancelled training returned %v, %v; want context.Canceled and no model", r.m, r.err)
+		}
+	case <-time.After(time.Minute): // a guard against a hang, not a timing assertion
+		t.Fatalf("training still running a minute after the cancel (%d rounds checked)", ctx.calls.Load())
+	}
+	if rounds := ctx.calls.Load(); rounds > atCancel+1 || rounds >= int64(p.Rounds) {
+		t.Errorf("context checked %d times, %d at the cancel: want at most one more check", rounds, atCancel)
+	}
+	// An already cancelled context trains nothing.
+	if m, err := TrainContext(parent, p, []string{"a", "b", "c", "d"}, x, y, Matrix{}, nil); !errors.Is(err, context.Canceled) || m != nil {
+		t.Errorf("cancelled context: %v, %v", m, err)
 	}
 }
