@@ -43,6 +43,7 @@ type backtestFlags struct {
 	gbtRobust    bool
 	gbtFeatures  int
 	gbtLags      string
+	combineWith  string
 }
 
 func (f *backtestFlags) register(fs *flag.FlagSet) {
@@ -69,6 +70,7 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.gbtRobust, "gbt-robust-dispersion", false, "direct global model and combination: cap each validation error at 3 standard deviations in the per-series dispersion of the calibration")
 	fs.IntVar(&f.gbtFeatures, "gbt-features", 0, "direct global model: feature set (0: session 2's 38 features; 1: also the lag series' std over 7 and 112 days, its 3-day mean, the item's and store x department's 7-day means, days to the next and since the last event)")
 	fs.StringVar(&f.gbtLags, "gbt-lags", "", "direct global model: the horizon buckets' minimum lags, comma-separated (empty: 7,14,21,28)")
+	fs.StringVar(&f.combineWith, "combine-with", "ensemble", "stockcast_combined_direct: the per-series model the direct model is combined with (ensemble, or moving_average_28: the 28-day moving average)")
 	fs.IntVar(&f.series, "series", 0, "keep only the first N series (0: all; for timing peers on a subset)")
 	fs.BoolVar(&f.summary, "summary", false, "end with the line 'summary: wrmsse_stockcast=... wrmsse_best_peer=... best_peer=... wspl_stockcast=... wspl_best_peer=...'")
 }
@@ -129,6 +131,9 @@ func allModels(f *backtestFlags) []backtest.Model {
 		direct.CalibrationWindows, direct.RobustDispersion = f.gbtCalWin, f.gbtRobust
 		direct.Features, direct.Lags = f.gbtFeatures, f.lags
 		combined.PerBucket = f.perBucket
+		if f.combineWith == "moving_average_28" {
+			combined.Series = backtest.Baseline{Kind: "moving_average", Window: 28}
+		}
 	}
 	models = append(models, direct, combined)
 	return append(models, backtest.Baseline{Kind: "naive"}, backtest.Baseline{Kind: "seasonal_naive"},
@@ -172,6 +177,9 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	f.bag = bag
 	if f.lags, err = parseLags(f.gbtLags); err != nil {
 		return err
+	}
+	if f.combineWith != "ensemble" && f.combineWith != "moving_average_28" {
+		return fmt.Errorf("--combine-with %q: want ensemble or moving_average_28", f.combineWith)
 	}
 	models, err := selectModels(f.models, &f)
 	if err != nil {
@@ -230,19 +238,48 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if f.summary {
-		fmt.Fprintln(e.stdout, backtestSummary(results, peers))
+		var ours []backtest.Model
+		for _, m := range models {
+			if !peers[m.Name()] && strings.HasPrefix(m.Name(), "stockcast") {
+				ours = append(ours, m)
+			}
+		}
+		valid, err := backtest.ValidationWRMSSE(ctx, ds, f.cfg, ours)
+		if err != nil {
+			return err
+		}
+		line, row := backtestSummary(results, peers, valid)
+		if row != "none" {
+			fmt.Fprintf(e.stdout, "summary row: %s, the stockcast row with the lowest WRMSSE on the validation window (%.4f; the %d days before each origin); peers: the lowest on the test days\n",
+				row, valid[row], f.cfg.Horizon)
+		}
+		fmt.Fprintln(e.stdout, line)
 	}
 	return nil
 }
 
-// backtestSummary compares stockcast's best rows (models named stockcast_...)
-// with the best peer rows, by WRMSSE and by WSPL.
-func backtestSummary(results []backtest.Result, peers map[string]bool) string {
-	best := func(ours bool, metric func(backtest.Summary) float64) (string, float64) {
+// backtestSummary compares stockcast's row chosen on the validation window
+// (the model named stockcast_... with the lowest valid[model], its test
+// WRMSSE and WSPL) with the best peer rows on the test days (the peers
+// have no validation-window forecasts: their best test rows, a choice that
+// favours them), by WRMSSE and by WSPL. It returns the line and the chosen
+// stockcast row ("none" without one).
+func backtestSummary(results []backtest.Result, peers map[string]bool, valid map[string]float64) (line, row string) {
+	row = "none"
+	ws, ss, vs := math.NaN(), math.NaN(), math.NaN()
+	for _, r := range results {
+		v, ok := valid[r.Model]
+		if !strings.HasPrefix(r.Model, "stockcast") || peers[r.Model] || !ok || math.IsNaN(v) || math.IsNaN(r.Summary.WRMSSE) {
+			continue
+		}
+		if math.IsNaN(vs) || v < vs {
+			row, vs, ws, ss = r.Model, v, r.Summary.WRMSSE, r.Summary.WSPL
+		}
+	}
+	best := func(metric func(backtest.Summary) float64) (string, float64) {
 		name, v := "none", math.NaN()
 		for _, r := range results {
-			isOurs := strings.HasPrefix(r.Model, "stockcast")
-			if isOurs != ours || (!ours && !peers[r.Model]) {
+			if !peers[r.Model] {
 				continue
 			}
 			if m := metric(r.Summary); !math.IsNaN(m) && (math.IsNaN(v) || m < v) {
@@ -251,14 +288,10 @@ func backtestSummary(results []backtest.Result, peers map[string]bool) string {
 		}
 		return name, v
 	}
-	wrmsse := func(s backtest.Summary) float64 { return s.WRMSSE }
-	wspl := func(s backtest.Summary) float64 { return s.WSPL }
-	_, ws := best(true, wrmsse)
-	peer, wp := best(false, wrmsse)
-	_, ss := best(true, wspl)
-	_, sp := best(false, wspl)
+	peer, wp := best(func(s backtest.Summary) float64 { return s.WRMSSE })
+	_, sp := best(func(s backtest.Summary) float64 { return s.WSPL })
 	return fmt.Sprintf("summary: wrmsse_stockcast=%.4f wrmsse_best_peer=%.4f best_peer=%s wspl_stockcast=%.4f wspl_best_peer=%.4f",
-		ws, wp, peer, ss, sp)
+		ws, wp, peer, ss, sp), row
 }
 
 // parseLags reads --gbt-lags ("7,14,21,28"; empty: nil, the default).

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stockcast/stockcast/pkg/backtest"
 )
 
 // TestBacktestCommand runs `stockcast backtest` on m5-tiny with the seasonal
@@ -52,5 +54,33 @@ func TestParseLags(t *testing.T) {
 		if _, err := parseLags(bad); err == nil {
 			t.Errorf("parseLags(%q): no error", bad)
 		}
+	}
+}
+
+// TestBacktestSummaryChosenOnValidation: the summary's stockcast numbers
+// are those of the stockcast row with the lowest validation-window WRMSSE
+// (its test WRMSSE and WSPL, even where another row is lower on the test
+// days); the peers' are their lowest on the test days; rows without a
+// validation score are not chosen.
+func TestBacktestSummaryChosenOnValidation(t *testing.T) {
+	row := func(name string, wrmsse, wspl float64) backtest.Result {
+		return backtest.Result{Model: name, Summary: backtest.Summary{WRMSSE: wrmsse, WSPL: wspl}}
+	}
+	results := []backtest.Result{
+		row("stockcast_gbt_direct", 0.8843, 0.3100),      // best on test
+		row("stockcast_combined_direct", 0.8933, 0.3048), // best on validation
+		row("stockcast_ensemble", 0.9300, 0.3000),        // no validation score
+		row("py_xgboost_direct", 0.8973, 0.3700),
+		row("R_ets", 0.9800, 0.3627),
+	}
+	peers := map[string]bool{"py_xgboost_direct": true, "R_ets": true}
+	valid := map[string]float64{"stockcast_gbt_direct": 0.8865, "stockcast_combined_direct": 0.8744, "py_xgboost_direct": 0.1}
+	line, chosen := backtestSummary(results, peers, valid)
+	if want := "summary: wrmsse_stockcast=0.8933 wrmsse_best_peer=0.8973 best_peer=py_xgboost_direct wspl_stockcast=0.3048 wspl_best_peer=0.3627"; line != want || chosen != "stockcast_combined_direct" {
+		t.Errorf("got %q (row %s)\nwant %q (row stockcast_combined_direct)", line, chosen, want)
+	}
+	if line, chosen := backtestSummary(results, peers, nil); chosen != "none" ||
+		line != "summary: wrmsse_stockcast=NaN wrmsse_best_peer=0.8973 best_peer=py_xgboost_direct wspl_stockcast=NaN wspl_best_peer=0.3627" {
+		t.Errorf("no validation scores: %q (row %s)", line, chosen)
 	}
 }

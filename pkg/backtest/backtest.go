@@ -46,7 +46,64 @@ type Result struct {
 	Scores [][]SeriesScore
 }
 
-// Run evaluates every model on every origin.
+// ContextModel is a Model whose forecast can be cancelled (a training):
+// Run calls ForecastContext with its context instead of Forecast.
+type ContextModel interface {
+	Model
+	ForecastContext(ctx context.Context, ds *Dataset, origin, horizon int) ([]Prediction, error)
+}
+
+// Validated is a Model that scores itself on each origin's validation
+// window (the horizon days before the origin, forecast by what was fitted
+// before them) as part of its forecast from the origin.
+type Validated interface {
+	Model
+	ValidWRMSSE(origin int) (float64, bool)
+}
+
+// ValidationWRMSSE returns each model's WRMSSE on the validation windows
+// of the origins of cfg (the horizon days before each origin), averaged
+// over the origins as Summarise averages the test WRMSSE: a Validated
+// model's own after Run (or NaN if it has none for an origin), every
+// other model's by running it on the data set without its last horizon
+// days (each origin moved back by the horizon).
+func ValidationWRMSSE(ctx context.Context, ds *Dataset, cfg Config, models []Model) (map[string]float64, error) {
+	origins, err := cfg.OriginIndexes(ds.Days)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	var rest []Model
+	for _, m := range models {
+		v, ok := m.(Validated)
+		if !ok {
+			rest = append(rest, m)
+			continue
+		}
+		sum := 0.0
+		for _, o := range origins {
+			l, ok := v.ValidWRMSSE(o)
+			if !ok {
+				l = math.NaN()
+			}
+			sum += l
+		}
+		out[m.Name()] = sum / float64(len(origins))
+	}
+	if len(rest) > 0 {
+		res, err := Run(ctx, ds.Head(ds.Days-cfg.Horizon), cfg, rest)
+		if err != nil {
+			return nil, fmt.Errorf("validation window: %w", err)
+		}
+		for _, r := range res {
+			out[r.Model] = r.Summary.WRMSSE
+		}
+	}
+	return out, nil
+}
+
+// Run evaluates every model on every origin; a model that trains stops
+// when ctx is done if it is a ContextModel.
 func Run(ctx context.Context, ds *Dataset, cfg Config, models []Model) ([]Result, error) {
 	origins, err := cfg.OriginIndexes(ds.Days)
 	if err != nil {
@@ -60,7 +117,12 @@ func Run(ctx context.Context, ds *Dataset, cfg Config, models []Model) ([]Result
 				return nil, err
 			}
 			start := time.Now()
-			preds, err := m.Forecast(ds, o, cfg.Horizon)
+			var preds []Prediction
+			if cm, ok := m.(ContextModel); ok {
+				preds, err = cm.ForecastContext(ctx, ds, o, cfg.Horizon)
+			} else {
+				preds, err = m.Forecast(ds, o, cfg.Horizon)
+			}
 			r.Elapsed += time.Since(start)
 			if err != nil {
 				return nil, fmt.Errorf("model %s, origin %s: %w", m.Name(), ds.Day(o), err)

@@ -508,3 +508,70 @@ func TestExactPITCoverage(t *testing.T) {
 		t.Errorf("exact PIT %v with a series without a CDF", s.ExactPIT)
 	}
 }
+
+// selfValidated reports fixed validation-window scores by origin (a
+// Validated model), forecasting as the seasonal naive baseline.
+type selfValidated struct {
+	Baseline
+	loss map[int]float64
+}
+
+func (s selfValidated) Name() string { return "self_validated" }
+
+func (s selfValidated) ValidWRMSSE(origin int) (float64, bool) {
+	l, ok := s.loss[origin]
+	return l, ok
+}
+
+// TestValidationWRMSSE: a model that does not score itself is scored on
+// each origin's validation window (the 28 days before it, forecast from
+// the days before them), so its number is the seasonal naive's WRMSSE of
+// the forecasts from origin-28 scored on those days by hand, whatever the
+// test days hold; a Validated model's own scores are averaged over the
+// origins, and NaN where it has none.
+func TestValidationWRMSSE(t *testing.T) {
+	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := LoadM5(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Series = ds.Series[:40]
+	cfg := Config{Horizon: 28, Origins: 2}
+	origins, _ := cfg.OriginIndexes(ds.Days)
+	sn := Baseline{Kind: "seasonal_naive"}
+	want := 0.0
+	for _, o := range origins {
+		v := o - cfg.Horizon
+		preds, err := sn.Forecast(ds, v, cfg.Horizon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		num, den := 0.0, 0.0
+		for i, s := range ds.Series {
+			sc := ScoreSeries(s.Values[:v], s.Prices[:v], s.Values[v:o], preds[i])
+			if sc.Valid {
+				num, den = num+sc.Weight*sc.RMSSE, den+sc.Weight
+			}
+		}
+		want += num / den / float64(len(origins))
+	}
+	for _, s := range ds.Series { // the test days of the last origin
+		for d := origins[1]; d < ds.Days; d++ {
+			s.Values[d] = 1e6
+		}
+	}
+	self := selfValidated{Baseline: sn, loss: map[int]float64{origins[0]: 0.5, origins[1]: 0.7}}
+	got, err := ValidationWRMSSE(context.Background(), ds, cfg, []Model{sn, self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "seasonal naive on the validation windows", got["seasonal_naive"], want)
+	near(t, "the model's own validation scores", got["self_validated"], 0.6)
+	delete(self.loss, origins[0])
+	if got, _ := ValidationWRMSSE(context.Background(), ds, cfg, []Model{self}); !math.IsNaN(got["self_validated"]) {
+		t.Errorf("a model without a validation score for an origin: %v, want NaN", got["self_validated"])
+	}
+}

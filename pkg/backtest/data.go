@@ -47,6 +47,26 @@ type Series struct {
 	Snap []bool
 }
 
+// Head returns the data set's first days days (the series' values,
+// prices and SNAP days, and the calendar, sharing the arrays): what was
+// known the day before day index days.
+func (d *Dataset) Head(days int) *Dataset {
+	days = min(max(days, 0), d.Days)
+	out := *d
+	out.Days, out.Series = days, make([]Series, len(d.Series))
+	if d.Events != nil {
+		out.Events = d.Events[:days]
+	}
+	for i, s := range d.Series {
+		s.Values, s.Prices = s.Values[:days], s.Prices[:days]
+		if s.Snap != nil {
+			s.Snap = s.Snap[:days]
+		}
+		out.Series[i] = s
+	}
+	return &out
+}
+
 // Day returns the day of index t.
 func (d *Dataset) Day(t int) forecasting.Day { return d.Start + forecasting.Day(t) }
 

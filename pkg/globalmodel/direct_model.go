@@ -1,6 +1,7 @@
 package globalmodel
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -89,6 +90,12 @@ type DirectParams struct {
 
 // TrainDirect fits one booster per bucket on the days before origin.
 func TrainDirect(p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained, error) {
+	return TrainDirectContext(context.Background(), p, origin, horizon, dp)
+}
+
+// TrainDirectContext is TrainDirect that stops when ctx is done (between
+// boosting rounds), returning ctx.Err().
+func TrainDirectContext(ctx context.Context, p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained, error) {
 	start := time.Now()
 	lags := dp.Lags
 	if lags == nil {
@@ -114,7 +121,7 @@ func TrainDirect(p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained
 		names := FeatureNamesLagSet(lag, dp.Features)
 		x, y, _ := d.MatrixLag(lag, dp.Features, from, v)
 		xv, yv, _ := d.MatrixLag(lag, dp.Features, v, origin)
-		m, err := gbt.Train(dp.Params, names, x, y, xv, yv)
+		m, err := gbt.TrainContext(ctx, dp.Params, names, x, y, xv, yv)
 		if err != nil {
 			return nil, fmt.Errorf("train bucket %d (lag %d): %w", b, lag, err)
 		}
@@ -131,7 +138,7 @@ func TrainDirect(p *Panel, origin, horizon int, dp DirectParams) (*DirectTrained
 			xa, ya, _ := d.MatrixLag(lag, dp.Features, from, origin)
 			pr := dp.Params
 			pr.Rounds, pr.EarlyStoppingRounds = max(m.BestRound, 1), 0
-			if m, err = gbt.Train(pr, names, xa, ya, gbt.Matrix{}, nil); err != nil {
+			if m, err = gbt.TrainContext(ctx, pr, names, xa, ya, gbt.Matrix{}, nil); err != nil {
 				return nil, fmt.Errorf("refit bucket %d (lag %d): %w", b, lag, err)
 			}
 		}
@@ -264,6 +271,14 @@ func (b *directBag) Forecast(p *Panel, i, origin, horizon int) []float64 {
 // Name implements backtest.Model.
 func (g *DirectGBT) Name() string { return "stockcast_gbt_direct" }
 
+// ValidWRMSSE reports the bag's WRMSSE on the validation window of origin
+// (the horizon days before it, forecast by the boosters fitted before
+// them), once it has trained at origin.
+func (g *DirectGBT) ValidWRMSSE(origin int) (float64, bool) {
+	l, ok := g.ValidLoss[origin]
+	return l, ok
+}
+
 // members lists the bag (one member from DirectParams when empty).
 func (g *DirectGBT) members() []BagMember {
 	if len(g.Bag) > 0 {
@@ -274,7 +289,7 @@ func (g *DirectGBT) members() []BagMember {
 
 // train returns the training at origin (training it, or reading it from
 // the cache, on first use) and the time spent here.
-func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *directBag, spent time.Duration, err error) {
+func (g *DirectGBT) train(ctx context.Context, ds *backtest.Dataset, origin, horizon int) (bag *directBag, spent time.Duration, err error) {
 	start := time.Now()
 	defer func() { spent = time.Since(start) }()
 	if g.panel == nil || g.panel.ds != ds {
@@ -299,7 +314,7 @@ func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *direc
 		}
 		dp := g.DirectParams
 		dp.TrainDays, dp.Params.Seed = m.TrainDays, m.Seed
-		tr, err := trainCached(g.panel, ds, origin, horizon, dp, g.CacheDir)
+		tr, err := trainCached(ctx, g.panel, ds, origin, horizon, dp, g.CacheDir)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -349,7 +364,7 @@ func (g *DirectGBT) train(ds *backtest.Dataset, origin, horizon int) (bag *direc
 
 // trainCached trains a direct model, or reads it from the cache under
 // dir (if set) where an earlier training with the same settings left it.
-func trainCached(p *Panel, ds *backtest.Dataset, origin, horizon int, dp DirectParams, dir string) (*DirectTrained, error) {
+func trainCached(ctx context.Context, p *Panel, ds *backtest.Dataset, origin, horizon int, dp DirectParams, dir string) (*DirectTrained, error) {
 	var path string
 	if dir != "" {
 		path = cachePath(dir, dp, ds, origin, horizon)
@@ -357,7 +372,7 @@ func trainCached(p *Panel, ds *backtest.Dataset, origin, horizon int, dp DirectP
 			return tr, nil
 		}
 	}
-	tr, err := TrainDirect(p, origin, horizon, dp)
+	tr, err := TrainDirectContext(ctx, p, origin, horizon, dp)
 	if err != nil {
 		return nil, err
 	}
@@ -393,8 +408,14 @@ func (g *DirectGBT) Elapsed() time.Duration { return g.elapsed }
 // Forecast implements backtest.Model: means, with negative-binomial
 // quantiles calibrated on the validation window (calibration.go).
 func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	return g.ForecastContext(context.Background(), ds, origin, horizon)
+}
+
+// ForecastContext implements backtest.ContextModel: Forecast whose
+// trainings stop when ctx is done.
+func (g *DirectGBT) ForecastContext(ctx context.Context, ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
 	start := time.Now()
-	tr, spent, err := g.train(ds, origin, horizon)
+	tr, spent, err := g.train(ctx, ds, origin, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +424,7 @@ func (g *DirectGBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backt
 	for i := range ds.Series {
 		means[i] = tr.Forecast(g.panel, i, origin, horizon)
 	}
-	sets, err := g.validSets(ds, origin, horizon, func(b *directBag) ([][]float64, error) { return b.Valid, nil })
+	sets, err := g.validSets(ctx, ds, origin, horizon, func(b *directBag) ([][]float64, error) { return b.Valid, nil })
 	if err != nil {
 		return nil, err
 	}
@@ -423,14 +444,14 @@ func (g *DirectGBT) fitCalibration(ds *backtest.Dataset, sets []validSet, horizo
 // fitted on: the bag's at origin, then (CalibrationWindows) those of the
 // bags trained at origin-horizon, ... while they have training rows;
 // valid gives a bag's forecasts of its window.
-func (g *DirectGBT) validSets(ds *backtest.Dataset, origin, horizon int, valid func(*directBag) ([][]float64, error)) ([]validSet, error) {
+func (g *DirectGBT) validSets(ctx context.Context, ds *backtest.Dataset, origin, horizon int, valid func(*directBag) ([][]float64, error)) ([]validSet, error) {
 	var sets []validSet
 	for w := range max(g.CalibrationWindows, 1) {
 		o := origin - w*horizon
 		if w > 0 && o-2*horizon <= firstRow {
 			break
 		}
-		b, _, err := g.train(ds, o, horizon)
+		b, _, err := g.train(ctx, ds, o, horizon)
 		if err != nil {
 			return nil, err
 		}
@@ -467,14 +488,27 @@ type CombinedDirect struct {
 // Name implements backtest.Model.
 func (c *CombinedDirect) Name() string { return "stockcast_combined_direct" }
 
+// ValidWRMSSE reports the combination's WRMSSE on the validation window
+// of origin (with the weight chosen there), once it has forecast from
+// origin.
+func (c *CombinedDirect) ValidWRMSSE(origin int) (float64, bool) {
+	l, ok := c.ValidLoss[origin]
+	return l, ok
+}
+
 // Elapsed reports this row's time, including the global model's training
 // when the GBT row did it.
 func (c *CombinedDirect) Elapsed() time.Duration { return c.extra }
 
 // Forecast implements backtest.Model.
 func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	return c.ForecastContext(context.Background(), ds, origin, horizon)
+}
+
+// ForecastContext implements backtest.ContextModel.
+func (c *CombinedDirect) ForecastContext(ctx context.Context, ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
 	start := time.Now()
-	tr, spent, err := c.Global.train(ds, origin, horizon)
+	tr, spent, err := c.Global.train(ctx, ds, origin, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -552,7 +586,7 @@ func (c *CombinedDirect) Forecast(ds *backtest.Dataset, origin, horizon int) ([]
 			means[i][h] = a*g[h] + (1-a)*st[i].Means[h]
 		}
 	}
-	sets, err := c.Global.validSets(ds, origin, horizon, func(b *directBag) ([][]float64, error) {
+	sets, err := c.Global.validSets(ctx, ds, origin, horizon, func(b *directBag) ([][]float64, error) {
 		if b.ValidOrigin == v {
 			return valid, nil
 		}

@@ -2,9 +2,11 @@ package globalmodel
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
@@ -257,7 +259,7 @@ func TestDirectModelBacktest(t *testing.T) {
 		t.Error("validation forecasts differ between trainings")
 	}
 	cached := &DirectGBT{DirectParams: direct.DirectParams, CacheDir: dir}
-	if _, _, err := cached.train(ds, origin, 28); err != nil {
+	if _, _, err := cached.train(context.Background(), ds, origin, 28); err != nil {
 		t.Fatal(err)
 	}
 	if tr := cached.trained[origin].members[0]; !reflect.DeepEqual(tr.Valid, first.Valid) || !reflect.DeepEqual(tr.Models[0].Trees, first.Models[0].Trees) {
@@ -372,6 +374,46 @@ func TestOneSeriesPanel(t *testing.T) {
 		}
 		if p.first[0] != q.first[0] {
 			t.Fatalf("%s: first sale %d, want %d", d.Name, p.first[0], q.first[0])
+		}
+	}
+}
+
+// cancelAt is a context that cancels itself on the at-th Err call and
+// counts the calls: gbt.TrainContext checks Err once per round.
+type cancelAt struct {
+	context.Context
+	cancel context.CancelFunc
+	at     int64
+	calls  atomic.Int64
+}
+
+func (c *cancelAt) Err() error {
+	if c.calls.Add(1) == c.at {
+		c.cancel()
+	}
+	return c.Context.Err()
+}
+
+// TestBacktestCancelledDuringTraining: a backtest of the direct model, the
+// combination and the single global model whose context is cancelled in
+// the 10th boosting round of the first training returns context.Canceled
+// at that check: no further round, training or model runs.
+func TestBacktestCancelledDuringTraining(t *testing.T) {
+	ds := tail(loadM5(t), 10, 300)
+	params := gbt.DefaultParams()
+	params.Rounds, params.MaxDepth, params.EarlyStoppingRounds = 500, 4, 0
+	direct := &DirectGBT{DirectParams: DirectParams{Params: params, Refit: true}}
+	models := []backtest.Model{direct, &CombinedDirect{Global: direct}, &GBT{Params: params, Refit: true}}
+	for _, first := range []int{0, 2} { // the direct model first, then the single global model first
+		parent, cancel := context.WithCancel(context.Background())
+		ctx := &cancelAt{Context: parent, cancel: cancel, at: 10}
+		_, err := backtest.Run(ctx, ds, backtest.Config{Horizon: 28, Origins: 2}, models[first:])
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("models from %s: err %v, want context.Canceled", models[first].Name(), err)
+		}
+		if n := ctx.calls.Load(); n != ctx.at {
+			t.Errorf("models from %s: context checked %d times, want %d (none after the cancel)", models[first].Name(), n, ctx.at)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package globalmodel
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -49,27 +50,43 @@ type Trained struct {
 	// whole training time.
 	Rounds  int
 	Elapsed time.Duration
+	// Valid[i] is series i's forecast of the validation window (the
+	// horizon days before the origin) by the model fitted before it
+	// (before the refit); zeros for a series not sold before the window.
+	Valid [][]float64
 }
 
 // Train fits the global model on the days before origin: early stopping
 // on the last horizon training days, then (if refit) a refit on all
 // training days with the rounds found.
 func Train(p *Panel, origin, horizon int, params gbt.Params, refit bool) (*Trained, error) {
+	return TrainContext(context.Background(), p, origin, horizon, params, refit)
+}
+
+// TrainContext is Train that stops when ctx is done (between boosting
+// rounds), returning ctx.Err().
+func TrainContext(ctx context.Context, p *Panel, origin, horizon int, params gbt.Params, refit bool) (*Trained, error) {
 	start := time.Now()
 	if origin-horizon <= firstRow {
 		return nil, fmt.Errorf("origin %d leaves no training rows", origin)
 	}
 	x, y, _ := p.Matrix(firstRow, origin-horizon)
 	xv, yv, atv := p.Matrix(origin-horizon, origin)
-	m, err := gbt.Train(params, FeatureNames(), x, y, xv, yv)
+	m, err := gbt.TrainContext(ctx, params, FeatureNames(), x, y, xv, yv)
 	if err != nil {
 		return nil, fmt.Errorf("train global model: %w", err)
 	}
-	tr := &Trained{Model: m, Rounds: m.BestRound, Dispersion: make([]float64, len(p.ds.Series))}
+	tr := &Trained{Model: m, Rounds: m.BestRound, Dispersion: make([]float64, len(p.ds.Series)), Valid: make([][]float64, len(p.ds.Series))}
+	for i := range tr.Valid {
+		tr.Valid[i] = make([]float64, horizon)
+	}
 	sq, mu := make([]float64, len(p.ds.Series)), make([]float64, len(p.ds.Series))
 	for r := range xv.Rows {
 		i := atv[r][0]
 		pred := m.Predict(xv.Row(r))
+		if v := origin - horizon; v > p.first[i] {
+			tr.Valid[i][atv[r][1]-v] = pred // as Forecast from the validation origin
+		}
 		sq[i] += (yv[r] - pred) * (yv[r] - pred)
 		mu[i] += pred
 	}
@@ -83,7 +100,7 @@ func Train(p *Panel, origin, horizon int, params gbt.Params, refit bool) (*Train
 		xa, ya, _ := p.Matrix(firstRow, origin)
 		pr := params
 		pr.Rounds, pr.EarlyStoppingRounds = max(m.BestRound, 1), 0
-		if tr.Model, err = gbt.Train(pr, FeatureNames(), xa, ya, gbt.Matrix{}, nil); err != nil {
+		if tr.Model, err = gbt.TrainContext(ctx, pr, FeatureNames(), xa, ya, gbt.Matrix{}, nil); err != nil {
 			return nil, fmt.Errorf("refit global model: %w", err)
 		}
 	}
@@ -114,22 +131,36 @@ type GBT struct {
 	panel   *Panel
 	trained map[int]*Trained // by origin, for panel's data set
 	last    *Trained
+	// ValidLoss is the WRMSSE on the validation window per origin.
+	ValidLoss map[int]float64
+}
+
+// ValidWRMSSE reports the model's WRMSSE on the validation window of
+// origin (the horizon days before it, forecast by the model trained
+// before them), once it has forecast from origin.
+func (g *GBT) ValidWRMSSE(origin int) (float64, bool) {
+	l, ok := g.ValidLoss[origin]
+	return l, ok
 }
 
 // Name implements backtest.Model.
 func (g *GBT) Name() string { return "stockcast_gbt" }
 
-func (g *GBT) train(ds *backtest.Dataset, origin, horizon int) (*Trained, error) {
+func (g *GBT) train(ctx context.Context, ds *backtest.Dataset, origin, horizon int) (*Trained, error) {
 	if g.panel == nil || g.panel.ds != ds {
 		g.panel, g.trained = NewPanel(ds), map[int]*Trained{}
 	}
 	if tr := g.trained[origin]; tr != nil {
 		return tr, nil
 	}
-	tr, err := Train(g.panel, origin, horizon, g.Params, g.Refit)
+	tr, err := TrainContext(ctx, g.panel, origin, horizon, g.Params, g.Refit)
 	if err != nil {
 		return nil, err
 	}
+	if g.ValidLoss == nil {
+		g.ValidLoss = map[int]float64{}
+	}
+	g.ValidLoss[origin] = validWRMSSE(ds, origin-horizon, horizon, tr.Valid)
 	g.trained[origin], g.last = tr, tr
 	return tr, nil
 }
@@ -137,7 +168,13 @@ func (g *GBT) train(ds *backtest.Dataset, origin, horizon int) (*Trained, error)
 // Forecast implements backtest.Model: the global model's means with
 // negative-binomial quantiles at each series' validation dispersion.
 func (g *GBT) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
-	tr, err := g.train(ds, origin, horizon)
+	return g.ForecastContext(context.Background(), ds, origin, horizon)
+}
+
+// ForecastContext implements backtest.ContextModel: Forecast whose
+// training stops when ctx is done.
+func (g *GBT) ForecastContext(ctx context.Context, ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	tr, err := g.train(ctx, ds, origin, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +202,26 @@ func prediction(means []float64, disp float64) backtest.Prediction {
 type Combined struct {
 	Global *GBT
 	extra  time.Duration
+	// ValidLoss is the WRMSSE on the validation window per origin.
+	ValidLoss map[int]float64
+}
+
+// ValidWRMSSE reports the combination's WRMSSE on the validation window
+// of origin (both models forecasting it out of sample), once it has
+// forecast from origin.
+func (c *Combined) ValidWRMSSE(origin int) (float64, bool) {
+	l, ok := c.ValidLoss[origin]
+	return l, ok
+}
+
+// ensembleMeans is the per-series ensemble's mean forecast of horizon
+// days from origin for series s.
+func ensembleMeans(ds *backtest.Dataset, s backtest.Series, origin, horizon int) forecasting.Forecast {
+	var st forecasting.State
+	for t, y := range s.Values[:origin] {
+		st.Observe(ds.Day(t), y, false)
+	}
+	return st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: []float64{0.5}, LeadTimes: []int{0}})
 }
 
 // Name implements backtest.Model.
@@ -176,13 +233,18 @@ func (c *Combined) Elapsed() time.Duration { return c.extra }
 
 // Forecast implements backtest.Model.
 func (c *Combined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
+	return c.ForecastContext(context.Background(), ds, origin, horizon)
+}
+
+// ForecastContext implements backtest.ContextModel.
+func (c *Combined) ForecastContext(ctx context.Context, ds *backtest.Dataset, origin, horizon int) ([]backtest.Prediction, error) {
 	var trainTime time.Duration
 	if c.Global.panel == nil || c.Global.panel.ds != ds || c.Global.trained[origin] == nil {
 		// not trained yet: the training is timed in this row only
 		trainTime = -1
 	}
 	start := time.Now()
-	tr, err := c.Global.train(ds, origin, horizon)
+	tr, err := c.Global.train(ctx, ds, origin, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -192,18 +254,24 @@ func (c *Combined) Forecast(ds *backtest.Dataset, origin, horizon int) ([]backte
 		trainTime = 0 // already inside time.Since(start)
 	}
 	out := make([]backtest.Prediction, len(ds.Series))
+	valid := make([][]float64, len(ds.Series))
 	for i, s := range ds.Series {
-		var st forecasting.State
-		for t, y := range s.Values[:origin] {
-			st.Observe(ds.Day(t), y, false)
+		fv := ensembleMeans(ds, s, origin-horizon, horizon)
+		valid[i] = make([]float64, horizon)
+		for h := range valid[i] {
+			valid[i][h] = (tr.Valid[i][h] + fv.Means[h]) / 2
 		}
-		f := st.Forecast(forecasting.Request{StartDay: ds.Day(origin), Horizon: horizon, QuantileLevels: []float64{0.5}, LeadTimes: []int{0}})
+		f := ensembleMeans(ds, s, origin, horizon)
 		g := tr.Forecast(c.Global.panel, i, origin, horizon)
 		for h := range g {
 			g[h] = (g[h] + f.Means[h]) / 2
 		}
 		out[i] = prediction(g, math.Min(tr.Dispersion[i], f.Components.Dispersion))
 	}
+	if c.ValidLoss == nil {
+		c.ValidLoss = map[int]float64{}
+	}
+	c.ValidLoss[origin] = validWRMSSE(ds, origin-horizon, horizon, valid)
 	c.extra += time.Since(start) + trainTime
 	return out, nil
 }
