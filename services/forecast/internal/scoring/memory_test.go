@@ -364,3 +364,74 @@ func TestWindowCensoredBits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBatchInFlight measures the Go heap one batch holds while the
+// consumer handles it (services/forecast/internal/consumer): inFlight
+// snapshots of distinct series scored in one Batch with a global model of
+// the m5-tiny champion's size (the first event of each series' day: all
+// days computed), each result kept with its encoded forecasts.v1 value as
+// the handler keeps them until the insert and the produce, against the
+// heap after the batch is committed and the results dropped (what stays:
+// the series, all but the last one cold: -forecast.latest-series=1, so
+// that no result outlives the batch as a latest forecast kept whole). The
+// forecast_log insert's column buffers and the fetched records come on top
+// (docs/load.md "Session 7"). Run it with
+//
+//	go test -run '^$' -bench BatchInFlight -benchtime 1x ./services/forecast/internal/scoring/
+func BenchmarkBatchInFlight(b *testing.B) {
+	src := m5Source{ds: loadM5Tiny(b), histDays: 365}
+	model := benchModel(b, testSeries{start: 19000, demand: weekly(2000)})
+	for _, inFlight := range []int{2_000, 10_000} {
+		b.Run(strconv.Itoa(inFlight), func(b *testing.B) {
+			ctx := context.Background()
+			cfg := testConfig(2 * inFlight)
+			cfg.LatestSeries = 1
+			sc := New(cfg, src, fixedClock)
+			sc.SetModel(model)
+			snaps := make([]*featurev1.FeatureSnapshot, inFlight)
+			for k := range snaps {
+				snaps[k] = src.snapshot(k, 0, 11, 0.4)
+			}
+			var before, during, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			batch := sc.Begin()
+			batch.Prefetch(snaps)
+			results := make([]*Result, 0, inFlight)
+			values := make([][]byte, 0, inFlight)
+			for _, snap := range snaps {
+				res, err := batch.Score(ctx, snap)
+				if err != nil {
+					b.Fatal(err)
+				}
+				value, err := proto.Marshal(res.Event)
+				if err != nil {
+					b.Fatal(err)
+				}
+				results, values = append(results, res), append(values, value)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&during)
+			encoded := 0
+			for _, v := range values {
+				encoded += len(v)
+			}
+			batch.Commit()
+			runtime.KeepAlive(results)
+			runtime.KeepAlive(values)
+			results, values = nil, nil
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(sc)
+			if n := sc.Series(); n != inFlight {
+				b.Fatalf("%d series in memory, want %d", n, inFlight)
+			}
+			held := float64(int64(during.HeapAlloc)-int64(before.HeapAlloc)) / float64(inFlight)
+			stays := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(inFlight)
+			b.ReportMetric(held-stays, "inflight-B/record")
+			b.ReportMetric(stays, "heap-B/series")
+			fmt.Printf("batch of %d: %.0f bytes per record while in flight (%.0f of it the encoded forecasts.v1 value), %.0f per series after the commit\n",
+				inFlight, held-stays, float64(encoded)/float64(inFlight), stays)
+		})
+	}
+}
