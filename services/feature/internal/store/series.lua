@@ -93,14 +93,25 @@ end
 
 -- compact returns the stored form of the slot ring r ending at day e: the
 -- days from the oldest non-zero one to e, oldest first, or r itself when
--- the ring's oldest day (e - 399) is non-zero.
-local function compact(r, e)
-  local s0 = (e + 1) % RING -- slot of day e - 399
-  local lin = string.sub(r, s0 * 4 + 1) .. string.sub(r, 1, s0 * 4)
+-- the ring's oldest day (e - 399) is non-zero. Days before lo are known to
+-- be zero (nil: every day is); the scan for the oldest non-zero day starts
+-- at lo, so it is short (a byte-wise scan of a whole ring of zeros cost
+-- more than the rest of the script).
+local function compact(r, e, lo)
+  if not lo then return '' end
+  if lo < e - RING + 1 then lo = e - RING + 1 end
+  if lo > e then return '' end
+  local s0, n = lo % RING, e - lo + 1
+  local lin
+  if s0 + n <= RING then
+    lin = string.sub(r, s0 * 4 + 1, (s0 + n) * 4)
+  else
+    lin = string.sub(r, s0 * 4 + 1) .. string.sub(r, 1, (s0 + n - RING) * 4)
+  end
   local p = string.find(lin, '[^%z]')
   if not p then return '' end
   local skip = math.floor((p - 1) / 4)
-  if skip == 0 then return r end
+  if skip == 0 and n == RING then return r end
   return string.sub(lin, skip * 4 + 1)
 end
 
@@ -164,7 +175,7 @@ if off then
       if e == nil then e = now_end end
       if e then
         days_r = days_r or expand(redis.call('HGET', series, 'days'), tonumber(now_end))
-        restore['days'] = compact(days_r, tonumber(e))
+        restore['days'] = compact(days_r, tonumber(e), tonumber(e) - RING + 1)
       end
     end
     if bits_r then restore['outdays'] = bits_r end
@@ -218,6 +229,9 @@ local was = {['end'] = cur[1], out = cur[4], since = cur[5], latest_at = cur[6],
 for i, f in ipairs(SCALARS) do was[f] = cur[6 + i] end
 local last_day = tonumber(cur[1])
 local days = expand(cur[2], last_day)
+-- The oldest stored day: every day before it is zero (nil: all are).
+local lo
+if cur[2] and #cur[2] > 0 then lo = last_day - #cur[2] / 4 + 1 end
 local bits = {string.byte(cur[3] or string.rep('\0', RING / 8), 1, -1)}
 local out = cur[4] == '1'
 local since = tonumber(cur[5])
@@ -289,6 +303,7 @@ if kind == 'demand' then
       note = 'day_overflow'
     end
     if off then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = string.sub(days, p, p + 3) end
+    if not lo or day < lo then lo = day end
     days = string.sub(days, 1, p - 1) .. struct.pack('<i4', v) .. string.sub(days, p + 4)
   end
   if q > 0 then
@@ -377,7 +392,7 @@ if off then
 end
 
 if kind == 'demand' then redis.call('HINCRBY', series, 'total', ARGV[7]) end
-put('days', compact(days, last_day))
+put('days', compact(days, last_day, lo))
 put('outdays', outdays)
 redis.call('HINCRBY', series, 'events', 1)
 redis.call('HSET', series, unpack(set))
