@@ -79,16 +79,8 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		}
 	}
 	batch.Prefetch(decoded)
-	if cold := batch.Cold(snaps); len(cold) > 0 {
-		refs := make([]store.PreviousRef, len(cold))
-		for j, i := range cold {
-			refs[j] = store.PreviousRef{SeriesKey: snaps[i].GetSeriesKey(), At: store.Source{Partition: recs[i].Partition, Offset: recs[i].Offset}}
-		}
-		prev, err := h.log.Previous(ctx, refs)
-		if err != nil {
-			return fmt.Errorf("read the previous forecasts of %d series: %w", len(refs), err)
-		}
-		batch.Restore(prev)
+	if err := restore(ctx, h.log, batch, snaps, recs); err != nil {
+		return err
 	}
 	for i, rec := range recs {
 		snap := snaps[i]
@@ -128,6 +120,25 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		return fmt.Errorf("publish %d records: %w", len(out), err)
 	}
 	batch.Commit()
+	return nil
+}
+
+// restore gives batch the previous forecasts of the series of snaps (of
+// recs) not in memory, in one query.
+func restore(ctx context.Context, log Log, batch *scoring.Batch, snaps []*featurev1.FeatureSnapshot, recs []*kgo.Record) error {
+	cold := batch.Cold(snaps)
+	if len(cold) == 0 {
+		return nil
+	}
+	refs := make([]store.PreviousRef, len(cold))
+	for j, i := range cold {
+		refs[j] = store.PreviousRef{SeriesKey: snaps[i].GetSeriesKey(), At: store.Source{Partition: recs[i].Partition, Offset: recs[i].Offset}}
+	}
+	prev, err := log.Previous(ctx, refs)
+	if err != nil {
+		return fmt.Errorf("read the previous forecasts of %d series: %w", len(refs), err)
+	}
+	batch.Restore(prev)
 	return nil
 }
 

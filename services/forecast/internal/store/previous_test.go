@@ -15,7 +15,8 @@ import (
 )
 
 // TestPrevious: the forecast Previous reads back for a series is the one
-// logged from its latest earlier snapshot on the same partition with the
+// logged from its latest snapshot on the same partition before the batch
+// asked about (refs: the first snapshot of each series in it) with the
 // latest start day (a late event's forecast does not replace it), the
 // last one logged for a snapshot scored twice; rows of the snapshot asked
 // about and later ones (a batch that did not commit), rows of another
@@ -80,7 +81,7 @@ func TestPrevious(t *testing.T) {
 		{"latest before the snapshot", []PreviousRef{{"A|online", Source{1, 40}}}, map[string]*scoring.Result{"A|online": rows[4].res}},
 		{"a later row left out", []PreviousRef{{"A|online", Source{1, 30}}}, map[string]*scoring.Result{"A|online": rows[1].res}},
 		{"none before", []PreviousRef{{"A|online", Source{1, 10}}}, map[string]*scoring.Result{}},
-		{"several series, one query", []PreviousRef{{"A|online", Source{1, 26}}, {"B|online", Source{2, 6}}, {"C|online", Source{1, 9}}, {hostile, Source{0, 4}}},
+		{"several series, one query", []PreviousRef{{"A|online", Source{1, 26}}, {"B|online", Source{2, 6}}, {"C|online", Source{1, 27}}, {hostile, Source{0, 4}}},
 			map[string]*scoring.Result{"A|online": rows[1].res, "B|online": rows[7].res, hostile: rows[8].res}},
 		{"another partition", []PreviousRef{{"B|online", Source{1, 6}}}, map[string]*scoring.Result{}},
 	} {
