@@ -57,6 +57,9 @@ type Forecast struct {
 	LeadTime   []LeadTimeDemand
 	Class      Class
 	Components Components
+
+	// work is ForecastInto's working memory (the mean path and its sums)
+	work []float64
 }
 
 // LeadTimeDemand is the distribution of the demand still to come over the
@@ -104,6 +107,17 @@ type MemberWeight struct {
 // Forecast returns daily means and quantiles for the horizon and lead-time
 // demand quantiles. It is a pure function of the State and the Request.
 func (s *State) Forecast(req Request) Forecast {
+	var f Forecast
+	s.ForecastInto(req, &f)
+	return f
+}
+
+// ForecastInto writes State.Forecast(req) to f, reusing the memory of f's
+// Means, Quantiles (the slice of the days, not the days' quantiles),
+// LeadTime and Components.Weights from an earlier forecast if large
+// enough: a caller that makes a forecast on every event and keeps only
+// the quantiles (always new memory) passes the same f each time.
+func (s *State) ForecastInto(req Request, f *Forecast) {
 	horizon := req.Horizon
 	if horizon <= 0 {
 		horizon = DefaultHorizon
@@ -136,19 +150,21 @@ func (s *State) Forecast(req Request) Forecast {
 	// (a forecast is made on every event: allocations are a good part of
 	// its cost); each quantile slice is capped at its own length
 	nq := len(levels)
-	work := make([]float64, 2*days+nq)
+	work := reuse(f.work, 2*days+nq)
 	expected, cum, calLevels := work[:days:days], work[days:2*days:2*days], work[2*days:]
 	s.meanPath(req.StartDay, &w, expected)
 	expected[0] *= 1 - share
 
 	disp := s.dispersion()
-	f := Forecast{
+	*f = Forecast{
 		StartDay:       req.StartDay,
 		QuantileLevels: levels,
-		Means:          make([]float64, horizon),
-		Quantiles:      make([][]float64, horizon),
-		LeadTime:       make([]LeadTimeDemand, len(leadTimes)),
+		Means:          reuse(f.Means, horizon),
+		Quantiles:      reuse(f.Quantiles, horizon),
+		LeadTime:       reuse(f.LeadTime, len(leadTimes)),
 		Class:          s.Class.Class(),
+		Components:     Components{Weights: f.Components.Weights},
+		work:           work,
 	}
 	zeros := s.zeroShare()
 	calClass := -1 // the class calLevels hold
@@ -205,8 +221,18 @@ func (s *State) Forecast(req Request) Forecast {
 		p.dist(lc.Factor(lt.Mean)).Quantiles(ltLevels, lt.Quantiles)
 		f.LeadTime[i] = lt
 	}
-	f.Components = s.components(req.StartDay, &w, expected, disp)
-	return f
+	f.Components = s.components(req.StartDay, &w, expected, disp, f.Components.Weights)
+}
+
+// reuse returns s with length n and every entry zero, in s's memory if
+// large enough.
+func reuse[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // zeroShare is the recent share of days without demand (0, meaning
@@ -257,7 +283,9 @@ func levelVarianceAt(days int, week, month float64) float64 {
 	}
 }
 
-func (s *State) components(start Day, w *[numMembers]float64, expected []float64, disp float64) Components {
+// components explains a forecast; weights is reused for its Weights if
+// large enough.
+func (s *State) components(start Day, w *[numMembers]float64, expected []float64, disp float64, weights []MemberWeight) Components {
 	names := memberNames()
 	c := Components{
 		Trend:         s.Damped.Trend,
@@ -268,7 +296,7 @@ func (s *State) components(start Day, w *[numMembers]float64, expected []float64
 		Class:         s.Class.Class(),
 		ADI:           s.Class.ADI(),
 		CV2:           s.Class.CV2(),
-		Weights:       make([]MemberWeight, numMembers),
+		Weights:       reuse(weights, numMembers),
 	}
 	if disp >= poissonBelow {
 		c.Distribution = "negative_binomial"
