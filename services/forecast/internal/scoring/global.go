@@ -541,7 +541,12 @@ func combine(f *forecasting.Forecast, g []float64, weight, todaySoFar, share flo
 		return
 	}
 	disp := f.Components.Dispersion
-	delta := make([]float64, days) // combined minus ensemble, still to come
+	var deltaBuf [globalmodel.MinLag]float64
+	delta := deltaBuf[:0] // combined minus ensemble, still to come
+	if days > len(deltaBuf) {
+		delta = make([]float64, days)
+	}
+	delta = delta[:days]
 	for h := range days {
 		base := 0.0
 		if h == 0 {

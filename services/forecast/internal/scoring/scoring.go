@@ -429,7 +429,11 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		todaySoFar = recent[len(recent)-1]
 	}
 	share := intradayShare(snap, v.asOf)
-	f := state.Forecast(forecasting.Request{
+	// f's memory is reused from forecast to forecast: the event keeps
+	// only its quantiles, which are new memory each time
+	f := forecastPool.Get().(*forecasting.Forecast)
+	defer forecastPool.Put(f)
+	state.ForecastInto(forecasting.Request{
 		StartDay:       v.asOf,
 		Horizon:        cfg.Horizon,
 		TodaySoFar:     todaySoFar,
@@ -438,10 +442,10 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		LeadTimes:      cfg.LeadTimes,
 		TodayOnly:      same != nil,
 		Calibration:    b.model.quantileCalibration(),
-	})
+	}, f)
 	model, version := forecasting.ModelName, forecasting.ModelVersion
 	if global != nil {
-		combine(&f, global.means, b.model.Weight, todaySoFar, share)
+		combine(f, global.means, b.model.Weight, todaySoFar, share)
 		model, version = modelNameGBT, b.model.eventVersion
 		if global.version != b.model.Version { // (a part is the batch model's)
 			version = forecasting.ModelVersion + "+" + global.version
@@ -490,15 +494,18 @@ func (b *Batch) forecast(v snapshotView, sku, location string, state, before *fo
 		ev.LeadTimeDemand[i] = l
 	}
 	ev.Reason = reason(reasonInput{
-		snap: snap, asOf: v.asOf, forecast: &f, prev: prev, before: before, after: state,
+		snap: snap, asOf: v.asOf, forecast: f, prev: prev, before: before, after: state,
 		todaySoFar: todaySoFar, share: share, global: global, globalMoved: globalMoved,
 	})
-	comps := components(&f, share, len(explained.comps))
+	comps := components(f, share, len(explained.comps))
 	if global != nil {
 		comps = append(comps, explained.comps...)
 	}
 	return &Result{Event: ev, Components: comps}, summarise(ev, comps)
 }
+
+// forecastPool holds the forecasts' working memory (ForecastInto).
+var forecastPool = sync.Pool{New: func() any { return new(forecasting.Forecast) }}
 
 // globalView is a global part's explanation in a forecast: its message
 // and components.
