@@ -575,12 +575,21 @@ type dayNameSet struct {
 }
 
 // dayNames returns dayNames(start, n), made once for the latest start day
-// (the names are strings: shared by the events, never written).
+// (the names are strings: shared by the events, never written); the day
+// after it takes its names but the first and names one more day.
 func (s *Scorer) dayNames(start forecasting.Day, n int) []string {
-	if d := s.days.Load(); d != nil && d.start == start && len(d.names) == n {
+	d := s.days.Load()
+	if d != nil && d.start == start && len(d.names) == n {
 		return d.names
 	}
-	names := dayNames(start, n)
+	var names []string
+	if d != nil && d.start == start-1 && len(d.names) == n && n > 0 {
+		names = make([]string, n)
+		copy(names, d.names[1:])
+		names[n-1] = (start + forecasting.Day(n-1)).String()
+	} else {
+		names = dayNames(start, n)
+	}
 	s.days.Store(&dayNameSet{start: start, names: names})
 	return names
 }
