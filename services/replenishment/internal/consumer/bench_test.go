@@ -16,8 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
-	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	replenishmentv1 "github.com/stockcast/stockcast/proto/stockcast/replenishment/v1"
 
 	"github.com/stockcast/stockcast/pkg/replenish"
@@ -28,30 +26,16 @@ import (
 	"github.com/stockcast/stockcast/services/replenishment/internal/store"
 )
 
-// benchRecord is a forecasts.v1 record of the forecast service's default
-// shape: 199 quantile levels, lead times 1,2,3,5,7,10,14,21,28, 28 days.
-// benchRecord is at offset minute: the rounds are consecutive batches.
+// benchRecord is a forecasts.v1 record of the forecast service's published
+// shape (publishedForecast: 14 levels, 28 days with quantiles, 9 lead
+// times, reason, global part), at offset minute: the rounds are
+// consecutive batches.
 func benchRecord(b *testing.B, sku, eventID string, minute int) *kgo.Record {
 	at := time.Date(2011, 3, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(minute) * time.Minute)
-	ev := &forecastv1.ForecastEvent{
-		ForecastId: "f-" + eventID, EventId: eventID, SeriesKey: sku + "|online", Sku: sku, Location: "online",
-		AsOf: timestamppb.New(at), StartDay: "2011-03-01",
-		Cause: &demandv1.DemandEvent{EventId: eventID, OccurredAt: timestamppb.New(at),
-			Change: &demandv1.DemandEvent_Demand{Demand: &demandv1.Demand{Quantity: 1, Kind: demandv1.DemandKind_DEMAND_KIND_ORDER}}},
-	}
-	for i := 1; i <= 199; i++ {
-		ev.QuantileLevels = append(ev.QuantileLevels, float64(i)/200)
-	}
-	for d := range 28 {
-		ev.Daily = append(ev.Daily, &forecastv1.DailyForecast{Day: at.AddDate(0, 0, d).Format(time.DateOnly), Mean: 10})
-	}
-	for _, l := range []int32{1, 2, 3, 5, 7, 10, 14, 21, 28} {
-		lt := &forecastv1.LeadTimeDemand{LeadTimeDays: l, Mean: 10 * float64(l)}
-		for i := range ev.QuantileLevels {
-			lt.Quantiles = append(lt.Quantiles, 10*float64(l)*(0.5+float64(i)/199))
-		}
-		ev.LeadTimeDemand = append(ev.LeadTimeDemand, lt)
-	}
+	ev := publishedForecast()
+	ev.ForecastId, ev.EventId, ev.SeriesKey, ev.Sku = "f-"+eventID, eventID, sku+"|online", sku
+	ev.AsOf = timestamppb.New(at)
+	ev.Cause.EventId, ev.Cause.OccurredAt = eventID, timestamppb.New(at)
 	v, err := proto.Marshal(ev)
 	if err != nil {
 		b.Fatal(err)
@@ -67,8 +51,24 @@ func (discard) Save(context.Context, []*replenishmentv1.Proposal) error { return
 func (discard) Produce(context.Context, ...*kgo.Record) error           { return nil }
 
 // BenchmarkHandle: batches of 500 records over 100 series (one Kafka
-// fetch), decoded and planned against a real redis-server; reports events/s.
+// fetch), decoded and planned against a real redis-server; reports events/s
+// and CPU per event, for records decoded whole (whole, the baseline: the
+// decoding before trimForecast) and trimmed; run with -count to alternate.
 func BenchmarkHandle(b *testing.B) {
+	for _, trim := range []bool{false, true} {
+		name := "whole"
+		if trim {
+			name = "trimmed"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(was bool) { trimValues = was }(trimValues)
+			trimValues = trim
+			benchHandle(b)
+		})
+	}
+}
+
+func benchHandle(b *testing.B) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(b)})
 	b.Cleanup(func() { _ = rdb.Close() })
@@ -131,4 +131,30 @@ func selfCPU() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// BenchmarkDecode: a forecasts.v1 record of the published shape decoded
+// and validated (decode), whole (the baseline) and trimmed.
+func BenchmarkDecode(b *testing.B) {
+	rec := benchRecord(b, "85123A", "order-line-536365-1", 0)
+	start := map[int32]int64{0: 0}
+	var scratch []byte
+	for _, trim := range []bool{false, true} {
+		name := "whole"
+		if trim {
+			name = "trimmed"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(was bool) { trimValues = was }(trimValues)
+			trimValues = trim
+			b.ReportAllocs()
+			cpu0 := selfCPU()
+			for b.Loop() {
+				if _, err := decode(rec, start, &scratch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((selfCPU()-cpu0)/float64(b.N)*1e6, "cpu_us/op")
+		})
+	}
 }

@@ -117,8 +117,9 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 	events := make([]planning.Event, 0, len(recs))
 	var dlq []*kgo.Record
 	start := batchStarts(recs)
+	var scratch []byte
 	for _, r := range recs {
-		ev, err := decode(r, start)
+		ev, err := decode(r, start, &scratch)
 		var invalid *planning.InvalidEventError
 		if errors.As(err, &invalid) {
 			h.log.Warn("rejected record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
@@ -214,9 +215,20 @@ func batchStarts(recs []*kgo.Record) map[int32]int64 {
 	return start
 }
 
-func decode(r *kgo.Record, start map[int32]int64) (planning.Event, error) {
+// trimValues decodes records trimmed (trimForecast); false only in
+// BenchmarkHandle's baseline.
+var trimValues = true
+
+// decode reads a record; scratch is a buffer for its trimmed value, reused
+// from record to record.
+func decode(r *kgo.Record, start map[int32]int64, scratch *[]byte) (planning.Event, error) {
 	var ev forecastv1.ForecastEvent
-	if err := proto.Unmarshal(r.Value, &ev); err != nil {
+	value := r.Value
+	if trimValues {
+		value = appendTrimmed((*scratch)[:0], value)
+		*scratch = value
+	}
+	if err := proto.Unmarshal(value, &ev); err != nil {
 		return planning.Event{}, &planning.InvalidEventError{Reason: ReasonUndecodable, Detail: "not a ForecastEvent: " + err.Error()}
 	}
 	e, err := planning.NewEvent(&ev)

@@ -17,8 +17,9 @@ import (
 func Replay(ctx context.Context, planner Planner, recs []*kgo.Record) (int, error) {
 	events := make([]planning.Event, 0, len(recs))
 	start := batchStarts(recs)
+	var scratch []byte
 	for _, r := range recs {
-		ev, err := decode(r, start)
+		ev, err := decode(r, start, &scratch)
 		if err != nil {
 			continue
 		}
