@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,4 +140,70 @@ func BenchmarkRebuild(b *testing.B) {
 		b.ReportMetric(float64(rebuildTime[w])/float64(applyTime), fmt.Sprintf("rebuild_p%d/live", w))
 		b.ReportMetric(rebuildTime[w].Seconds()*1000/float64(b.N*seriesN), fmt.Sprintf("rebuild_p%d_ms/series", w))
 	}
+}
+
+// BenchmarkRedisCPU measures the Redis CPU per event of the consumer's
+// path on a loadgen-like stream: 10,000 young series (a Zipf(1) pick, a
+// few events each over 3 days), batches of 200 events with positions (one
+// partition). redis_cpu_us/event is redis-server's user+system CPU (INFO
+// cpu) over the events applied; compare it with the code before by running
+// the same benchmark on its checkout (docs/load.md, session 7).
+func BenchmarkRedisCPU(b *testing.B) {
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(b)})
+	defer rdb.Close()
+	s := NewRedis(rdb, Config{DedupTTL: time.Hour})
+	ctx := context.Background()
+	markComplete(b, rdb)
+	if err := s.LoadScripts(ctx); err != nil {
+		b.Fatal(err)
+	}
+	const series, perBatch, events = 10_000, 200, 30_000
+	zipf := rand.NewZipf(rand.New(rand.NewSource(1)), 1.0001, 1, series-1)
+	cpu := func() float64 {
+		info, err := rdb.Info(ctx, "cpu").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var t float64
+		for _, l := range splitLines(info) {
+			for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+				if strings.HasPrefix(l, k) {
+					v, _ := strconv.ParseFloat(strings.TrimPrefix(l, k), 64)
+					t += v
+				}
+			}
+		}
+		return t
+	}
+	var redisCPU float64
+	var wall time.Duration
+	off := int64(0)
+	b.ResetTimer()
+	for n := range b.N {
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		markComplete(b, rdb)
+		c0, t0 := cpu(), time.Now()
+		for i := 0; i < events; i += perBatch {
+			batch := make([]features.Change, perBatch)
+			for j := range batch {
+				k := int(zipf.Uint64())
+				c := demand(fmt.Sprintf("r%d-%d", n, i+j), monday+features.Day((i+j)*3/events), (i+j)%24, float64(1+k%3))
+				c.SKU = fmt.Sprint("sku", k)
+				c.Pos = &features.Position{Offset: off + int64(j), Start: off}
+				batch[j] = c
+			}
+			if _, err := s.Apply(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			off += perBatch
+		}
+		wall += time.Since(t0)
+		redisCPU += cpu() - c0
+	}
+	b.StopTimer()
+	total := float64(b.N * events)
+	b.ReportMetric(redisCPU*1e6/total, "redis_cpu_us/event")
+	b.ReportMetric(total/wall.Seconds(), "events/s")
 }

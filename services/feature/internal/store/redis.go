@@ -184,17 +184,28 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		attrs                  *redis.SliceCmd
 	}
 	sent := make([]cmds, len(changes))
+	logged, err := s.itemLogs(ctx, changes, skuSeen)
+	if err != nil {
+		return 0, err
+	}
 	pipe := s.rdb.Pipeline()
+	// attrs is the SKU's attributes read in this pipeline since its last
+	// item.lua call: series events of the SKU up to its next item change
+	// share one HMGET (Redis runs the pipeline in order, and only item.lua
+	// writes the item hash).
+	attrs := map[string]*redis.SliceCmd{}
 	// The first change of a SKU (of a partition) in the batch: before a
 	// series event reads the SKU's attributes, the item events it did not
 	// see the first time (same partition, offset >= its own) are undone;
-	// they come again later in the batch.
+	// they come again later in the batch. Only a SKU with an item undo
+	// log can have any (itemLogs).
 	for i, c := range changes {
 		if c.Pos != nil {
 			k := skuPart{c.SKU, c.Pos.Partition}
-			if !skuSeen[k] && c.Kind != features.KindItem {
+			if !skuSeen[k] && c.Kind != features.KindItem && logged[c.SKU] {
 				sent[i].itemUndo = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)},
 					append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback", markers)...)...)
+				delete(attrs, c.SKU)
 			}
 			skuSeen[k] = true
 		}
@@ -203,11 +214,15 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		if c.Kind == features.KindItem {
 			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey, ItemUndoKey(c.SKU)},
 				append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, append(posArgs(c, true), "", markers)...)...)
+			delete(attrs, c.SKU)
 			continue
 		}
 		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey, UndoKey(c.SeriesKey())},
 			append(append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...), markers)...)
-		sent[i].attrs = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
+		if attrs[c.SKU] == nil {
+			attrs[c.SKU] = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
+		}
+		sent[i].attrs = attrs[c.SKU]
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command, in order
 	for i, c := range changes {
@@ -228,6 +243,36 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		}
 	}
 	return len(changes), nil
+}
+
+// itemLogs returns which SKUs of the changes that need an item rollback
+// (their first series event of a partition in the batch) have an item undo
+// log: one pipeline of EXISTS. A SKU without one has no item event to undo,
+// so its rollback call (a script call per SKU and batch, as many as the
+// series events when every series is a SKU of its own) is left out.
+func (s *Redis) itemLogs(ctx context.Context, changes []features.Change, skuSeen map[skuPart]bool) (map[string]bool, error) {
+	exists := map[string]*redis.IntCmd{}
+	var pipe redis.Pipeliner
+	for _, c := range changes {
+		if c.Pos == nil || c.Kind == features.KindItem || skuSeen[skuPart{c.SKU, c.Pos.Partition}] || exists[c.SKU] != nil {
+			continue
+		}
+		if pipe == nil {
+			pipe = s.rdb.Pipeline()
+		}
+		exists[c.SKU] = pipe.Exists(ctx, ItemUndoKey(c.SKU))
+	}
+	logged := make(map[string]bool, len(exists))
+	if pipe == nil {
+		return logged, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read item undo logs: %w", err)
+	}
+	for sku, cmd := range exists {
+		logged[sku] = cmd.Val() == 1
+	}
+	return logged, nil
 }
 
 type skuPart struct {
