@@ -365,7 +365,7 @@ func (m *Model) explain(g *globalPart, factors bool) (*forecastv1.GlobalForecast
 			if d := g.change[k]; d >= 0 {
 				sb.WriteByte('+')
 			}
-			sb.Write(strconv.AppendFloat(num[:0], g.change[k], 'f', 4, 64))
+			sb.Write(appendFixedFast(num[:0], g.change[k], 4))
 			sb.WriteString(" since the previous forecast")
 		}
 		ends[k] = sb.Len()

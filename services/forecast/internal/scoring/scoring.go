@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,7 +294,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		b.stats.Incremental++
 	case back != nil && back.lastStart-1 >= v.first-1 && back.lastStart-1 <= closedEnd:
 		// What the cache would have held, rebuilt, then advanced (restore.go).
-		if err := b.rebuild(ctx, sku, location, back.lastStart-1, next); err != nil {
+		if err := b.rebuild(ctx, sku, location, closedEnd, next); err != nil {
 			return nil, err
 		}
 		observedThrough = back.lastStart - 1
@@ -643,8 +642,8 @@ func weightName(i int, member string) string {
 // fmt.Sprintf("%s has the largest weight (one-step RMSE %.3f, MAE %.3f)")).
 func memberDetail(member string, rmse, mae float64) string {
 	b := append(append(make([]byte, 0, 80), member...), " has the largest weight (one-step RMSE "...)
-	b = appendFixed(b, rmse, 3)
-	b = appendFixed(append(b, ", MAE "...), mae, 3)
+	b = appendFixedFast(b, rmse, 3)
+	b = appendFixedFast(append(b, ", MAE "...), mae, 3)
 	return string(append(b, ')'))
 }
 
@@ -702,7 +701,7 @@ func components(f *forecasting.Forecast, share float64, extra int) []Component {
 	}
 	ends = ends[:len(c.Weights)]
 	for i, w := range c.Weights {
-		buf = strconv.AppendFloat(append(buf, "one-step RMSE "...), w.RMSE, 'f', 3, 64) // as %.3f
+		buf = appendFixedFast(append(buf, "one-step RMSE "...), w.RMSE, 3) // as %.3f
 		ends[i] = len(buf)
 	}
 	details := string(buf)
