@@ -294,7 +294,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		b.stats.Incremental++
 	case back != nil && back.lastStart-1 >= v.first-1 && back.lastStart-1 <= closedEnd:
 		// What the cache would have held, rebuilt, then advanced (restore.go).
-		if err := b.rebuild(ctx, sku, location, closedEnd, next); err != nil {
+		if err := b.rebuild(ctx, sku, location, back.lastStart-1, next); err != nil {
 			return nil, err
 		}
 		observedThrough = back.lastStart - 1
