@@ -20,19 +20,19 @@ type Config struct {
 	DrainTimeout      time.Duration // how long shutdown waits for the in-flight batch
 	MaxPollRecords    int           // records one poll hands to the handlers, across partitions; zero means 10,000
 
-	// BatchWait makes a gather linger. By default (zero) a batch is the
-	// first poll that returns records plus whatever the client has already
-	// fetched when it returns (non-blocking polls), up to BatchRecords: it
-	// never waits for more, so a stage adds no latency below saturation,
-	// and at saturation the fetches that arrive while the handler runs
-	// make the next batch large (one handler call, one transaction or
-	// offset commit, one insert per store: ClickHouse's cost is per
-	// insert, not per row, docs/load.md). With BatchWait above zero the
-	// consumer instead polls on (waiting for the broker) until the batch
-	// holds BatchRecords records or BatchWait has passed since the first
-	// poll returned: fewer, larger writes below saturation for up to
-	// BatchWait of latency per consuming stage (flag -kafka.batch-wait,
-	// default 0; session 6's default was 100ms, docs/load.md "Session 7").
+	// BatchWait makes a gather linger: with BatchWait above zero the
+	// consumer polls on (waiting for the broker) after a poll returned
+	// records, until the batch holds BatchRecords records or BatchWait
+	// has passed since that first poll: fewer, larger writes below
+	// saturation (one handler call, one transaction or offset commit, one
+	// insert per store: ClickHouse's cost is per insert, not per row,
+	// docs/load.md) for up to BatchWait of latency per consuming stage
+	// (flag -kafka.batch-wait, default 100ms). Zero is the adaptive
+	// gather: the first poll that returns records plus whatever the client
+	// has already fetched when it returns (non-blocking polls), up to
+	// BatchRecords, never waiting for more; a stage then adds no latency
+	// below saturation, and at saturation the fetches that arrive while
+	// the handler runs make the next batch (docs/load.md "Session 7").
 	BatchWait time.Duration
 
 	// BatchRecords bounds a gathered batch (flag -kafka.batch-records,
@@ -124,7 +124,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "kafka.session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.BoolVar(&c.ConcurrentPartitions, "kafka.concurrent-partitions", false, "handle the partitions of a poll concurrently (one goroutine each) instead of one after another")
 	fs.BoolVar(&c.PartitionAtATime, "kafka.partition-at-a-time", false, "hand the handler one partition's records per call instead of every record of a poll in one call")
-	fs.DurationVar(&c.BatchWait, "kafka.batch-wait", defaultBatchWait, "0: a batch (one handler call, one transaction) is the first poll's records plus those already fetched, never waiting for more; above 0: keep polling for more records until the batch is full or this long after the first poll returned records (fewer, larger writes for up to this much latency per stage)")
+	fs.DurationVar(&c.BatchWait, "kafka.batch-wait", defaultBatchWait, "gather the records of several polls into one batch (one handler call, one transaction) for at most this long after the first poll returned records, waiting for more (fewer, larger writes for up to this much latency per stage); 0: the first poll's records plus those already fetched, never waiting")
 	fs.IntVar(&c.BatchRecords, "kafka.batch-records", defaultMaxPollRecords, "at most this many records in one gathered batch (it is handed over as soon as it is full)")
 	fs.DurationVar(&c.DrainTimeout, "kafka.drain-timeout", 30*time.Second, "on shutdown, how long to wait for the in-flight batch")
 	fs.Var(transactionsFlag{&c.AtLeastOnce}, "kafka.transactions", "consume, produce and commit offsets in one Kafka transaction per poll (outputs once on their topics); false: at-least-once outputs, for clusters that forbid transactions")

@@ -23,9 +23,12 @@ import (
 // defaultMaxPollRecords bounds one poll across all partitions.
 const defaultMaxPollRecords = 10_000
 
-// defaultBatchWait is the default of -kafka.batch-wait: no lingering, a
-// batch is what is already fetched (docs/load.md, "Session 7").
-const defaultBatchWait time.Duration = 0
+// defaultBatchWait is the default of -kafka.batch-wait. Zero (the adaptive
+// gather, no lingering) halves the latency at saturation but failed the
+// fault suite's fault-free run under load (ingest fenced: a transaction
+// outlived its timeout), 3 runs of 3; session 6's 100 ms passed at the same
+// time (docs/load.md, "Session 7").
+const defaultBatchWait = 100 * time.Millisecond
 
 // fetchMaxWait is how long the broker may hold a fetch waiting for data:
 // short, so that records flow through the pipeline with little latency.

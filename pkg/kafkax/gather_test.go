@@ -438,14 +438,14 @@ func TestGatherRevokedMidGather(t *testing.T) {
 	}
 }
 
-// defaultGatherConfig is testConfig with the gather flags' defaults
-// (-kafka.batch-wait, -kafka.batch-records), as the services run.
-func defaultGatherConfig(t *testing.T, brokers []string) Config {
+// adaptiveGatherConfig is testConfig with the flags -kafka.batch-wait=0
+// (the adaptive gather) and the default -kafka.batch-records.
+func adaptiveGatherConfig(t *testing.T, brokers []string) Config {
 	t.Helper()
 	var d Config
-	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	fs := flag.NewFlagSet("adaptive", flag.ContinueOnError)
 	d.RegisterFlags(fs)
-	if err := fs.Parse(nil); err != nil {
+	if err := fs.Parse([]string{"-kafka.batch-wait=0"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(brokers)
@@ -485,21 +485,22 @@ func (l *gatherLog) watch(c *Consumer) {
 	c.gathered = func(n int) { l.add(fmt.Sprintf("gathered %d", n)) }
 }
 
-// With the default configuration a gather takes what the client has
-// already fetched and never waits for more: 50 inputs fetched before the
+// With -kafka.batch-wait=0 a gather takes what the client has already
+// fetched and never waits for more: 50 inputs fetched before the
 // first poll (the test holds that poll until the client has buffered all
 // of them) make a batch of 36 (-kafka.batch-records 36), in one poll that
 // may wait (it returns at once) and seven of what is buffered (at most 5
 // records a poll), then a batch of the other 14 in one poll of each kind
 // and a last poll of what is buffered that finds nothing. No poll that may
-// wait for the broker runs while a batch is gathered: on session 6's fixed
-// wait (-kafka.batch-wait 100ms by default) each gather's later polls do,
-// and with no wait at all (one poll a batch) each batch holds 5.
+// wait for the broker runs while a batch is gathered: with a wait (the
+// default -kafka.batch-wait 100ms) each gather's later polls do, and on
+// session 6's code, where a zero wait made a batch one poll, each batch
+// holds 5.
 func TestGatherTakesWhatIsFetchedWithoutWaiting(t *testing.T) {
 	for _, tc := range deliveries {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startBroker(t, "")
-			cfg := defaultGatherConfig(t, e.Brokers())
+			cfg := adaptiveGatherConfig(t, e.Brokers())
 			cfg.AtLeastOnce = tc.atLeastOnce
 			cfg.instanceLockDir = t.TempDir()
 			cfg.MaxPollRecords, cfg.BatchRecords = 5, 36
@@ -556,16 +557,16 @@ func TestGatherTakesWhatIsFetchedWithoutWaiting(t *testing.T) {
 	}
 }
 
-// With the default configuration a lone record is handed over without
-// waiting for more: after the poll that returned it, the gather makes one
-// poll of what is buffered, which finds nothing, and the handler gets the
-// record. Session 6's fixed wait polled on (waiting for the broker) for
-// 100 ms first.
+// With -kafka.batch-wait=0 a lone record is handed over without waiting
+// for more: after the poll that returned it, the gather makes one poll of
+// what is buffered, which finds nothing, and the handler gets the record.
+// With a wait (the default 100ms) the gather polls on, waiting for the
+// broker, first; on session 6's code a zero wait made no second poll.
 func TestGatherHandsOverALoneRecordAtOnce(t *testing.T) {
 	for _, tc := range deliveries {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startBroker(t, "")
-			cfg := defaultGatherConfig(t, e.Brokers())
+			cfg := adaptiveGatherConfig(t, e.Brokers())
 			cfg.AtLeastOnce = tc.atLeastOnce
 			cfg.instanceLockDir = t.TempDir()
 			ctx := context.Background()
