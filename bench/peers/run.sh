@@ -2,7 +2,9 @@
 # The forecasting peer harness (make bench-forecast): exports the splits
 # from Go, runs the R and Python peers on them, and scores stockcast's
 # models and the peers' forecasts with the same Go metrics in one table,
-# ending with the summary line.
+# ending with the summary line (stockcast's numbers are those of its row
+# with the lowest WRMSSE on the validation window, named on the line
+# before; the peers' are their lowest on the test days).
 #   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,arima,croston,sba,tsb,prophet
 #   PY_MODELS=statsmodels_ets,xgboost,xgboost_direct  MODELS=all  STOCKCAST=bin/stockcast
 #   BACKTEST_FLAGS="--gbt-bag 730:1,0:1" (flags of the scoring run: by default
@@ -61,7 +63,7 @@ if [ "$SPEED_SERIES" -gt 0 ]; then
   /usr/bin/Rscript "$here/peers.R" "$sp" "$sp/r_ets.csv" ets 2>/dev/null
   "$STOCKCAST" backtest --data "$DATA" --series "$SPEED_SERIES" --models stockcast_ensemble --peers "$sp/r_ets.csv" >"$sp/table.txt"
   awk -v n="$SPEED_SERIES" '
-    # only the main table's rows end in a time ("0.034s"); the lead-time
+    # only the rows of the main table end in a time ("0.034s"); the lead-time
     # table after it repeats the model names with coverages
     $1 == "stockcast_ensemble" && $NF ~ /s$/ && e == "" { e = $NF; sub(/s$/, "", e) }
     $1 == "R_ets" && $NF ~ /s$/ && r == "" { r = $NF; sub(/s$/, "", r) }
