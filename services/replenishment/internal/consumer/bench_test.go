@@ -54,7 +54,11 @@ func (discard) Produce(context.Context, ...*kgo.Record) error           { return
 // fetch), decoded and planned against a real redis-server; reports events/s
 // and CPU per event, for records decoded whole (whole, the baseline: the
 // decoding before trimForecast) and trimmed; run with -count to alternate.
-func BenchmarkHandle(b *testing.B) {
+func BenchmarkHandle(b *testing.B) { byDecoding(b, benchHandle) }
+
+// byDecoding runs bench with records decoded whole (the baseline) and
+// trimmed.
+func byDecoding(b *testing.B, bench func(b *testing.B)) {
 	for _, trim := range []bool{false, true} {
 		name := "whole"
 		if trim {
@@ -63,7 +67,7 @@ func BenchmarkHandle(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			defer func(was bool) { trimValues = was }(trimValues)
 			trimValues = trim
-			benchHandle(b)
+			bench(b)
 		})
 	}
 }
@@ -139,22 +143,14 @@ func BenchmarkDecode(b *testing.B) {
 	rec := benchRecord(b, "85123A", "order-line-536365-1", 0)
 	start := map[int32]int64{0: 0}
 	var scratch []byte
-	for _, trim := range []bool{false, true} {
-		name := "whole"
-		if trim {
-			name = "trimmed"
-		}
-		b.Run(name, func(b *testing.B) {
-			defer func(was bool) { trimValues = was }(trimValues)
-			trimValues = trim
-			b.ReportAllocs()
-			cpu0 := selfCPU()
-			for b.Loop() {
-				if _, err := decode(rec, start, &scratch); err != nil {
-					b.Fatal(err)
-				}
+	byDecoding(b, func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := selfCPU()
+		for b.Loop() {
+			if _, err := decode(rec, start, &scratch); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportMetric((selfCPU()-cpu0)/float64(b.N)*1e6, "cpu_us/op")
-		})
-	}
+		}
+		b.ReportMetric((selfCPU()-cpu0)/float64(b.N)*1e6, "cpu_us/op")
+	})
 }
