@@ -166,14 +166,7 @@ func TestBaselinesByHand(t *testing.T) {
 // beat it (the moving average's reference, R forecast: 0.959, is reproduced
 // too, and so are the mean RMSSE and MASE of both).
 func TestM5Backtest(t *testing.T) {
-	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := LoadM5(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := loadTinyM5(t)
 	if len(ds.Series) != 280 || ds.Days != 1913 || len(ds.Events) != 1913 {
 		t.Fatalf("m5-tiny: %d series, %d days, %d event days; want 280, 1913, 1913", len(ds.Series), ds.Days, len(ds.Events))
 	}
@@ -344,14 +337,7 @@ func TestPITCoverage(t *testing.T) {
 // calibration and forecast do not move when every value from the origin on
 // changes, and the calibration is not the identity on m5-tiny.
 func TestEnsembleCalibrationReadsNoTestDays(t *testing.T) {
-	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := LoadM5(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := loadTinyM5(t)
 	ds.Series = ds.Series[:60]
 	origin, horizon := ds.Days-28, 28
 	m := &EnsembleCalibrated{}
@@ -530,14 +516,7 @@ func (s selfValidated) ValidWRMSSE(origin int) (float64, bool) {
 // test days hold; a Validated model's own scores are averaged over the
 // origins, and NaN where it has none.
 func TestValidationWRMSSE(t *testing.T) {
-	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := LoadM5(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := loadTinyM5(t)
 	ds.Series = ds.Series[:40]
 	cfg := Config{Horizon: 28, Origins: 2}
 	origins, _ := cfg.OriginIndexes(ds.Days)
@@ -574,4 +553,18 @@ func TestValidationWRMSSE(t *testing.T) {
 	if got, _ := ValidationWRMSSE(context.Background(), ds, cfg, []Model{self}); !math.IsNaN(got["self_validated"]) {
 		t.Errorf("a model without a validation score for an origin: %v, want NaN", got["self_validated"])
 	}
+}
+
+// loadTinyM5 loads data/m5-tiny.
+func loadTinyM5(t *testing.T) *Dataset {
+	t.Helper()
+	path, err := FindFile("data/m5-tiny/tiny_m5_long.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := LoadM5(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
