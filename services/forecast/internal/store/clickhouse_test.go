@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,6 +22,22 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// openLog opens a migrated forecast_log on the test ClickHouse; the
+// connection closes when the test ends.
+func openLog(t *testing.T) (*ForecastLog, driver.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	return NewForecastLog(conn), conn
+}
 
 func result(id string, asOf time.Time, mean float64) *scoring.Result {
 	return &scoring.Result{
@@ -43,15 +60,7 @@ func result(id string, asOf time.Time, mean float64) *scoring.Result {
 
 func TestForecastLogRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	log := NewForecastLog(conn)
+	log, conn := openLog(t)
 	if _, err := log.Latest(ctx, "A|online"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty log: err %v, want ErrNotFound", err)
 	}
@@ -86,15 +95,7 @@ func TestForecastLogRoundTrip(t *testing.T) {
 // readable by Latest.
 func TestForecastLogConcurrentInserts(t *testing.T) {
 	ctx := context.Background()
-	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	log := NewForecastLog(conn)
+	log, conn := openLog(t)
 	day := time.Date(2011, 3, 4, 10, 30, 0, 0, time.UTC)
 	const callers, rounds, perCall = 6, 5, 7
 	var wg sync.WaitGroup

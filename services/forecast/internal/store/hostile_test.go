@@ -7,8 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/stockcast/stockcast/pkg/chx"
-	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
 
@@ -17,15 +15,7 @@ import (
 // key (the queries bind values; docs/security.md).
 func TestForecastLogHostileKeys(t *testing.T) {
 	ctx := context.Background()
-	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	log := NewForecastLog(conn)
+	log, conn := openLog(t)
 	skus := []string{
 		`'; DROP TABLE forecast_log; --`,
 		`O'Brien\"x\\`,

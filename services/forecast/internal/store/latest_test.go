@@ -11,9 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/forecasting"
-	"github.com/stockcast/stockcast/pkg/testenv"
 	demandv1 "github.com/stockcast/stockcast/proto/stockcast/demand/v1"
 	featurev1 "github.com/stockcast/stockcast/proto/stockcast/feature/v1"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
@@ -66,15 +64,7 @@ func snapshotOf(i int, asOf forecasting.Day, hour int) *featurev1.FeatureSnapsho
 // its components, as when every latest forecast was kept in memory.
 func TestUnkeptLatestFromLog(t *testing.T) {
 	ctx := context.Background()
-	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	log := NewForecastLog(conn)
+	log, _ := openLog(t)
 	start := forecasting.Day(19500)
 	cfg := scoring.Config{Horizon: 28, QuantileLevels: forecasting.DefaultQuantileLevels(), LeadTimes: forecasting.DefaultLeadTimes(),
 		MaxSeries: 10, LatestSeries: 1}

@@ -8,8 +8,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/stockcast/stockcast/pkg/chx"
-	"github.com/stockcast/stockcast/pkg/testenv"
 	forecastv1 "github.com/stockcast/stockcast/proto/stockcast/forecast/v1"
 	"github.com/stockcast/stockcast/services/forecast/internal/scoring"
 )
@@ -25,15 +23,7 @@ import (
 // parameters.
 func TestPrevious(t *testing.T) {
 	ctx := context.Background()
-	conn, err := chx.Open(ctx, testenv.ClickHouse(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	log := NewForecastLog(conn)
+	log, _ := openLog(t)
 	day := time.Date(2011, 3, 4, 10, 30, 0, 0, time.UTC)
 	mk := func(key, id string, start time.Time, mean float64, version string) *scoring.Result {
 		r := result(id, start, mean)
