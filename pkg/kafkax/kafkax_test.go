@@ -33,6 +33,16 @@ func testConfig(brokers []string) Config {
 	return Config{Brokers: brokers, Partitions: 3, SessionTimeout: time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 }
 
+// lingerFor makes a consumer's gather wait (up to 5 s) until it holds n
+// records: tests that need every input in the first batch (one handler
+// call, one transaction) get it even when the broker's first fetch brings
+// only some partitions (seen under -race on a loaded machine: 16 of 36).
+func lingerFor(cfg Config, n int) Config {
+	cfg.BatchRecords = n
+	cfg.BatchWait = 5 * time.Second
+	return cfg
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

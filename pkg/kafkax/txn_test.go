@@ -167,7 +167,7 @@ func TestTransactionHandlerFailsAfterProduce(t *testing.T) {
 			recs, ends := produceKeyed(t, p, in)
 
 			h := &transform{p: p, out: out, prefix: "out:", failFirst: 1}
-			c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
+			c, err := NewConsumer(lingerFor(cfg, len(recs)), "gr", []string{in}, h, tel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,11 +244,13 @@ func TestTransactionZombieCannotCommit(t *testing.T) {
 					<-release
 				})
 			}
-			cz, err := NewConsumer(cfg, "gr", []string{in}, zombie, tel)
+			cz, err := NewConsumer(lingerFor(cfg, len(recs)), "gr", []string{in}, zombie, tel)
 			if err != nil {
 				t.Fatal(err)
 			}
 			stopZombie := runConsumer(t, cz)
+			letGo := sync.OnceFunc(func() { close(release) })
+			t.Cleanup(letGo) // runs before the stop above: a failed test must not leave the member paused
 			select {
 			case <-produced:
 			case <-time.After(20 * time.Second):
@@ -265,7 +267,7 @@ func TestTransactionZombieCannotCommit(t *testing.T) {
 			}
 			stopHeir := runConsumer(t, ch)
 			waitFor(t, 30*time.Second, "the new member handled records", func() bool { return heir.producedCount() > 0 })
-			close(release)
+			letGo()
 			waitFor(t, 30*time.Second, "every input committed", func() bool { return committedAll(ctx, adm, "gr", in, ends) })
 			stopZombie()
 			stopHeir()
@@ -426,7 +428,7 @@ func TestFailingPartitionHoldsBackPoll(t *testing.T) {
 	h := &keyFailer{transform: transform{p: p, out: out, prefix: "out:"}, bad: "sku0|online",
 		failedWith: map[int32]bool{}, handled: map[string]int{}}
 	h.failing.Store(true)
-	c, err := NewConsumer(cfg, "gr", []string{in}, h, tel)
+	c, err := NewConsumer(lingerFor(cfg, len(recs)), "gr", []string{in}, h, tel)
 	if err != nil {
 		t.Fatal(err)
 	}
