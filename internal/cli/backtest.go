@@ -30,6 +30,10 @@ type backtestFlags struct {
 	gbtRounds    int
 	gbtCache     string
 	gbtTweedie   float64
+	gbtDepth     int
+	gbtSubsample float64
+	gbtMinChild  float64
+	gbtEta       float64
 	gbtBag       string
 	bag          []globalmodel.BagMember
 	lags         []int
@@ -60,6 +64,10 @@ func (f *backtestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gbtCache, "gbt-cache", "", "direct global model: keep trainings in this directory and reuse them (same data, origin and settings)")
 	fs.Float64Var(&f.gbtTweedie, "gbt-tweedie", 0, "global models: Tweedie variance power (0: the default)")
 	fs.IntVar(&f.gbtRounds, "gbt-rounds", 0, "global models: maximum number of trees (0: the default)")
+	fs.IntVar(&f.gbtDepth, "gbt-depth", 0, "global models: maximum tree depth, 1..16 (0: the default, 8)")
+	fs.Float64Var(&f.gbtSubsample, "gbt-subsample", 0, "global models: fraction of the rows each tree is fitted on, (0, 1] (0: the default, 0.8)")
+	fs.Float64Var(&f.gbtMinChild, "gbt-min-child", 0, "global models: minimum hessian sum in a leaf (0: the default, 10)")
+	fs.Float64Var(&f.gbtEta, "gbt-eta", 0, "global models: learning rate (0: the default, 0.05)")
 	fs.StringVar(&f.gbtBag, "gbt-bag", "", "direct global model: a bag of trainings averaged, as days:seed,... (days 0: all; empty: one, --gbt-train-days and seed 1)")
 	fs.BoolVar(&f.gbtScale, "gbt-scale", false, "direct global model: multiply its forecasts by the level correction (0.80..1.20) with the best validation-window WRMSSE")
 	fs.BoolVar(&f.perBucket, "combine-per-bucket", false, "stockcast_combined_direct: learn the global model's weight per horizon bucket on the validation window")
@@ -121,6 +129,18 @@ func allModels(f *backtestFlags) []backtest.Model {
 	if f != nil && f.gbtTweedie > 0 {
 		params.TweedieVariancePower = f.gbtTweedie
 	}
+	if f != nil && f.gbtDepth > 0 {
+		params.MaxDepth = f.gbtDepth
+	}
+	if f != nil && f.gbtSubsample > 0 {
+		params.Subsample = f.gbtSubsample
+	}
+	if f != nil && f.gbtMinChild > 0 {
+		params.MinChildWeight = f.gbtMinChild
+	}
+	if f != nil && f.gbtEta > 0 {
+		params.Eta = f.gbtEta
+	}
 	global := &globalmodel.GBT{Params: params, Refit: true}
 	models = append(models, global, &globalmodel.Combined{Global: global})
 	direct := &globalmodel.DirectGBT{DirectParams: globalmodel.DirectParams{Params: params, Refit: true}}
@@ -177,6 +197,10 @@ func runBacktest(ctx context.Context, e *env, args []string) error {
 	f.bag = bag
 	if f.lags, err = parseLags(f.gbtLags); err != nil {
 		return err
+	}
+	if f.gbtSubsample < 0 || f.gbtSubsample > 1 || f.gbtDepth < 0 || f.gbtDepth > 16 || f.gbtMinChild < 0 || f.gbtEta < 0 {
+		return fmt.Errorf("--gbt-subsample %v (want (0, 1]), --gbt-depth %d (1..16), --gbt-min-child %v, --gbt-eta %v: out of range",
+			f.gbtSubsample, f.gbtDepth, f.gbtMinChild, f.gbtEta)
 	}
 	if f.combineWith != "ensemble" && f.combineWith != "moving_average_28" {
 		return fmt.Errorf("--combine-with %q: want ensemble or moving_average_28", f.combineWith)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stockcast/stockcast/pkg/backtest"
+	"github.com/stockcast/stockcast/pkg/gbt"
+	"github.com/stockcast/stockcast/pkg/globalmodel"
 )
 
 // TestBacktestCommand runs `stockcast backtest` on m5-tiny with the seasonal
@@ -82,5 +85,49 @@ func TestBacktestSummaryChosenOnValidation(t *testing.T) {
 	if line, chosen := backtestSummary(results, peers, nil); chosen != "none" ||
 		line != "summary: wrmsse_stockcast=NaN wrmsse_best_peer=0.8973 best_peer=py_xgboost_direct wspl_stockcast=NaN wspl_best_peer=0.3627" {
 		t.Errorf("no validation scores: %q (row %s)", line, chosen)
+	}
+}
+
+// TestBacktestBoosterFlags: --gbt-depth, --gbt-subsample, --gbt-min-child
+// and --gbt-eta reach both global models' booster settings, 0 keeps the
+// defaults (so the cache keys of earlier trainings still hold), and
+// values out of range fail before any data is read.
+func TestBacktestBoosterFlags(t *testing.T) {
+	paramsOf := func(args ...string) (gbt.Params, gbt.Params) {
+		t.Helper()
+		fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
+		var f backtestFlags
+		f.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		var single, direct gbt.Params
+		for _, m := range allModels(&f) {
+			switch g := m.(type) {
+			case *globalmodel.GBT:
+				single = g.Params
+			case *globalmodel.DirectGBT:
+				direct = g.Params
+			}
+		}
+		return single, direct
+	}
+	single, direct := paramsOf()
+	if single != gbt.DefaultParams() || direct != gbt.DefaultParams() {
+		t.Errorf("no flags: params %+v, %+v, want the defaults %+v", single, direct, gbt.DefaultParams())
+	}
+	want := gbt.DefaultParams()
+	want.MaxDepth, want.Subsample, want.MinChildWeight, want.Eta = 6, 0.5, 40, 0.1
+	single, direct = paramsOf("--gbt-depth", "6", "--gbt-subsample", "0.5", "--gbt-min-child", "40", "--gbt-eta", "0.1")
+	if single != want || direct != want {
+		t.Errorf("params %+v, %+v, want %+v", single, direct, want)
+	}
+	for _, bad := range [][]string{{"--gbt-subsample", "1.5"}, {"--gbt-depth", "17"}, {"--gbt-eta", "-0.1"}, {"--gbt-min-child", "-1"}} {
+		var out, errOut strings.Builder
+		args := append([]string{"backtest", "--data", "no-such-data"}, bad...)
+		err := Run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%v: error %v, want out of range", bad, err)
+		}
 	}
 }
