@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,19 +27,25 @@ import (
 // case, with a global model promoted at that point: while the service is
 // down in the restarted run). Every forecast must be the same in both runs
 // (issued_at aside), reason included: the restarted service reads back from
-// forecast_log the forecast each series had before (scoring.Batch.Restore).
+// forecast_log the forecast each series had before (scoring.Batch.Restore),
+// in one query (the snapshots come one at a time: one batch each): for the
+// first snapshot of A after the restart, none for the new series (A's
+// first snapshot and B's).
 func TestRestartKeepsReasons(t *testing.T) {
 	featureAddr := startFeatureServer(t)
 	next := asOf + 1
 	b1 := &featurev1.FeatureSnapshot{EventId: "b1", OccurredAt: timestamppb.New(next.Time().Add(11 * time.Hour)),
 		SeriesKey: "B|online", Sku: "B", Location: "online", AsOfDay: next.String(), RecentDaily: append(make([]float64, 55), 2),
-		Cause: &demandv1.DemandEvent{EventId: "b1", SeriesKey: "B|online"}}
+		Cause: &demandv1.DemandEvent{EventId: "b1", SeriesKey: "B|online"}, Applied: true, EventsApplied: 1}
 	snaps := []*featurev1.FeatureSnapshot{
 		snapshotA("a1", asOf, 9, 2, 0),
 		snapshotA("a2", asOf, 15, 7, 0), // same day
 		snapshotA("a3", next, 9, 1, 12), // asOf closed
 		snapshotA("a4", next, 14, 6, 12),
-		b1, // a new series: no forecast to read back
+		b1, // a new series (its first event): no forecast to read back, not asked about
+	}
+	for i, snap := range snaps[:4] { // A's first four events, a1 new
+		snap.Applied, snap.EventsApplied = true, int64(i+1)
 	}
 	path, version := trainArtefact(t, t.TempDir(), 20)
 	for _, c := range []struct {
@@ -151,6 +158,16 @@ func runSnapshots(t *testing.T, featureAddr string, snaps []*featurev1.FeatureSn
 		}
 		cancel()
 	}
+	// one previous-forecast query after a restart (A's), none without
+	want := 0
+	if restart {
+		want = 1
+	}
+	if m := restoreQueries.FindStringSubmatch(httpGet(t, "http://"+svc.adminAddr+"/metrics")); m == nil || m[1] != strconv.Itoa(want) {
+		t.Errorf("restore queries %v, want %d", m, want)
+	}
 	svc.stop(t)
 	return out
 }
+
+var restoreQueries = regexp.MustCompile(`(?m)^stockcast_forecast_restore_queries_total(?:\{[^}]*\})? (\d+)$`)

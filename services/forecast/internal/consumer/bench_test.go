@@ -160,7 +160,7 @@ func BenchmarkColdStart(b *testing.B) {
 		batch := scoring.New(cfg, hist, time.Now).Begin()
 		batch.Prefetch(snaps)
 		if withRestore {
-			if err := restore(ctx, log, batch, snaps, recs); err != nil {
+			if err := New(nil, log, nil, nil).restore(ctx, batch, snaps, recs); err != nil {
 				b.Fatal(err)
 			}
 		}
