@@ -285,7 +285,7 @@ func demandSummary(t *testing.T, r *kgo.Record) string {
 
 func demandSummaries(t *testing.T, brokers []string) []string {
 	var out []string
-	for _, r := range readAll(t, brokers, topics.Demand) {
+	for _, r := range testenv.ReadTopics(t, brokers, topics.Demand) {
 		out = append(out, demandSummary(t, r))
 	}
 	sort.Strings(out)
@@ -295,7 +295,7 @@ func demandSummaries(t *testing.T, brokers []string) []string {
 func dlqRecords(t *testing.T, brokers []string) []*kgo.Record {
 	var out []*kgo.Record
 	for _, topic := range consumer.Topics {
-		out = append(out, readAll(t, brokers, topics.DLQ(topic))...)
+		out = append(out, testenv.ReadTopics(t, brokers, topics.DLQ(topic))...)
 	}
 	return out
 }
@@ -422,7 +422,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	}
 	// The accepted line is on orders.v1 when the call returns.
 	var pushed []*kgo.Record
-	for _, r := range readAll(t, s.brokers, topics.Orders) {
+	for _, r := range testenv.ReadTopics(t, s.brokers, topics.Orders) {
 		if header(r, topics.HeaderEventID) == "or-10" {
 			pushed = append(pushed, r)
 		}
@@ -436,7 +436,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	}
 	// The refused one is dead-lettered.
 	var pushedDLQ []*kgo.Record
-	for _, r := range readAll(t, s.brokers, topics.DLQ(topics.Orders)) {
+	for _, r := range testenv.ReadTopics(t, s.brokers, topics.DLQ(topics.Orders)) {
 		if header(r, topics.HeaderDLQSource) == "grpc/orders.v1/2" {
 			pushedDLQ = append(pushedDLQ, r)
 		}
@@ -575,7 +575,7 @@ func TestStoreOutageHoldsTheBatch(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "a failed handler attempt", func() bool {
 		return app.metricOr(t, "stockcast_handler_errors_total", `topic="orders.v1"`, 0) >= 1
 	})
-	if got := readAll(t, s.brokers, topics.Demand); len(got) != 0 {
+	if got := testenv.ReadTopics(t, s.brokers, topics.Demand); len(got) != 0 {
 		t.Fatalf("%d demand records published while the history insert fails", len(got))
 	}
 
@@ -619,7 +619,7 @@ func TestOneTopicKeepsSeriesOrder(t *testing.T) {
 	waitCommitted(t, s.brokers, consumer.Group, consumer.Topics...)
 
 	var got []string
-	for _, r := range readAll(t, s.brokers, topics.Demand) {
+	for _, r := range testenv.ReadTopics(t, s.brokers, topics.Demand) {
 		got = append(got, demandSummary(t, r))
 	}
 	want := []string{

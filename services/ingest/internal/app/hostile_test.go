@@ -336,7 +336,7 @@ func TestHostileInputs(t *testing.T) {
 		dlqBySource[header(r, topics.HeaderDLQSource)] = append(dlqBySource[header(r, topics.HeaderDLQSource)], r)
 	}
 	demandByID := map[string][]*demandv1.DemandEvent{}
-	for _, r := range readAll(t, s.brokers, topics.Demand) {
+	for _, r := range testenv.ReadTopics(t, s.brokers, topics.Demand) {
 		var de demandv1.DemandEvent
 		if err := proto.Unmarshal(r.Value, &de); err != nil {
 			t.Fatal(err)
@@ -506,7 +506,7 @@ func hostilePushes(t *testing.T, s stores, app *running) {
 		t.Fatalf("push of a 10 MB event: %v", res)
 	}
 	var found []*kgo.Record
-	for _, r := range readAll(t, s.brokers, topics.DLQ(topics.Orders)) {
+	for _, r := range testenv.ReadTopics(t, s.brokers, topics.DLQ(topics.Orders)) {
 		if header(r, topics.HeaderDLQSource) == "grpc/orders.v1/0" && header(r, topics.HeaderDLQReason) == "event_too_large" {
 			found = append(found, r)
 		}

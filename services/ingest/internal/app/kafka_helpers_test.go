@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"maps"
 	"testing"
 	"time"
 
@@ -67,64 +66,6 @@ func waitCommitted(t *testing.T, brokers []string, group string, topics ...strin
 		}
 		time.Sleep(50 * time.Millisecond) // polling an external system, not synchronising goroutines
 	}
-}
-
-// readAll returns every record of topic up to its current end, ordered by
-// partition and offset.
-func readAll(t *testing.T, brokers []string, topic string) []*kgo.Record {
-	t.Helper()
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
-	if err != nil || ends.Error() != nil {
-		t.Fatalf("list end offsets of %s: %v %v", topic, err, ends.Error())
-	}
-	want := map[int32]int64{}
-	start := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			start[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	// Outputs are written in transactions: read committed records only,
-	// and the markers too (skipped), which take offsets up to the end.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	byPartition := map[int32][]*kgo.Record{}
-	left := maps.Clone(want)
-	for len(left) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s: %v", topic, ctx.Err())
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= want[r.Partition]-1 {
-				delete(left, r.Partition)
-			}
-			if r.Offset < want[r.Partition] && !r.Attrs.IsControl() {
-				byPartition[r.Partition] = append(byPartition[r.Partition], r)
-			}
-		})
-	}
-	var out []*kgo.Record
-	for p := int32(0); p < 1024; p++ {
-		out = append(out, byPartition[p]...)
-	}
-	return out
 }
 
 func header(r *kgo.Record, key string) string {
