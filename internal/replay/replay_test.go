@@ -56,7 +56,7 @@ func readAll(t *testing.T, kc kafkax.Config, n int, ts ...string) []*kgo.Record 
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out []*kgo.Record
 	for len(out) < n {
@@ -77,7 +77,11 @@ func readAll(t *testing.T, kc kafkax.Config, n int, ts ...string) []*kgo.Record 
 func TestReplayProduces(t *testing.T) {
 	kc := startKafka(t)
 	const limit = 3000
-	cfg := Config{Data: dataFile, Limit: limit, InitialStock: true, StallTimeout: 2 * time.Second, NonProductSKUs: retail.NonProductCodes()}
+	// The stall timeout covers this test's own steps between the replay's
+	// snapshots and the forecasts it answers with (reading the topic, new
+	// clients): 2 s was not enough for a loaded machine. The replay ends
+	// with that timeout too, once the lines are out and nothing answers.
+	cfg := Config{Data: dataFile, Limit: limit, InitialStock: true, StallTimeout: 10 * time.Second, NonProductSKUs: retail.NonProductCodes()}
 	var progress strings.Builder
 	r := New(cfg, kc, quietLog(), NewProgress(&progress, false))
 	type result struct {
@@ -112,19 +116,21 @@ func TestReplayProduces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	var forecasts []*kgo.Record
 	for _, rec := range stockRecs {
 		id := kafkax.HeaderValue(rec, topics.HeaderEventID)
 		f, err := proto.Marshal(&forecastv1.ForecastEvent{ForecastId: "f-" + id, EventId: id, SeriesKey: string(rec.Key)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topics.Forecasts, Key: rec.Key, Value: f}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		forecasts = append(forecasts, &kgo.Record{Topic: topics.Forecasts, Key: rec.Key, Value: f})
+	}
+	if err := cl.ProduceSync(context.Background(), forecasts...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 	res := <-done
 	sum, err := res.sum, res.err
-	if err == nil || !strings.Contains(err.Error(), "pipeline made no progress for 2s") {
+	if err == nil || !strings.Contains(err.Error(), "pipeline made no progress for 10s") {
 		t.Fatalf("Run error = %v, want a timeout waiting for the pipeline", err)
 	}
 
@@ -360,6 +366,14 @@ func TestPipelineLagAndWait(t *testing.T) {
 	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topics.Forecasts, Key: []byte("A|online"), Value: b}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	// The watcher holds or-2's forecast before the wait starts: the 500 ms
+	// without progress then count from there, not from a watcher still
+	// reading (a loaded machine's slower watcher left both unaccounted).
+	outEnds, err := endOffsets(ctx, adm, WatchedTopics()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the watcher to read or-2's forecast", func() bool { return w.CaughtUp(outEnds) })
 	r := &Replayer{cfg: Config{StallTimeout: 500 * time.Millisecond}, log: quietLog(), stages: stages, poll: 20 * time.Millisecond}
 	if err := r.wait(ctx, tr, w, adm, &phase{}, true); err == nil || !strings.Contains(err.Error(), "with 1 events unaccounted for (e.g. or-3)") ||
 		!strings.Contains(err.Error(), "feature=1") {
