@@ -28,9 +28,9 @@ import (
 // down in the restarted run). Every forecast must be the same in both runs
 // (issued_at aside), reason included: the restarted service reads back from
 // forecast_log the forecast each series had before (scoring.Batch.Restore),
-// in one query (the snapshots come one at a time: one batch each): for the
-// first snapshot of A after the restart, none for the new series (A's
-// first snapshot and B's).
+// in one query (the snapshots come one at a time: one batch each): for A's
+// first snapshot, and its first after the restart, none for the new series
+// B (its first event).
 func TestRestartKeepsReasons(t *testing.T) {
 	featureAddr := startFeatureServer(t)
 	next := asOf + 1
@@ -44,8 +44,8 @@ func TestRestartKeepsReasons(t *testing.T) {
 		snapshotA("a4", next, 14, 6, 12),
 		b1, // a new series (its first event): no forecast to read back, not asked about
 	}
-	for i, snap := range snaps[:4] { // A's first four events, a1 new
-		snap.Applied, snap.EventsApplied = true, int64(i+1)
+	for i, snap := range snaps[:4] { // A has a history: not its first events
+		snap.Applied, snap.EventsApplied = true, int64(len(historyA())+i)
 	}
 	path, version := trainArtefact(t, t.TempDir(), 20)
 	for _, c := range []struct {
@@ -158,11 +158,10 @@ func runSnapshots(t *testing.T, featureAddr string, snaps []*featurev1.FeatureSn
 		}
 		cancel()
 	}
-	// one previous-forecast query after a restart (A's), none without
-	want := 0
-	if restart {
-		want = 1
-	}
+	// one previous-forecast query by the service scoring now: for A's first
+	// snapshot (a1 without a restart, the first after it with one), none
+	// for B's first event
+	want := 1
 	if m := restoreQueries.FindStringSubmatch(httpGet(t, "http://"+svc.adminAddr+"/metrics")); m == nil || m[1] != strconv.Itoa(want) {
 		t.Errorf("restore queries %v, want %d", m, want)
 	}
