@@ -210,7 +210,9 @@ func TestChildDiesWithParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	deadline := time.Now().Add(20 * time.Second)
+	// The helper is a new process that starts redis-server (up to 15 s per
+	// attempt): a minute, not 20 s, on a loaded machine.
+	deadline := time.Now().Add(time.Minute)
 	for pid == 0 {
 		if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil && len(b) > 0 {
 			pid, _ = strconv.Atoi(string(b))
@@ -268,7 +270,7 @@ func TestWaitReadyReportsEarlyExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = waitReady(context.Background(), proc, 10*time.Second, func(context.Context) error { return context.DeadlineExceeded })
+	err = waitReady(context.Background(), proc, time.Minute, func(context.Context) error { return context.DeadlineExceeded }) // returns at the exit
 	if err == nil || !strings.Contains(err.Error(), "exited during start") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("waitReady = %v, want an early-exit error with the log", err)
 	}
