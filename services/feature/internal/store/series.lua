@@ -134,16 +134,45 @@ local function setf(f, v)
   delta[#delta + 1] = v
 end
 
--- The 1600-byte slot ring of h.days ending at h['end'], expanded once per
--- value (the events of a call share it).
-local ring_days, ring_end, ring_r
-local function ring_of()
-  local s, e = h.days, h['end']
-  if ring_r and s == ring_days and e == ring_end then return ring_r end
-  ring_r = expand(s, tonumber(e))
-  ring_days, ring_end = s, e
-  return ring_r
+-- The 1600-byte slot ring of h.days ending at h['end'] (to undo events:
+-- the undo entries hold slot positions).
+local function ring_of() return expand(h.days, tonumber(h['end'])) end
+
+-- zeros returns n zero bytes (n a multiple of 4). Redis' Lua hashes every
+-- byte of every string it makes and string.rep adds one piece at a time:
+-- applying an event works on the days as stored (4 bytes a day that has
+-- any), not on the 1600-byte ring.
+local function zeros(n) return string.rep('\0\0\0\0', n / 4) end
+
+-- linear returns the days of a stored 'days' value s ending at day e as
+-- 4 bytes a day, oldest first: the compact form as it is, the slot ring
+-- turned to start at its oldest day (e - 399).
+local function linear(s, e)
+  if not s then return '' end
+  if #s ~= FULL then return s end
+  local f = (e + 1) % RING -- slot of the oldest day
+  if f == 0 then return s end
+  return string.sub(s, f * 4 + 1) .. string.sub(s, 1, f * 4)
 end
+
+-- stored returns the stored form of the linear days lin ending at day e
+-- (as compact returns it for the slot ring): from the oldest non-zero
+-- day on, or the slot ring when all 400 days are there and the oldest is
+-- non-zero.
+local function stored(lin, e)
+  local p = string.find(lin, '[^%z]')
+  if not p then return '' end
+  local skip = math.floor((p - 1) / 4)
+  if skip > 0 then return string.sub(lin, skip * 4 + 1) end
+  if #lin < FULL then return lin end
+  local f = (e + 1) % RING
+  if f == 0 then return lin end
+  return string.sub(lin, (RING - f) * 4 + 1) .. string.sub(lin, 1, (RING - f) * 4)
+end
+
+-- The linear days of h.days as the last event left them (the events of a
+-- call share them, with any zero days they had in front).
+local lin_days, lin_end, lin_cached
 
 -- The log's newest entry when this call pushed it (saves reading it back).
 local tail_known
@@ -261,10 +290,14 @@ local function apply_one(b, k)
     latest_at = h.latest_at or false, hours = false}
   for _, f in ipairs(SCALARS) do was[f] = h[f] or false end
   local last_day = tonumber(h['end'])
-  local days = ring_of()
-  -- The oldest stored day: every day before it is zero (nil: all are).
-  local lo
-  if h.days and #h.days > 0 then lo = last_day - #h.days / 4 + 1 end
+  -- lin: the days from lfirst to last_day, 4 bytes each, oldest first;
+  -- every day before lfirst is zero.
+  local lin
+  if lin_cached and h.days == lin_days and h['end'] == lin_end then
+    lin = lin_cached
+  else
+    lin = linear(h.days, last_day)
+  end
   local bits0 = h.outdays
   local bits -- the bitmap as bytes, once a bit is set
   local out = h.out == '1'
@@ -291,24 +324,32 @@ local function apply_one(b, k)
     if on then bits[i] = bit.bor(bits[i], m) else bits[i] = bit.band(bits[i], bit.bnot(m)) end
   end
 
-  -- zero_slots clears n slots of the day ring from slot 'from' on, wrapping.
-  local function zero_slots(from, n)
+  -- move_to moves the days forward to day (newer than last_day): the n
+  -- oldest days of the ring leave it (their slots take the new days). The
+  -- undo entry keeps their bytes by slot position, as the slot ring has them.
+  local function move_to(day, n)
+    local lfirst = last_day - #lin / 4 + 1
     if off then
+      local d0 = last_day - RING + 1 -- the oldest day of the ring
+      local z = math.min(math.max(lfirst - d0, 0), n) -- of the n, days before lin
+      local old = zeros(z * 4)
+      if z < n then old = old .. string.sub(lin, (d0 + z - lfirst) * 4 + 1, (d0 + n - lfirst) * 4) end
       local function keep(p, b)
-        if b ~= string.rep('\0', #b) then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = b end
+        if string.find(b, '[^%z]') then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = b end
       end
+      local from = slot(d0)
       if from + n <= RING then
-        keep(from * 4 + 1, string.sub(days, from * 4 + 1, (from + n) * 4))
+        keep(from * 4 + 1, old)
       else
-        keep(from * 4 + 1, string.sub(days, from * 4 + 1))
-        keep(1, string.sub(days, 1, (from + n - RING) * 4))
+        keep(from * 4 + 1, string.sub(old, 1, (RING - from) * 4))
+        keep(1, string.sub(old, (RING - from) * 4 + 1))
       end
     end
-    if from + n <= RING then
-      days = string.sub(days, 1, from * 4) .. string.rep('\0', n * 4) .. string.sub(days, (from + n) * 4 + 1)
+    if day - last_day >= RING then
+      lin = ''
     else
-      local wrap = from + n - RING
-      days = string.rep('\0', wrap * 4) .. string.sub(days, wrap * 4 + 1, from * 4) .. string.rep('\0', (RING - from) * 4)
+      lin = lin .. zeros((day - last_day) * 4)
+      if #lin > FULL then lin = string.sub(lin, -FULL) end
     end
   end
 
@@ -319,7 +360,7 @@ local function apply_one(b, k)
     last_day = day
   elseif day > last_day then
     local n = math.min(day - last_day, RING)
-    zero_slots(slot(last_day + 1), n)
+    move_to(day, n)
     for d = day - n + 1, day do set_bit(d, out) end
     last_day = day
   elseif day <= last_day - RING then
@@ -331,15 +372,21 @@ local function apply_one(b, k)
   if kind == 'demand' then
     local q = tonumber(number)
     if in_ring then
-      local p = slot(day) * 4 + 1
-      local v = struct.unpack('<i4', days, p) + q
+      local lfirst = last_day - #lin / 4 + 1
+      local p = (day - lfirst) * 4 + 1 -- in lin
+      local v0 = 0
+      if day >= lfirst then v0 = struct.unpack('<i4', lin, p) end
+      local v = v0 + q
       if v > INT32_MAX or v < INT32_MIN then
         v = math.max(INT32_MIN, math.min(INT32_MAX, v))
         note = 'day_overflow'
       end
-      if off then ring_old[#ring_old + 1] = p; ring_old[#ring_old + 1] = string.sub(days, p, p + 3) end
-      if not lo or day < lo then lo = day end
-      days = string.sub(days, 1, p - 1) .. struct.pack('<i4', v) .. string.sub(days, p + 4)
+      if off then ring_old[#ring_old + 1] = slot(day) * 4 + 1; ring_old[#ring_old + 1] = struct.pack('<i4', v0) end
+      if day >= lfirst then
+        lin = string.sub(lin, 1, p - 1) .. struct.pack('<i4', v) .. string.sub(lin, p + 4)
+      else
+        lin = struct.pack('<i4', v) .. zeros((lfirst - day - 1) * 4) .. lin
+      end
     end
     if q > 0 then
       local hours = h.hours
@@ -430,11 +477,10 @@ local function apply_one(b, k)
   if kind == 'demand' then put('total', num((tonumber(h.total) or 0) + tonumber(number))) end
   put('events', num((tonumber(h.events) or 0) + 1))
   for j = 1, #set, 2 do setf(set[j], set[j + 1]) end
-  local stored = compact(days, last_day, lo)
-  if stored ~= h.days then setf('days', stored) end
+  local days = stored(lin, last_day)
+  if days ~= h.days then setf('days', days) end
   if outdays ~= h.outdays then setf('outdays', outdays) end
-  -- The expanded ring of what is stored now.
-  ring_days, ring_end, ring_r = h.days, h['end'], days
+  lin_days, lin_end, lin_cached = h.days, h['end'], lin
   return {1, note, rolled, delta}
 end
 
