@@ -86,17 +86,7 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 		for end < len(steps) && steps[end-1].Change.Kind != ChangeReceipt && steps[end-1].Change.Kind != ChangeItem {
 			end++
 		}
-		info, err := p.seriesInfo(ctx, steps[start:end])
-		if err != nil {
-			return res, err
-		}
-		scopes := make([]Scope, 0, end-start)
-		categories := make(map[Scope]string, len(info))
-		for i := start; i < end; i++ {
-			scopes = append(scopes, steps[i].Series)
-			categories[steps[i].Series] = info[steps[i].Series].Category
-		}
-		policies, err := p.policies.EffectiveIn(ctx, scopes, categories)
+		info, policies, err := p.inputs(ctx, uniqueSeries(steps[start:end]))
 		if err != nil {
 			return res, err
 		}
@@ -151,8 +141,8 @@ func (p *Planner) Plan(ctx context.Context, events []Event) (Result, error) {
 	return res, nil
 }
 
-// seriesInfo reads the steps' series' learned lead times and categories.
-func (p *Planner) seriesInfo(ctx context.Context, steps []Step) (map[Scope]SeriesInfo, error) {
+// uniqueSeries is the steps' series, each once, in order.
+func uniqueSeries(steps []Step) []Scope {
 	series := make([]Scope, 0, len(steps))
 	seen := make(map[Scope]bool, len(steps))
 	for _, st := range steps {
@@ -161,7 +151,43 @@ func (p *Planner) seriesInfo(ctx context.Context, steps []Step) (map[Scope]Serie
 			series = append(series, st.Series)
 		}
 	}
-	return p.state.SeriesInfo(ctx, series)
+	return series
+}
+
+// inputs reads what deciding the series needs: their learned lead times
+// and categories, and the policies in force (categories select the policy
+// file's category policies). When the state store reads the policy store's
+// policies too (the Redis stores) both reads are one round trip, else two.
+func (p *Planner) inputs(ctx context.Context, series []Scope) (map[Scope]SeriesInfo, map[Scope]EffectivePolicy, error) {
+	if shared, ok := p.policies.store.(SharedPolicyStore); ok && shared.SharesWith(p.state) {
+		if r, ok := p.state.(SeriesPolicyReader); ok {
+			info, stored, err := r.SeriesInfoAndPolicies(ctx, series, lookupScopes(series))
+			if err != nil {
+				return nil, nil, err
+			}
+			return info, p.policies.resolve(stored, series, categoriesOf(series, info)), nil
+		}
+	}
+	info, err := p.state.SeriesInfo(ctx, series)
+	if err != nil {
+		return nil, nil, err
+	}
+	policies, err := p.policies.EffectiveIn(ctx, series, categoriesOf(series, info))
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, policies, nil
+}
+
+// categoriesOf is the series' categories from their info.
+func categoriesOf(series []Scope, info map[Scope]SeriesInfo) map[Scope]string {
+	categories := make(map[Scope]string, len(info))
+	for _, s := range series {
+		if c := info[s].Category; c != "" {
+			categories[s] = c
+		}
+	}
+	return categories
 }
 
 // lastReviewDay is the latest review day of a periodic policy on or before
@@ -463,15 +489,7 @@ func (p *Planner) reevaluate(ctx context.Context, series []Scope, keep func(Effe
 			uniq = append(uniq, s)
 		}
 	}
-	info, err := p.state.SeriesInfo(ctx, uniq)
-	if err != nil {
-		return Result{}, err
-	}
-	categories := make(map[Scope]string, len(uniq))
-	for _, s := range uniq {
-		categories[s] = info[s].Category
-	}
-	all, err := p.policies.EffectiveIn(ctx, uniq, categories)
+	_, all, err := p.inputs(ctx, uniq)
 	if err != nil {
 		return Result{}, err
 	}

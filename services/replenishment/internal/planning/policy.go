@@ -81,6 +81,15 @@ type PolicyStore interface {
 	Save(ctx context.Context, scope Scope, p replenish.ServicePolicy) error
 }
 
+// SharedPolicyStore is a PolicyStore whose policies a state store can read
+// along with its own reads (SeriesPolicyReader), in one round trip.
+type SharedPolicyStore interface {
+	PolicyStore
+	// SharesWith says whether state reads this store's policies exactly as
+	// Lookup does (the same Redis).
+	SharesWith(state StateStore) bool
+}
+
 // PolicyBatchStore is a PolicyStore that saves many policies at once
 // (SetAll: an allocation's thousands of series in one write, not one each).
 type PolicyBatchStore interface {
@@ -136,6 +145,16 @@ func (p *Policies) EffectiveAll(ctx context.Context, scopes []Scope) (map[Scope]
 // defaults > built-in. File levels are merged field by field over the
 // levels below them and the built-in policy.
 func (p *Policies) EffectiveIn(ctx context.Context, scopes []Scope, categories map[Scope]string) (map[Scope]EffectivePolicy, error) {
+	stored, err := p.store.Lookup(ctx, lookupScopes(scopes))
+	if err != nil {
+		return nil, fmt.Errorf("look up policies: %w", err)
+	}
+	return p.resolve(stored, scopes, categories), nil
+}
+
+// lookupScopes are the stored policies that resolving scopes reads: each
+// scope's fallbacks, once.
+func lookupScopes(scopes []Scope) []Scope {
 	seen := make(map[Scope]bool)
 	var lookup []Scope
 	for _, s := range scopes {
@@ -146,10 +165,12 @@ func (p *Policies) EffectiveIn(ctx context.Context, scopes []Scope, categories m
 			}
 		}
 	}
-	stored, err := p.store.Lookup(ctx, lookup)
-	if err != nil {
-		return nil, fmt.Errorf("look up policies: %w", err)
-	}
+	return lookup
+}
+
+// resolve is EffectiveIn with the stored policies of lookupScopes(scopes)
+// read.
+func (p *Policies) resolve(stored map[Scope]replenish.ServicePolicy, scopes []Scope, categories map[Scope]string) map[Scope]EffectivePolicy {
 	out := make(map[Scope]EffectivePolicy, len(scopes))
 	for _, s := range scopes {
 		eff := EffectivePolicy{ServicePolicy: p.builtIn, Source: SourceBuiltIn}
@@ -169,7 +190,7 @@ func (p *Policies) EffectiveIn(ctx context.Context, scopes []Scope, categories m
 		}
 		out[s] = eff
 	}
-	return out, nil
+	return out
 }
 
 // fileLevel is the stored level a file source sits at.

@@ -120,6 +120,13 @@ type SeriesInfo struct {
 	Category string
 }
 
+// SeriesPolicyReader is a StateStore that reads the series' info
+// (SeriesInfo) and the stored policies of a SharedPolicyStore (its Lookup)
+// in one round trip: the reads that precede every run of steps.
+type SeriesPolicyReader interface {
+	SeriesInfoAndPolicies(ctx context.Context, series, policies []Scope) (map[Scope]SeriesInfo, map[Scope]replenish.ServicePolicy, error)
+}
+
 // StateStore applies steps atomically and exactly once per (series, event),
 // in the order given.
 type StateStore interface {

@@ -78,13 +78,34 @@ func (j policyJSON) policy() replenish.ServicePolicy {
 // live in different cluster slots).
 func (s *Policies) Lookup(ctx context.Context, scopes []planning.Scope) (map[planning.Scope]replenish.ServicePolicy, error) {
 	pipe := s.rdb.Pipeline()
+	cmds := queuePolicies(ctx, pipe, scopes)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read %d policies: %w", len(scopes), err)
+	}
+	return readPolicies(scopes, cmds)
+}
+
+var _ planning.SharedPolicyStore = (*Policies)(nil)
+
+// SharesWith says whether state is a State on this store's Redis client:
+// its SeriesInfoAndPolicies then reads the policies Lookup reads.
+func (s *Policies) SharesWith(state planning.StateStore) bool {
+	st, ok := state.(*State)
+	return ok && st.rdb == s.rdb
+}
+
+// queuePolicies queues the reads of Lookup.
+func queuePolicies(ctx context.Context, pipe redis.Pipeliner, scopes []planning.Scope) []*redis.StringCmd {
 	cmds := make([]*redis.StringCmd, len(scopes))
 	for i, sc := range scopes {
 		cmds[i] = pipe.Get(ctx, PolicyKey(sc))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read %d policies: %w", len(scopes), err)
-	}
+	return cmds
+}
+
+// readPolicies reads the replies of queuePolicies; missing policies are
+// absent.
+func readPolicies(scopes []planning.Scope, cmds []*redis.StringCmd) (map[planning.Scope]replenish.ServicePolicy, error) {
 	out := make(map[planning.Scope]replenish.ServicePolicy)
 	for i, cmd := range cmds {
 		raw, err := cmd.Result()

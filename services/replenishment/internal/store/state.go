@@ -221,15 +221,52 @@ func globEscape(s string) string {
 // SeriesInfo reads the series' learned lead times (field "lt") and categories.
 func (s *State) SeriesInfo(ctx context.Context, series []planning.Scope) (map[planning.Scope]planning.SeriesInfo, error) {
 	pipe := s.rdb.Pipeline()
+	cmds := queueSeriesInfo(ctx, pipe, series)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read lead times and categories of %d series: %w", len(series), err)
+	}
+	return readSeriesInfo(series, cmds)
+}
+
+var _ planning.SeriesPolicyReader = (*State)(nil)
+
+// SeriesInfoAndPolicies is SeriesInfo(series) and Policies.Lookup(policies)
+// in one pipeline: one round trip before each run of steps instead of two.
+func (s *State) SeriesInfoAndPolicies(ctx context.Context, series, policies []planning.Scope) (map[planning.Scope]planning.SeriesInfo, map[planning.Scope]replenish.ServicePolicy, error) {
+	pipe := s.rdb.Pipeline()
+	infoCmds := queueSeriesInfo(ctx, pipe, series)
+	policyCmds := queuePolicies(ctx, pipe, policies)
+	// A missing policy is redis.Nil; every command's own error is read below.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("read lead times and categories of %d series and %d policies: %w", len(series), len(policies), err)
+	}
+	info, err := readSeriesInfo(series, infoCmds)
+	if err != nil {
+		return nil, nil, err
+	}
+	stored, err := readPolicies(policies, policyCmds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("look up policies: %w", err)
+	}
+	return info, stored, nil
+}
+
+// queueSeriesInfo queues the reads of SeriesInfo.
+func queueSeriesInfo(ctx context.Context, pipe redis.Pipeliner, series []planning.Scope) []*redis.SliceCmd {
 	cmds := make([]*redis.SliceCmd, len(series))
 	for i, sc := range series {
 		cmds[i] = pipe.HMGet(ctx, StateKey(seriesKey(sc)), "lt", "category")
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read lead times and categories of %d series: %w", len(series), err)
-	}
+	return cmds
+}
+
+// readSeriesInfo reads the replies of queueSeriesInfo.
+func readSeriesInfo(series []planning.Scope, cmds []*redis.SliceCmd) (map[planning.Scope]planning.SeriesInfo, error) {
 	out := make(map[planning.Scope]planning.SeriesInfo)
 	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return nil, fmt.Errorf("read lead time and category of %s: %w", seriesKey(series[i]), err)
+		}
 		vals := cmd.Val()
 		var info planning.SeriesInfo
 		if raw, ok := vals[0].(string); ok {
