@@ -166,14 +166,14 @@ func TestCarryOverEqualsRecompute(t *testing.T) {
 // pass over the trees equal margins and contributions made one after the
 // other, bit for bit, for 0 to 9 rows (the four-row blocks and the rest),
 // with every forest of the test model and row 0 one of the rows or
-// another.
+// another; all the trees' margins are gbt.Model.Margin's.
 func TestMarginsContribAsSeparate(t *testing.T) {
 	src := testSeries{start: 19000, demand: weekly(400)}
 	m, ds := testModel(t, src)
 	panel := globalmodel.NewPanel(ds)
 	cols := len(m.names)
 	rows := make([]float64, 10*cols)
-	for _, f := range []forest{m.stable, m.volatile, newForest(m.gbt)} {
+	for fi, f := range []forest{m.stable, m.volatile, newForest(m.gbt)} {
 		for start := 0; start < ds.Days-10; start += 37 {
 			for r := range 10 {
 				panel.Row(start%len(ds.Series), start+r, rows[r*cols:(r+1)*cols])
@@ -195,6 +195,11 @@ func TestMarginsContribAsSeparate(t *testing.T) {
 				for r := range n {
 					if math.Float64bits(got[r]) != math.Float64bits(want[r]) {
 						t.Fatalf("start %d row %d: %v, %v", start, r, got[r], want[r])
+					}
+					if fi == 2 {
+						if margin := m.gbt.Margin(rows[r*cols : (r+1)*cols]); math.Float64bits(got[r]) != math.Float64bits(margin) {
+							t.Fatalf("start %d row %d of %d: %v, gbt margin %v", start, r, n, got[r], margin)
+						}
 					}
 				}
 			}
