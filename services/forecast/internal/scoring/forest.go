@@ -18,14 +18,9 @@ type forest struct {
 	roots []int32
 	depth []int32 // per tree: the most splits from its root to a leaf
 	nodes []flatNode
-	// inner[i] is node i's value (a leaf's prediction; a split's, the
-	// mean of its leaves), apart because a walk reads it at the leaf only;
-	// delta[i] is inner[i] minus its parent's value, the change a split
-	// attributes to its feature (gbt.Model.Contributions' subtraction,
-	// made once), so that a step of an attribution walk reads one value
-	// where it read two, in lines the walk had not visited (the parent's
-	// level)
-	inner, delta []float64
+	// inner[i] is node i's value (the mean of its leaves, for the path
+	// attributions), apart because prediction never reads it
+	inner []float64
 }
 
 // flatNode is a split (go to kids, or kids+1 when the row's feat value
@@ -68,26 +63,19 @@ func newForest(m *gbt.Model) forest {
 
 // add appends a tree, breadth first.
 func (f *forest) add(tree *gbt.Tree) {
-	type item struct {
-		src, dst, depth int32
-		parent          float64 // the parent's value
-	}
+	type item struct{ src, dst, depth int32 }
 	depth := int32(0)
 	nodes := tree.Nodes
 	root := int32(len(f.nodes))
 	f.roots = append(f.roots, root)
 	f.nodes = append(f.nodes, flatNode{})
 	f.inner = append(f.inner, 0)
-	f.delta = append(f.delta, 0)
-	queue := []item{{0, root, 0, 0}}
+	queue := []item{{0, root, 0}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
 		n := nodes[it.src]
 		f.inner[it.dst] = n.Value
-		if it.dst != root {
-			f.delta[it.dst] = n.Value - it.parent
-		}
 		if n.Left < 0 {
 			// a leaf: every step stays there
 			f.nodes[it.dst] = flatNode{thr: math.Inf(1), feat: 0, kids: it.dst}
@@ -97,9 +85,8 @@ func (f *forest) add(tree *gbt.Tree) {
 		kids := int32(len(f.nodes))
 		f.nodes = append(f.nodes, flatNode{}, flatNode{})
 		f.inner = append(f.inner, 0, 0)
-		f.delta = append(f.delta, 0, 0)
 		f.nodes[it.dst] = flatNode{thr: n.Threshold, feat: n.Feature, kids: kids}
-		queue = append(queue, item{n.Left, kids, it.depth + 1, n.Value}, item{n.Right, kids + 1, it.depth + 1, n.Value})
+		queue = append(queue, item{n.Left, kids, it.depth + 1}, item{n.Right, kids + 1, it.depth + 1})
 	}
 	f.depth = append(f.depth, depth)
 }
@@ -119,7 +106,7 @@ func (f *forest) contributions(row, contrib []float64) float64 {
 			if row[n.feat] > n.thr {
 				k++
 			}
-			contrib[n.feat] += f.delta[k]
+			contrib[n.feat] += f.inner[k] - f.inner[i]
 			i = k
 		}
 	}
@@ -236,6 +223,6 @@ func (f *forest) attrStep(i int32, row0, contrib []float64) int32 {
 	if row0[n.feat] > n.thr {
 		k++
 	}
-	contrib[n.feat] += f.delta[k]
+	contrib[n.feat] += f.inner[k] - f.inner[i]
 	return k
 }
