@@ -7,9 +7,10 @@
 # before; the peers' are their lowest on the test days).
 #   DATA=m5|online-retail  ORIGINS=1  R_MODELS=ets,arima,croston,sba,tsb,prophet
 #   PY_MODELS=statsmodels_ets,xgboost,xgboost_direct  MODELS=all  STOCKCAST=bin/stockcast
-#   BACKTEST_FLAGS="--gbt-bag 730:1,0:1" (flags of the scoring run: by default
-#   the direct model's configuration chosen on the validation window,
-#   docs/forecasting.md)  SPEED_SERIES=10 (0: skip)
+#   BACKTEST_FLAGS="--gbt-bag 730:1,0:1 --gbt-lags 1,2,3,4,5,6,7,14,21,28"
+#   (flags of the scoring run: by default the direct model's configuration
+#   chosen on the validation window, docs/forecasting.md session 8)
+#   SPEED_SERIES=10 (0: skip)
 # Each peer's forecasts are kept in $OUT/r_<model>.csv or py_<model>.csv
 # and reused while the exported splits are unchanged (their SHA-256 is in
 # $OUT/splits.sha256); the global models' trainings are kept in
@@ -50,7 +51,7 @@ for m in ${R_MODELS//,/ }; do run_peer r "$m"; done
 for m in ${PY_MODELS//,/ }; do run_peer py "$m"; done
 # shellcheck disable=SC2086 # BACKTEST_FLAGS are words
 "$STOCKCAST" backtest --data "$DATA" --origins "$ORIGINS" --models "$MODELS" --gbt-cache "$OUT/gbt-cache" \
-  --peers "$(IFS=,; echo "${peers[*]}")" --summary ${BACKTEST_FLAGS:---gbt-bag 730:1,0:1}
+  --peers "$(IFS=,; echo "${peers[*]}")" --summary ${BACKTEST_FLAGS:---gbt-bag 730:1,0:1 --gbt-lags 1,2,3,4,5,6,7,14,21,28}
 
 # Speed, measured in this run (never cached): R ets and stockcast's
 # ensemble on the same first SPEED_SERIES series, last horizon held out.

@@ -50,6 +50,9 @@ func TestParseLags(t *testing.T) {
 	if err != nil || !slices.Equal(got, []int{3, 7, 14, 21, 28}) {
 		t.Errorf("parseLags = %v, %v", got, err)
 	}
+	if got, err := parseLags(defaultBacktestLags); err != nil || !slices.Equal(got, []int{1, 2, 3, 4, 5, 6, 7, 14, 21, 28}) {
+		t.Errorf("parseLags(default) = %v, %v", got, err)
+	}
 	if got, err := parseLags(""); err != nil || got != nil {
 		t.Errorf("parseLags(\"\") = %v, %v, want nil (the default buckets)", got, err)
 	}
