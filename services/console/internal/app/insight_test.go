@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/stockcast/stockcast/internal/stack"
 	"github.com/stockcast/stockcast/pkg/chx"
 	"github.com/stockcast/stockcast/pkg/grpcx"
+	"github.com/stockcast/stockcast/pkg/kafkax"
 	"github.com/stockcast/stockcast/pkg/telemetry"
 	"github.com/stockcast/stockcast/pkg/testenv"
 	"github.com/stockcast/stockcast/pkg/topics"
@@ -87,35 +89,34 @@ func expectedStockoutAlerts(t *testing.T, e *shared) map[string]string {
 	return want
 }
 
-// dlqMinutes reads every DLQ topic from the start and returns the alert
-// ids of the DLQ spike rule at threshold 0 over 1-minute windows: one per
-// reason and minute with a record.
-func dlqMinutes(t *testing.T, e *shared) map[string]int {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.st.Brokers()...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics(live.DLQTopics()...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	out := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	for {
-		f := cl.PollFetches(ctx) // until the deadline: the DLQs are quiet after the replay
-		if ctx.Err() != nil {
-			return out
+// dlqMinutes reads every DLQ topic to its end and returns the alert ids of
+// the DLQ spike rule at threshold 0 over 1-minute windows: one per reason
+// and minute with a record. It waits (up to 30 s) until the record with
+// event id mustHold was dead-lettered, then reads every DLQ to its end
+// offsets: not what a few seconds of polling happen to bring.
+func dlqMinutes(t *testing.T, e *shared, mustHold string) map[string]int {
+	t.Helper()
+	var recs []*kgo.Record
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		recs = testenv.ReadTopics(t, e.st.Brokers(), live.DLQTopics()...)
+		if slices.ContainsFunc(recs, func(r *kgo.Record) bool { return kafkax.HeaderValue(r, topics.HeaderEventID) == mustHold }) {
+			break
 		}
-		f.EachRecord(func(r *kgo.Record) {
-			reason := "unknown"
-			for _, h := range r.Headers {
-				if h.Key == topics.HeaderDLQReason {
-					reason = string(h.Value)
-				}
-			}
-			start := r.Timestamp.UTC().Truncate(time.Minute)
-			out[alertID("DLQ_SPIKE", reason, start.Format(time.RFC3339))]++
-		})
+		if time.Now().After(deadline) {
+			t.Fatalf("the record %s was not dead-lettered in 30s (%d DLQ records)", mustHold, len(recs))
+		}
+		time.Sleep(200 * time.Millisecond) // polling the DLQ topics
 	}
+	out := map[string]int{}
+	for _, r := range recs {
+		reason := kafkax.HeaderValue(r, topics.HeaderDLQReason)
+		if reason == "" {
+			reason = "unknown"
+		}
+		start := r.Timestamp.UTC().Truncate(time.Minute)
+		out[alertID("DLQ_SPIKE", reason, start.Format(time.RFC3339))]++
+	}
+	return out
 }
 
 type alertsResp struct {
@@ -167,12 +168,7 @@ func TestAlerts(t *testing.T) {
 		t.Fatalf("produce a bad record: %v", err)
 	}
 	wantStock := expectedStockoutAlerts(t, e)
-	var wantDLQ map[string]int
-	for deadline := time.Now().Add(30 * time.Second); len(wantDLQ) == 0; {
-		if wantDLQ = dlqMinutes(t, e); len(wantDLQ) == 0 && time.Now().After(deadline) {
-			t.Fatal("the bad record was not dead-lettered in 30s")
-		}
-	}
+	wantDLQ := dlqMinutes(t, e, "console-alerts-garbage")
 	t.Logf("%d stockout alerts, %d DLQ minute windows expected", len(wantStock), len(wantDLQ))
 	if len(wantStock) == 0 || len(wantDLQ) == 0 {
 		t.Fatalf("the replay should give stockout risks and rejections: %d, %d", len(wantStock), len(wantDLQ))
@@ -542,7 +538,8 @@ func TestReports(t *testing.T) {
 
 	// The scheduled report: written at the set time, listed, served.
 	name := "report-" + e.reportAt.Format(time.DateOnly) + ".csv"
-	deadline := e.reportAt.Add(60 * time.Second)
+	// The scheduler gives the report's build two minutes (reports.Scheduler).
+	deadline := e.reportAt.Add(3 * time.Minute)
 	for {
 		if _, err := os.Stat(filepath.Join(e.reportsDir, name)); err == nil {
 			break
