@@ -140,7 +140,7 @@ func TestReview(t *testing.T) {
 		Proposals []api.ProposalRow
 		Total     int
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		planner.do("GET", "/api/proposals?status=approved&sku="+a.GetSku()+"&location="+a.GetLocation(), nil, nil, &list)
 		if len(list.Proposals) > 0 {
@@ -220,7 +220,7 @@ func TestSeriesIncomingAndError(t *testing.T) {
 			{Key: topics.HeaderContentType, Value: []byte(topics.ContentTypeProtobuf)}}}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		c.do("GET", "/api/series/detail?key="+urlq(key), nil, nil, &d)
 		if len(d.Incoming) > 0 {
