@@ -247,7 +247,7 @@ func (s *Stack) startStores(ctx context.Context) error {
 func (s *Stack) startKafka(ctx context.Context) error {
 	s.brokers = s.cfg.KafkaBrokers
 	if len(s.brokers) == 0 {
-		b, err := kafkax.StartEmbedded(kafkax.EmbeddedConfig{DataDir: filepath.Join(s.cfg.Dir, "kafka"), Partitions: s.cfg.Partitions})
+		b, err := kafkax.StartEmbedded(kafkax.EmbeddedConfig{DataDir: filepath.Join(s.cfg.Dir, "kafka"), Partitions: s.cfg.Partitions, Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("start stack: %w", err)
 		}

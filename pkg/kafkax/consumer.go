@@ -78,6 +78,9 @@ type Consumer struct {
 	sess   *kgo.GroupTransactSession // nil with Config.AtLeastOnce
 	txnID  string
 	unlock func() // releases txnID's lock (nil with Config.AtLeastOnce)
+	// requests times the transactional client's requests for the log
+	// line of a transaction open long (see transact).
+	requests txnRequests
 
 	// revoked is set when the group revokes or loses partitions of this
 	// transactional member; the session then aborts the transaction at
@@ -188,6 +191,7 @@ func NewConsumer(cfg Config, group string, topics []string, h Handler, tel *tele
 		}),
 		kgo.TransactionalID(c.txnID),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		kgo.WithHooks(&c.requests),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(producerLinger),
 	)
@@ -636,6 +640,8 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 		return true, fmt.Errorf("kafka consumer %s: begin transaction: %w", c.group, err)
 	}
 	t := &txn{cl: c.cl}
+	begun := time.Now()
+	c.requests.take() // the requests of this transaction only
 	// Partitions revoked or lost since the last End (while the batch was
 	// gathered) make the session abort this transaction whatever the
 	// handler does: skip the handler, abort, and the session rewinds the
@@ -645,12 +651,14 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 	if !revoked {
 		hErr = c.handleInTxn(ctx, context.WithValue(handleCtx, txnKey{}, t), parts)
 	}
+	handled := time.Now()
 	committed, endErr := c.sess.End(handleCtx, kgo.TransactionEndTry(hErr == nil && !revoked))
 	c.revoked.Store(false)
 	first, n := parts[0].Records[0], 0
 	for _, p := range parts {
 		n += len(p.Records)
 	}
+	c.timeTransaction(handleCtx, t, parts, n, begun, handled, committed, hErr, endErr)
 	if endErr != nil {
 		if ctx.Err() != nil {
 			c.log.Info("stopping: ending the transaction failed on shutdown", "err", endErr)
@@ -696,6 +704,46 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 	}
 	retry.backoff = min(2*retry.backoff, c.cfg.RetryMax)
 	return false, nil
+}
+
+// timeTransaction records how long the transaction was open on the broker
+// (from its first produce, when the broker starts the timeout, to the
+// end's answer) and logs a warning with where the time went when that is
+// above half of Config.TransactionTimeout: the handler before and after its
+// first produce (producing: the time in its Produce calls), the end (flush,
+// offset commit, the heartbeat it forces, EndTxn) and the broker requests'
+// times from queued to answered. The outcome is committed, aborted, or
+// failed (the end returned an error).
+func (c *Consumer) timeTransaction(ctx context.Context, t *txn, parts []kgo.FetchTopicPartition, n int, begun, handled time.Time, committed bool, hErr, endErr error) {
+	ended := time.Now()
+	opened := t.openedAt(handled)
+	open := ended.Sub(opened)
+	outcome := "aborted"
+	switch {
+	case committed:
+		outcome = "committed"
+	case endErr != nil:
+		outcome = "failed"
+	}
+	c.ins.txnDuration.Record(ctx, open.Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
+	requests := c.requests.take()
+	if open <= c.cfg.TransactionTimeout/2 {
+		return
+	}
+	bytes := 0
+	for _, p := range parts {
+		for _, r := range p.Records {
+			bytes += len(r.Key) + len(r.Value)
+		}
+	}
+	c.log.Warn("transaction open long: the broker aborts it after -kafka.transaction-timeout",
+		"open", open.Round(time.Millisecond), "timeout", c.cfg.TransactionTimeout, "outcome", outcome,
+		"records", n, "bytes", bytes, "partitions", len(parts),
+		"handle_before_produce", opened.Sub(begun).Round(time.Millisecond),
+		"handle_after_produce", max(0, handled.Sub(opened)).Round(time.Millisecond),
+		"producing", time.Duration(t.producingNanos.Load()).Round(time.Millisecond),
+		"end", ended.Sub(handled).Round(time.Millisecond),
+		"requests", requests, "handler_err", hErr, "end_err", endErr)
 }
 
 // handleInTxn calls the handler once for the partitions of a poll, like

@@ -1,9 +1,12 @@
 package kafkax
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -14,6 +17,29 @@ type EmbeddedConfig struct {
 	Addr       string // 127.0.0.1:port; port 0 or an empty Addr picks a free port
 	DataDir    string // when set, topics, records and group offsets persist there across restarts
 	Partitions int    // default partitions of created topics; 0 means 6
+	// Logger, when set, gets the broker's warnings and errors (e.g. "txn
+	// timeout abort": a transaction open longer than its timeout).
+	Logger *slog.Logger
+}
+
+// kfakeLogger forwards kfake's warnings and errors to slog.
+type kfakeLogger struct{ log *slog.Logger }
+
+func (l kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	if strings.HasPrefix(format, "txn: EndTxn slow") {
+		// Every EndTxn above 5 ms inside the broker, many a minute on a
+		// loaded machine; the consumer logs transactions open long itself.
+		return
+	}
+	sl := slog.LevelWarn
+	switch level {
+	case kfake.LogLevelError:
+		sl = slog.LevelError
+	case kfake.LogLevelWarn:
+	default:
+		return
+	}
+	l.log.Log(context.Background(), sl, "kafka broker: "+fmt.Sprintf(format, args...))
 }
 
 // Embedded is a single in-process Kafka broker (franz-go's kfake).
@@ -48,6 +74,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(kfakeLogger{cfg.Logger}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

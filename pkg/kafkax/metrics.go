@@ -23,6 +23,7 @@ type instruments struct {
 	lag             metric.Int64Gauge       // stockcast_consumer_lag{topic,partition}
 	txnAborted      metric.Int64Counter     // stockcast_kafka_transactions_aborted_total{reason}
 	polls           metric.Int64Counter     // stockcast_consumer_polls_total
+	txnDuration     metric.Float64Histogram // stockcast_kafka_transaction_seconds{outcome}
 }
 
 func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
@@ -56,6 +57,11 @@ func newInstruments(tel *telemetry.Telemetry) (*instruments, error) {
 	if ins.polls, err = m.Int64Counter("stockcast.consumer.polls", metric.WithDescription(
 		"Polls that returned records; several polls make one batch (one handler call, one transaction or offset commit) when records were already fetched or with -kafka.batch-wait.")); err != nil {
 		return nil, fmt.Errorf("create polls counter: %w", err)
+	}
+	if ins.txnDuration, err = m.Float64Histogram("stockcast.kafka.transaction", metric.WithUnit("s"),
+		metric.WithDescription("How long a consumer transaction was open on the broker (from its first produce, or from its end when it produced nothing, to the end's answer), by outcome: committed, aborted, failed. The broker aborts one open longer than -kafka.transaction-timeout."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)); err != nil {
+		return nil, fmt.Errorf("create transaction duration histogram: %w", err)
 	}
 	return &ins, nil
 }

@@ -73,6 +73,7 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	cl, t := p.cl, txnFrom(ctx)
 	if t != nil {
 		cl = t.cl
+		defer t.producing()()
 	}
 	results := cl.ProduceSync(ctx, recs...)
 	var errs []error

@@ -3,6 +3,8 @@ package kafkax
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -22,6 +24,30 @@ type txn struct {
 	hooks    []func(context.Context) error
 	produced map[string]int64 // records produced in it, by topic
 	rejected map[string]int64 // of them to a DLQ, by reason
+	// produceStart is when the first Produce call of the transaction
+	// started (unix nanoseconds, 0: none yet): the broker starts its
+	// transaction timeout at the first record it gets.
+	produceStart atomic.Int64
+	// producingNanos is the time spent in its Produce calls.
+	producingNanos atomic.Int64
+}
+
+// producing notes the start of a Produce call in the transaction; call the
+// returned func when it returns.
+func (t *txn) producing() (done func()) {
+	start := time.Now()
+	t.produceStart.CompareAndSwap(0, start.UnixNano())
+	return func() { t.producingNanos.Add(int64(time.Since(start))) }
+}
+
+// openedAt returns when the transaction opened on the broker: its first
+// Produce call, or, when it produced nothing, ended (its offset commit
+// opens it).
+func (t *txn) openedAt(ended time.Time) time.Time {
+	if ns := t.produceStart.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return ended
 }
 
 // count notes records acknowledged in the transaction; they count in

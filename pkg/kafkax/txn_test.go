@@ -203,6 +203,13 @@ func TestTransactionHandlerFailsAfterProduce(t *testing.T) {
 			assertMetric(t, tel, "stockcast_produced_total", map[string]string{"topic": out}, float64(wantProduced))
 			if !tc.atLeastOnce {
 				assertMetric(t, tel, "stockcast_kafka_transactions_aborted_total", map[string]string{"reason": "handler_error"}, 1)
+				// One transaction per handler call: the failed one
+				// aborted, the others committed.
+				h.mu.Lock()
+				calls := h.calls
+				h.mu.Unlock()
+				assertMetric(t, tel, "stockcast_kafka_transaction_seconds", map[string]string{"outcome": "aborted"}, 1)
+				assertMetric(t, tel, "stockcast_kafka_transaction_seconds", map[string]string{"outcome": "committed"}, float64(calls-1))
 			}
 		})
 	}

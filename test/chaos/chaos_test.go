@@ -106,6 +106,16 @@ func TestFaults(t *testing.T) {
 	t.Logf("both runs and their checks took %s", time.Since(start).Round(time.Second))
 }
 
+// runsDir is where the runs' stacks live (their data and the services'
+// logs): a temporary directory, or STOCKCAST_CHAOS_DIR, kept after the test
+// for diagnosis (it must not hold an earlier run's stacks).
+func runsDir(t *testing.T) string {
+	if d := os.Getenv("STOCKCAST_CHAOS_DIR"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
 // buildBinaries builds the services and the stockcast command (the
 // runbook's `offsets reset`) into one directory.
 func buildBinaries(t *testing.T) string {
@@ -137,7 +147,7 @@ func run(ctx context.Context, t *testing.T, name, bin, data string, want expecte
 	t.Helper()
 	started := time.Now()
 	log := slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dir := filepath.Join(t.TempDir(), name)
+	dir := filepath.Join(runsDir(t), name)
 	st, err := stack.Start(ctx, stack.Config{
 		Dir: dir, BinDir: bin, Partitions: partitions, Logger: log,
 	})
