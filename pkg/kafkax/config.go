@@ -85,14 +85,27 @@ type Config struct {
 	instanceLockDir string
 
 	// TransactionTimeout is how long the broker lets a transaction stay
-	// open before it aborts it (a producer killed mid-transaction holds back
-	// read_committed readers of its partitions until then); zero means 10s.
+	// open before it aborts it and fences the producer (flag
+	// -kafka.transaction-timeout); zero means 60s, Kafka's producer
+	// default. A transaction is open from the handler's first produce to
+	// the end of the batch: on 2 cores at load 40-50 ingest's batches of
+	// 10,000 records stayed open 11 s and 35 s (its handler after the
+	// first produce: Redis, CPU), which the former 10 s default turned into
+	// an exit (docs/load.md, "Session 8: transaction timeout"). The cost: an
+	// instance killed mid-transaction and not restarted with the same
+	// -kafka.instance-id holds back read_committed readers of the
+	// partitions it wrote (and its group's offset fetches) until then; one
+	// restarted with it aborts the transaction at once.
 	TransactionTimeout time.Duration
 
 	// rebalanceTimeout overrides kgo's 60s rebalance timeout (tests: how
 	// soon a member that does not rejoin is removed from the group).
 	rebalanceTimeout time.Duration
 }
+
+// defaultTransactionTimeout is the default of -kafka.transaction-timeout
+// (Config.TransactionTimeout).
+const defaultTransactionTimeout = 60 * time.Second
 
 // transactionsFlag is -kafka.transactions, the negation of AtLeastOnce.
 type transactionsFlag struct{ atLeastOnce *bool }
@@ -130,7 +143,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(transactionsFlag{&c.AtLeastOnce}, "kafka.transactions", "consume, produce and commit offsets in one Kafka transaction per poll (outputs once on their topics); false: at-least-once outputs, for clusters that forbid transactions")
 	fs.StringVar(&c.TransactionalIDPrefix, "kafka.transactional-id-prefix", "", "prefix of the consumers' transactional ids, which are <prefix>-<instance id> (default: the consumer group)")
 	fs.StringVar(&c.InstanceID, "kafka.instance-id", "", "this instance's name in its transactional ids: stable across restarts (a restart then aborts its predecessor's open transaction at once) and unique among live instances (default: <host>-<n>, n the lowest slot free on this host; Kubernetes: the pod name)")
-	fs.DurationVar(&c.TransactionTimeout, "kafka.transaction-timeout", 10*time.Second, "how long the broker keeps a transaction open before aborting it (a killed instance holds back read_committed readers until then)")
+	fs.DurationVar(&c.TransactionTimeout, "kafka.transaction-timeout", defaultTransactionTimeout, "how long the broker keeps a transaction open (from a batch's first produce to its commit) before aborting it and fencing the instance (a killed instance not restarted with its -kafka.instance-id holds back read_committed readers until then)")
 }
 
 // Validate checks the configuration.
@@ -191,7 +204,7 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = 5 * time.Second
 	}
 	if c.TransactionTimeout == 0 {
-		c.TransactionTimeout = 10 * time.Second
+		c.TransactionTimeout = defaultTransactionTimeout
 	}
 	return c
 }

@@ -24,10 +24,14 @@ import (
 const defaultMaxPollRecords = 10_000
 
 // defaultBatchWait is the default of -kafka.batch-wait. Zero (the adaptive
-// gather, no lingering) halved p99 at 2,000 lines/s on a loaded machine but
-// stalled the fault suite's fault-free run under load (ingest fenced: a
-// transaction outlived its timeout) in both runs with it as the default,
-// while 100 ms passed at the same time (docs/load.md, "Session 7").
+// gather, no lingering) halved p99 at 2,000 lines/s on a loaded machine, but
+// it failed the fault suite under load as the default: in session 7 ingest
+// was fenced (a transaction of 10,000 records open 11 s against the 10 s
+// timeout of then, its handler starved of CPU after its first produce); in
+// session 8, with the 60 s timeout, no transaction was fenced but the
+// fault-free run stalled 4 minutes at load ~45 (ingest's batches of 10,000
+// records retried on Redis i/o timeouts), while 100 ms passed in session 7
+// (docs/load.md, "Session 8: transaction timeout").
 const defaultBatchWait = 100 * time.Millisecond
 
 // fetchMaxWait is how long the broker may hold a fetch waiting for data:

@@ -376,8 +376,8 @@ func TestTransactionsFlag(t *testing.T) {
 		if c.AtLeastOnce != tc.atLeastOnce {
 			t.Errorf("%v: AtLeastOnce = %v, want %v", tc.args, c.AtLeastOnce, tc.atLeastOnce)
 		}
-		if c.TransactionTimeout != 10*time.Second {
-			t.Errorf("%v: transaction timeout %v, want 10s", tc.args, c.TransactionTimeout)
+		if c.TransactionTimeout != time.Minute {
+			t.Errorf("%v: transaction timeout %v, want 1m0s (Kafka's producer default)", tc.args, c.TransactionTimeout)
 		}
 	}
 }
