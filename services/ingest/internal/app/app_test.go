@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -74,7 +75,10 @@ func start(t *testing.T, s stores) *running {
 	r := &running{grpcAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t), done: make(chan error, 1), logs: &syncBuffer{}}
 	args := []string{
 		"-kafka.brokers", strings.Join(s.brokers, ","),
-		"-kafka.session-timeout", "3s",
+		// A session no stall of a loaded test process outlasts: an expired
+		// one moves the partitions mid-batch (seen in pkg/kafkax under
+		// -race at load 40 with 1 s); a stopped instance leaves the group.
+		"-kafka.session-timeout", "30s",
 		"-redis.addr", s.redis,
 		"-clickhouse.addr", s.ch.Addr,
 		"-clickhouse.database", s.ch.Database,
@@ -102,7 +106,9 @@ func start(t *testing.T, s stores) *running {
 		resp, err := http.Get("http://" + r.adminAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// Ready is set before the gRPC server listens (app.Run):
+			// wait for its port too, or the first call is refused.
+			if resp.StatusCode == http.StatusOK && listening(r.grpcAddr) {
 				return r
 			}
 		}
@@ -111,6 +117,16 @@ func start(t *testing.T, s stores) *running {
 		}
 		time.Sleep(50 * time.Millisecond) // polling readiness over HTTP
 	}
+}
+
+// listening reports whether something accepts connections on addr.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // stop cancels the app and asserts a clean shutdown.

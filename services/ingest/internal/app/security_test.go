@@ -86,7 +86,8 @@ func TestTokensEnforced(t *testing.T) {
 			return false
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		// Ready comes before the gRPC server listens (app.Run).
+		return resp.StatusCode == http.StatusOK && listening(grpcAddr)
 	})
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
