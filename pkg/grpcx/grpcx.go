@@ -87,6 +87,7 @@ type Server struct {
 	health *health.Server
 
 	mu   sync.Mutex
+	ln   net.Listener // bound by Listen
 	addr string
 }
 
@@ -170,7 +171,7 @@ func loadPool(file string) (*x509.CertPool, error) {
 // GRPC is the underlying server, to register services on.
 func (s *Server) GRPC() *grpc.Server { return s.srv }
 
-// Addr is the listening address once Run has started ("" before); with
+// Addr is the listening address once Listen or Run has bound it ("" before); with
 // port 0 in the config this is the port the system chose.
 func (s *Server) Addr() string {
 	s.mu.Lock()
@@ -191,15 +192,33 @@ func (s *Server) SetServing(ok bool) {
 	}
 }
 
-// Run listens, reports SERVING and serves until ctx is done; then it reports
-// NOT_SERVING, waits up to 10s for in-flight RPCs and stops.
-func (s *Server) Run(ctx context.Context) error {
+// Listen binds the server's address, once: a service calls it before it
+// reports ready, so that a caller who saw /readyz never gets "connection
+// refused" (the port is bound; Run serves the calls queued on it), and a
+// taken port fails the start instead of the run.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen grpc on %s: %w", s.cfg.Addr, err)
 	}
+	s.ln, s.addr = ln, ln.Addr().String()
+	return nil
+}
+
+// Run listens (unless Listen did), reports SERVING and serves until ctx is
+// done; then it reports NOT_SERVING, waits up to 10s for in-flight RPCs and
+// stops.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	s.addr = ln.Addr().String()
+	ln := s.ln
 	s.mu.Unlock()
 	s.SetServing(true)
 

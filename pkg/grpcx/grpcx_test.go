@@ -309,3 +309,60 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Listen binds before Run: a call made between the two (after a service
+// reported ready) waits for Run instead of being refused, and is served.
+// A taken address fails Listen itself.
+func TestListenBeforeRun(t *testing.T) {
+	tel := telemetry.NewForTest(t.Output())
+	srv, err := NewServer(Config{Addr: "127.0.0.1:0"}, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testgrpc.RegisterTestServiceServer(srv.GRPC(), newTestService())
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr()
+	if addr == "" {
+		t.Fatal("Addr is empty after Listen")
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect after Listen, before Run: %v", err)
+	}
+	c.Close()
+
+	conn := dial(t, addr, tel)
+	called := make(chan error, 1)
+	go func() {
+		_, err := testgrpc.NewTestServiceClient(conn).EmptyCall(context.Background(), &testgrpc.Empty{}, grpc.WaitForReady(true))
+		called <- err
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx) }()
+	select {
+	case err := <-called:
+		if err != nil {
+			t.Fatalf("call made before Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("call made before Run never answered")
+	}
+	if srv.Addr() != addr {
+		t.Errorf("Run listened on %s, want Listen's %s", srv.Addr(), addr)
+	}
+
+	other, err := NewServer(Config{Addr: addr}, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Listen(); err == nil {
+		t.Errorf("Listen on the taken %s succeeded", addr)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}

@@ -267,6 +267,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 	log.Info("console starting", "http_addr", cfg.HTTP.Addr, "admin_addr", cfg.Admin.Addr, "users", len(users))
+	if err := srv.Listen(); err != nil {
+		return err
+	}
 	ready.Set(true)
 	err = lifecycle.RunGroup(ctx,
 		admin.Run,
@@ -291,17 +294,34 @@ type webServer struct {
 	handler http.Handler
 
 	mu   sync.Mutex
+	ln   net.Listener // bound by Listen
 	addr string
 }
 
-// Run serves until ctx is done, then shuts down (SSE streams end with it).
-func (s *webServer) Run(ctx context.Context) error {
+// Listen binds the address, once: the console calls it before it reports
+// ready, so a caller who saw /readyz is never refused.
+func (s *webServer) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", s.cfg.Addr, err)
 	}
+	s.ln, s.addr = ln, ln.Addr().String()
+	return nil
+}
+
+// Run serves (listening first unless Listen did) until ctx is done, then
+// shuts down (SSE streams end with it).
+func (s *webServer) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	s.addr = ln.Addr().String()
+	ln := s.ln
 	s.mu.Unlock()
 	srv := &http.Server{
 		Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,

@@ -149,6 +149,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
+	if err := grpcServer.Listen(); err != nil { // before the recovery reports ready
+		return err
+	}
 	log.Info("feature service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr)
 	err = lifecycle.RunGroup(ctx,
 		admin.Run,

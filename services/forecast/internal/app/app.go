@@ -202,6 +202,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 
+	if err := grpcServer.Listen(); err != nil { // before anything reports ready
+		return err
+	}
 	log.Info("forecast service starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr, "feature_addr", cfg.FeatureAddr)
 	err = lifecycle.RunGroup(ctx,
 		admin.Run,

@@ -144,6 +144,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready := &lifecycle.Readiness{}
 	admin := lifecycle.NewAdmin(cfg.Admin, tel, ready)
 	log.Info("ingest starting", "grpc_addr", cfg.GRPC.Addr, "admin_addr", cfg.Admin.Addr, "brokers", cfg.Kafka.Brokers)
+	if err := srv.Listen(); err != nil {
+		return err
+	}
 	ready.Set(true)
 	err = lifecycle.RunGroup(ctx,
 		admin.Run,
