@@ -206,13 +206,4 @@ func BenchmarkRedisCPU(b *testing.B) {
 	total := float64(b.N * events)
 	b.ReportMetric(redisCPU*1e6/total, "redis_cpu_us/event")
 	b.ReportMetric(total/wall.Seconds(), "events/s")
-	// What Redis spent it on: calls and usec per command (a script's own
-	// commands are counted both in it and on their own).
-	if info, err := rdb.Info(ctx, "commandstats").Result(); err == nil {
-		for _, l := range splitLines(info) {
-			if strings.HasPrefix(l, "cmdstat_") {
-				b.Log(l)
-			}
-		}
-	}
 }

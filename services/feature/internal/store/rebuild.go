@@ -488,11 +488,11 @@ func (s *Redis) replace(ctx context.Context, series string, h history) error {
 		tx.Del(ctx, SeenKey(series, c.EventID))
 	}
 	for i, c := range h.changes {
+		at := strconv.FormatInt(c.At.UnixMilli(), 10)
 		ttl := markerTTL(s.cfg.DedupTTL, h.ingested[i], now)
 		c.Pos = nil // events before the committed offsets: no undo log
-		// One call per event: each marker has its own TTL.
-		one := []features.Change{c}
-		s.series.EvalSha(ctx, tx, seriesKeys(series, s.guardKey, one), seriesCallArgs(ttl, s.guardToken, "", one)...)
+		s.series.EvalSha(ctx, tx, []string{SeriesKey(series), SeenKey(series, c.EventID), s.guardKey, UndoKey(series)},
+			append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...)...)
 	}
 	return execAll(ctx, tx, series)
 }

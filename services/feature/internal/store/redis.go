@@ -173,16 +173,6 @@ func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Err
 // applyPipeline runs changes in one pipeline and fills results; it returns
 // how many changes completed before the first error. skuSeen holds the
 // SKUs (of a partition) whose item events the batch has rolled back.
-//
-// A series' events are sent in one series.lua call (a group), at the
-// place of the first of them: Redis CPU per event went mostly to the
-// script's fixed work (reading, decoding and writing the hash), not to the
-// event (README.md "One script call per series and batch"). Only the
-// series' own keys and its SKU's attributes are read by its events, so a
-// group ends where an item.lua call of its SKU comes in between (an item
-// event, or the rollback of a SKU's first event of another partition):
-// every event of a group reads the same attributes, as it did with a call
-// each.
 func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, results []features.Outcome, skuSeen map[skuPart]bool) (int, error) {
 	ttl := strconv.FormatInt(int64(s.cfg.DedupTTL/time.Second), 10)
 	markers := ""
@@ -190,83 +180,49 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		markers = "1"
 	}
 	type cmds struct {
-		item, itemUndo *redis.Cmd
-		group          *seriesGroup
+		script, item, itemUndo *redis.Cmd
+		attrs                  *redis.SliceCmd
 	}
 	sent := make([]cmds, len(changes))
 	logged, err := s.itemLogs(ctx, changes, skuSeen)
 	if err != nil {
 		return 0, err
 	}
+	pipe := s.rdb.Pipeline()
 	// attrs is the SKU's attributes read in this pipeline since its last
 	// item.lua call: series events of the SKU up to its next item change
 	// share one HMGET (Redis runs the pipeline in order, and only item.lua
 	// writes the item hash).
 	attrs := map[string]*redis.SliceCmd{}
-	// open is the group of a series that its next event joins; itemCalls
-	// counts a SKU's item.lua calls, so a group whose SKU had one since it
-	// began is closed.
-	open := map[string]*seriesGroup{}
-	itemCalls := map[string]int{}
 	// The first change of a SKU (of a partition) in the batch: before a
 	// series event reads the SKU's attributes, the item events it did not
 	// see the first time (same partition, offset >= its own) are undone;
 	// they come again later in the batch. Only a SKU with an item undo
 	// log can have any (itemLogs).
-	pipe := s.rdb.Pipeline()
-	// The calls are queued in the pipeline in change order; a group's call
-	// is queued when the group is complete, at the place of its first
-	// change (slots holds the pipeline's order: item calls and groups).
-	type slot struct {
-		group *seriesGroup
-		sku   string // of an item.lua call (run)
-		run   func()
-	}
-	var slots []slot
 	for i, c := range changes {
 		if c.Pos != nil {
 			k := skuPart{c.SKU, c.Pos.Partition}
 			if !skuSeen[k] && c.Kind != features.KindItem && logged[c.SKU] {
-				args := append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback", markers)...)
-				keys := []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)}
-				i := i
-				slots = append(slots, slot{sku: c.SKU, run: func() { sent[i].itemUndo = s.item.EvalSha(ctx, pipe, keys, args...) }})
-				itemCalls[c.SKU]++
+				sent[i].itemUndo = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)},
+					append([]any{ttl, "", "", "", s.guardToken}, append(posArgs(c, true), "rollback", markers)...)...)
+				delete(attrs, c.SKU)
 			}
 			skuSeen[k] = true
 		}
+		at := strconv.FormatInt(c.At.UnixMilli(), 10)
+		seen := SeenKey(c.SeriesKey(), c.EventID)
 		if c.Kind == features.KindItem {
-			at := strconv.FormatInt(c.At.UnixMilli(), 10)
-			args := append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, append(posArgs(c, true), "", markers)...)
-			keys := []string{ItemKey(c.SKU), SeenKey(c.SKU, c.EventID), s.guardKey, ItemUndoKey(c.SKU)}
-			i := i
-			slots = append(slots, slot{sku: c.SKU, run: func() { sent[i].item = s.item.EvalSha(ctx, pipe, keys, args...) }})
-			itemCalls[c.SKU]++
+			sent[i].item = s.item.EvalSha(ctx, pipe, []string{ItemKey(c.SKU), seen, s.guardKey, ItemUndoKey(c.SKU)},
+				append([]any{ttl, at, c.Item.Category, c.Item.Department, s.guardToken}, append(posArgs(c, true), "", markers)...)...)
+			delete(attrs, c.SKU)
 			continue
 		}
-		key := c.SeriesKey()
-		g := open[key]
-		if g == nil || g.itemCalls != itemCalls[c.SKU] {
-			g = &seriesGroup{series: key, sku: c.SKU, itemCalls: itemCalls[c.SKU]}
-			open[key] = g
-			slots = append(slots, slot{group: g})
+		sent[i].script = s.series.EvalSha(ctx, pipe, []string{SeriesKey(c.SeriesKey()), seen, s.guardKey, UndoKey(c.SeriesKey())},
+			append(append(append(seriesArgs(c, ttl, at), s.guardToken), posArgs(c, false)...), markers)...)
+		if attrs[c.SKU] == nil {
+			attrs[c.SKU] = pipe.HMGet(ctx, ItemKey(c.SKU), "category", "department")
 		}
-		g.add(i, c)
-		sent[i].group = g
-	}
-	for _, sl := range slots {
-		if sl.run != nil {
-			sl.run()
-			// An item.lua call: the SKU's attributes are read again after it.
-			delete(attrs, sl.sku)
-			continue
-		}
-		g := sl.group
-		g.cmd = s.series.EvalSha(ctx, pipe, g.keys(s.guardKey), g.args(ttl, s.guardToken, markers)...)
-		if attrs[g.sku] == nil {
-			attrs[g.sku] = pipe.HMGet(ctx, ItemKey(g.sku), "category", "department")
-		}
-		g.attrs = attrs[g.sku]
+		sent[i].attrs = attrs[c.SKU]
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command, in order
 	for i, c := range changes {
@@ -277,7 +233,7 @@ func (s *Redis) applyPipeline(ctx context.Context, changes []features.Change, re
 		case c.Kind == features.KindItem:
 			results[i], err = itemResult(sent[i].item)
 		default:
-			results[i], err = sent[i].group.result(i)
+			results[i], err = seriesResult(sent[i].script, sent[i].attrs)
 		}
 		if err != nil {
 			if isNoScript(err) {
@@ -337,9 +293,7 @@ var kindArg = map[features.Kind]string{
 // sums, so a cancelled order takes its day back to exactly zero.
 func Milli(q float64) int64 { return int64(math.Round(q * 1000)) }
 
-// seriesArgs are an event's first 9 arguments of series.lua.
-func seriesArgs(c features.Change) []any {
-	at := strconv.FormatInt(c.At.UnixMilli(), 10)
+func seriesArgs(c features.Change, ttl, at string) []any {
 	var number, promoFrom, promoTo string
 	switch c.Kind {
 	case features.KindDemand:
@@ -350,7 +304,7 @@ func seriesArgs(c features.Change) []any {
 		promoFrom = strconv.FormatInt(c.PromotionStart.UnixMilli(), 10)
 		promoTo = strconv.FormatInt(c.PromotionEnd.UnixMilli(), 10)
 	}
-	return []any{kindArg[c.Kind], int64(c.Day), at, c.EventID, c.At.UTC().Hour(), number, c.PromotionID, promoFrom, promoTo}
+	return []any{ttl, kindArg[c.Kind], int64(c.Day), at, c.EventID, c.At.UTC().Hour(), number, c.PromotionID, promoFrom, promoTo}
 }
 
 // posArgs are the undo-log arguments of the scripts: offset, partition,
@@ -382,115 +336,33 @@ func itemResult(cmd *redis.Cmd) (features.Outcome, error) {
 	return features.Outcome{Applied: applied == 1, Item: features.Item{Category: cat, Department: dep}, RolledBack: int(rolled)}, nil
 }
 
-// seriesGroup is one series.lua call: the events of a series in a
-// pipeline (see applyPipeline).
-type seriesGroup struct {
-	series, sku string
-	itemCalls   int // the SKU's item.lua calls before the group
-	changes     []features.Change
-	index       map[int]int // change index in the pipeline -> event of the call
-	cmd         *redis.Cmd
-	attrs       *redis.SliceCmd
-	outcomes    []features.Outcome
-	err         error
-	parsed      bool
-}
-
-func (g *seriesGroup) add(i int, c features.Change) {
-	if g.index == nil {
-		g.index = map[int]int{}
-	}
-	g.index[i] = len(g.changes)
-	g.changes = append(g.changes, c)
-}
-
-// seriesKeys are series.lua's keys for events of a series: hash, guard,
-// undo log, then the marker of each event.
-func seriesKeys(series, guard string, changes []features.Change) []string {
-	keys := make([]string, 0, 3+len(changes))
-	keys = append(keys, SeriesKey(series), guard, UndoKey(series))
-	for _, c := range changes {
-		keys = append(keys, SeenKey(series, c.EventID))
-	}
-	return keys
-}
-
-// seriesCallArgs are series.lua's arguments: ttl, guard token, markers,
-// then 12 per event (seriesArgs, posArgs).
-func seriesCallArgs(ttl, token, markers string, changes []features.Change) []any {
-	args := make([]any, 0, 3+12*len(changes))
-	args = append(args, ttl, token, markers)
-	for _, c := range changes {
-		args = append(append(args, seriesArgs(c)...), posArgs(c, false)...)
-	}
-	return args
-}
-
-func (g *seriesGroup) keys(guard string) []string { return seriesKeys(g.series, guard, g.changes) }
-
-func (g *seriesGroup) args(ttl, token, markers string) []any {
-	return seriesCallArgs(ttl, token, markers, g.changes)
-}
-
-// result is the outcome of the pipeline's change i.
-func (g *seriesGroup) result(i int) (features.Outcome, error) {
-	if !g.parsed {
-		g.parsed = true
-		g.outcomes, g.err = seriesResults(g.cmd, g.attrs, len(g.changes))
-	}
-	if g.err != nil {
-		return features.Outcome{}, g.err
-	}
-	return g.outcomes[g.index[i]], nil
-}
-
-// seriesResults decodes a series.lua reply: the hash before the first
-// event, then per event what it changed; each event's state is the hash
-// after it.
-func seriesResults(cmd *redis.Cmd, attrs *redis.SliceCmd, n int) ([]features.Outcome, error) {
+func seriesResult(cmd *redis.Cmd, attrs *redis.SliceCmd) (features.Outcome, error) {
 	reply, err := cmd.Slice()
 	if err != nil {
-		return nil, err
+		return features.Outcome{}, err
 	}
-	if len(reply) != n+1 {
-		return nil, fmt.Errorf("series script returned %d values, want %d", len(reply), n+1)
+	if len(reply) != 4 {
+		return features.Outcome{}, fmt.Errorf("series script returned %d values, want 4", len(reply))
 	}
-	item, err := decodeItem(attrs)
-	if err != nil {
-		return nil, err
-	}
-	flat, _ := reply[0].([]any)
+	applied, _ := reply[0].(int64)
+	rolled, _ := reply[3].(int64)
+	note, _ := reply[1].(string)
+	flat, _ := reply[2].([]any)
 	hash := make(map[string]string, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
 		k, _ := flat[i].(string)
 		v, _ := flat[i+1].(string)
 		hash[k] = v
 	}
-	out := make([]features.Outcome, n)
-	for e := range n {
-		ev, _ := reply[e+1].([]any)
-		if len(ev) != 4 {
-			return nil, fmt.Errorf("series script returned %d values for event %d, want 4", len(ev), e)
-		}
-		applied, _ := ev[0].(int64)
-		note, _ := ev[1].(string)
-		rolled, _ := ev[2].(int64)
-		changed, _ := ev[3].([]any)
-		for i := 0; i+1 < len(changed); i += 2 {
-			k, _ := changed[i].(string)
-			if v, ok := changed[i+1].(string); ok {
-				hash[k] = v
-			} else {
-				delete(hash, k) // false: the field was deleted
-			}
-		}
-		st, err := DecodeState(hash)
-		if err != nil {
-			return nil, err
-		}
-		out[e] = features.Outcome{Applied: applied == 1, Note: note, State: st, Item: item, RolledBack: int(rolled)}
+	st, err := DecodeState(hash)
+	if err != nil {
+		return features.Outcome{}, err
 	}
-	return out, nil
+	item, err := decodeItem(attrs)
+	if err != nil {
+		return features.Outcome{}, err
+	}
+	return features.Outcome{Applied: applied == 1, Note: note, State: st, Item: item, RolledBack: int(rolled)}, nil
 }
 
 func decodeItem(cmd *redis.SliceCmd) (features.Item, error) {

@@ -178,17 +178,17 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer) (err error) {
 	if err := watcher.Poll(ctx); err != nil {
 		log.Warn("read the champion global model: scoring with the ensemble alone until it can be read", "err", err)
 	}
+	if err := registerMetrics(tel, scorer, watcher); err != nil {
+		return err
+	}
 
 	producer, err := kafkax.NewProducer(cfg.Kafka, tel)
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	handler := consumer.New(scorer, forecastLog, producer, log)
-	if err := registerMetrics(tel, scorer, watcher, handler); err != nil {
-		return err
-	}
-	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Features}, handler, tel)
+	cons, err := kafkax.NewConsumer(cfg.Kafka, Group, []string{topics.Features},
+		consumer.New(scorer, forecastLog, producer, log), tel)
 	if err != nil {
 		return err
 	}
@@ -237,10 +237,8 @@ func (a archive) Latest(ctx context.Context, seriesKey string) (*scoring.Result,
 // stockcast_forecast_cold_series (those kept compact) and
 // stockcast_forecast_state_builds_total{path="rebuild"|"incremental"}; and
 // the global model: stockcast_forecast_global_forecasts_total (one per
-// series and day) and stockcast_forecast_model_loads_total{result="ok"|"failed"};
-// and the reads of previous forecasts of series not in memory:
-// stockcast_forecast_restore_queries_total, _series_total and _seconds_total.
-func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *modelwatch.Watcher, handler *consumer.Handler) error {
+// series and day) and stockcast_forecast_model_loads_total{result="ok"|"failed"}.
+func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *modelwatch.Watcher) error {
 	m := tel.Meter.Meter("github.com/stockcast/stockcast/services/forecast")
 	series, err := m.Int64ObservableGauge("stockcast.forecast.series", metric.WithDescription("Series states held in memory."))
 	if err != nil {
@@ -266,21 +264,6 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *
 	if err != nil {
 		return fmt.Errorf("create model loads counter: %w", err)
 	}
-	restoreQueries, err := m.Int64ObservableCounter("stockcast.forecast.restore.queries",
-		metric.WithDescription("Reads of the previous forecasts of series not in memory from forecast_log (one per batch that has such series, none for new series)."))
-	if err != nil {
-		return fmt.Errorf("create restore queries counter: %w", err)
-	}
-	restoreSeries, err := m.Int64ObservableCounter("stockcast.forecast.restore.series",
-		metric.WithDescription("Series whose previous forecast was read from forecast_log."))
-	if err != nil {
-		return fmt.Errorf("create restore series counter: %w", err)
-	}
-	restoreTime, err := m.Float64ObservableCounter("stockcast.forecast.restore.seconds",
-		metric.WithDescription("Time spent reading previous forecasts from forecast_log."), metric.WithUnit("s"))
-	if err != nil {
-		return fmt.Errorf("create restore time counter: %w", err)
-	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := scorer.Stats()
 		o.ObserveInt64(series, int64(scorer.Series()))
@@ -291,12 +274,8 @@ func registerMetrics(tel *telemetry.Telemetry, scorer *scoring.Scorer, watcher *
 		ws := watcher.Stats()
 		o.ObserveInt64(loads, ws.Loads, metric.WithAttributes(attribute.String("result", "ok")))
 		o.ObserveInt64(loads, ws.Failures, metric.WithAttributes(attribute.String("result", "failed")))
-		hs := handler.Stats()
-		o.ObserveInt64(restoreQueries, hs.RestoreQueries)
-		o.ObserveInt64(restoreSeries, hs.RestoreSeries)
-		o.ObserveFloat64(restoreTime, hs.RestoreTime.Seconds())
 		return nil
-	}, series, cold, builds, global, loads, restoreQueries, restoreSeries, restoreTime)
+	}, series, cold, builds, global, loads)
 	if err != nil {
 		return fmt.Errorf("register forecast metrics: %w", err)
 	}

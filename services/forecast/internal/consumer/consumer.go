@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -48,23 +46,6 @@ type Handler struct {
 	log      Log
 	producer Producer
 	logger   *slog.Logger
-
-	restoreQueries, restoreSeries, restoreNanos atomic.Int64
-}
-
-// Stats counts the handler's reads of previous forecasts (restore).
-type Stats struct {
-	// RestoreQueries counts the Log.Previous calls (one per batch with
-	// series not in memory that are not new), RestoreSeries the series
-	// they asked about, RestoreTime their time.
-	RestoreQueries, RestoreSeries int64
-	RestoreTime                   time.Duration
-}
-
-// Stats returns the counters so far.
-func (h *Handler) Stats() Stats {
-	return Stats{RestoreQueries: h.restoreQueries.Load(), RestoreSeries: h.restoreSeries.Load(),
-		RestoreTime: time.Duration(h.restoreNanos.Load())}
 }
 
 // New returns the handler.
@@ -98,7 +79,7 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 		}
 	}
 	batch.Prefetch(decoded)
-	if err := h.restore(ctx, batch, snaps, recs); err != nil {
+	if err := restore(ctx, h.log, batch, snaps, recs); err != nil {
 		return err
 	}
 	for i, rec := range recs {
@@ -143,9 +124,8 @@ func (h *Handler) Handle(ctx context.Context, recs []*kgo.Record) error {
 }
 
 // restore gives batch the previous forecasts of the series of snaps (of
-// recs) not in memory, in one query; none when every such series is new
-// (scoring.FirstEvent), as every series of a load test is.
-func (h *Handler) restore(ctx context.Context, batch *scoring.Batch, snaps []*featurev1.FeatureSnapshot, recs []*kgo.Record) error {
+// recs) not in memory, in one query.
+func restore(ctx context.Context, log Log, batch *scoring.Batch, snaps []*featurev1.FeatureSnapshot, recs []*kgo.Record) error {
 	cold := batch.Cold(snaps)
 	if len(cold) == 0 {
 		return nil
@@ -154,11 +134,7 @@ func (h *Handler) restore(ctx context.Context, batch *scoring.Batch, snaps []*fe
 	for j, i := range cold {
 		refs[j] = store.PreviousRef{SeriesKey: snaps[i].GetSeriesKey(), At: store.Source{Partition: recs[i].Partition, Offset: recs[i].Offset}}
 	}
-	start := time.Now()
-	prev, err := h.log.Previous(ctx, refs)
-	h.restoreQueries.Add(1)
-	h.restoreSeries.Add(int64(len(refs)))
-	h.restoreNanos.Add(int64(time.Since(start)))
+	prev, err := log.Previous(ctx, refs)
 	if err != nil {
 		return fmt.Errorf("read the previous forecasts of %d series: %w", len(refs), err)
 	}

@@ -64,10 +64,6 @@ func (b *Batch) historyOf(ctx context.Context, key, sku, location string) ([]Dai
 		if picked[k] || b.touched[k] != nil || b.s.cache.items[k] != nil {
 			continue // in memory: its state is advanced, not rebuilt
 		}
-		if FirstEvent(snap) {
-			picked[k] = true // rebuilt without its history, then in the batch
-			continue
-		}
 		s, l, isSeries := topics.SplitSeriesKey(k)
 		if _, err := validate(snap); err != nil || !isSeries {
 			continue

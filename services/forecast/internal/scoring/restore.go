@@ -19,8 +19,7 @@ type restored struct {
 // Cold returns the indexes in snaps of the first snapshot of each series
 // that is neither in memory nor scored earlier in the batch: the series
 // whose previous forecast Restore can give. Nil snapshots, item snapshots
-// and invalid ones are skipped, and so are the series a snapshot shows to
-// be new (FirstEvent): they have no previous forecast to restore.
+// and invalid ones are skipped.
 func (b *Batch) Cold(snaps []*featurev1.FeatureSnapshot) []int {
 	var out []int
 	seen := make(map[string]bool)
@@ -38,7 +37,7 @@ func (b *Batch) Cold(snaps []*featurev1.FeatureSnapshot) []int {
 		if _, _, isSeries := topics.SplitSeriesKey(k); !isSeries {
 			continue
 		}
-		if _, err := validate(snap); err != nil || FirstEvent(snap) {
+		if _, err := validate(snap); err != nil {
 			continue
 		}
 		out = append(out, i)
@@ -67,20 +66,4 @@ func (b *Batch) Restore(prev map[string]*Result) {
 		}
 		b.restored[key] = &restored{prev: summarise(res.Event, res.Components), lastStart: start}
 	}
-}
-
-// FirstEvent reports whether snap is the first snapshot of its series on
-// features.v1, so that no forecast of the series can precede it: its cause
-// was applied now (not a redelivery) and is the first event the feature
-// service applied to the series (events_applied counts them in the series'
-// hash, which has no expiry, and a rebuild after Redis lost it counts the
-// events ingest stored). Feature publishes a snapshot only in the
-// transaction that commits its offsets, so an event applied again after an
-// aborted transaction (events_applied 1 again) was never seen by a
-// read_committed reader. With feature's -kafka.transactions=false a
-// snapshot can be published twice (a crash between the produce and the
-// commit): the second copy's reason, after a restart of this service
-// too, reads no previous forecast where the memory held the first copy's.
-func FirstEvent(snap *featurev1.FeatureSnapshot) bool {
-	return snap.GetApplied() && snap.GetEventsApplied() == 1
 }

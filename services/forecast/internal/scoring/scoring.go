@@ -294,7 +294,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 		b.stats.Incremental++
 	case back != nil && back.lastStart-1 >= v.first-1 && back.lastStart-1 <= closedEnd:
 		// What the cache would have held, rebuilt, then advanced (restore.go).
-		if err := b.rebuild(ctx, sku, location, back.lastStart-1, next, false); err != nil {
+		if err := b.rebuild(ctx, sku, location, back.lastStart-1, next); err != nil {
 			return nil, err
 		}
 		observedThrough = back.lastStart - 1
@@ -302,7 +302,7 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 	default:
 		// No state, or a gap between it and the window, or a state ahead of
 		// this snapshot (a replay of older events): replay the history.
-		if err := b.rebuild(ctx, sku, location, closedEnd, next, FirstEvent(snap)); err != nil {
+		if err := b.rebuild(ctx, sku, location, closedEnd, next); err != nil {
 			return nil, err
 		}
 		if cur != nil {
@@ -384,17 +384,11 @@ func (b *Batch) Score(ctx context.Context, snap *featurev1.FeatureSnapshot) (*Re
 
 // rebuild replays a series' stored history up to and including through
 // into e's state and window; days missing from the history had no demand.
-// A series at its first event (FirstEvent) has no stored day before the
-// event's, which is the snapshot's as_of_day, after through: its history
-// is not fetched.
-func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day, e *series, first bool) error {
+func (b *Batch) rebuild(ctx context.Context, sku, location string, through forecasting.Day, e *series) error {
 	st := &e.state
-	var hist []DailyDemand
-	if !first {
-		var err error
-		if hist, err = b.historyOf(ctx, e.key, sku, location); err != nil {
-			return fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
-		}
+	hist, err := b.historyOf(ctx, e.key, sku, location)
+	if err != nil {
+		return fmt.Errorf("load history of %s: %w", topics.SeriesKey(sku, location), err)
 	}
 	sort.SliceStable(hist, func(i, j int) bool { return hist[i].Day < hist[j].Day })
 	next := forecasting.Day(0)
