@@ -192,7 +192,7 @@ const gatherHelperEnv = "STOCKCAST_KAFKAX_GATHER_HELPER"
 // "gathered <records> after <handler calls> calls" after each poll.
 func gatherHelper(v string) {
 	f := strings.Split(v, "|")
-	cfg := testConfig(strings.Split(f[0], ","))
+	cfg := shortSession(testConfig(strings.Split(f[0], ",")))
 	cfg.AtLeastOnce = f[1] == "true"
 	cfg.instanceLockDir = f[2]
 	cfg.MaxPollRecords, cfg.BatchRecords, cfg.BatchWait = 5, 20, time.Hour
@@ -223,7 +223,7 @@ func TestGatherKilledMidGatherRedeliversTheUncommitted(t *testing.T) {
 	for _, tc := range deliveries {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startBroker(t, "")
-			cfg := testConfig(e.Brokers())
+			cfg := shortSession(testConfig(e.Brokers()))
 			cfg.AtLeastOnce = tc.atLeastOnce
 			cfg.instanceLockDir = t.TempDir()
 			cfg.TransactionTimeout = 2 * time.Second

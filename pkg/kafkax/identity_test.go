@@ -66,7 +66,7 @@ func TestTransactionalIdentity(t *testing.T) {
 // and each input has one visible output.
 func TestRestartAbortsPredecessorTransaction(t *testing.T) {
 	e := startBroker(t, "")
-	cfg := testConfig(e.Brokers())
+	cfg := shortSession(testConfig(e.Brokers()))
 	cfg.instanceLockDir = t.TempDir()
 	cfg.TransactionTimeout = 5 * time.Minute
 	ctx := context.Background()

@@ -29,8 +29,20 @@ func startBroker(t *testing.T, dataDir string) *Embedded {
 	return e
 }
 
+// testConfig is a consumer config for tests. The group session is long: a
+// test process stalled for a second (-race on a loaded machine) must not
+// lose its partitions mid-batch (with 1 s, four tests handled records twice
+// or aborted a transaction). Tests in which a killed member's partitions
+// must move to the next one shorten it (shortSession).
 func testConfig(brokers []string) Config {
-	return Config{Brokers: brokers, Partitions: 3, SessionTimeout: time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	return Config{Brokers: brokers, Partitions: 3, SessionTimeout: 30 * time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+}
+
+// shortSession makes the group drop a killed (SIGKILL) member after a
+// second, so its partitions move without waiting for testConfig's session.
+func shortSession(cfg Config) Config {
+	cfg.SessionTimeout = time.Second
+	return cfg
 }
 
 // lingerFor makes a consumer's gather wait (up to 5 s) until it holds n

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 // and hangs until it is killed.
 func killHelper(v string) {
 	f := strings.Split(v, "|")
-	cfg := testConfig(strings.Split(f[0], ","))
+	cfg := shortSession(testConfig(strings.Split(f[0], ",")))
 	cfg.AtLeastOnce = f[1] == "true"
 	cfg.instanceLockDir = f[2]
 	d, err := time.ParseDuration(f[3])
@@ -78,7 +78,7 @@ func TestTransactionKilledBetweenProduceAndCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startBroker(t, "")
-			cfg := testConfig(e.Brokers())
+			cfg := shortSession(testConfig(e.Brokers()))
 			cfg.AtLeastOnce = tc.atLeastOnce
 			cfg.instanceLockDir = t.TempDir()
 			cfg.TransactionTimeout = 2 * time.Second
