@@ -645,7 +645,7 @@ func (c *Consumer) transact(ctx, handleCtx context.Context, parts []kgo.FetchTop
 	}
 	t := &txn{cl: c.cl}
 	begun := time.Now()
-	c.requests.take() // the requests of this transaction only
+	c.requests.reset() // the requests of this transaction only
 	// Partitions revoked or lost since the last End (while the batch was
 	// gathered) make the session abort this transaction whatever the
 	// handler does: skip the handler, abort, and the session rewinds the
@@ -730,10 +730,10 @@ func (c *Consumer) timeTransaction(ctx context.Context, t *txn, parts []kgo.Fetc
 		outcome = "failed"
 	}
 	c.ins.txnDuration.Record(ctx, open.Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
-	requests := c.requests.take()
 	if open <= c.cfg.TransactionTimeout/2 {
-		return
+		return // the next transaction's reset drops its requests: nothing formatted per transaction
 	}
+	requests := c.requests.take()
 	bytes := 0
 	for _, p := range parts {
 		for _, r := range p.Records {

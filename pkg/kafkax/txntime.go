@@ -56,6 +56,13 @@ func (r *txnRequests) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.Broke
 	t.max = max(t.max, d)
 }
 
+// reset forgets the requests timed so far.
+func (r *txnRequests) reset() {
+	r.mu.Lock()
+	r.by = nil
+	r.mu.Unlock()
+}
+
 // take returns the requests timed since the last take, as
 // "Name n×, max d, total d; ...", and starts over.
 func (r *txnRequests) take() string {
