@@ -123,23 +123,13 @@ func allModels(f *backtestFlags) []backtest.Model {
 		models = append(models, backtest.Member(i))
 	}
 	params := gbt.DefaultParams()
-	if f != nil && f.gbtRounds > 0 {
-		params.Rounds = f.gbtRounds
-	}
-	if f != nil && f.gbtTweedie > 0 {
-		params.TweedieVariancePower = f.gbtTweedie
-	}
-	if f != nil && f.gbtDepth > 0 {
-		params.MaxDepth = f.gbtDepth
-	}
-	if f != nil && f.gbtSubsample > 0 {
-		params.Subsample = f.gbtSubsample
-	}
-	if f != nil && f.gbtMinChild > 0 {
-		params.MinChildWeight = f.gbtMinChild
-	}
-	if f != nil && f.gbtEta > 0 {
-		params.Eta = f.gbtEta
+	if f != nil { // a flag's 0 keeps the default (and the cache keys)
+		override(&params.Rounds, f.gbtRounds)
+		override(&params.TweedieVariancePower, f.gbtTweedie)
+		override(&params.MaxDepth, f.gbtDepth)
+		override(&params.Subsample, f.gbtSubsample)
+		override(&params.MinChildWeight, f.gbtMinChild)
+		override(&params.Eta, f.gbtEta)
 	}
 	global := &globalmodel.GBT{Params: params, Refit: true}
 	models = append(models, global, &globalmodel.Combined{Global: global})
@@ -337,4 +327,11 @@ func parseLags(spec string) ([]int, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// override sets *dst to v when v is above zero (a flag given).
+func override[T int | float64](dst *T, v T) {
+	if v > 0 {
+		*dst = v
+	}
 }
